@@ -1,0 +1,1 @@
+"""One module per database engine. Import them through :func:`lakekv.open_store`, not directly."""

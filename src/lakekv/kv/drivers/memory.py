@@ -1,0 +1,154 @@
+"""``memory://`` — an in-process store, for tests and scratch work.
+
+``memory://`` opens a fresh, private store each time. ``memory://NAME`` opens the store
+called NAME, shared by every ``memory://NAME`` opened in this process until the last one is
+closed. The predicate is the value itself (as in lakeFS). Nothing is persisted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Self
+
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL
+
+
+class _Data:
+    """The shared state: partition -> (sorted keys, key -> value), guarded by one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.partitions: dict[bytes, tuple[list[bytes], dict[bytes, bytes]]] = {}
+        self.users = 0
+
+    def put(self, partition: bytes, key: bytes, value: bytes) -> None:
+        keys, values = self.partitions.setdefault(partition, ([], {}))
+        if key not in values:
+            bisect.insort(keys, key)
+        values[key] = value
+
+
+_named: dict[str, _Data] = {}
+_named_lock = threading.Lock()
+
+
+class MemoryStore(Store):
+    scheme = "memory"
+    capabilities = Capabilities(
+        list_partitions=True,
+        native_write_batch=True,
+        persistent=False,
+        shared_between_processes=False,
+    )
+
+    def __init__(self, url: StoreURL, paging: ScanPaging, name: str) -> None:
+        super().__init__(url, paging)
+        self._name = name
+        if name:
+            with _named_lock:
+                self._data = _named.setdefault(name, _Data())
+                self._data.users += 1
+        else:
+            self._data = _Data()
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        params = ParamReader(url)
+        paging = ScanPaging.from_params(params, page_size=1000, page_cap=1000)
+        params.reject_unknown()
+        name = (url.host or "") + url.path.rstrip("/")
+        return cls(url, paging, name)
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        with self._data.lock:
+            part = self._data.partitions.get(partition)
+            value = None if part is None else part[1].get(key)
+        return None if value is None else ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        with self._data.lock:
+            self._data.put(partition, key, value)
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        expected = (
+            None if predicate is None or predicate is MUST_EXIST else value_predicate(predicate)
+        )
+        with self._data.lock:
+            part = self._data.partitions.get(partition)
+            current = None if part is None else part[1].get(key)
+            if predicate is None:
+                ok = current is None
+            elif predicate is MUST_EXIST:
+                ok = current is not None
+            else:
+                ok = current is not None and current == expected
+            if ok:
+                self._data.put(partition, key, value)
+            return ok
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        with self._data.lock:
+            part = self._data.partitions.get(partition)
+            if part is None or key not in part[1]:
+                return
+            keys, values = part
+            del values[key]
+            del keys[bisect.bisect_left(keys, key)]
+            if not values:
+                del self._data.partitions[partition]
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        with self._data.lock:
+            part = self._data.partitions.get(partition)
+            if part is None:
+                return [], False
+            keys, values = part
+            find = bisect.bisect_left if inclusive else bisect.bisect_right
+            i = find(keys, start)
+            chosen = keys[i : i + limit]
+            return [(k, values[k]) for k in chosen], i + limit < len(keys)
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        with self._data.lock:
+            names = sorted(self._data.partitions)
+        yield from names
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        result = BatchResult()
+        with self._data.lock:
+            for entry in entries:
+                p, k, v = entry
+                part = self._data.partitions.get(p)
+                current = None if part is None else part[1].get(k)
+                if current is None or (on_conflict is OnConflict.OVERWRITE and current != v):
+                    self._data.put(p, k, v)
+                    result.written += 1
+                elif current == v:
+                    result.unchanged += 1
+                elif on_conflict is OnConflict.SKIP:
+                    result.skipped += 1
+                else:
+                    result.conflicts.append(entry)
+        return result
+
+    def _close(self) -> None:
+        if self._name:
+            with _named_lock:
+                self._data.users -= 1
+                if self._data.users == 0:
+                    _named.pop(self._name, None)

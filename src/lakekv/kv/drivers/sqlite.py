@@ -1,0 +1,273 @@
+"""``sqlite:///path/to.db`` — the embedded default (standard library ``sqlite3``).
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (three slashes, then the
+path as written; a fourth slash makes it absolute). Parameters: ``table`` (default ``kv``),
+``busy_timeout`` in ms (default 30000), ``synchronous`` (``normal`` default, ``full``, ``off``),
+``page_size``/``page_cap`` for scans (default 1000/10000).
+
+Layout: one ``WITHOUT ROWID`` table ``(partition BLOB, key BLOB, value BLOB)`` keyed by
+``(partition, key)`` — BLOBs compare bytewise, so the primary key order is the scan order. The
+database is in WAL mode: readers never block the writer. Every thread gets its own connection
+in autocommit mode; ``set_if`` is a single conditional statement, atomic across threads and
+processes. Scans are keyset queries, each page its own statement: nothing is held between pages.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Self
+
+from lakekv.errors import (
+    ConfigurationError,
+    LakekvError,
+    StoreError,
+    StoreUnavailableError,
+)
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
+_IN_CHUNK = 400  # keys per IN (...) lookup; well under SQLite's 32766 variable limit
+
+
+class SQLiteStore(Store):
+    scheme = "sqlite"
+    capabilities = Capabilities(list_partitions=True, native_write_batch=True)
+    driver_errors = (sqlite3.Error,)
+
+    def __init__(
+        self, url: StoreURL, paging: ScanPaging, path: Path, table: str, busy_ms: int, sync: str
+    ) -> None:
+        super().__init__(url, paging)
+        self.path = path
+        self._table = table
+        self._busy_ms = busy_ms
+        self._sync = sync
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        t = table
+        self._q_get = f"SELECT value FROM {t} WHERE partition = ? AND key = ?"
+        self._q_set = (
+            f"INSERT INTO {t} (partition, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (partition, key) DO UPDATE SET value = excluded.value"
+        )
+        self._q_create = (
+            f"INSERT INTO {t} (partition, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (partition, key) DO NOTHING"
+        )
+        self._q_update = f"UPDATE {t} SET value = ? WHERE partition = ? AND key = ?"
+        self._q_update_if = (
+            f"UPDATE {t} SET value = ? WHERE partition = ? AND key = ? AND value = ?"
+        )
+        self._q_delete = f"DELETE FROM {t} WHERE partition = ? AND key = ?"
+        self._q_page_ge = (
+            f"SELECT key, value FROM {t} WHERE partition = ? AND key >= ? ORDER BY key LIMIT ?"
+        )
+        self._q_page_gt = (
+            f"SELECT key, value FROM {t} WHERE partition = ? AND key > ? ORDER BY key LIMIT ?"
+        )
+        self._q_next_partition = (
+            f"SELECT partition FROM {t} WHERE partition > ? ORDER BY partition LIMIT 1"
+        )
+        self._q_upsert_changed = (
+            f"INSERT INTO {t} (partition, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (partition, key) DO UPDATE SET value = excluded.value "
+            "WHERE value IS NOT excluded.value"
+        )
+        try:
+            conn = self._conn()
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {t} (partition BLOB NOT NULL, key BLOB NOT NULL, "
+                "value BLOB NOT NULL, PRIMARY KEY (partition, key)) WITHOUT ROWID"
+            )
+        except sqlite3.Error as exc:
+            self._close()
+            raise self._redacted(self._translate_error(exc)) from exc
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        params = ParamReader(url)
+        table = params.take_str("table", "kv")
+        if not _IDENT.match(table):
+            raise ConfigurationError(f"{url}: table {table!r} is not a plain SQL identifier")
+        busy_ms = params.take_int("busy_timeout", 30000, minimum=0)
+        sync = params.take_str("synchronous", "normal").lower()
+        if sync not in _SYNC_MODES:
+            raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC_MODES)}")
+        paging = ScanPaging.from_params(params, page_size=1000, page_cap=10000)
+        params.reject_unknown()
+        if url.host or url.username or url.port:
+            raise ConfigurationError(
+                f"{url}: a sqlite URL has no host; write sqlite:///relative.db or "
+                "sqlite:////absolute/path.db"
+            )
+        raw = url.path[1:] if url.path.startswith("/") else url.path
+        if not raw or raw == ":memory:":
+            raise ConfigurationError(
+                f"{url}: give a database file path (sqlite:///path.db); for a store in memory "
+                "use memory://"
+            )
+        return cls(url, paging, Path(raw), table, busy_ms, _SYNC_MODES[sync])
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        self._check_open()
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._sync}")
+        except BaseException:
+            conn.close()
+            raise
+        with self._conns_lock:
+            self._conns.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        message = str(exc)
+        if isinstance(exc, sqlite3.OperationalError):
+            if "locked" in message or "busy" in message:
+                return StoreUnavailableError(f"sqlite database {self.path} is busy: {message}")
+            if "unable to open" in message:
+                return StoreUnavailableError(f"cannot open sqlite database {self.path}: {message}")
+            if "disk" in message or "I/O" in message:
+                return StoreUnavailableError(f"sqlite database {self.path}: {message}")
+        return StoreError(f"sqlite database {self.path}: {message}")
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        row = self._conn().execute(self._q_get, (partition, key)).fetchone()
+        if row is None:
+            return None
+        value = bytes(row[0])
+        return ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        self._conn().execute(self._q_set, (partition, key, value))
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        conn = self._conn()
+        if predicate is None:
+            cur = conn.execute(self._q_create, (partition, key, value))
+        elif predicate is MUST_EXIST:
+            cur = conn.execute(self._q_update, (value, partition, key))
+        else:
+            cur = conn.execute(
+                self._q_update_if, (value, partition, key, value_predicate(predicate))
+            )
+        return cur.rowcount == 1
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        self._conn().execute(self._q_delete, (partition, key))
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        query = self._q_page_ge if inclusive else self._q_page_gt
+        rows: list[tuple[bytes, bytes]] = (
+            self._conn().execute(query, (partition, start, limit)).fetchall()
+        )
+        return rows, len(rows) == limit
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        # A skip scan over the primary key: one index seek per partition.
+        last = b""
+        while True:
+            row = self._conn().execute(self._q_next_partition, (last,)).fetchone()
+            if row is None:
+                return
+            last = bytes(row[0])
+            yield last
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = self._write_batch_in_txn(conn, entries, on_conflict)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _write_batch_in_txn(
+        self, conn: sqlite3.Connection, entries: Sequence[Entry], on_conflict: OnConflict
+    ) -> BatchResult:
+        before = conn.total_changes
+        if on_conflict is OnConflict.OVERWRITE:
+            conn.executemany(self._q_upsert_changed, entries)
+            written = conn.total_changes - before
+            return BatchResult(written=written, unchanged=len(entries) - written)
+        conn.executemany(self._q_create, entries)
+        written = conn.total_changes - before
+        if written == len(entries):
+            return BatchResult(written=written)
+        # Some keys existed. Inside this transaction, classify each entry that was not
+        # inserted: anything in the table now with a different value existed before.
+        result = BatchResult(written=written)
+        existing = self._lookup(conn, entries)
+        unchanged_or_new = 0
+        for entry in entries:
+            stored = existing[(entry.partition, entry.key)]
+            if stored == entry.value:
+                unchanged_or_new += 1
+            elif on_conflict is OnConflict.SKIP:
+                result.skipped += 1
+            else:
+                result.conflicts.append(entry)
+        result.unchanged = unchanged_or_new - written
+        return result
+
+    def _lookup(
+        self, conn: sqlite3.Connection, entries: Sequence[Entry]
+    ) -> dict[tuple[bytes, bytes], bytes]:
+        found: dict[tuple[bytes, bytes], bytes] = {}
+        by_partition: dict[bytes, list[bytes]] = {}
+        for entry in entries:
+            by_partition.setdefault(entry.partition, []).append(entry.key)
+        for partition, keys in by_partition.items():
+            for i in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT key, value FROM {self._table} WHERE partition = ? "
+                    f"AND key IN ({marks})",
+                    (partition, *chunk),
+                )
+                for key, value in rows:
+                    found[(partition, bytes(key))] = bytes(value)
+        return found
+
+    def _close(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,188 @@
+"""Scheme → driver. Built-in drivers are imported on first use; others join by entry point.
+
+A third-party package registers a driver in its ``pyproject.toml``::
+
+    [project.entry-points."lakekv.drivers"]
+    mydb = "mypackage.driver:MyDBStore"
+
+or at run time with :func:`register_driver`. A scheme can be registered only once: a second
+registration (or an entry point that shadows a built-in) raises ConfigurationError.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from lakekv.errors import ConfigurationError, DriverNotInstalledError, UnknownDriverError
+from lakekv.kv.store import Store
+from lakekv.kv.url import StoreURL
+
+
+@dataclass(frozen=True)
+class DriverSpec:
+    """Where a driver lives and what to install for it."""
+
+    scheme: str
+    target: str
+    """``module:Class`` path, imported lazily."""
+    extra: str | None = None
+    """The ``lakekv[extra]`` that installs its dependencies, if any."""
+    origin: str = "built-in"
+
+    @property
+    def install_hint(self) -> str:
+        if self.extra is None:
+            return "included"
+        return f"pip install 'lakekv[{self.extra}]'"
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """A registered driver and whether it can be used in this environment."""
+
+    scheme: str
+    target: str
+    origin: str
+    installed: bool
+    install_hint: str
+    problem: str | None
+
+
+_BUILTIN = (
+    DriverSpec("memory", "lakekv.kv.drivers.memory:MemoryStore"),
+    DriverSpec("sqlite", "lakekv.kv.drivers.sqlite:SQLiteStore"),
+    DriverSpec("postgres", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
+    DriverSpec("postgresql", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
+    DriverSpec("dynamodb", "lakekv.kv.drivers.dynamodb:DynamoDBStore", "dynamodb"),
+)
+
+_lock = threading.RLock()
+_specs: dict[str, DriverSpec] = {}
+_classes: dict[str, type[Store]] = {}
+_loaded_entry_points = False
+
+
+def _ensure_loaded() -> None:
+    global _loaded_entry_points
+    with _lock:
+        if _loaded_entry_points:
+            return
+        for spec in _BUILTIN:
+            _specs[spec.scheme] = spec
+        for ep in entry_points(group="lakekv.drivers"):
+            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            _add(DriverSpec(ep.name.lower(), ep.value, None, f"entry point ({dist})"))
+        _loaded_entry_points = True
+
+
+def _add(spec: DriverSpec) -> None:
+    existing = _specs.get(spec.scheme)
+    if existing is not None:
+        raise ConfigurationError(
+            f"driver scheme {spec.scheme!r} registered twice: {existing.target} "
+            f"({existing.origin}) and {spec.target} ({spec.origin})"
+        )
+    _specs[spec.scheme] = spec
+
+
+def register_driver(scheme: str, driver: str | type[Store], *, extra: str | None = None) -> None:
+    """Register ``driver`` (a class or a ``module:Class`` path) for ``scheme``.
+
+    Raises ConfigurationError if the scheme is already taken.
+    """
+    _ensure_loaded()
+    scheme = scheme.lower()
+    with _lock:
+        if isinstance(driver, str):
+            _add(DriverSpec(scheme, driver, extra, "register_driver"))
+        else:
+            _add(
+                DriverSpec(
+                    scheme, f"{driver.__module__}:{driver.__qualname__}", extra, "register_driver"
+                )
+            )
+            _classes[scheme] = driver
+
+
+def unregister_driver(scheme: str) -> None:
+    """Remove a driver added with :func:`register_driver` (built-ins cannot be removed)."""
+    _ensure_loaded()
+    with _lock:
+        spec = _specs.get(scheme)
+        if spec is None or spec.origin == "built-in":
+            raise ConfigurationError(f"cannot unregister driver {scheme!r}")
+        del _specs[scheme]
+        _classes.pop(scheme, None)
+
+
+def driver_class(scheme: str) -> type[Store]:
+    """The driver class for ``scheme``, importing it on first use.
+
+    Raises UnknownDriverError for an unregistered scheme and DriverNotInstalledError (with the
+    install hint) when the driver's dependencies are missing.
+    """
+    _ensure_loaded()
+    scheme = scheme.lower()
+    with _lock:
+        cls = _classes.get(scheme)
+        if cls is not None:
+            return cls
+        spec = _specs.get(scheme)
+        if spec is None:
+            known = ", ".join(sorted(_specs))
+            raise UnknownDriverError(f"no driver for scheme {scheme!r} (known: {known})")
+        cls = _import(spec)
+        _classes[scheme] = cls
+        return cls
+
+
+def _import(spec: DriverSpec) -> type[Store]:
+    module_name, _, attr = spec.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = exc.name or ""
+        if missing.split(".")[0] == "lakekv" and missing != module_name:
+            raise
+        raise DriverNotInstalledError(
+            f"driver {spec.scheme}:// needs {missing or 'missing modules'}: {spec.install_hint}"
+        ) from exc
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Store)):
+        raise ConfigurationError(f"driver {spec.scheme}:// target {spec.target} is not a Store")
+    return cls
+
+
+def available_drivers() -> list[DriverInfo]:
+    """Every registered scheme, whether its dependencies are installed, and the install hint."""
+    _ensure_loaded()
+    with _lock:
+        specs = sorted(_specs.values(), key=lambda s: s.scheme)
+    infos = []
+    for spec in specs:
+        problem: str | None = None
+        try:
+            driver_class(spec.scheme)
+        except ConfigurationError as exc:
+            problem = str(exc)
+        infos.append(
+            DriverInfo(
+                spec.scheme, spec.target, spec.origin, problem is None, spec.install_hint, problem
+            )
+        )
+    return infos
+
+
+def open_store(url: str | StoreURL) -> Store:
+    """Open the store a URL names: the one front door.
+
+    ``memory://``, ``sqlite:///path/to.db``, ``postgres://user@host:5432/db?table=kv``,
+    ``dynamodb://table?region=us-east-1&endpoint=http://127.0.0.1:8000`` ...
+    Raises ConfigurationError (bad URL, unknown scheme or parameter, missing extra) or
+    StoreUnavailableError (the database cannot be reached). Errors never show a password.
+    """
+    parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
+    return driver_class(parsed.scheme).from_url(parsed)

@@ -1,0 +1,597 @@
+"""The key-value store contract. A driver author needs to read only this file.
+
+Data is a set of ``(partition, key, value)`` triples of arbitrary bytes. Partitions are
+independent namespaces: nothing in one partition is visible from another, whatever their names
+(``b"a"`` and ``b"a/b"`` are unrelated). The public methods of :class:`Store` validate their
+arguments and translate driver exceptions exactly once, here; a driver implements only the
+underscored methods (``_get``, ``_set``, ``_set_if``, ``_delete``, ``_scan_page``, ``_close``
+and, when it declares the capability, ``_list_partitions`` or a faster ``_write_batch``).
+
+Arguments
+    ``partition`` and ``key`` must be non-empty; ``value`` must not be ``None`` but may be empty
+    (``b""`` is legal and common: an empty protobuf message encodes to zero bytes). ``bytes``,
+    ``bytearray`` and ``memoryview`` are accepted; results are always ``bytes``. ``str`` is
+    refused: encode text yourself, bytes are bytes. A violation raises
+    :class:`~lakekv.errors.InvalidArgumentError` before any I/O, and so does a partition, key or
+    value larger than the driver's declared limit (:class:`Capabilities`).
+
+Predicates
+    ``get`` returns the value together with an opaque *predicate*. ``set_if(p, k, v, predicate)``
+    writes only if the stored state still matches it:
+
+    * ``None``        – only if the key is absent (create-only);
+    * ``MUST_EXIST``  – only if the key is present, whatever its value;
+    * a predicate from ``get`` – only if the stored value is still the one ``get`` saw.
+
+    The built-in drivers compare *values*, as lakeFS does: if the value went A → B → A between
+    the ``get`` and the ``set_if``, the ``set_if`` succeeds (the ABA case). Code that must detect
+    any intervening write has to put a version or nonce inside the value. Predicates are only
+    valid for the store that issued them. A failed condition raises
+    :class:`~lakekv.errors.PredicateFailedError` and writes nothing.
+
+Scans
+    ``scan(partition, start=b"", batch_size=0)`` yields the entries of one partition in
+    ascending unsigned bytewise key order, from ``start`` inclusive. ``batch_size`` is a page
+    size hint: the first page uses it (``0`` means the store's ``page_size``), later pages double
+    up to the store's ``page_cap``. Iterators hold no database connection or transaction between
+    pages; a key written or deleted concurrently may or may not be seen, but a key untouched
+    during the scan is never skipped or repeated. ``seek_ge(key)`` repositions the iterator at
+    the first key ``>= key``, forward or backward. Using an iterator after ``close()`` raises
+    :class:`~lakekv.errors.StoreClosedError`.
+
+Threads
+    One ``Store`` object may be used from many threads at once. Iterators are not shared
+    between threads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import ClassVar, Final, NamedTuple, Self, TypeVar
+
+from lakekv.errors import (
+    InvalidArgumentError,
+    KeyNotFoundError,
+    LakekvError,
+    PredicateFailedError,
+    StoreClosedError,
+    StoreError,
+    UnsupportedError,
+)
+from lakekv.kv.url import ParamReader, StoreURL, redact
+
+BytesLike = bytes | bytearray | memoryview
+T = TypeVar("T")
+
+
+class Entry(NamedTuple):
+    """One stored triple."""
+
+    partition: bytes
+    key: bytes
+    value: bytes
+
+
+class _MustExist:
+    """Type of :data:`MUST_EXIST`; there is exactly one instance."""
+
+    _instance: ClassVar[_MustExist | None] = None
+
+    def __new__(cls) -> _MustExist:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MUST_EXIST"
+
+    def __reduce__(self) -> str:
+        return "MUST_EXIST"
+
+
+MUST_EXIST: Final = _MustExist()
+"""Predicate for ``set_if``: write only if the key already exists (lakeFS ``ConditionalExists``)."""
+
+Predicate = object
+"""An opaque predicate returned by ``get``; only the issuing store understands it."""
+
+
+class ValueWithPredicate(NamedTuple):
+    """What ``get`` returns: the value and a predicate for a later ``set_if``."""
+
+    value: bytes
+    predicate: Predicate
+
+
+class OnConflict(StrEnum):
+    """What ``write_batch`` does when a key already exists with a *different* value."""
+
+    FAIL = "fail"
+    """Keep the target value and report the entry as a conflict."""
+    SKIP = "skip"
+    """Keep the target value and count the entry as skipped."""
+    OVERWRITE = "overwrite"
+    """Write the new value."""
+
+
+@dataclass
+class BatchResult:
+    """Outcome of ``write_batch``. Every input entry is counted in exactly one field."""
+
+    written: int = 0
+    """Entries created, or whose different value was replaced under ``OVERWRITE``."""
+    unchanged: int = 0
+    """Entries already present with the same value (nothing written)."""
+    skipped: int = 0
+    """Entries present with a different value and kept, under ``SKIP``."""
+    conflicts: list[Entry] = field(default_factory=list)
+    """Entries present with a different value under ``FAIL``: not written, reported."""
+
+    @property
+    def total(self) -> int:
+        return self.written + self.unchanged + self.skipped + len(self.conflicts)
+
+    def add(self, other: BatchResult) -> None:
+        """Accumulate ``other`` into this result."""
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.conflicts.extend(other.conflicts)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver can do. Tools ask capabilities; they never test the scheme."""
+
+    list_partitions: bool = False
+    """``list_partitions()`` is supported."""
+    native_write_batch: bool = False
+    """``write_batch`` has a fast path (bulk load) rather than the per-entry fallback."""
+    persistent: bool = True
+    """Data outlives the process."""
+    shared_between_processes: bool = True
+    """Several processes may open the same store at once, with atomic ``set_if`` across them."""
+    max_partition_size: int | None = None
+    """Largest partition name in bytes, or ``None`` for no limit below 1 MiB."""
+    max_key_size: int | None = None
+    """Largest key in bytes, or ``None``."""
+    max_value_size: int | None = None
+    """Largest value in bytes, or ``None`` (the conformance suite then requires 1 MiB to work)."""
+    max_item_size: int | None = None
+    """Largest partition + key + value in bytes (plus driver overhead), or ``None``."""
+
+
+@dataclass(frozen=True)
+class ScanPaging:
+    """Page sizes for scans: ``page_size`` for the first page, doubling up to ``page_cap``.
+
+    Every driver accepts the URL parameters ``page_size`` and ``page_cap``.
+    """
+
+    page_size: int = 1000
+    page_cap: int = 1000
+
+    @classmethod
+    def from_params(cls, params: ParamReader, *, page_size: int, page_cap: int) -> ScanPaging:
+        """Read ``page_size`` and ``page_cap`` from a URL, with the driver's defaults."""
+        cap = params.take_int("page_cap", page_cap, minimum=1)
+        first = params.take_int("page_size", min(page_size, cap), minimum=1)
+        return cls(page_size=min(first, cap), page_cap=cap)
+
+
+def as_bytes(name: str, value: object) -> bytes:
+    """``value`` as ``bytes``; ``None`` or a non-bytes type raises InvalidArgumentError."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if value is None:
+        raise InvalidArgumentError(f"{name} is missing (None)")
+    raise InvalidArgumentError(
+        f"{name} must be bytes, bytearray or memoryview, not {type(value).__name__}"
+    )
+
+
+class Store(ABC):
+    """A key-value store. See the module docstring for the full contract.
+
+    Subclasses set ``scheme`` and ``capabilities``, implement :meth:`from_url` and the
+    underscored methods, and list their client library's exception types in
+    ``driver_errors`` with a matching :meth:`_translate_error`.
+    """
+
+    scheme: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, url: StoreURL, paging: ScanPaging) -> None:
+        self._url = url
+        self.paging = paging
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        """Open the store named by ``url``; unknown query parameters are a ConfigurationError."""
+
+    @property
+    def url(self) -> StoreURL:
+        """The URL this store was opened with (prints without its password)."""
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._url}>"
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def get(self, partition: BytesLike, key: BytesLike) -> ValueWithPredicate:
+        """The value and a predicate; KeyNotFoundError if the key or partition is missing."""
+        p, k = self._check_pk(partition, key)
+        self._check_open()
+        result = self._call(self._get, p, k)
+        if result is None:
+            raise KeyNotFoundError(f"key {safe_repr(k)} not found in partition {safe_repr(p)}")
+        return result
+
+    def set(self, partition: BytesLike, key: BytesLike, value: BytesLike) -> None:
+        """Store ``value`` under ``key``, creating or replacing it (unconditional upsert)."""
+        p, k, v = self._check_pkv(partition, key, value)
+        self._check_open()
+        self._call(self._set, p, k, v)
+
+    def set_if(
+        self,
+        partition: BytesLike,
+        key: BytesLike,
+        value: BytesLike,
+        predicate: Predicate | None,
+    ) -> None:
+        """Compare-and-set; see *Predicates* in the module docstring.
+
+        Raises PredicateFailedError (and writes nothing) when the condition does not hold.
+        """
+        p, k, v = self._check_pkv(partition, key, value)
+        self._check_open()
+        if not self._call(self._set_if, p, k, v, predicate):
+            raise PredicateFailedError(
+                f"set_if on key {safe_repr(k)} in partition {safe_repr(p)}: predicate failed"
+            )
+
+    def delete(self, partition: BytesLike, key: BytesLike) -> None:
+        """Remove ``key``. Idempotent: a missing key or partition is not an error."""
+        p, k = self._check_pk(partition, key)
+        self._check_open()
+        self._call(self._delete, p, k)
+
+    def scan(
+        self, partition: BytesLike, start: BytesLike = b"", batch_size: int = 0
+    ) -> EntryIterator:
+        """Entries of ``partition`` in bytewise key order from ``start`` (inclusive).
+
+        ``batch_size`` is the first page's size (``0``: the store's ``page_size``); later pages
+        double up to ``page_cap``. An empty or missing partition yields nothing.
+        """
+        p = self._check_partition(partition)
+        s = as_bytes("start", start)
+        if not isinstance(batch_size, int) or batch_size < 0:
+            raise InvalidArgumentError(f"batch_size must be an int >= 0, not {batch_size!r}")
+        self._check_open()
+        first = self.paging.page_size if batch_size == 0 else batch_size
+        return PagedIterator(self, p, s, min(first, self.paging.page_cap), self.paging.page_cap)
+
+    def list_partitions(self) -> Iterator[bytes]:
+        """Every non-empty partition name, in bytewise order.
+
+        Requires ``capabilities.list_partitions``; otherwise raises UnsupportedError. Like a
+        scan, a partition created or emptied while iterating may or may not be listed.
+        """
+        if not self.capabilities.list_partitions:
+            raise UnsupportedError(f"{self.scheme}:// cannot list partitions")
+        self._check_open()
+        return self._translating(self._list_partitions())
+
+    def write_batch(
+        self, entries: Iterable[Entry], on_conflict: OnConflict | str = OnConflict.FAIL
+    ) -> BatchResult:
+        """Write many entries, possibly across partitions, as fast as the driver can.
+
+        Each entry is written as by ``set_if(None)``; an entry whose key exists with the *same*
+        value counts as ``unchanged``; with a *different* value ``on_conflict`` decides (see
+        :class:`OnConflict`). The batch is not atomic: after an error some entries may be
+        written, and writing the same batch again is safe. A key must not repeat in one batch.
+        """
+        policy = OnConflict(on_conflict)
+        checked = [Entry(*self._check_pkv(e[0], e[1], e[2])) for e in entries]
+        self._check_open()
+        if not checked:
+            return BatchResult()
+        return self._call(self._write_batch, checked, policy)
+
+    def close(self) -> None:
+        """Release connections and files. Closing twice is harmless; later use raises."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._call(self._close)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- what drivers implement ----------------------------------------------------------------
+
+    @abstractmethod
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        """The value and predicate, or ``None`` when the key is missing."""
+
+    @abstractmethod
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        """Upsert."""
+
+    @abstractmethod
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        """Conditional write, atomically; ``True`` if written, ``False`` if the condition failed.
+
+        ``predicate`` is ``None``, ``MUST_EXIST`` or whatever this driver's ``_get`` returned
+        (anything else: raise InvalidArgumentError, e.g. via :func:`value_predicate`).
+        """
+
+    @abstractmethod
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        """Delete if present."""
+
+    @abstractmethod
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        """One page: up to ``limit`` ``(key, value)`` pairs in bytewise order with key ``>= start``
+        (``inclusive``) or ``> start``, and whether more may follow. Hold nothing afterwards.
+
+        A page may be shorter than ``limit`` while more follow (e.g. DynamoDB's 1 MB cap);
+        returning an empty page with ``True`` is allowed but wasteful.
+        """
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        """Partition names in bytewise order (drivers with the capability override this)."""
+        raise UnsupportedError(f"{self.scheme}:// cannot list partitions")
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        """Generic per-entry fallback; drivers with a bulk path override it."""
+        result = BatchResult()
+        for entry in entries:
+            p, k, v = entry
+            if on_conflict is OnConflict.OVERWRITE:
+                current = self._get(p, k)
+                if current is not None and current.value == v:
+                    result.unchanged += 1
+                else:
+                    self._set(p, k, v)
+                    result.written += 1
+                continue
+            while True:
+                if self._set_if(p, k, v, None):
+                    result.written += 1
+                    break
+                current = self._get(p, k)
+                if current is None:  # deleted in between: try to create again
+                    continue
+                if current.value == v:
+                    result.unchanged += 1
+                elif on_conflict is OnConflict.SKIP:
+                    result.skipped += 1
+                else:
+                    result.conflicts.append(entry)
+                break
+        return result
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release resources. Called once."""
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        """Map one of ``driver_errors`` to a lakekv error (default: a generic StoreError)."""
+        return StoreError(f"{self.scheme}:// error: {exc}")
+
+    # --- helpers for the base class and drivers ------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self._url} is closed")
+
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """Call a driver method, translating its exceptions once."""
+        try:
+            return fn(*args)
+        except LakekvError:
+            raise
+        except self.driver_errors as exc:
+            raise self._redacted(self._translate_error(exc)) from exc
+
+    def _translating(self, it: Iterator[T]) -> Iterator[T]:
+        """Wrap a driver generator so that its exceptions are translated too."""
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            except LakekvError:
+                raise
+            except self.driver_errors as exc:
+                raise self._redacted(self._translate_error(exc)) from exc
+            yield item
+
+    def _redacted(self, err: LakekvError) -> LakekvError:
+        secrets = [self._url.password] if self._url.password else []
+        args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in err.args)
+        err.args = args
+        return err
+
+    def _check_partition(self, partition: object) -> bytes:
+        p = as_bytes("partition", partition)
+        if not p:
+            raise InvalidArgumentError("partition is empty")
+        limit = self.capabilities.max_partition_size
+        if limit is not None and len(p) > limit:
+            raise InvalidArgumentError(
+                f"partition is {len(p)} bytes; {self.scheme}:// allows at most {limit}"
+            )
+        return p
+
+    def _check_key(self, key: object) -> bytes:
+        k = as_bytes("key", key)
+        if not k:
+            raise InvalidArgumentError("key is empty")
+        limit = self.capabilities.max_key_size
+        if limit is not None and len(k) > limit:
+            raise InvalidArgumentError(
+                f"key is {len(k)} bytes; {self.scheme}:// allows at most {limit}"
+            )
+        return k
+
+    def _check_pk(self, partition: object, key: object) -> tuple[bytes, bytes]:
+        return self._check_partition(partition), self._check_key(key)
+
+    def _check_pkv(
+        self, partition: object, key: object, value: object
+    ) -> tuple[bytes, bytes, bytes]:
+        p, k = self._check_pk(partition, key)
+        v = as_bytes("value", value)
+        caps = self.capabilities
+        if caps.max_value_size is not None and len(v) > caps.max_value_size:
+            raise InvalidArgumentError(
+                f"value is {len(v)} bytes; {self.scheme}:// allows at most {caps.max_value_size}"
+            )
+        if caps.max_item_size is not None and len(p) + len(k) + len(v) > caps.max_item_size:
+            raise InvalidArgumentError(
+                f"item (partition + key + value) is {len(p) + len(k) + len(v)} bytes; "
+                f"{self.scheme}:// allows at most {caps.max_item_size}"
+            )
+        return p, k, v
+
+
+def value_predicate(predicate: object) -> bytes:
+    """For value-comparing drivers: the expected value inside a predicate from ``get``."""
+    if isinstance(predicate, bytes):
+        return predicate
+    raise InvalidArgumentError(
+        f"invalid predicate {predicate!r}: use None, MUST_EXIST or a predicate returned by get()"
+    )
+
+
+def safe_repr(data: bytes, limit: int = 80) -> str:
+    """A printable, bounded rendering of bytes for messages (``b'...'`` escapes)."""
+    text = repr(data)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class EntryIterator(ABC, Iterator[Entry]):
+    """Iterator over one partition; see *Scans* in the module docstring."""
+
+    @abstractmethod
+    def __next__(self) -> Entry: ...
+
+    @abstractmethod
+    def seek_ge(self, key: BytesLike) -> None:
+        """Continue from the first key ``>= key`` (forward or backward)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the iterator; later use raises StoreClosedError. Closing twice is harmless."""
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class PagedIterator(EntryIterator):
+    """The keyset-paging iterator every driver gets from :meth:`Store.scan`.
+
+    Keeps one page of ``(key, value)`` pairs; asks the driver for the next page strictly after
+    the last key it returned, so concurrent deletes never make it skip an untouched key.
+    """
+
+    def __init__(
+        self, store: Store, partition: bytes, start: bytes, first_page: int, page_cap: int
+    ) -> None:
+        self._store = store
+        self._partition = partition
+        self._first_page = max(1, first_page)
+        self._page_cap = max(1, page_cap)
+        self._closed = False
+        self._reset(start)
+
+    def _reset(self, start: bytes) -> None:
+        self._buf: Sequence[tuple[bytes, bytes]] = ()
+        self._keys: list[bytes] | None = None
+        self._pos = 0
+        self._from = start
+        self._inclusive = True
+        self._more = True
+        self._page = self._first_page
+
+    def __next__(self) -> Entry:
+        if self._closed:
+            raise StoreClosedError("iterator used after close()")
+        while self._pos >= len(self._buf):
+            if not self._more:
+                raise StopIteration
+            self._store._check_open()
+            page, more = self._store._call(
+                self._store._scan_page, self._partition, self._from, self._inclusive, self._page
+            )
+            self._buf, self._keys, self._pos, self._more = page, None, 0, more
+            if page:
+                self._from, self._inclusive = page[-1][0], False
+            self._page = min(self._page * 2, self._page_cap)
+        key, value = self._buf[self._pos]
+        self._pos += 1
+        return Entry(self._partition, key, value)
+
+    def seek_ge(self, key: BytesLike) -> None:
+        if self._closed:
+            raise StoreClosedError("iterator used after close()")
+        target = as_bytes("key", key)
+        buf = self._buf
+        if buf and buf[0][0] <= target <= buf[-1][0]:
+            # Inside the page we hold: reposition without a query.
+            if self._keys is None:
+                self._keys = [k for k, _ in buf]
+            self._pos = bisect.bisect_left(self._keys, target)
+            return
+        self._reset(target)
+
+    def close(self) -> None:
+        self._closed = True
+        self._buf = ()
+        self._keys = None
