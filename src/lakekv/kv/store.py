@@ -316,6 +316,16 @@ class Store(ABC):
             return BatchResult()
         return self._call(self._write_batch, checked, policy)
 
+    def destroy(self) -> None:
+        """Delete the whole store: every partition and the table (or named store) holding them.
+
+        Irreversible. Meant for isolated, throw-away stores such as the test fixtures make.
+        The store is closed afterwards. Drivers that cannot do it raise UnsupportedError.
+        """
+        self._check_open()
+        self._call(self._destroy)
+        self.close()
+
     def close(self) -> None:
         """Release connections and files. Closing twice is harmless; later use raises."""
         with self._close_lock:
@@ -404,6 +414,10 @@ class Store(ABC):
                     result.conflicts.append(entry)
                 break
         return result
+
+    def _destroy(self) -> None:
+        """Drop the table / storage (optional)."""
+        raise UnsupportedError(f"{self.scheme}:// cannot destroy a store")
 
     @abstractmethod
     def _close(self) -> None:

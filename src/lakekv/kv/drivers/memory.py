@@ -146,6 +146,10 @@ class MemoryStore(Store):
                     result.conflicts.append(entry)
         return result
 
+    def _destroy(self) -> None:
+        with self._data.lock:
+            self._data.partitions.clear()
+
     def _close(self) -> None:
         if self._name:
             with _named_lock:

@@ -265,6 +265,9 @@ class SQLiteStore(Store):
                     found[(partition, bytes(key))] = bytes(value)
         return found
 
+    def _destroy(self) -> None:
+        self._conn().execute(f"DROP TABLE IF EXISTS {self._table}")
+
     def _close(self) -> None:
         with self._conns_lock:
             conns, self._conns = self._conns, []

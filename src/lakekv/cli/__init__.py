@@ -1,0 +1,1 @@
+"""The ``lakekv`` command line: thin wrappers that parse, call a library function and format."""

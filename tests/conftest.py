@@ -1,0 +1,1 @@
+"""The project's tests use the shipped plugin (lakekv.testing.plugin, loaded by entry point)."""
