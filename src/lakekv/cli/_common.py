@@ -135,14 +135,23 @@ def encoding_option(fn: F) -> F:
 
 
 def store_option(fn: F) -> F:
+    """``--store URL`` on a sub-command; falls back to the global ``lakekv --store``."""
+
+    def resolve(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+        if value:
+            return value
+        root = ctx.find_root()
+        given = root.obj.get("store") if isinstance(root.obj, dict) else None
+        return str(given or os.environ.get("LAKEKV_STORE") or DEFAULT_STORE)
+
     return click.option(
         "--store",
         "-s",
         "store_url",
         metavar="URL",
-        default=lambda: os.environ.get("LAKEKV_STORE", DEFAULT_STORE),
-        show_default="$LAKEKV_STORE or " + DEFAULT_STORE,
-        help="The store to use.",
+        default=None,
+        callback=resolve,
+        help=f"The store to use (default: global --store, $LAKEKV_STORE, {DEFAULT_STORE}).",
     )(fn)
 
 

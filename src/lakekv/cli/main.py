@@ -13,7 +13,7 @@ import click
 
 from lakekv import __version__
 from lakekv.cli import kv as kv_commands
-from lakekv.cli._common import EXIT_ERROR, EXIT_USAGE, exit_code_for, one_line
+from lakekv.cli._common import DEFAULT_STORE, EXIT_ERROR, EXIT_USAGE, exit_code_for, one_line
 from lakekv.errors import LakekvError
 
 
@@ -26,12 +26,21 @@ Examples:
   lakekv scan myparts --prefix my --json
 """,
 )
+@click.option(
+    "--store",
+    "-s",
+    "store_url",
+    metavar="URL",
+    default=None,
+    help=f"The store to use (default: $LAKEKV_STORE, else {DEFAULT_STORE}).",
+)
 @click.option("--traceback", is_flag=True, help="Show the full stack trace on errors.")
 @click.version_option(__version__, prog_name="lakekv")
 @click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
+def cli(ctx: click.Context, store_url: str | None, traceback: bool) -> None:
     """lakekv: lakeFS-compatible metadata storage on any database, and lossless migration."""
     ctx.ensure_object(dict)
+    ctx.obj["store"] = store_url
     ctx.obj["traceback"] = traceback
 
 
