@@ -7,7 +7,10 @@ Every error lakekv raises derives from :class:`LakekvError`. Errors are arranged
     ├── ConfigurationError ................ bad URL, bad option, bad config file   (exit 2)
     │   ├── UnknownDriverError ............ no driver for the URL scheme
     │   └── DriverNotInstalledError ....... driver known, its extra not installed
-    ├── InvalidArgumentError .............. empty partition/key, None value, limits (exit 2)
+    ├── InvalidArgumentError .............. bad argument, size over a limit         (exit 2)
+    │   ├── MissingPartitionError ......... partition empty or None
+    │   ├── MissingKeyError ............... key empty or None
+    │   └── MissingValueError ............. value None (b"" is a legal value)
     ├── UnsupportedError .................. a capability the driver does not have   (exit 2)
     ├── StoreError ........................ layer 1: the key-value contract
     │   ├── KeyNotFoundError  [NotFound] .. get of a missing key or partition       (exit 1)
@@ -74,6 +77,18 @@ class DriverNotInstalledError(ConfigurationError):
 
 class InvalidArgumentError(LakekvError, ValueError):
     """An argument is invalid: empty partition or key, ``None`` value, a size over a limit."""
+
+
+class MissingPartitionError(InvalidArgumentError):
+    """The partition is empty or ``None`` (lakeFS ``ErrMissingPartitionKey``)."""
+
+
+class MissingKeyError(InvalidArgumentError):
+    """The key is empty or ``None`` (lakeFS ``ErrMissingKey``)."""
+
+
+class MissingValueError(InvalidArgumentError):
+    """The value is ``None`` (lakeFS ``ErrMissingValue``); an empty value is legal."""
 
 
 class UnsupportedError(LakekvError):

@@ -59,6 +59,9 @@ from lakekv.errors import (
     InvalidArgumentError,
     KeyNotFoundError,
     LakekvError,
+    MissingKeyError,
+    MissingPartitionError,
+    MissingValueError,
     PredicateFailedError,
     StoreClosedError,
     StoreError,
@@ -185,14 +188,15 @@ class ScanPaging:
         return cls(page_size=min(first, cap), page_cap=cap)
 
 
-def as_bytes(name: str, value: object) -> bytes:
-    """``value`` as ``bytes``; ``None`` or a non-bytes type raises InvalidArgumentError."""
+def as_bytes(name: str, value: object, missing: type[InvalidArgumentError] | None = None) -> bytes:
+    """``value`` as ``bytes``; ``None`` raises ``missing`` (or InvalidArgumentError), and so
+    does any type other than bytes, bytearray and memoryview."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     if value is None:
-        raise InvalidArgumentError(f"{name} is missing (None)")
+        raise (missing or InvalidArgumentError)(f"{name} is missing (None)")
     raise InvalidArgumentError(
         f"{name} must be bytes, bytearray or memoryview, not {type(value).__name__}"
     )
@@ -462,9 +466,9 @@ class Store(ABC):
         return err
 
     def _check_partition(self, partition: object) -> bytes:
-        p = as_bytes("partition", partition)
+        p = as_bytes("partition", partition, MissingPartitionError)
         if not p:
-            raise InvalidArgumentError("partition is empty")
+            raise MissingPartitionError("partition is empty")
         limit = self.capabilities.max_partition_size
         if limit is not None and len(p) > limit:
             raise InvalidArgumentError(
@@ -473,9 +477,9 @@ class Store(ABC):
         return p
 
     def _check_key(self, key: object) -> bytes:
-        k = as_bytes("key", key)
+        k = as_bytes("key", key, MissingKeyError)
         if not k:
-            raise InvalidArgumentError("key is empty")
+            raise MissingKeyError("key is empty")
         limit = self.capabilities.max_key_size
         if limit is not None and len(k) > limit:
             raise InvalidArgumentError(
@@ -490,7 +494,7 @@ class Store(ABC):
         self, partition: object, key: object, value: object
     ) -> tuple[bytes, bytes, bytes]:
         p, k = self._check_pk(partition, key)
-        v = as_bytes("value", value)
+        v = as_bytes("value", value, MissingValueError)
         caps = self.capabilities
         if caps.max_value_size is not None and len(v) > caps.max_value_size:
             raise InvalidArgumentError(
