@@ -168,6 +168,9 @@ class Capabilities:
     """Largest value in bytes, or ``None`` (the conformance suite then requires 1 MiB to work)."""
     max_item_size: int | None = None
     """Largest partition + key + value in bytes (plus driver overhead), or ``None``."""
+    value_predicates: bool = True
+    """Predicates compare stored values (A → B → A passes); ``False`` for version/ETag
+    predicates, which fail after any intervening write."""
 
 
 @dataclass(frozen=True)

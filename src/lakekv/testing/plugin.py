@@ -14,6 +14,7 @@ Fixtures
     ``partition``       a partition name unique to this test run and test (bytes)
     ``make_partition``  ``make_partition("suffix") -> bytes``, more unique partitions
     ``backend_url``     each configured store once, default paging (parametrized)
+    ``plain_store``     that store, opened (for tests where paging does not matter)
     ``fresh_store_url`` an *empty* store of that backend, isolated (its own memory store,
                         SQLite file, table); destroyed after the test
     ``fresh_store``     that store, opened
@@ -157,6 +158,15 @@ def backend_url(request: pytest.FixtureRequest, _lakekv_tmp: Path) -> str:
     url = _materialize(str(request.param), _lakekv_tmp)
     require_available(url)
     return url
+
+
+@pytest.fixture
+def plain_store(backend_url: str) -> Iterator[Store]:
+    s = open_store(backend_url)
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 def isolated_url(base: str, name: str) -> str:

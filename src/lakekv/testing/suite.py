@@ -1,20 +1,744 @@
-"""The store conformance suite: every driver must pass every test here, at every page size."""
+"""The store conformance suite: every driver must pass every test here.
+
+Tests that involve scans take the ``store`` fixture and run once per configured store and page
+size (the plugin sets both the first page and the page cap, so paging happens constantly);
+tests where paging does not matter take ``plain_store`` and run once per store. Each test works
+in partitions unique to the test run and test, so runs can share one real database.
+"""
 
 from __future__ import annotations
 
-import pytest
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-from lakekv.errors import KeyNotFoundError
-from lakekv.kv.store import Store
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lakekv.errors import (
+    InvalidArgumentError,
+    KeyNotFoundError,
+    MissingKeyError,
+    MissingPartitionError,
+    MissingValueError,
+    PredicateFailedError,
+    StoreClosedError,
+    UnsupportedError,
+)
+from lakekv.kv.registry import open_store
+from lakekv.kv.store import MUST_EXIST, Entry, OnConflict, Store
+
+MakePartition = Callable[[str], bytes]
+
+
+def sample(prefix: bytes, n: int) -> list[Entry]:
+    """``n`` entries ``<prefix>-key-0000`` → ``<prefix>-value-0000`` (partition left empty)."""
+    return [
+        Entry(b"", b"%s-key-%04d" % (prefix, i), b"%s-value-%04d" % (prefix, i)) for i in range(n)
+    ]
+
+
+def fill(store: Store, partition: bytes, entries: list[Entry]) -> None:
+    for e in entries:
+        store.set(partition, e.key, e.value)
+
+
+def pairs(it: Iterator[Entry]) -> list[tuple[bytes, bytes]]:
+    return [(e.key, e.value) for e in it]
+
+
+def scan_prefix(store: Store, partition: bytes, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    out = []
+    with store.scan(partition, start=prefix) as it:
+        for e in it:
+            if not e.key.startswith(prefix):
+                break
+            out.append((e.key, e.value))
+    return out
 
 
 class StoreContractSuite:
     """Subclass (or import under a ``Test*`` name) to run the suite with ``--store URL``."""
 
-    def test_set_get(self, store: Store, partition: bytes) -> None:
-        store.set(partition, b"key", b"value")
-        assert store.get(partition, b"key").value == b"value"
+    # --- get / set -----------------------------------------------------------------------------
 
-    def test_get_missing_key(self, store: Store, partition: bytes) -> None:
+    def test_set_get_overwrite(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set(partition, b"key", b"value")
+        assert plain_store.get(partition, b"key").value == b"value"
+        plain_store.set(partition, b"key", b"a different kind of value")
+        assert plain_store.get(partition, b"key").value == b"a different kind of value"
+
+    def test_get_missing_key(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set(partition, b"present", b"v")
         with pytest.raises(KeyNotFoundError):
-            store.get(partition, b"missing")
+            plain_store.get(partition, b"key-not-exists")
+
+    def test_get_missing_partition(self, plain_store: Store, make_partition: MakePartition) -> None:
+        with pytest.raises(KeyNotFoundError):
+            plain_store.get(make_partition("partition-not-exists"), b"key")
+
+    def test_results_are_bytes_and_bytes_like_inputs_work(
+        self, plain_store: Store, partition: bytes
+    ) -> None:
+        plain_store.set(bytearray(partition), memoryview(b"k1"), bytearray(b"v1"))
+        got = plain_store.get(memoryview(partition), bytearray(b"k1"))
+        assert type(got.value) is bytes
+        assert got.value == b"v1"
+        entries = list(plain_store.scan(partition))
+        assert [type(x) for e in entries for x in e] == [bytes, bytes, bytes]
+        assert entries == [Entry(partition, b"k1", b"v1")]
+
+    def test_str_arguments_are_refused(self, plain_store: Store, partition: bytes) -> None:
+        with pytest.raises(InvalidArgumentError):
+            plain_store.set(partition, "key", b"v")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            plain_store.set(partition.decode(), b"key", b"v")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            plain_store.set(partition, b"key", "v")  # type: ignore[arg-type]
+
+    def test_empty_value_round_trip(self, store: Store, partition: bytes) -> None:
+        store.set(partition, b"empty", b"")
+        got = store.get(partition, b"empty")
+        assert got.value == b""
+        assert list(store.scan(partition)) == [Entry(partition, b"empty", b"")]
+        # a predicate taken from an empty value works (lakeFS "predicate_empty_slice")
+        store.set_if(partition, b"empty", b"v2", got.predicate)
+        assert store.get(partition, b"empty").value == b"v2"
+        store.set_if(partition, b"new-empty", b"", None)
+        assert store.get(partition, b"new-empty").value == b""
+
+    def test_binary_keys_partitions_and_values(
+        self, store: Store, make_partition: MakePartition
+    ) -> None:
+        partition = make_partition("bin") + b"\x00\xff\xc3\x28"
+        keys = [
+            b"\x00",
+            b"\x00\x00",
+            b"\x00\x01",
+            b"\x7f",
+            b"\x80",
+            b"\xc3\x28",
+            b"\xff",
+            b"\xff\xff",
+        ]
+        for i, k in enumerate(keys):
+            store.set(partition, k, bytes([i, 0, 255]))
+        for i, k in enumerate(keys):
+            assert store.get(partition, k).value == bytes([i, 0, 255])
+        assert [e.key for e in store.scan(partition)] == sorted(keys)
+        assert all(e.partition == partition for e in store.scan(partition))
+        store.delete(partition, b"\x00")
+        assert [e.key for e in store.scan(partition)] == sorted(keys)[1:]
+
+    # --- argument validation ---------------------------------------------------------------
+
+    @pytest.mark.parametrize("bad", [None, b""], ids=["none", "empty"])
+    def test_missing_partition_everywhere(self, plain_store: Store, bad: bytes | None) -> None:
+        s = plain_store
+        with pytest.raises(MissingPartitionError):
+            s.get(bad, b"k")  # type: ignore[arg-type]
+        with pytest.raises(MissingPartitionError):
+            s.set(bad, b"k", b"v")  # type: ignore[arg-type]
+        with pytest.raises(MissingPartitionError):
+            s.set_if(bad, b"k", b"v", b"p")  # type: ignore[arg-type]
+        with pytest.raises(MissingPartitionError):
+            s.set_if(bad, b"k", b"v", None)  # type: ignore[arg-type]
+        with pytest.raises(MissingPartitionError):
+            s.delete(bad, b"k")  # type: ignore[arg-type]
+        with pytest.raises(MissingPartitionError):
+            s.scan(bad, start=b"k")  # type: ignore[arg-type]
+        with pytest.raises(MissingPartitionError):
+            s.write_batch([Entry(bad, b"k", b"v")])  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("bad", [None, b""], ids=["none", "empty"])
+    def test_missing_key_everywhere(
+        self, plain_store: Store, partition: bytes, bad: bytes | None
+    ) -> None:
+        s = plain_store
+        with pytest.raises(MissingKeyError):
+            s.get(partition, bad)  # type: ignore[arg-type]
+        with pytest.raises(MissingKeyError):
+            s.set(partition, bad, b"v")  # type: ignore[arg-type]
+        with pytest.raises(MissingKeyError):
+            s.set_if(partition, bad, b"v", b"p")  # type: ignore[arg-type]
+        with pytest.raises(MissingKeyError):
+            s.delete(partition, bad)  # type: ignore[arg-type]
+        with pytest.raises(MissingKeyError):
+            s.write_batch([Entry(partition, bad, b"v")])  # type: ignore[arg-type]
+
+    def test_missing_value(self, plain_store: Store, partition: bytes) -> None:
+        with pytest.raises(MissingValueError):
+            plain_store.set(partition, b"k", None)  # type: ignore[arg-type]
+        with pytest.raises(MissingValueError):
+            plain_store.set_if(partition, b"k", None, b"p")  # type: ignore[arg-type]
+        with pytest.raises(MissingValueError):
+            plain_store.write_batch([Entry(partition, b"k", None)])  # type: ignore[arg-type]
+        with pytest.raises(KeyNotFoundError):
+            plain_store.get(partition, b"k")
+
+    def test_bad_scan_arguments(self, plain_store: Store, partition: bytes) -> None:
+        with pytest.raises(InvalidArgumentError):
+            plain_store.scan(partition, batch_size=-1)
+        with pytest.raises(InvalidArgumentError):
+            plain_store.scan(partition, start=None)  # type: ignore[arg-type]
+
+    # --- set_if ------------------------------------------------------------------------------
+
+    def test_set_if_none_creates(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set_if(partition, b"first", b"v", None)
+        assert plain_store.get(partition, b"first").value == b"v"
+
+    def test_set_if_with_predicate_from_get(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set(partition, b"k", b"v1")
+        pred = plain_store.get(partition, b"k").predicate
+        plain_store.set_if(partition, b"k", b"v2", pred)
+        assert plain_store.get(partition, b"k").value == b"v2"
+        # the predicate is spent: the value it describes is gone
+        with pytest.raises(PredicateFailedError):
+            plain_store.set_if(partition, b"k", b"v3", pred)
+        assert plain_store.get(partition, b"k").value == b"v2"
+
+    def test_set_if_wrong_predicate_writes_nothing(
+        self, plain_store: Store, partition: bytes
+    ) -> None:
+        plain_store.set(partition, b"k", b"v1")
+        stale = plain_store.get(partition, b"k").predicate
+        plain_store.set(partition, b"k", b"changed")
+        with pytest.raises(PredicateFailedError):
+            plain_store.set_if(partition, b"k", b"v2", stale)
+        assert plain_store.get(partition, b"k").value == b"changed"
+
+    def test_set_if_foreign_predicate(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set(partition, b"k", b"v1")
+        with pytest.raises((PredicateFailedError, InvalidArgumentError)):
+            plain_store.set_if(partition, b"k", b"v2", b"pred")
+        with pytest.raises(InvalidArgumentError):
+            plain_store.set_if(partition, b"k", b"v2", object())
+        assert plain_store.get(partition, b"k").value == b"v1"
+
+    def test_set_if_none_on_existing_fails(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set(partition, b"k", b"v1")
+        with pytest.raises(PredicateFailedError):
+            plain_store.set_if(partition, b"k", b"v2", None)
+        assert plain_store.get(partition, b"k").value == b"v1"
+
+    def test_set_if_none_on_existing_empty_value_fails(
+        self, plain_store: Store, partition: bytes
+    ) -> None:
+        plain_store.set(partition, b"k", b"")
+        with pytest.raises(PredicateFailedError):
+            plain_store.set_if(partition, b"k", b"v2", None)
+        assert plain_store.get(partition, b"k").value == b""
+
+    def test_set_if_must_exist(self, plain_store: Store, partition: bytes) -> None:
+        plain_store.set(partition, b"k", b"v1")
+        plain_store.set_if(partition, b"k", b"v2", MUST_EXIST)
+        assert plain_store.get(partition, b"k").value == b"v2"
+        with pytest.raises(PredicateFailedError):
+            plain_store.set_if(partition, b"absent", b"v", MUST_EXIST)
+        with pytest.raises(KeyNotFoundError):
+            plain_store.get(partition, b"absent")
+
+    def test_aba_what_the_predicate_compares(self, plain_store: Store, partition: bytes) -> None:
+        """A → B → A between get and set_if: value predicates pass, version predicates fail."""
+        plain_store.set(partition, b"k", b"A")
+        pred = plain_store.get(partition, b"k").predicate
+        plain_store.set(partition, b"k", b"B")
+        plain_store.set(partition, b"k", b"A")
+        if plain_store.capabilities.value_predicates:
+            plain_store.set_if(partition, b"k", b"C", pred)
+            assert plain_store.get(partition, b"k").value == b"C"
+        else:
+            with pytest.raises(PredicateFailedError):
+                plain_store.set_if(partition, b"k", b"C", pred)
+            assert plain_store.get(partition, b"k").value == b"A"
+
+    # --- delete ------------------------------------------------------------------------------
+
+    def test_delete_is_idempotent(self, plain_store: Store, make_partition: MakePartition) -> None:
+        partition = make_partition("p")
+        plain_store.set(partition, b"k", b"v")
+        plain_store.delete(partition, b"k")
+        with pytest.raises(KeyNotFoundError):
+            plain_store.get(partition, b"k")
+        plain_store.delete(partition, b"k")  # already gone
+        plain_store.delete(partition, b"never-existed")
+        plain_store.delete(make_partition("no-such-partition"), b"k")
+        plain_store.set_if(partition, b"k", b"again", None)  # re-creatable
+        assert plain_store.get(partition, b"k").value == b"again"
+
+    # --- scan ------------------------------------------------------------------------------------
+
+    def test_scan_full_and_partial_with_a_twin_partition(
+        self, store: Store, make_partition: MakePartition
+    ) -> None:
+        main, twin = make_partition("main"), make_partition("twin")
+        data = sample(b"scan", 100)
+        fill(store, main, data)
+        fill(store, twin, [e._replace(value=b"twin") for e in data])
+        expected = [(e.key, e.value) for e in data]
+        assert pairs(store.scan(main)) == expected
+        assert pairs(store.scan(main, start=b"scan")) == expected
+        assert pairs(store.scan(main, start=data[5].key)) == expected[5:]
+        assert pairs(store.scan(main, start=data[5].key + b"\x00")) == expected[6:]
+        assert pairs(store.scan(main, batch_size=7)) == expected
+        assert pairs(store.scan(main, batch_size=1000)) == expected
+        assert pairs(store.scan(main, start=b"zzz")) == []
+        assert all(v == b"twin" for _, v in pairs(store.scan(twin)))
+
+    def test_scan_missing_partition_is_empty(
+        self, store: Store, make_partition: MakePartition
+    ) -> None:
+        assert list(store.scan(make_partition("nothing-here"))) == []
+
+    def test_scan_deleted_last_key(self, store: Store, partition: bytes) -> None:
+        """The last key is deleted after the scan started: 99 or 100 entries, never an error."""
+        data = sample(b"last", 100)
+        fill(store, partition, data)
+        expected = [(e.key, e.value) for e in data]
+        with store.scan(partition, batch_size=95) as it:
+            store.delete(partition, data[-1].key)
+            got = pairs(it)
+        assert got in (expected, expected[:-1])
+
+    def test_scan_deleted_last_key_after_a_page_boundary(
+        self, store: Store, partition: bytes
+    ) -> None:
+        data = sample(b"last", 100)
+        fill(store, partition, data)
+        expected = [(e.key, e.value) for e in data]
+        with store.scan(partition) as it:
+            got = [(e.key, e.value) for e, _ in zip(it, range(99), strict=False)]
+            store.delete(partition, data[-1].key)
+            got.extend(pairs(it))
+        assert got in (expected, expected[:-1])
+        assert pairs(store.scan(partition)) == expected[:-1]
+
+    def test_scan_prefix(self, store: Store, make_partition: MakePartition) -> None:
+        main, other = make_partition("main"), make_partition("other")
+        sets = [uuid.uuid4().hex.encode() + b"-scan-prefix" for _ in range(3)]
+        for prefix in sets:
+            fill(store, main, sample(prefix, 100))
+            fill(store, other, sample(prefix, 100))
+        for prefix in sets:
+            assert scan_prefix(store, main, prefix) == [
+                (e.key, e.value) for e in sample(prefix, 100)
+            ]
+
+    def test_scan_sees_writes_behind_and_ahead_consistently(
+        self, store: Store, partition: bytes
+    ) -> None:
+        """Keys untouched during a scan are returned exactly once, in order."""
+        data = sample(b"k", 30)
+        fill(store, partition, data)
+        seen = []
+        with store.scan(partition) as it:
+            for i, e in enumerate(it):
+                seen.append(e.key)
+                if i == 10:
+                    store.set(partition, b"k-key-0005x", b"behind")  # before the cursor
+                    store.set(partition, b"k-key-0020x", b"ahead")  # after the cursor
+        untouched = [e.key for e in data]
+        assert [k for k in seen if k in set(untouched)] == untouched
+        assert len(seen) == len(set(seen))
+        assert b"k-key-0005x" not in seen
+
+    # --- delete while iterating (lakeFS sequences) --------------------------------------------
+
+    @pytest.mark.parametrize(
+        "sequence",
+        [
+            "RRRRRRRDDDDDDD",
+            "RRRDRDRDRDRDDD",
+            "RRRRRDRDRDRDRDRRRRR",
+            "DDDDRDRDRDRDDRDDDDD",
+            "DDDDRDRDDRRDDDDD",
+            "DDDDDRRRRR",
+        ],
+    )
+    def test_delete_while_iterating_sequences(
+        self, store: Store, partition: bytes, sequence: str
+    ) -> None:
+        read_pref, del_pref, na_pref = b"readPrefix", b"toDelPrefix", b"naPrefix"
+        n_read, n_del = sequence.count("R"), sequence.count("D")
+        initial = sample(read_pref, n_read) + sample(del_pref, n_del)
+        initial += sample(na_pref, n_read + n_del)
+        fill(store, partition, initial)
+        read_done: set[bytes] = set()
+        delete_done: set[bytes] = set()
+        with (
+            store.scan(partition, start=read_pref) as reader,
+            store.scan(partition, start=del_pref) as deleter,
+        ):
+            for step in sequence:
+                if step == "R":
+                    read_done.add(next(reader).key)
+                else:
+                    key = next(deleter).key
+                    store.delete(partition, key)
+                    delete_done.add(key)
+        self._verify_delete_while_iterating(
+            store, partition, initial, read_done, delete_done, read_pref, del_pref
+        )
+
+    @pytest.mark.parametrize(
+        ("read_pref", "del_pref"),
+        [(b"prefin", b"prefinin"), (b"prefinin", b"prefin"), (b"prefinin", b"prefinin")],
+    )
+    def test_delete_while_iterating_nested_prefixes(
+        self, store: Store, partition: bytes, read_pref: bytes, del_pref: bytes
+    ) -> None:
+        initial = [e for pref in (b"pref", b"prefin", b"prefinin") for e in sample(pref, 40)]
+        fill(store, partition, initial)
+        read_done: set[bytes] = set()
+        delete_done: set[bytes] = set()
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            with store.scan(partition, start=read_pref) as it:
+                for e in it:
+                    if not e.key.startswith(read_pref):
+                        break
+                    read_done.add(e.key)
+
+        def delete() -> None:
+            with store.scan(partition, start=del_pref) as it:
+                for e in it:
+                    if not e.key.startswith(del_pref):
+                        break
+                    store.delete(partition, e.key)
+                    delete_done.add(e.key)
+
+        def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    fn()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            return run
+
+        threads = [threading.Thread(target=guarded(f)) for f in (read, delete)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        self._verify_delete_while_iterating(
+            store, partition, initial, read_done, delete_done, read_pref, del_pref
+        )
+
+    @staticmethod
+    def _verify_delete_while_iterating(
+        store: Store,
+        partition: bytes,
+        initial: list[Entry],
+        read_done: set[bytes],
+        delete_done: set[bytes],
+        read_pref: bytes,
+        del_pref: bytes,
+    ) -> None:
+        assert all(k.startswith(read_pref) for k in read_done)
+        assert all(k.startswith(del_pref) for k in delete_done)
+        remaining = dict(pairs(store.scan(partition)))
+        for e in initial:
+            if e.key.startswith(del_pref):
+                assert e.key in delete_done, f"{e.key!r} was not deleted"
+                assert e.key not in remaining, f"{e.key!r} survived its deletion"
+                continue
+            assert remaining.get(e.key) == e.value, f"untouched {e.key!r} lost or changed"
+            if e.key.startswith(read_pref):
+                assert e.key in read_done, f"scan skipped the untouched key {e.key!r}"
+            else:
+                assert e.key not in read_done and e.key not in delete_done
+        assert not any(k.startswith(del_pref) for k in remaining)
+
+    # --- seek_ge ----------------------------------------------------------------------------
+
+    def test_seek_ge_forward_backward_and_past_the_end(
+        self, store: Store, partition: bytes
+    ) -> None:
+        data = sample(b"seek", 30)
+        fill(store, partition, data)
+        keys = [e.key for e in data]
+        with store.scan(partition) as it:
+            assert next(it).key == keys[0]
+            it.seek_ge(keys[20])  # forward, across page boundaries
+            assert next(it).key == keys[20]
+            it.seek_ge(keys[3])  # backward
+            assert [next(it).key for _ in range(3)] == keys[3:6]
+            it.seek_ge(keys[7] + b"\x00")  # between keys
+            assert next(it).key == keys[8]
+            it.seek_ge(keys[8])  # the key just returned: returned again
+            assert next(it).key == keys[8]
+            it.seek_ge(b"zzzz")  # past the end
+            with pytest.raises(StopIteration):
+                next(it)
+            it.seek_ge(b"")  # an exhausted iterator can be repositioned
+            assert [e.key for e in it] == keys
+
+    def test_seek_ge_within_and_beyond_the_current_page(
+        self, store: Store, partition: bytes
+    ) -> None:
+        data = sample(b"page", 12)
+        fill(store, partition, data)
+        keys = [e.key for e in data]
+        page = store.paging.page_size
+        with store.scan(partition) as it:
+            next(it)
+            target = min(page, len(keys) - 1)  # first key of the second page
+            it.seek_ge(keys[target])
+            assert [e.key for e in it] == keys[target:]
+        with store.scan(partition) as it:
+            next(it)
+            it.seek_ge(keys[-1])
+            assert [e.key for e in it] == keys[-1:]
+
+    def test_seek_ge_on_empty_partition(self, store: Store, partition: bytes) -> None:
+        with store.scan(partition) as it:
+            it.seek_ge(b"a")
+            assert list(it) == []
+
+    def test_seek_ge_sees_deletes_made_before_it(self, store: Store, partition: bytes) -> None:
+        data = sample(b"sd", 20)
+        fill(store, partition, data)
+        with store.scan(partition) as it:
+            next(it)
+            store.delete(partition, data[15].key)
+            it.seek_ge(data[14].key)
+            got = [e.key for e in it]
+        assert got[0] == data[14].key
+        assert data[16].key in got
+        assert got[-1] == data[-1].key
+
+    # --- iterator and store lifecycle -----------------------------------------------------
+
+    def test_iterator_after_close(self, store: Store, partition: bytes) -> None:
+        fill(store, partition, sample(b"c", 3))
+        it = store.scan(partition)
+        next(it)
+        it.close()
+        with pytest.raises(StoreClosedError):
+            next(it)
+        with pytest.raises(StoreClosedError):
+            it.seek_ge(b"a")
+        it.close()  # twice is harmless
+
+    def test_store_after_close(self, store_url: str, partition: bytes) -> None:
+        s = open_store(store_url)
+        s.set(partition, b"k", b"v")
+        it = s.scan(partition)
+        s.close()
+        s.close()  # twice is harmless
+        assert s.closed
+        with pytest.raises(StoreClosedError):
+            s.get(partition, b"k")
+        with pytest.raises(StoreClosedError):
+            s.set(partition, b"k", b"v")
+        with pytest.raises(StoreClosedError):
+            s.set_if(partition, b"k", b"v", None)
+        with pytest.raises(StoreClosedError):
+            s.delete(partition, b"k")
+        with pytest.raises(StoreClosedError):
+            s.scan(partition)
+        with pytest.raises(StoreClosedError):
+            next(it)
+        with pytest.raises(StoreClosedError):
+            s.write_batch([Entry(partition, b"k", b"v")])
+
+    def test_store_is_a_context_manager(self, store_url: str, partition: bytes) -> None:
+        with open_store(store_url) as s:
+            s.set(partition, b"k", b"v")
+        assert s.closed
+
+    def test_two_stores_on_one_url(self, store_url: str, partition: bytes) -> None:
+        with open_store(store_url) as a, open_store(store_url) as b:
+            a.set(partition, b"k", b"v")
+            if a.capabilities.persistent:
+                assert b.get(partition, b"k").value == b"v"
+
+    def test_password_never_in_repr(self, plain_store: Store) -> None:
+        password = plain_store.url.password
+        if password:
+            assert password not in repr(plain_store)
+            assert password not in str(plain_store.url)
+
+    # --- partitions ----------------------------------------------------------------------
+
+    def test_partitions_that_are_prefixes_of_each_other_stay_isolated(
+        self, store: Store, make_partition: MakePartition
+    ) -> None:
+        base = make_partition("iso")
+        names = [base + b"/m", base + b"/ma", base + b"/a", base + b"/a/b", base + b"/a\x00"]
+        for i, name in enumerate(names):
+            for k in (b"k1", b"k2"):
+                store.set(name, k, b"%d" % i)
+        for i, name in enumerate(names):
+            assert pairs(store.scan(name)) == [(b"k1", b"%d" % i), (b"k2", b"%d" % i)]
+        store.delete(names[0], b"k1")
+        assert store.get(names[1], b"k1").value == b"1"
+        with pytest.raises(KeyNotFoundError):
+            store.get(names[0], b"k1")
+
+    def test_list_partitions(self, store: Store, make_partition: MakePartition) -> None:
+        base = make_partition("lp")
+        names = [base + s for s in (b"/b", b"/a", b"/a/b", b"/\xff", b"/\x00")]
+        if not store.capabilities.list_partitions:
+            with pytest.raises(UnsupportedError):
+                store.list_partitions()
+            return
+        for name in names:
+            store.set(name, b"k", b"v")
+        listed = [p for p in store.list_partitions() if p.startswith(base)]
+        assert listed == sorted(names)
+        store.delete(names[0], b"k")  # an emptied partition is not listed
+        listed = [p for p in store.list_partitions() if p.startswith(base)]
+        assert listed == sorted(names[1:])
+
+    # --- properties --------------------------------------------------------------------------
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,  # one instance per store; examples use own partitions
+        ],
+    )
+    @given(keys=st.sets(st.binary(min_size=1, max_size=6), min_size=0, max_size=25))
+    def test_bytewise_order_property(
+        self, store: Store, partition: bytes, keys: set[bytes]
+    ) -> None:
+        part = partition + b"/" + uuid.uuid4().hex.encode()
+        for k in keys:
+            store.set(part, k, k[::-1])
+        got = pairs(store.scan(part))
+        assert got == [(k, k[::-1]) for k in sorted(keys)]
+
+    # --- concurrency -------------------------------------------------------------------------
+
+    def test_concurrent_cas_increments_lose_nothing(
+        self, plain_store: Store, partition: bytes
+    ) -> None:
+        threads, per_thread = 8, 200
+        plain_store.set(partition, b"counter", b"0")
+
+        def worker() -> int:
+            retries = 0
+            for _ in range(per_thread):
+                while True:
+                    got = plain_store.get(partition, b"counter")
+                    try:
+                        plain_store.set_if(
+                            partition, b"counter", b"%d" % (int(got.value) + 1), got.predicate
+                        )
+                        break
+                    except PredicateFailedError:
+                        retries += 1
+            return retries
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda _: worker(), range(threads)))
+        assert plain_store.get(partition, b"counter").value == b"%d" % (threads * per_thread)
+
+    def test_racing_create_only_one_wins(self, plain_store: Store, partition: bytes) -> None:
+        n = 8
+        barrier = threading.Barrier(n)
+
+        def attempt(i: int) -> bool:
+            barrier.wait()
+            try:
+                plain_store.set_if(partition, b"lock", b"owner-%d" % i, None)
+                return True
+            except PredicateFailedError:
+                return False
+
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(attempt, range(n)))
+        assert results.count(True) == 1
+        winner = results.index(True)
+        assert plain_store.get(partition, b"lock").value == b"owner-%d" % winner
+
+    def test_many_threads_share_one_store(self, plain_store: Store, partition: bytes) -> None:
+        def worker(t: int) -> None:
+            for i in range(25):
+                plain_store.set(partition, b"t%d-%02d" % (t, i), b"%d" % i)
+                assert plain_store.get(partition, b"t%d-%02d" % (t, i)).value == b"%d" % i
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(worker, range(8)))
+        assert len(list(plain_store.scan(partition))) == 200
+
+    # --- sizes -------------------------------------------------------------------------------
+
+    def test_large_value(self, plain_store: Store, partition: bytes) -> None:
+        caps = plain_store.capabilities
+        big = bytes(range(256)) * 4096  # 1 MiB
+        limits = [x for x in (caps.max_value_size, caps.max_item_size) if x is not None]
+        if not limits or min(limits) >= len(big) + len(partition) + 16:
+            plain_store.set(partition, b"big", big)
+            assert plain_store.get(partition, b"big").value == big
+            assert list(plain_store.scan(partition)) == [Entry(partition, b"big", big)]
+            return
+        limit = min(limits)
+        with pytest.raises(InvalidArgumentError, match=str(limit)):
+            plain_store.set(partition, b"big", big)
+        with pytest.raises(KeyNotFoundError):
+            plain_store.get(partition, b"big")
+        fits = big[: limit // 2]
+        plain_store.set(partition, b"half", fits)
+        assert plain_store.get(partition, b"half").value == fits
+
+    def test_key_and_partition_limits(self, plain_store: Store, partition: bytes) -> None:
+        caps = plain_store.capabilities
+        if caps.max_key_size is not None:
+            with pytest.raises(InvalidArgumentError, match=str(caps.max_key_size)):
+                plain_store.set(partition, b"k" * (caps.max_key_size + 1), b"v")
+            plain_store.set(partition, b"k" * caps.max_key_size, b"v")
+        else:
+            plain_store.set(partition, b"k" * 4096, b"v")
+            assert plain_store.get(partition, b"k" * 4096).value == b"v"
+        if caps.max_partition_size is not None:
+            with pytest.raises(InvalidArgumentError, match=str(caps.max_partition_size)):
+                plain_store.set(b"p" * (caps.max_partition_size + 1), b"k", b"v")
+
+    # --- write_batch ---------------------------------------------------------------------------
+
+    def test_write_batch_policies(self, plain_store: Store, make_partition: MakePartition) -> None:
+        s = plain_store
+        a, b = make_partition("a"), make_partition("b")
+        batch = [Entry(a, b"k%03d" % i, b"v%d" % i) for i in range(30)]
+        batch += [Entry(b, b"k%03d" % i, b"" if i % 3 == 0 else b"w%d" % i) for i in range(20)]
+        assert s.write_batch([]).total == 0
+        first = s.write_batch(batch)
+        assert (first.written, first.unchanged, first.skipped, first.conflicts) == (50, 0, 0, [])
+        again = s.write_batch(batch)
+        assert (again.written, again.unchanged, again.skipped, again.conflicts) == (0, 50, 0, [])
+        changed = [
+            e._replace(value=e.value + b"!") if i % 10 == 0 else e for i, e in enumerate(batch)
+        ]
+        n_changed = sum(1 for i in range(len(batch)) if i % 10 == 0)
+        fail = s.write_batch(changed, OnConflict.FAIL)
+        assert fail.written == 0
+        assert fail.unchanged == len(batch) - n_changed
+        assert sorted(fail.conflicts) == sorted(e for i, e in enumerate(changed) if i % 10 == 0)
+        skip = s.write_batch(changed, "skip")
+        assert (skip.written, skip.skipped, skip.conflicts) == (0, n_changed, [])
+        for e in batch:  # fail and skip kept the target's values
+            assert s.get(e.partition, e.key).value == e.value
+        over = s.write_batch(changed, OnConflict.OVERWRITE)
+        assert (over.written, over.unchanged, over.conflicts) == (
+            n_changed,
+            len(batch) - n_changed,
+            [],
+        )
+        for e in changed:
+            assert s.get(e.partition, e.key).value == e.value
+        mixed = [Entry(a, b"new", b"n"), changed[1], batch[0]]
+        res = s.write_batch(mixed)
+        assert (res.written, res.unchanged, res.conflicts) == (1, 1, [batch[0]])
+        with pytest.raises(ValueError):
+            s.write_batch(batch, "replace")
