@@ -13,6 +13,7 @@ import click
 
 from lakekv import __version__
 from lakekv.cli import kv as kv_commands
+from lakekv.cli import migrate as migrate_commands
 from lakekv.cli._common import DEFAULT_STORE, EXIT_ERROR, EXIT_USAGE, exit_code_for, one_line
 from lakekv.errors import LakekvError
 
@@ -45,6 +46,8 @@ def cli(ctx: click.Context, store_url: str | None, traceback: bool) -> None:
 
 
 for command in kv_commands.COMMANDS:
+    cli.add_command(command)
+for command in migrate_commands.COMMANDS:
     cli.add_command(command)
 
 
