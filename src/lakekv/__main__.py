@@ -1,0 +1,5 @@
+"""``python -m lakekv`` runs the command line."""
+
+from lakekv.cli.main import main
+
+main()
