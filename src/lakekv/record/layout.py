@@ -1,0 +1,110 @@
+"""Where lakeFS keeps what: partition names, key paths and the patterns that recognise them.
+
+Keys are path segments joined with ``/`` and **not escaped** (lakeFS ``kv.FormatPath``), so a tag
+ID containing ``/`` yields a key with more segments; readers must split on the first ``/`` only.
+
+=============================  ===========================================  ====================
+partition                      key                                          value
+=============================  ===========================================  ====================
+``kv-internal-metadata``       ``kv/schema/version``                        ASCII integer
+``graveler``                   ``repos/<repoID>``                           RepositoryData
+``<repoID>-<instanceUID>``     ``branches/<id>`` ``commits/<id>``            BranchData, CommitData,
+                               ``tags/<id>`` ``repo-metadata``              TagData, RepoMetadata,
+                               ``settings/<name>`` ``imports/<id>``         settings, ImportStatus,
+                               ``tasks/<id>`` ``pulls/<id>``                TaskMsg, PullRequest,
+                               ``link-addresses/<address>``                 LinkAddressData
+``<repoID>-<branchID>:<uuid>`` the object path (raw bytes)                  StagedEntryData
+``cleanup-tokens``             a staging token                              ``stub-value``
+``pulls``                      ``repos/<repoPartition>/<src>/<dst>``         SecondaryIndex
+=============================  ===========================================  ====================
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+SCHEMA_PARTITION: Final = b"kv-internal-metadata"
+SCHEMA_VERSION_KEY: Final = b"kv/schema/version"
+GRAVELER_PARTITION: Final = b"graveler"
+CLEANUP_TOKENS_PARTITION: Final = b"cleanup-tokens"
+CLEANUP_STUB_VALUE: Final = b"stub-value"
+PULLS_INDEX_PARTITION: Final = b"pulls"
+
+REPOS_PREFIX: Final = b"repos/"
+BRANCHES_PREFIX: Final = b"branches/"
+COMMITS_PREFIX: Final = b"commits/"
+TAGS_PREFIX: Final = b"tags/"
+SETTINGS_PREFIX: Final = b"settings/"
+IMPORTS_PREFIX: Final = b"imports/"
+TASKS_PREFIX: Final = b"tasks/"
+PULLS_PREFIX: Final = b"pulls/"
+LINK_ADDRESSES_PREFIX: Final = b"link-addresses/"
+REPO_METADATA_KEY: Final = b"repo-metadata"
+
+# Identifier patterns (lakeFS pkg/graveler validation). Go's \w is ASCII-only: so is ours.
+REPOSITORY_ID_PATTERN: Final = r"[a-z0-9][a-z0-9-]{2,62}"
+BRANCH_ID_PATTERN: Final = r"\w[-\w]*"
+INSTANCE_UID_PATTERN: Final = r"[0-9a-v]{20}"
+UUID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+REPOSITORY_PARTITION_RE: Final = re.compile(
+    rf"^(?P<repo>{REPOSITORY_ID_PATTERN})-(?P<uid>{INSTANCE_UID_PATTERN})$", re.ASCII
+)
+"""A repository partition name, ``<repoID>-<instanceUID>``."""
+
+STAGING_TOKEN_RE: Final = re.compile(
+    rf"^(?P<prefix>{REPOSITORY_ID_PATTERN}-{BRANCH_ID_PATTERN}):(?P<uuid>{UUID_PATTERN})$",
+    re.ASCII,
+)
+"""A staging token (and staging partition name), ``<repoID>-<branchID>:<uuid>``."""
+
+
+def join_key(*parts: str) -> bytes:
+    """Segments joined with ``/``, UTF-8 encoded, not escaped (as lakeFS does)."""
+    return "/".join(parts).encode()
+
+
+def repository_partition(repository_id: str, instance_uid: str) -> bytes:
+    """The partition holding a repository's branches, commits, tags and settings."""
+    return f"{repository_id}-{instance_uid}".encode()
+
+
+def repository_key(repository_id: str) -> bytes:
+    """``repos/<id>`` in the ``graveler`` partition."""
+    return REPOS_PREFIX + repository_id.encode()
+
+
+def branch_key(branch_id: str) -> bytes:
+    return BRANCHES_PREFIX + branch_id.encode()
+
+
+def commit_key(commit_id: str) -> bytes:
+    return COMMITS_PREFIX + commit_id.encode()
+
+
+def tag_key(tag_id: str) -> bytes:
+    return TAGS_PREFIX + tag_id.encode()
+
+
+def pull_index_key(repo_partition: bytes, source: str, destination: str) -> bytes:
+    """``repos/<repoPartition>/<src>/<dst>`` in the ``pulls`` partition."""
+    return b"repos/" + repo_partition + b"/" + join_key(source, destination)
+
+
+def decode_text(data: bytes) -> str | None:
+    """``data`` as UTF-8 text, or ``None`` if it is not valid UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def is_repository_partition(partition: bytes) -> bool:
+    text = decode_text(partition)
+    return text is not None and REPOSITORY_PARTITION_RE.match(text) is not None
+
+
+def is_staging_partition(partition: bytes) -> bool:
+    text = decode_text(partition)
+    return text is not None and STAGING_TOKEN_RE.match(text) is not None
