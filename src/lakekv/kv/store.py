@@ -584,10 +584,10 @@ class PagedIterator(EntryIterator):
     def __next__(self) -> Entry:
         if self._closed:
             raise StoreClosedError("iterator used after close()")
+        self._store._check_open()
         while self._pos >= len(self._buf):
             if not self._more:
                 raise StopIteration
-            self._store._check_open()
             page, more = self._store._call(
                 self._store._scan_page, self._partition, self._from, self._inclusive, self._page
             )
