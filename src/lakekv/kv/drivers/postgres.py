@@ -1,0 +1,652 @@
+"""``postgres://user:password@host:5432/db?table=kv`` — PostgreSQL, in exactly lakeFS's layout.
+
+URL: ``postgres://`` or ``postgresql://``; user, password, host, port and database as libpq
+takes them (an absent part falls back to libpq's defaults and ``PG*`` environment variables).
+Parameters:
+
+``table``            table name (default ``kv``, as lakeFS); at most 60 bytes
+``schema``           schema holding the table (default: the connection's ``search_path``)
+``pool_size``        most connections opened at once (default 25, lakeFS ``max_open_connections``)
+``pool_min``         connections kept open when idle (default 1)
+``pool_timeout``     seconds to wait for a free connection before StoreUnavailableError (30)
+``max_lifetime``     seconds before a connection is replaced (default 300, lakeFS's 5 minutes)
+``connect_timeout``  seconds to establish a connection (default 5)
+``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``, ``application_name`` (default ``lakekv``)
+                     passed to libpq
+``page_size``/``page_cap``  scan pages (default 1000, lakeFS's page size, doubling up to 5000)
+
+Layout (lakeFS ``pkg/kv/postgres``, which must keep working on the same database): table
+``kv (partition_key BYTEA, key BYTEA, value BYTEA, PRIMARY KEY (partition_key, key))``
+``PARTITION BY HASH (partition_key)`` with 100 partitions ``kv_0`` … ``kv_99``, and a view
+``kv_v`` showing the names as text. For another table name ``T`` the partitions are ``T_0`` …
+``T_99`` and the view ``T_v``. Identifiers are quoted, so the name's case is kept. Opening
+checks the catalog; if anything is missing it runs lakeFS's DDL (all ``IF NOT EXISTS`` /
+``CREATE OR REPLACE VIEW``) while holding ``pg_advisory_lock(advisory_lock_id(table))``, so
+any number of processes, lakekv or lakeFS, may open a new table at once.
+
+Behaviour: every statement runs in autocommit on a connection borrowed from a
+``psycopg_pool.ConnectionPool`` and given back straight after, so one store serves many
+threads and iterators hold nothing between pages. Queries are lakeFS's (``set_if`` with
+``None`` is ``INSERT … ON CONFLICT DO NOTHING``, with ``MUST_EXIST`` an ``UPDATE``, with a
+predicate ``UPDATE … AND value = predicate``; success is exactly one affected row); the
+predicate is the previous value. Results are fetched in binary. A borrowed connection that
+the server closed while it sat in the pool (restart, ``pg_terminate_backend``) is noticed
+before use, without a round trip, and replaced; a read, ``set``, ``delete`` or a batch whose
+connection breaks before its commit is retried once on a fresh connection. Anything else that
+breaks a connection raises StoreUnavailableError (retryable); ``psycopg.OperationalError`` and
+pool timeouts map to it too, other database errors to StoreError. Messages never contain the
+password.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Self, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg.pq import ConnStatus
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
+
+from lakekv.errors import (
+    ConfigurationError,
+    LakekvError,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL, redact
+
+T = TypeVar("T")
+
+PARTITIONS: Final = 100
+"""Hash partitions of the table; lakeFS's ``DefaultPartitions``, never to be changed."""
+MAX_TABLE_NAME_BYTES: Final = 60
+"""So that ``<table>_99`` and ``<table>_v`` fit PostgreSQL's 63-byte identifiers."""
+_MAX_IDENT_BYTES: Final = 63
+_SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_BATCH_TABLE: Final = "lakekv_batch"
+_FNV_OFFSET: Final = 0x811C9DC5
+_FNV_PRIME: Final = 0x01000193
+
+
+def advisory_lock_id(table: str) -> int:
+    """The ``pg_advisory_lock`` key lakeFS uses for ``table``: FNV-1a 32 of ``lakefs:<table>``.
+
+    ``advisory_lock_id("kv") == 4109714936``.
+    """
+    h = _FNV_OFFSET
+    for byte in ("lakefs:" + table).encode():
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def partition_table_names(table: str) -> list[str]:
+    """The names of the table's hash partitions: ``<table>_0`` … ``<table>_99``."""
+    return [f"{table}_{i}" for i in range(PARTITIONS)]
+
+
+def view_name(table: str) -> str:
+    """The name of lakeFS's helper view for ``table``: ``<table>_v``."""
+    return f"{table}_v"
+
+
+class _Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection that keeps one reusable cursor (results in binary)."""
+
+    lakekv_cursor: psycopg.Cursor[tuple[Any, ...]] | None = None
+
+    def reusable_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """This connection's cursor; only one thread uses a pooled connection at a time."""
+        cur = self.lakekv_cursor
+        if cur is None or cur.closed:
+            cur = self.lakekv_cursor = self.cursor(binary=True)
+        return cur
+
+
+def _alive(conn: _Connection) -> bool:
+    """False if the server has closed ``conn`` while it was idle; never waits on the network.
+
+    An idle connection has nothing to read. If its socket is readable, the server has sent
+    something: a notice (harmless, consumed here) or an error followed by end of file, which
+    leaves the connection bad.
+    """
+    pgconn = conn.pgconn
+    if pgconn.status != ConnStatus.OK:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        if not poller.poll(0):
+            return True
+        pgconn.consume_input()
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return pgconn.status == ConnStatus.OK
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What ``from_url`` read from the URL, besides paging."""
+
+    conninfo: str
+    where: str
+    table: str
+    schema: str | None
+    pool_size: int
+    pool_min: int
+    pool_timeout: float
+    max_lifetime: float
+    connect_timeout: int
+
+
+class PostgresStore(Store):
+    """The PostgreSQL driver; see the module docstring for URL, layout and behaviour."""
+
+    scheme = "postgres"
+    capabilities = Capabilities(
+        list_partitions=True,
+        native_write_batch=True,
+        # A B-tree entry of the primary key must stay under 2704 bytes.
+        max_partition_size=512,
+        max_key_size=2048,
+        # bytea holds at most 1 GiB including its 4-byte header.
+        max_value_size=(1 << 30) - 5,
+    )
+    driver_errors = (psycopg.Error,)
+
+    def __init__(self, url: StoreURL, paging: ScanPaging, settings: _Settings) -> None:
+        super().__init__(url, paging)
+        self._settings = settings
+        self.table = settings.table
+        self.schema = settings.schema
+        self._pool: ConnectionPool[_Connection] | None = None
+
+        t = self._quote(self.table)
+        self._q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND key = %s"
+        self._q_set = (
+            f"INSERT INTO {t} (partition_key, key, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT (partition_key, key) DO UPDATE SET value = excluded.value"
+        )
+        self._q_create = (
+            f"INSERT INTO {t} (partition_key, key, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING"
+        )
+        self._q_update = f"UPDATE {t} SET value = %s WHERE partition_key = %s AND key = %s"
+        self._q_update_if = (
+            f"UPDATE {t} SET value = %s WHERE partition_key = %s AND key = %s AND value = %s"
+        )
+        self._q_delete = f"DELETE FROM {t} WHERE partition_key = %s AND key = %s"
+        self._q_page_ge = (
+            f"SELECT key, value FROM {t} WHERE partition_key = %s AND key >= %s "
+            "ORDER BY key LIMIT %s"
+        )
+        self._q_page_gt = (
+            f"SELECT key, value FROM {t} WHERE partition_key = %s AND key > %s "
+            "ORDER BY key LIMIT %s"
+        )
+        # Sorted, so concurrent batches lock keys in the same order (no deadlock).
+        batch = f"SELECT partition_key, key, value FROM {_BATCH_TABLE} ORDER BY partition_key, key"
+        self._q_batch_overwrite = (
+            f"INSERT INTO {t} AS t (partition_key, key, value) {batch} "
+            "ON CONFLICT (partition_key, key) DO UPDATE SET value = excluded.value "
+            "WHERE t.value <> excluded.value"
+        )
+        self._q_batch_create = (
+            f"INSERT INTO {t} (partition_key, key, value) {batch} ON CONFLICT DO NOTHING"
+        )
+        self._q_batch_differing = (
+            f"SELECT b.n, t.value FROM {_BATCH_TABLE} b LEFT JOIN {t} t "
+            "ON t.partition_key = b.partition_key AND t.key = b.key "
+            "WHERE t.value IS DISTINCT FROM b.value"
+        )
+        self._q_partitions = self._partitions_query()
+
+    def _quote(self, name: str, *, for_params: bool = True) -> str:
+        """``"schema"."name"`` or ``"name"``; ``%`` doubled when the query takes parameters."""
+        ident = sql.Identifier(name) if self.schema is None else sql.Identifier(self.schema, name)
+        text = ident.as_string(None)
+        return text.replace("%", "%%") if for_params else text
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        """Open (and if needed create) the table; see the module docstring for parameters.
+
+        Raises ConfigurationError for a bad URL and StoreUnavailableError, within about
+        ``connect_timeout`` seconds, when the server cannot be reached.
+        """
+        params = ParamReader(url)
+        table = params.take_str("table", "kv")
+        _check_ident(url, "table", table, MAX_TABLE_NAME_BYTES)
+        schema = params.take_optional("schema")
+        if schema is not None:
+            _check_ident(url, "schema", schema, _MAX_IDENT_BYTES)
+        pool_size = params.take_int("pool_size", 25, minimum=1)
+        pool_min = params.take_int("pool_min", 1, minimum=0)
+        if pool_min > pool_size:
+            raise ConfigurationError(f"{url}: pool_min must not exceed pool_size")
+        pool_timeout = params.take_float("pool_timeout", 30.0, minimum=0.001)
+        max_lifetime = params.take_float("max_lifetime", 300.0, minimum=1.0)
+        connect_timeout = params.take_int("connect_timeout", 5, minimum=1)
+        libpq: dict[str, str | int] = {}
+        sslmode = params.take_optional("sslmode")
+        if sslmode is not None:
+            if sslmode not in _SSLMODES:
+                raise ConfigurationError(f"{url}: sslmode must be one of {', '.join(_SSLMODES)}")
+            libpq["sslmode"] = sslmode
+        for name in ("sslrootcert", "sslcert", "sslkey"):
+            value = params.take_optional(name)
+            if value is not None:
+                libpq[name] = value
+        libpq["application_name"] = params.take_str("application_name", "lakekv")
+        paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
+        params.reject_unknown()
+
+        dbname = url.path.lstrip("/")
+        if "/" in dbname:
+            raise ConfigurationError(f"{url}: the path must be a database name, like /mydb")
+        for key, part in (
+            ("host", url.host),
+            ("port", url.port),
+            ("dbname", dbname),
+            ("user", url.username),
+            ("password", url.password),
+        ):
+            if part not in (None, ""):
+                libpq[key] = part
+        libpq["connect_timeout"] = connect_timeout
+        try:
+            conninfo = make_conninfo("", **libpq)
+        except psycopg.ProgrammingError as exc:
+            secrets = [url.password] if url.password else []
+            raise ConfigurationError(f"{url}: {redact(str(exc), secrets)}") from None
+        where = f"postgres {url.host or 'localhost'}:{url.port or 5432}/{dbname or '(default)'}"
+        settings = _Settings(
+            conninfo=conninfo,
+            where=where,
+            table=table,
+            schema=schema,
+            pool_size=pool_size,
+            pool_min=pool_min,
+            pool_timeout=pool_timeout,
+            max_lifetime=max_lifetime,
+            connect_timeout=connect_timeout,
+        )
+        store = cls(url, paging, settings)
+        try:
+            store._open()
+        except psycopg.Error as exc:
+            store._close()
+            raise store._redacted(store._translate_error(exc)) from exc
+        except BaseException:
+            store._close()
+            raise
+        return store
+
+    def _open(self) -> None:
+        """Check (or create) the layout on a direct connection, then start the pool."""
+        s = self._settings
+        with _Connection.connect(s.conninfo, autocommit=True) as conn:
+            if not self._layout_complete(conn):
+                self._create_layout(conn)
+        pool: ConnectionPool[_Connection] = ConnectionPool(
+            s.conninfo,
+            connection_class=_Connection,
+            kwargs={"autocommit": True},
+            min_size=s.pool_min,
+            max_size=s.pool_size,
+            open=False,
+            name=f"lakekv:{self.table}",
+            timeout=s.pool_timeout,
+            max_lifetime=s.max_lifetime,
+            reconnect_timeout=max(s.pool_timeout, 1.0),
+        )
+        pool.open(wait=False)
+        self._pool = pool
+
+    def _layout_complete(self, conn: _Connection) -> bool:
+        """True if the table has its 100 partitions and the view exists (no DDL needed)."""
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%s)), "
+            "to_regclass(%s) IS NOT NULL",
+            (
+                self._quote(self.table, for_params=False),
+                self._quote(view_name(self.table), for_params=False),
+            ),
+        ).fetchone()
+        return row is not None and row[0] == PARTITIONS and bool(row[1])
+
+    def _create_layout(self, conn: _Connection) -> None:
+        """lakeFS's DDL, idempotent, in one implicit transaction under the advisory lock."""
+        t = self._quote(self.table, for_params=False)
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {t} (partition_key BYTEA NOT NULL, "
+            "key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (partition_key, key)) "
+            "PARTITION BY HASH (partition_key)"
+        ]
+        statements.extend(
+            f"CREATE TABLE IF NOT EXISTS {self._quote(child, for_params=False)} PARTITION OF "
+            f"{t} FOR VALUES WITH (MODULUS {PARTITIONS}, REMAINDER {i})"
+            for i, child in enumerate(partition_table_names(self.table))
+        )
+        statements.append(
+            f"CREATE OR REPLACE VIEW {self._quote(view_name(self.table), for_params=False)} "
+            "AS SELECT ENCODE(partition_key, 'escape') AS partition_key, "
+            f"ENCODE(key, 'escape') AS key, value FROM {t}"
+        )
+        with self._advisory_lock(conn):
+            conn.execute(";\n".join(statements).encode())
+
+    def _advisory_lock(self, conn: _Connection) -> _AdvisoryLock:
+        return _AdvisoryLock(conn, advisory_lock_id(self.table))
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _checkout(self) -> _Connection:
+        """A live connection from the pool; dead idle ones are discarded on the way."""
+        pool = self._pool
+        if pool is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        for _ in range(self._settings.pool_size + 1):
+            conn = pool.getconn()
+            if _alive(conn):
+                return conn
+            conn.close()
+            pool.putconn(conn)  # the pool drops it and opens a replacement
+        return pool.getconn()
+
+    def _execute(
+        self,
+        query: str,
+        params: Sequence[object] | Mapping[str, object],
+        fetch: Callable[[psycopg.Cursor[Any]], T],
+        *,
+        retry: bool,
+    ) -> T:
+        """Run one autocommit statement; ``retry``: run it again if the connection broke."""
+        pool = self._pool
+        if pool is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        for attempt in (0, 1):
+            conn = self._checkout()
+            try:
+                cur = conn.reusable_cursor()
+                cur.execute(query, params)
+                return fetch(cur)
+            except psycopg.OperationalError:
+                if attempt or not retry or not conn.broken:
+                    raise
+            finally:
+                pool.putconn(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        where = self._settings.where
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, PoolClosed):
+            return StoreClosedError(f"store {self._url} is closed")
+        if isinstance(exc, PoolTimeout | TooManyRequests):
+            return StoreUnavailableError(
+                f"{where}: no connection within {self._settings.pool_timeout:g} s "
+                f"(pool_size={self._settings.pool_size}; server down or pool exhausted): {message}"
+            )
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailableError(f"{where}: {message}")
+        return StoreError(f"{where}, table {self.table}: {message}")
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        row = self._execute(self._q_get, (partition, key), _fetchone, retry=True)
+        if row is None:
+            return None
+        value: bytes = row[0]
+        return ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        self._execute(self._q_set, (partition, key, value), _rowcount, retry=True)
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        params: tuple[bytes, ...]
+        if predicate is None:
+            query, params = self._q_create, (partition, key, value)
+        elif predicate is MUST_EXIST:
+            query, params = self._q_update, (value, partition, key)
+        else:
+            expected = value_predicate(predicate)
+            query, params = self._q_update_if, (value, partition, key, expected)
+        # Not retried once sent: a lost reply could hide a success.
+        return self._execute(query, params, _rowcount, retry=False) == 1
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        self._execute(self._q_delete, (partition, key), _rowcount, retry=True)
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        query = self._q_page_ge if inclusive else self._q_page_gt
+        rows: list[tuple[bytes, bytes]] = self._execute(
+            query, (partition, start, limit), _fetchall, retry=True
+        )
+        return rows, len(rows) == limit
+
+    # --- listing partitions ------------------------------------------------------------------
+
+    def _partitions_query(self) -> str:
+        """One page of distinct partition names after ``%(after)s``, per hash partition.
+
+        Each of the 100 hash partitions holds whole lakekv partitions, so a skip scan inside
+        each (one index seek per name, a recursive CTE) visits every name once; each returns
+        at most ``%(k)s`` names, tagged with the hash partition's number.
+        """
+        branches = []
+        for i, child in enumerate(partition_table_names(self.table)):
+            c = self._quote(child)
+            branches.append(
+                "(WITH RECURSIVE s(pk) AS ("
+                f"(SELECT partition_key FROM {c} WHERE partition_key > %(after)s "
+                "ORDER BY partition_key LIMIT 1) "
+                f"UNION ALL SELECT (SELECT partition_key FROM {c} WHERE partition_key > s.pk "
+                "ORDER BY partition_key LIMIT 1) FROM s WHERE s.pk IS NOT NULL) "
+                f"SELECT {i}::int4, pk FROM s WHERE pk IS NOT NULL LIMIT %(k)s)"
+            )
+        return " UNION ALL ".join(branches)
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        after = b""
+        page = self.paging.page_size
+        while True:
+            # Ask each hash partition for about twice its share of a page. Every name up to
+            # the smallest "last name" among those that filled their quota is then known.
+            per_child = max(2, -(-2 * page // PARTITIONS))
+            rows: list[tuple[int, bytes]] = self._execute(
+                self._q_partitions, {"after": after, "k": per_child}, _fetchall, retry=True
+            )
+            counts: dict[int, int] = {}
+            last: dict[int, bytes] = {}
+            for child, name in rows:
+                counts[child] = counts.get(child, 0) + 1
+                last[child] = max(last.get(child, name), name)
+            full = [last[c] for c, n in counts.items() if n >= per_child]
+            names = sorted(name for _, name in rows)
+            if full:
+                frontier = min(full)
+                names = [n for n in names if n <= frontier]
+            yield from names
+            if not full:
+                return
+            after = names[-1]
+            page = min(page * 2, self.paging.page_cap)
+
+    # --- bulk writes ---------------------------------------------------------------------------
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        """Binary COPY into a temporary table, then one ``INSERT … SELECT … ON CONFLICT``.
+
+        Classification matches the generic fallback; entries whose conflicting row vanished
+        in between go through it. Retried once if the connection breaks before the commit.
+        """
+        pool = self._pool
+        if pool is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        result, vanished = self._write_batch_retrying(pool, entries, on_conflict)
+        if vanished:
+            result.add(super()._write_batch(vanished, on_conflict))
+        return result
+
+    def _write_batch_retrying(
+        self, pool: ConnectionPool[_Connection], entries: Sequence[Entry], on_conflict: OnConflict
+    ) -> tuple[BatchResult, list[Entry]]:
+        for attempt in (0, 1):
+            conn = self._checkout()
+            state = _BatchAttempt()
+            try:
+                return self._write_batch_on(conn, entries, on_conflict, state)
+            except psycopg.OperationalError:
+                if attempt or state.committing or not conn.broken:
+                    raise
+            finally:
+                pool.putconn(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_batch_on(
+        self,
+        conn: _Connection,
+        entries: Sequence[Entry],
+        on_conflict: OnConflict,
+        state: _BatchAttempt,
+    ) -> tuple[BatchResult, list[Entry]]:
+        cur = conn.reusable_cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                f"CREATE TEMPORARY TABLE {_BATCH_TABLE} (n int4 NOT NULL, "
+                "partition_key bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL) "
+                "ON COMMIT DROP"
+            )
+            with cur.copy(f"COPY {_BATCH_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "bytea", "bytea", "bytea"])
+                for n, entry in enumerate(entries):
+                    copy.write_row((n, entry[0], entry[1], entry[2]))
+            total = len(entries)
+            vanished: list[Entry] = []
+            if on_conflict is OnConflict.OVERWRITE:
+                cur.execute(self._q_batch_overwrite, prepare=False)
+                written = cur.rowcount
+                result = BatchResult(written=written, unchanged=total - written)
+            else:
+                cur.execute(self._q_batch_create, prepare=False)
+                written = cur.rowcount
+                result = BatchResult(written=written)
+                if written < total:
+                    cur.execute(f"ANALYZE {_BATCH_TABLE}", prepare=False)
+                    # Our own inserts are visible (and locked) in this transaction and equal;
+                    # only entries whose stored value differs, or is gone, come back.
+                    cur.execute(self._q_batch_differing, prepare=False)
+                    differing: list[tuple[int, bytes | None]] = cur.fetchall()
+                    for n, stored in differing:
+                        entry = entries[n]
+                        if stored is None:
+                            vanished.append(entry)
+                        elif on_conflict is OnConflict.SKIP:
+                            result.skipped += 1
+                        else:
+                            result.conflicts.append(entry)
+                    result.unchanged = total - written - len(differing)
+        except BaseException:
+            if not conn.broken:
+                cur.execute("ROLLBACK")
+            raise
+        state.committing = True
+        cur.execute("COMMIT")
+        return result, vanished
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def _destroy(self) -> None:
+        """Drop the table, its partitions and the views on it (lakeFS's ``<table>_v``)."""
+        with self._pool_connection() as conn, self._advisory_lock(conn):
+            conn.execute(
+                f"DROP TABLE IF EXISTS {self._quote(self.table, for_params=False)} CASCADE"
+            )
+
+    def _pool_connection(self) -> _Borrowed:
+        if self._pool is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        return _Borrowed(self._pool, self._checkout())
+
+    def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=5.0)
+
+
+def _fetchone(cur: psycopg.Cursor[Any]) -> Any:
+    return cur.fetchone()
+
+
+def _fetchall(cur: psycopg.Cursor[Any]) -> Any:
+    return cur.fetchall()
+
+
+def _rowcount(cur: psycopg.Cursor[Any]) -> int:
+    return cur.rowcount
+
+
+class _BatchAttempt:
+    """Whether a batch reached its COMMIT (after which a broken connection is ambiguous)."""
+
+    committing = False
+
+
+class _AdvisoryLock:
+    """``pg_advisory_lock`` held on ``conn`` for the ``with`` block (session-level)."""
+
+    def __init__(self, conn: _Connection, key: int) -> None:
+        self._conn = conn
+        self._key = key
+
+    def __enter__(self) -> None:
+        self._conn.execute("SELECT pg_advisory_lock(%s::bigint)", (self._key,))
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._conn.broken:
+            self._conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self._key,))
+
+
+class _Borrowed:
+    """A pooled connection for a ``with`` block, given back at its end."""
+
+    def __init__(self, pool: ConnectionPool[_Connection], conn: _Connection) -> None:
+        self._pool = pool
+        self._conn = conn
+
+    def __enter__(self) -> _Connection:
+        return self._conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.putconn(self._conn)
+
+
+def _check_ident(url: StoreURL, what: str, name: str, max_bytes: int) -> None:
+    size = len(name.encode())
+    if size == 0 or size > max_bytes or "\x00" in name:
+        raise ConfigurationError(
+            f"{url}: {what} must be a non-empty name of at most {max_bytes} bytes"
+        )
