@@ -1,0 +1,860 @@
+"""``dynamodb://TABLE?region=…&endpoint=…`` — Amazon DynamoDB (boto3), in lakeFS's table layout.
+
+URL
+    ``dynamodb://kvstore?region=us-east-1`` opens table ``kvstore`` (the lakeFS default, also
+    used when the URL names no table). Host names are case-folded by URL parsing: a table name
+    with capital letters must be given as ``?table=MyTable``, which also overrides the host.
+    Credentials come from the standard AWS chain (environment, shared files, ``profile``,
+    instance or container roles); they are never part of the URL.
+
+Parameters (anything else is a ConfigurationError)
+    ``table``            table name (see above).
+    ``region``           AWS region (default: from the AWS configuration chain).
+    ``endpoint``         endpoint URL, e.g. ``http://127.0.0.1:8000`` for a local server.
+    ``profile``          shared-config profile to take credentials and region from.
+    ``page_size``        first scan page (default 1024, at most 1024); ``page_cap``: later pages
+                         double up to it (default 4096). DynamoDB also ends a page at 1 MB.
+    ``max_attempts``     attempts per request, first one included (default 10).
+    ``retry_budget``     seconds one request may spend retrying (default 20).
+    ``connect_timeout``  / ``read_timeout``: socket timeouts in seconds (default 5 / 20).
+    ``scan_segments``    parallel ``Scan`` segments for ``list_partitions`` (default 4).
+    ``write_concurrency`` requests in flight in ``write_batch`` (default 8).
+    ``max_connections``  HTTP connection pool size (default: enough for the two above, ≥ 10).
+    ``create_table``     create the table when it is missing (default ``true``); ``false`` for
+                         a least-privilege role without ``dynamodb:CreateTable``.
+
+Layout (identical to lakeFS ``pkg/kv/dynamodb``)
+    One table, on-demand billing (``PAY_PER_REQUEST``), no secondary index. ``PartitionKey``
+    (binary, HASH) and ``ItemKey`` (binary, RANGE) hold partition and key; ``ItemValue``
+    (binary) holds the value. Opening calls ``DescribeTable`` first and creates the table only
+    when it is missing; a concurrent create by another process is fine; it then waits until the
+    table is ``ACTIVE`` (``UPDATING`` is usable too). A table whose key schema differs is a
+    ConfigurationError. An unreachable endpoint fails ``from_url`` with StoreUnavailableError
+    after one connection attempt (bounded by ``connect_timeout``).
+
+Operations
+    ``get`` is a ``GetItem`` with ``ConsistentRead``. ``set`` is a ``PutItem``. ``set_if`` is a
+    ``PutItem`` with ``attribute_not_exists(ItemValue)`` (``None``), ``attribute_exists(ItemValue)``
+    (``MUST_EXIST``) or ``ItemValue = :pred`` (a predicate from ``get``, which is the value
+    bytes, as in lakeFS); ``ConditionalCheckFailedException`` means the predicate failed.
+    Scans are ``Query`` pages (``ItemKey >= start`` or ``> start``, ``ConsistentRead``,
+    ``Limit`` = the page size the iterator asks for); a page that DynamoDB returns empty with a
+    ``LastEvaluatedKey`` is followed inside the same call.
+
+Legacy empty values
+    lakeFS versions before late 2023 stored an empty value as ``ItemValue: {NULL: true}``. Such
+    an item reads as ``b""`` (in ``get`` and scans) and its predicate is ``b""``. An empty
+    predicate matches both encodings of the empty value (``ItemValue = :empty OR
+    attribute_type(ItemValue, NULL)``), so get → set_if works on legacy items; new writes always
+    store a binary ``ItemValue`` (an empty one for ``b""``), as current lakeFS does.
+
+Limits (declared in ``capabilities``; the base class refuses larger writes before any request)
+    Partition ≤ 2048 bytes, key ≤ 1024 bytes, and an item ≤ 400 KB = 409,600 bytes, which
+    DynamoDB counts including attribute names: 12 + 7 + 9 = 28 bytes for ``PartitionKey``,
+    ``ItemKey`` and ``ItemValue``, so partition + key + value ≤ 409,572 bytes.
+
+Retries
+    boto3's own retries are off; lakekv retries under one policy. Throttling
+    (``ProvisionedThroughputExceededException``, ``ThrottlingException``,
+    ``RequestLimitExceeded``, …), server errors (HTTP 5xx) and connection failures are retried
+    with exponential backoff and full jitter (a random sleep in ``[0, min(2 s, 25 ms·2^n)]``)
+    until ``max_attempts`` or ``retry_budget`` runs out; then throttling raises SlowDownError
+    and anything else StoreUnavailableError. Other errors are not retried: a rejected request
+    raises StoreError, missing credentials or region ConfigurationError, and everything else
+    from botocore StoreUnavailableError. No botocore exception reaches the caller.
+
+    A conditional write whose outcome is unknown (a timeout or a 5xx after the request was
+    sent) is retried too; if the retry then fails its condition, the item is read back and the
+    write counts as done when the stored value is the one written (with value predicates that
+    state is indistinguishable from success).
+
+``list_partitions``
+    A parallel ``Scan`` (``scan_segments`` segments, projecting only ``PartitionKey``, consistent)
+    collects the distinct partition names, then yields them sorted bytewise. It reads the whole
+    table, and holds one copy of every partition name (not of every entry) in memory.
+
+``write_batch`` (the bulk path used by migrations)
+    Entries are de-duplicated by key (a repeat is InvalidArgumentError), interleaved across
+    partitions (round-robin) so that a load spreads over DynamoDB's partitions, and cut into
+    chunks of 100. ``write_concurrency`` chunks run at once; each chunk is one consistent
+    ``BatchGetItem`` that classifies its entries (absent → write; same value → ``unchanged``;
+    different value → written under ``overwrite``, else ``skipped`` or a conflict), then
+    ``BatchWriteItem`` requests of ≤ 25 items for the entries to write. ``UnprocessedKeys`` and
+    ``UnprocessedItems`` are re-sent with backoff until none remain (the retry budget counts
+    only rounds in which nothing was processed).
+
+    Trade-off: ``BatchWriteItem`` cannot be conditional, so the classification is made when the
+    chunk is read, not when it is written. An item that another writer creates or changes
+    between those two requests (a few milliseconds) is overwritten and not reported. For a
+    migration into a store that nothing else writes, as lakeFS requires during ``kv`` loads,
+    this is exact and needs ~1.25 requests per 25 items instead of 25 conditional ``PutItem``
+    calls. A caller that needs per-entry create-only atomicity against concurrent writers uses
+    ``set_if(None)`` per entry.
+
+Threads
+    One boto3 client (thread-safe) serves every thread; ``write_batch`` and ``list_partitions``
+    use a small thread pool owned by the store and shut down by ``close``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import boto3
+import botocore.config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ProxyConnectionError,
+    ReadTimeoutError,
+)
+
+from lakekv.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    LakekvError,
+    SlowDownError,
+    StoreError,
+    StoreUnavailableError,
+)
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    safe_repr,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+R = TypeVar("R")
+Item = dict[str, Any]
+"""A DynamoDB item in the low-level client's wire form (attribute name → typed value)."""
+
+PARTITION_ATTR = "PartitionKey"
+KEY_ATTR = "ItemKey"
+VALUE_ATTR = "ItemValue"
+DEFAULT_TABLE = "kvstore"
+
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item limit, attribute names included."""
+ATTRIBUTE_NAME_BYTES = len(PARTITION_ATTR) + len(KEY_ATTR) + len(VALUE_ATTR)
+MAX_PAGE_SIZE = 1024
+"""Largest first scan page (lakeFS's ``ScanLimit``)."""
+BATCH_WRITE_ITEMS = 25
+"""DynamoDB's ``BatchWriteItem`` limit."""
+BATCH_GET_KEYS = 100
+"""DynamoDB's ``BatchGetItem`` limit; also the ``write_batch`` chunk size."""
+
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "LimitExceededException",
+    }
+)
+_SERVER_CODES = frozenset(
+    {
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+_CONFIG_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "AccessDeniedException",
+        "IncompleteSignatureException",
+    }
+)
+_REJECTED_CODES = frozenset({"ValidationException", "SerializationException"})
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
+"""Connection failures that happen before the request reached the server."""
+_AMBIGUOUS = (ReadTimeoutError, ConnectionClosedError)
+"""Failures after the request was sent: it may or may not have been applied."""
+_CONFIG_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound)
+_BACKOFF_BASE = 0.025
+_BACKOFF_CAP = 2.0
+_TABLE_WAIT = 300.0
+"""Seconds to wait for a table to become ACTIVE or to disappear."""
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ``ClientError`` (``""`` when absent)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded by attempts and by time."""
+
+    max_attempts: int = 10
+    """Attempts per request, the first included; ``1`` disables retries."""
+    budget: float = 20.0
+    """Seconds one request may spend from its first attempt to its last retry."""
+    base: float = _BACKOFF_BASE
+    cap: float = _BACKOFF_CAP
+
+    def delay(self, retry: int) -> float:
+        """Sleep before retry ``retry`` (1-based): uniform in ``[0, min(cap, base·2^retry)]``."""
+        return random.uniform(0.0, min(self.cap, self.base * (2 ** min(retry, 30))))
+
+
+class _Attempts:
+    """The retry state of one logical request: how many tries, since when, what went wrong."""
+
+    __slots__ = ("ambiguous", "reconnect", "retries", "started")
+
+    def __init__(self, *, reconnect: bool = True) -> None:
+        self.retries = 0
+        self.started = time.monotonic()
+        self.ambiguous = False
+        self.reconnect = reconnect
+        """Whether connection failures are retried (not when opening: fail fast there)."""
+
+    def progress(self) -> None:
+        """Something was processed: the next stall gets the full budget again."""
+        self.retries = 0
+        self.started = time.monotonic()
+
+    def backoff(self, policy: RetryPolicy) -> bool:
+        """Sleep before the next attempt; ``False`` (no sleep) when attempts or time ran out."""
+        self.retries += 1
+        if self.retries >= policy.max_attempts:
+            return False
+        pause = policy.delay(self.retries)
+        if time.monotonic() + pause - self.started > policy.budget:
+            return False
+        time.sleep(pause)
+        return True
+
+
+@dataclass(frozen=True)
+class _Settings:
+    table: str
+    region: str | None
+    endpoint: str | None
+    profile: str | None
+    retry: RetryPolicy
+    connect_timeout: float
+    read_timeout: float
+    scan_segments: int
+    write_concurrency: int
+    max_connections: int
+    create_table: bool
+
+
+class DynamoDBStore(Store):
+    """The DynamoDB driver; see the module docstring for URL, layout and semantics."""
+
+    scheme = "dynamodb"
+    capabilities = Capabilities(
+        list_partitions=True,
+        native_write_batch=True,
+        max_partition_size=2048,
+        max_key_size=1024,
+        max_item_size=MAX_ITEM_BYTES - ATTRIBUTE_NAME_BYTES,
+    )
+    driver_errors = (BotoCoreError, ClientError)
+
+    def __init__(
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        settings: _Settings,
+        client: DynamoDBClient,
+        *,
+        owns_client: bool = True,
+    ) -> None:
+        """Use ``client`` for table ``settings.table``; ensures the table exists (see module doc).
+
+        Prefer :meth:`from_url` or :meth:`open`. Raises StoreUnavailableError when the endpoint
+        cannot be reached and ConfigurationError when the table cannot be used.
+        """
+        super().__init__(url, paging)
+        self._settings = settings
+        self.table = settings.table
+        self._client = client
+        self._owns_client = owns_client
+        self._retry = settings.retry
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        try:
+            self._ensure_table()
+        except BaseException as exc:
+            self._close()
+            if isinstance(exc, LakekvError) or not isinstance(exc, self.driver_errors):
+                raise
+            raise self._redacted(self._translate_error(exc)) from exc
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        return cls.open(url)
+
+    @classmethod
+    def open(cls, url: StoreURL | str, *, client: DynamoDBClient | None = None) -> Self:
+        """Open the store ``url`` names; with ``client``, use that boto3 client instead of one
+        built from the URL (for tests and instrumentation: the URL's region, endpoint, profile
+        and timeouts then do not apply, and the caller keeps ownership of the client).
+        """
+        parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
+        settings, paging = _parse(parsed)
+        if client is not None:
+            return cls(parsed, paging, settings, client, owns_client=False)
+        return cls(parsed, paging, settings, _make_client(parsed, settings))
+
+    # --- requests and retries --------------------------------------------------------------------
+
+    def _request(
+        self, fn: Callable[..., R], kwargs: dict[str, Any], attempts: _Attempts | None = None
+    ) -> R:
+        """Call one client method, retrying throttling, 5xx and connection errors per policy.
+
+        Raises SlowDownError / StoreUnavailableError when retries run out; other errors
+        propagate unchanged (the base class translates them).
+        """
+        state = _Attempts() if attempts is None else attempts
+        while True:
+            try:
+                return fn(**kwargs)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in _THROTTLE_CODES:
+                    if not state.backoff(self._retry):
+                        spent = time.monotonic() - state.started
+                        raise SlowDownError(
+                            f"dynamodb table {self.table}: throttled ({code}); gave up after "
+                            f"{state.retries} attempt(s) in {spent:.1f} s"
+                        ) from exc
+                    continue
+                if code in _SERVER_CODES or _status(exc) >= 500:
+                    state.ambiguous = True
+                    if not state.backoff(self._retry):
+                        raise StoreUnavailableError(
+                            f"dynamodb table {self.table}: server error {code or _status(exc)} "
+                            f"after {state.retries} attempt(s): {exc}"
+                        ) from exc
+                    continue
+                raise
+            except (*_NOT_SENT, *_AMBIGUOUS) as exc:
+                if isinstance(exc, _AMBIGUOUS):
+                    state.ambiguous = True
+                if not state.reconnect or not state.backoff(self._retry):
+                    raise StoreUnavailableError(
+                        f"dynamodb endpoint {self._endpoint_name()} unreachable after "
+                        f"{state.retries} attempt(s): {exc}"
+                    ) from exc
+
+    def _endpoint_name(self) -> str:
+        return self._settings.endpoint or f"(AWS, region {self._settings.region or 'default'})"
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        where = f"dynamodb table {self.table}"
+        if isinstance(exc, ClientError):
+            code = error_code(exc)
+            if code in _THROTTLE_CODES:
+                return SlowDownError(f"{where}: throttled ({code})")
+            if code in _REJECTED_CODES:
+                return StoreError(f"{where}: request rejected ({code}): {exc}")
+            if code in _CONFIG_CODES:
+                return ConfigurationError(f"{where}: not authorised ({code}): {exc}")
+            if code == "ResourceNotFoundException":
+                return StoreUnavailableError(f"{where} does not exist (deleted?): {exc}")
+            return StoreUnavailableError(f"{where}: {code or 'error'}: {exc}")
+        if isinstance(exc, _CONFIG_ERRORS):
+            return ConfigurationError(f"{where}: AWS configuration: {exc}")
+        if isinstance(exc, ParamValidationError):
+            return StoreError(f"{where}: invalid request: {exc}")
+        return StoreUnavailableError(f"{where} at {self._endpoint_name()}: {exc}")
+
+    # --- the table -------------------------------------------------------------------------
+
+    def _describe(self, attempts: _Attempts) -> dict[str, Any] | None:
+        """The table description, or ``None`` when it does not exist."""
+        try:
+            out = self._request(self._client.describe_table, {"TableName": self.table}, attempts)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+        return dict(out["Table"])
+
+    def _ensure_table(self) -> None:
+        # One attempt for connection failures (fail fast on a wrong endpoint); throttling of
+        # the control plane is still retried.
+        desc = self._describe(_Attempts(reconnect=False))
+        deadline = time.monotonic() + _TABLE_WAIT
+        pause = 0.02
+        while True:
+            if desc is None:
+                if not self._settings.create_table:
+                    raise ConfigurationError(
+                        f"dynamodb table {self.table} does not exist and create_table=false"
+                    )
+                self._create_table()
+            else:
+                status = str(desc.get("TableStatus", ""))
+                if status in {"ACTIVE", "UPDATING"}:
+                    self._check_schema(desc)
+                    return
+                if status not in {"CREATING", "DELETING"}:
+                    raise ConfigurationError(
+                        f"dynamodb table {self.table} is {status or 'in an unknown state'}"
+                    )
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError(
+                    f"dynamodb table {self.table} did not become ACTIVE in {_TABLE_WAIT:.0f} s"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            desc = self._describe(_Attempts())
+
+    def _create_table(self) -> None:
+        try:
+            self._request(
+                self._client.create_table,
+                {
+                    "TableName": self.table,
+                    "KeySchema": [
+                        {"AttributeName": PARTITION_ATTR, "KeyType": "HASH"},
+                        {"AttributeName": KEY_ATTR, "KeyType": "RANGE"},
+                    ],
+                    "AttributeDefinitions": [
+                        {"AttributeName": PARTITION_ATTR, "AttributeType": "B"},
+                        {"AttributeName": KEY_ATTR, "AttributeType": "B"},
+                    ],
+                    "BillingMode": "PAY_PER_REQUEST",
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ResourceInUseException":  # created concurrently: fine
+                raise
+
+    def _check_schema(self, desc: dict[str, Any]) -> None:
+        keys = {(k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", [])}
+        types = {
+            a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", [])
+        }
+        expected = {(PARTITION_ATTR, "HASH"), (KEY_ATTR, "RANGE")}
+        if keys != expected or types.get(PARTITION_ATTR) != "B" or types.get(KEY_ATTR) != "B":
+            raise ConfigurationError(
+                f"dynamodb table {self.table} exists but its key schema is not lakeFS's "
+                f"({PARTITION_ATTR} binary HASH, {KEY_ATTR} binary RANGE): {sorted(keys)}"
+            )
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        out = self._request(
+            self._client.get_item,
+            {
+                "TableName": self.table,
+                "Key": {PARTITION_ATTR: {"B": partition}, KEY_ATTR: {"B": key}},
+                "ConsistentRead": True,
+            },
+        )
+        item = out.get("Item")
+        if item is None:
+            return None
+        value = _item_value(item)
+        return ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        self._request(
+            self._client.put_item,
+            {"TableName": self.table, "Item": _item(partition, key, value)},
+        )
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        request: dict[str, Any] = {"TableName": self.table, "Item": _item(partition, key, value)}
+        if predicate is None:
+            request["ConditionExpression"] = f"attribute_not_exists({VALUE_ATTR})"
+        elif predicate is MUST_EXIST:
+            request["ConditionExpression"] = f"attribute_exists({VALUE_ATTR})"
+        else:
+            expected = value_predicate(predicate)
+            if expected:
+                request["ConditionExpression"] = f"{VALUE_ATTR} = :pred"
+                request["ExpressionAttributeValues"] = {":pred": {"B": expected}}
+            else:  # the empty value, stored as B "" or as lakeFS's legacy NULL
+                request["ConditionExpression"] = (
+                    f"{VALUE_ATTR} = :pred OR attribute_type({VALUE_ATTR}, :null)"
+                )
+                request["ExpressionAttributeValues"] = {
+                    ":pred": {"B": b""},
+                    ":null": {"S": "NULL"},
+                }
+        attempts = _Attempts()
+        try:
+            self._request(self._client.put_item, request, attempts)
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            if attempts.ambiguous:
+                # An earlier attempt may have been applied, making this one fail its condition.
+                current = self._get(partition, key)
+                return current is not None and current.value == value
+            return False
+        return True
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        self._request(
+            self._client.delete_item,
+            {
+                "TableName": self.table,
+                "Key": {PARTITION_ATTR: {"B": partition}, KEY_ATTR: {"B": key}},
+            },
+        )
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if start:
+            op = ">=" if inclusive else ">"
+            request["KeyConditionExpression"] = f"{PARTITION_ATTR} = :p AND {KEY_ATTR} {op} :s"
+            request["ExpressionAttributeValues"] = {":p": {"B": partition}, ":s": {"B": start}}
+        else:  # every key is non-empty, so ">= b''" and "> b''" are the whole partition
+            request["KeyConditionExpression"] = f"{PARTITION_ATTR} = :p"
+            request["ExpressionAttributeValues"] = {":p": {"B": partition}}
+        while True:
+            out = self._request(self._client.query, request)
+            items = out.get("Items", [])
+            last = out.get("LastEvaluatedKey")
+            if items or last is None:
+                return [(bytes(i[KEY_ATTR]["B"]), _item_value(i)) for i in items], last is not None
+            request["ExclusiveStartKey"] = last  # an empty page that is not the end: go on
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        total = self._settings.scan_segments
+        names: set[bytes] = set()
+        if total == 1:
+            names = self._scan_segment(0, 1)
+        else:
+            for part in self._parallel(lambda seg: self._scan_segment(seg, total), range(total)):
+                names |= part
+        yield from sorted(names)
+
+    def _scan_segment(self, segment: int, total: int) -> set[bytes]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "#p",
+            "ExpressionAttributeNames": {"#p": PARTITION_ATTR},
+            "ConsistentRead": True,
+        }
+        if total > 1:
+            request["Segment"] = segment
+            request["TotalSegments"] = total
+        names: set[bytes] = set()
+        while True:
+            out = self._request(self._client.scan, request)
+            names.update(bytes(i[PARTITION_ATTR]["B"]) for i in out.get("Items", []))
+            last = out.get("LastEvaluatedKey")
+            if last is None:
+                return names
+            request["ExclusiveStartKey"] = last
+
+    # --- bulk writes -------------------------------------------------------------------------
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        ordered = _interleave(entries)
+        chunks = [ordered[i : i + BATCH_GET_KEYS] for i in range(0, len(ordered), BATCH_GET_KEYS)]
+        result = BatchResult()
+        if len(chunks) == 1:
+            result.add(self._write_chunk(chunks[0], on_conflict))
+            return result
+        for part in self._parallel(lambda c: self._write_chunk(c, on_conflict), chunks):
+            result.add(part)
+        return result
+
+    def _write_chunk(self, chunk: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        """Classify ≤ 100 entries with one consistent BatchGetItem, then write what must be."""
+        stored = self._batch_get(chunk)
+        result = BatchResult()
+        to_write: list[Entry] = []
+        for entry in chunk:
+            current = stored.get((entry.partition, entry.key))
+            if current is None:
+                to_write.append(entry)
+            elif current == entry.value:
+                result.unchanged += 1
+            elif on_conflict is OnConflict.OVERWRITE:
+                to_write.append(entry)
+            elif on_conflict is OnConflict.SKIP:
+                result.skipped += 1
+            else:
+                result.conflicts.append(entry)
+        for i in range(0, len(to_write), BATCH_WRITE_ITEMS):
+            self._batch_put(to_write[i : i + BATCH_WRITE_ITEMS])
+        result.written += len(to_write)
+        return result
+
+    def _batch_get(self, chunk: Sequence[Entry]) -> dict[tuple[bytes, bytes], bytes]:
+        keys: list[Item] = [
+            {PARTITION_ATTR: {"B": e.partition}, KEY_ATTR: {"B": e.key}} for e in chunk
+        ]
+        found: dict[tuple[bytes, bytes], bytes] = {}
+        attempts = _Attempts()
+        while keys:
+            out = self._request(
+                self._client.batch_get_item,
+                {"RequestItems": {self.table: {"Keys": keys, "ConsistentRead": True}}},
+                attempts,
+            )
+            for item in out.get("Responses", {}).get(self.table, []):
+                found[(bytes(item[PARTITION_ATTR]["B"]), bytes(item[KEY_ATTR]["B"]))] = _item_value(
+                    item
+                )
+            left = out.get("UnprocessedKeys", {}).get(self.table)
+            remaining: list[Item] = list(left["Keys"]) if left else []
+            self._after_round(attempts, len(keys), len(remaining), "BatchGetItem")
+            keys = remaining
+        return found
+
+    def _batch_put(self, entries: Sequence[Entry]) -> None:
+        requests: list[Item] = [{"PutRequest": {"Item": _item(*e)}} for e in entries]
+        attempts = _Attempts()
+        while requests:
+            out = self._request(
+                self._client.batch_write_item, {"RequestItems": {self.table: requests}}, attempts
+            )
+            remaining: list[Item] = [
+                dict(r) for r in out.get("UnprocessedItems", {}).get(self.table, [])
+            ]
+            self._after_round(attempts, len(requests), len(remaining), "BatchWriteItem")
+            requests = remaining
+
+    def _after_round(self, attempts: _Attempts, sent: int, left: int, op: str) -> None:
+        """Back off before re-sending ``left`` unprocessed of ``sent``; SlowDownError on stall."""
+        if not left:
+            return
+        if left < sent:
+            attempts.progress()
+        if not attempts.backoff(self._retry):
+            raise SlowDownError(
+                f"dynamodb table {self.table}: {op} left {left} item(s) unprocessed for "
+                f"{attempts.retries} round(s) / {time.monotonic() - attempts.started:.1f} s"
+            )
+
+    def _parallel(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[R]:
+        """Run ``fn`` over ``tasks`` in the store's pool, ``write_concurrency`` at a time.
+
+        Yields results as they complete; the first failure stops new submissions, lets
+        running tasks finish and is raised.
+        """
+        pool = self._executor()
+        window = max(1, self._settings.write_concurrency)
+        todo = iter(tasks)
+        pending: set[Future[R]] = set()
+        error: BaseException | None = None
+        for task in todo:
+            pending.add(pool.submit(fn, task))
+            if len(pending) >= window:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                exc = fut.exception()
+                if exc is not None:
+                    error = error or exc
+                elif error is None:
+                    yield fut.result()
+            if error is None:
+                for task in todo:
+                    pending.add(pool.submit(fn, task))
+                    if len(pending) >= window:
+                        break
+        if error is not None:
+            raise error
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            self._check_open()
+            if self._pool is None:
+                workers = max(self._settings.write_concurrency, self._settings.scan_segments)
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-dynamodb")
+            return self._pool
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _destroy(self) -> None:
+        try:
+            self._request(self._client.delete_table, {"TableName": self.table})
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return
+        deadline = time.monotonic() + _TABLE_WAIT
+        pause = 0.02
+        while self._describe(_Attempts()) is not None:
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError(
+                    f"dynamodb table {self.table} still exists {_TABLE_WAIT:.0f} s after delete"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if self._owns_client:
+            self._client.close()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _item(partition: bytes, key: bytes, value: bytes) -> Item:
+    return {
+        PARTITION_ATTR: {"B": partition},
+        KEY_ATTR: {"B": key},
+        VALUE_ATTR: {"B": value},
+    }
+
+
+def _item_value(item: dict[str, Any]) -> bytes:
+    """``ItemValue`` as bytes; lakeFS's legacy ``NULL`` empty value reads as ``b""``."""
+    attr = item.get(VALUE_ATTR)
+    if attr is not None:
+        data = attr.get("B")
+        if data is not None:
+            return bytes(data)
+        if attr.get("NULL"):
+            return b""
+    raise StoreError(
+        f"dynamodb item {safe_repr(bytes(item[KEY_ATTR]['B']))} has no binary {VALUE_ATTR} "
+        f"(found {sorted(attr) if attr else 'nothing'}): not a lakeFS table?"
+    )
+
+
+def _interleave(entries: Sequence[Entry]) -> list[Entry]:
+    """Round-robin over partitions (each keeps its order); a repeated key is an error."""
+    groups: dict[bytes, list[Entry]] = {}
+    seen: set[tuple[bytes, bytes]] = set()
+    for entry in entries:
+        ident = (entry.partition, entry.key)
+        if ident in seen:
+            raise InvalidArgumentError(
+                f"write_batch: key {safe_repr(entry.key)} in partition "
+                f"{safe_repr(entry.partition)} appears more than once"
+            )
+        seen.add(ident)
+        groups.setdefault(entry.partition, []).append(entry)
+    if len(groups) == 1:
+        return list(entries)
+    lists = list(groups.values())
+    out: list[Entry] = []
+    longest = max(len(g) for g in lists)
+    for i in range(longest):
+        out.extend(g[i] for g in lists if i < len(g))
+    return out
+
+
+def _parse(url: StoreURL) -> tuple[_Settings, ScanPaging]:
+    params = ParamReader(url)
+    table = params.take_str("table", url.host or DEFAULT_TABLE)
+    if not _TABLE_RE.match(table):
+        raise ConfigurationError(
+            f"{url}: {table!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+        )
+    if url.path.strip("/") or url.username or url.port:
+        raise ConfigurationError(f"{url}: write dynamodb://TABLE?region=...&endpoint=...")
+    region = params.take_optional("region") or None
+    endpoint = params.take_optional("endpoint") or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{url}: endpoint must be an http:// or https:// URL")
+    profile = params.take_optional("profile") or None
+    paging = ScanPaging.from_params(params, page_size=MAX_PAGE_SIZE, page_cap=4096)
+    if paging.page_size > MAX_PAGE_SIZE:
+        raise ConfigurationError(f"{url}: page_size must be <= {MAX_PAGE_SIZE}")
+    retry = RetryPolicy(
+        max_attempts=params.take_int("max_attempts", 10, minimum=1),
+        budget=params.take_float("retry_budget", 20.0),
+    )
+    connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
+    read_timeout = params.take_float("read_timeout", 20.0, minimum=0.001)
+    segments = params.take_int("scan_segments", 4, minimum=1)
+    concurrency = params.take_int("write_concurrency", 8, minimum=1)
+    connections = params.take_int("max_connections", max(10, segments, concurrency) + 2, minimum=1)
+    create = params.take_bool("create_table", True)
+    params.reject_unknown()
+    settings = _Settings(
+        table=table,
+        region=region,
+        endpoint=endpoint,
+        profile=profile,
+        retry=retry,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        scan_segments=segments,
+        write_concurrency=concurrency,
+        max_connections=connections,
+        create_table=create,
+    )
+    return settings, paging
+
+
+def _make_client(url: StoreURL, settings: _Settings) -> DynamoDBClient:
+    """A boto3 client with lakekv's timeouts and boto3's own retries turned off."""
+    config = botocore.config.Config(
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=settings.max_connections,
+    )
+    try:
+        session = boto3.session.Session(profile_name=settings.profile)
+        return session.client(
+            "dynamodb",
+            region_name=settings.region,
+            endpoint_url=settings.endpoint,
+            config=config,
+        )
+    except _CONFIG_ERRORS as exc:
+        raise ConfigurationError(f"{url}: AWS configuration: {exc}") from exc
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"{url}: cannot create a DynamoDB client: {exc}") from exc
