@@ -1,0 +1,66 @@
+"""Layer 4: dump, load, copy and verify — complete, streaming, resumable migrations.
+
+Each operation is a function returning a typed report (``lakekv.migrate.reports``) that
+serialises to JSON with ``report.to_json()``::
+
+    from lakekv.migrate import copy, verify
+
+    report = copy("sqlite:///lakefs.db", "postgres://u@db/lakefs", checkpoint="copy.ckpt")
+    assert report.conflicts == 0
+    assert verify("sqlite:///lakefs.db", "postgres://u@db/lakefs").equal
+
+Stores are given as :class:`~lakekv.kv.store.Store` objects or URLs (opened and closed by the
+call). Every function takes an optional ``progress`` callback (:class:`Progress` snapshots).
+The dump file format is documented in ``docs/dump-format.md`` and :mod:`lakekv.migrate.dumpfile`.
+"""
+
+from lakekv.migrate._progress import Progress, ProgressCallback
+from lakekv.migrate.copy import copy
+from lakekv.migrate.dump import dump
+from lakekv.migrate.lakefs_config import lakefs_store_url
+from lakekv.migrate.lakefs_json import UnrepresentableEntryError
+from lakekv.migrate.load import PartialLoadError, check_file, load
+from lakekv.migrate.partitions import (
+    FIXED_PARTITIONS,
+    LAKEFS_SCHEMA_VERSION,
+    SCHEMA_KEY,
+    SCHEMA_PARTITION,
+    plan_partitions,
+    read_schema_version,
+    walk_lakefs,
+)
+from lakekv.migrate.reports import (
+    CopyReport,
+    Difference,
+    DumpReport,
+    EntryRef,
+    LoadReport,
+    VerifyReport,
+)
+from lakekv.migrate.verify import verify
+
+__all__ = [
+    "FIXED_PARTITIONS",
+    "LAKEFS_SCHEMA_VERSION",
+    "SCHEMA_KEY",
+    "SCHEMA_PARTITION",
+    "CopyReport",
+    "Difference",
+    "DumpReport",
+    "EntryRef",
+    "LoadReport",
+    "PartialLoadError",
+    "Progress",
+    "ProgressCallback",
+    "UnrepresentableEntryError",
+    "VerifyReport",
+    "check_file",
+    "copy",
+    "dump",
+    "lakefs_store_url",
+    "load",
+    "plan_partitions",
+    "read_schema_version",
+    "verify",
+    "walk_lakefs",
+]

@@ -1,0 +1,67 @@
+"""Helpers shared by the migration operations."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Final
+
+from lakekv import __version__
+from lakekv.kv.registry import open_store
+from lakekv.kv.store import Store
+from lakekv.kv.url import StoreURL
+
+StoreLike = Store | str | StoreURL
+"""A store, or a URL to open (and close afterwards)."""
+
+BATCH_ENTRIES: Final = 5000
+"""Entries per ``write_batch`` call."""
+BATCH_BYTES: Final = 8 << 20
+"""Key and value bytes per ``write_batch`` call (whichever limit is reached first)."""
+LAKEKV_VERSION: Final = __version__
+
+
+@contextlib.contextmanager
+def opened(store: StoreLike) -> Iterator[Store]:
+    """``store`` itself, or the store a URL names, closed on exit."""
+    if isinstance(store, Store):
+        yield store
+        return
+    with open_store(store) as s:
+        yield s
+
+
+def url_of(store: Store) -> str:
+    """The store's URL for reports and dump headers, without any credential.
+
+    User name, password and query parameters (which may carry keys) are all dropped:
+    ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes ``postgres://db:5432/lakefs``.
+    """
+    u = store.url
+    return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path).render()
+
+
+class Stop:
+    """A shared flag telling worker threads to give up (another worker failed)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise StoppedError
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+class StoppedError(Exception):
+    """Raised inside a worker when another worker failed."""
+
+
+Stopped = StoppedError

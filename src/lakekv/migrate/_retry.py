@@ -1,0 +1,76 @@
+"""Retrying transient store errors (:class:`~lakekv.errors.RetryableError`) with backoff.
+
+Every store operation a migration performs is idempotent (writes are create-if-absent or
+value-preserving upserts, deletes are idempotent, a scan iterator re-asks for the page it
+failed to fetch), so retrying after a dropped connection is always safe.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from lakekv.errors import RetryableError
+from lakekv.kv.store import Entry
+
+T = TypeVar("T")
+
+ATTEMPTS = 6
+"""Tries per operation (the first plus five retries), about 6 s of backoff in total."""
+_BASE = 0.1
+_CAP = 2.0
+
+
+class RetryCounter:
+    """Counts retries across threads, for the report."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+_NULL = RetryCounter()
+
+
+def _sleep(attempt: int) -> None:
+    delay = min(_CAP, _BASE * 2**attempt)
+    time.sleep(delay * (0.5 + random.random() / 2))
+
+
+def call(fn: Callable[[], T], counter: RetryCounter = _NULL, attempts: int = ATTEMPTS) -> T:
+    """``fn()``, retried on RetryableError; the last error propagates."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except RetryableError:
+            if attempt == attempts - 1:
+                raise
+            counter.bump()
+            _sleep(attempt)
+    raise AssertionError("unreachable")
+
+
+def retrying(
+    it: Iterator[Entry], counter: RetryCounter = _NULL, attempts: int = ATTEMPTS
+) -> Iterator[Entry]:
+    """Iterate ``it`` (a store scan), retrying a page fetch that fails transiently."""
+    while True:
+        for attempt in range(attempts):
+            try:
+                entry = next(it)
+                break
+            except StopIteration:
+                return
+            except RetryableError:
+                if attempt == attempts - 1:
+                    raise
+                counter.bump()
+                _sleep(attempt)
+        yield entry

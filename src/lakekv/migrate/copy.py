@@ -1,0 +1,292 @@
+"""``copy``: move every partition from one store to another, in parallel, resumably."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lakekv.kv.store import BatchResult, Entry, OnConflict, Store
+from lakekv.migrate import _retry
+from lakekv.migrate._common import (
+    BATCH_BYTES,
+    BATCH_ENTRIES,
+    Stop,
+    Stopped,
+    StoreLike,
+    opened,
+    url_of,
+)
+from lakekv.migrate._merge import merge_join
+from lakekv.migrate._progress import ProgressCallback, Tracker
+from lakekv.migrate.checkpoint import Checkpoint
+from lakekv.migrate.partitions import (
+    SCHEMA_PARTITION,
+    check_schema_versions,
+    plan_partitions,
+    read_schema_version,
+    union_plan,
+)
+from lakekv.migrate.reports import CopyReport
+
+DEFAULT_WORKERS = 4
+
+
+def copy(
+    source: StoreLike,
+    target: StoreLike,
+    *,
+    partitions: Iterable[bytes] | None = None,
+    on_conflict: OnConflict | str = OnConflict.FAIL,
+    workers: int = DEFAULT_WORKERS,
+    checkpoint: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+    sync: bool = False,
+    force: bool = False,
+    batch_entries: int = BATCH_ENTRIES,
+    batch_bytes: int = BATCH_BYTES,
+    progress: ProgressCallback | None = None,
+) -> CopyReport:
+    """Copy every partition of ``source`` (or only ``partitions``) into ``target``.
+
+    Entries are written with ``Store.write_batch`` under ``on_conflict``: an entry already in
+    the target with the same value is ``unchanged`` (so re-running a finished copy writes
+    nothing); with a different value ``fail`` reports a conflict (the caller exits 4), ``skip``
+    keeps the target's value, ``overwrite`` replaces it. ``sync`` also deletes target entries
+    absent from the source (including whole partitions only the target has), making the
+    target an exact mirror. ``dry_run`` reads both sides and reports what would change,
+    writing nothing.
+
+    ``workers`` partitions are copied at once. The ``kv-internal-metadata`` partition (the
+    lakeFS schema version) is copied last, so an interrupted copy never looks complete to
+    lakeFS. If both stores hold a schema version and they differ, SchemaVersionMismatchError
+    is raised before anything is written, unless ``force``.
+
+    With ``checkpoint``, progress is appended to that file after every batch; running the
+    same copy again with the same file skips finished partitions and resumes the others at
+    their last written key. Transient store errors are retried with backoff; when retries are
+    exhausted the StoreUnavailableError propagates (resume later with the checkpoint).
+
+    Memory is bounded by ``workers`` × one batch (``batch_entries`` / ``batch_bytes``).
+    """
+    policy = OnConflict(on_conflict)
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    started = time.monotonic()
+    with opened(source) as src, opened(target) as dst:
+        retries = _retry.RetryCounter()
+        src_version = _retry.call(lambda: read_schema_version(src), retries)
+        dst_version = _retry.call(lambda: read_schema_version(dst), retries)
+        check_schema_versions(src_version, dst_version, force=force)
+        given = list(partitions) if partitions is not None else None
+        plan = plan_partitions(src, given)
+        if sync and given is None:
+            plan = union_plan(plan, plan_partitions(dst))
+        report = CopyReport(
+            source=url_of(src),
+            target=url_of(dst),
+            sync=sync,
+            dry_run=dry_run,
+            workers=workers,
+            partition_source=plan.source,
+            lakefs_schema_version=src_version,
+            checkpoint=os.fspath(checkpoint) if checkpoint is not None else None,
+        )
+        cp: Checkpoint | None = None
+        if checkpoint is not None and not dry_run:
+            cp = Checkpoint.open(
+                Path(checkpoint),
+                {"source": report.source, "target": report.target, "sync": sync},
+            )
+        try:
+            todo = [p for p in plan.partitions if cp is None or p not in cp.done]
+            report.resumed_partitions = len(plan.partitions) - len(todo)
+            report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
+            tracker = Tracker(progress, "copy", partitions_total=len(todo))
+            job = _CopyJob(src, dst, policy, sync, dry_run, cp, report, tracker, retries)
+            job.batch_entries, job.batch_bytes = batch_entries, batch_bytes
+            main = [p for p in todo if p != SCHEMA_PARTITION]
+            job.run(main, workers)
+            if SCHEMA_PARTITION in todo:
+                job.run([SCHEMA_PARTITION], 1)
+            tracker.finish()
+        finally:
+            if cp is not None:
+                cp.close()
+        report.partitions = len(todo)
+        report.entries = tracker.entries
+        report.bytes = tracker.bytes
+        report.retries = retries.count
+        report.seconds = time.monotonic() - started
+        return report
+
+
+class _CopyJob:
+    """Shared state of one copy; :meth:`run` processes partitions on worker threads."""
+
+    def __init__(
+        self,
+        src: Store,
+        dst: Store,
+        policy: OnConflict,
+        sync: bool,
+        dry_run: bool,
+        cp: Checkpoint | None,
+        report: CopyReport,
+        tracker: Tracker,
+        retries: _retry.RetryCounter,
+    ) -> None:
+        self.src, self.dst, self.policy = src, dst, policy
+        self.sync, self.dry_run, self.cp = sync, dry_run, cp
+        self.report, self.tracker, self.retries = report, tracker, retries
+        self.batch_entries = BATCH_ENTRIES
+        self.batch_bytes = BATCH_BYTES
+        self.stop = Stop()
+        self._lock = threading.Lock()
+
+    def run(self, partitions: list[bytes], workers: int) -> None:
+        queue: Iterator[bytes] = iter(partitions)
+        qlock = threading.Lock()
+
+        def next_partition() -> bytes | None:
+            with qlock:
+                return next(queue, None)
+
+        def work() -> None:
+            _Worker(self).run(next_partition)
+
+        n = max(1, min(workers, len(partitions)))
+        if n == 1:
+            work()
+            return
+        with ThreadPoolExecutor(n, thread_name_prefix="lakekv-copy") as pool:
+            futures = [pool.submit(work) for _ in range(n)]
+            errors: list[BaseException] = []
+            for f in futures:
+                exc = f.exception()
+                if exc is not None and not isinstance(exc, Stopped):
+                    errors.append(exc)
+                    self.stop.set()
+        if errors:
+            raise errors[0]
+
+    def add_deleted(self, n: int) -> None:
+        with self._lock:
+            self.report.deleted += n
+
+
+class _Worker:
+    """One thread's batch: entries from one or more partitions, flushed together."""
+
+    def __init__(self, job: _CopyJob) -> None:
+        self.job = job
+        self.batch: list[Entry] = []
+        self.batch_bytes = 0
+        self.pending = 0
+        """Entries processed since the last flush (written or not)."""
+        self.pending_bytes = 0
+        self.done: list[bytes] = []
+        self.dry = BatchResult()
+        self.deleted = 0
+
+    def run(self, next_partition: object) -> None:
+        assert callable(next_partition)
+        try:
+            while True:
+                self.job.stop.check()
+                p = next_partition()
+                if p is None:
+                    break
+                start = b""
+                if self.job.cp is not None:
+                    start = self.job.cp.at.get(p, b"")
+                if self.job.sync or self.job.dry_run:
+                    self._merge_partition(p, start)
+                else:
+                    self._copy_partition(p, start)
+                self.done.append(p)
+            self.flush(None)
+        except BaseException:
+            self.job.stop.set()
+            raise
+
+    def _copy_partition(self, p: bytes, start: bytes) -> None:
+        job = self.job
+        limit_n, limit_b = job.batch_entries, job.batch_bytes
+        batch = self.batch
+        nbytes = self.batch_bytes
+        with job.src.scan(p, start=start, batch_size=limit_n) as it:
+            for entry in _retry.retrying(it, job.retries):
+                batch.append(entry)
+                nbytes += len(entry.key) + len(entry.value)
+                if len(batch) >= limit_n or nbytes >= limit_b:
+                    self.pending, self.pending_bytes, self.batch_bytes = len(batch), nbytes, nbytes
+                    self.flush((p, entry.key))
+                    batch = self.batch
+                    nbytes = 0
+        self.batch_bytes = nbytes
+        self.pending = len(batch)
+        self.pending_bytes = nbytes
+
+    def _merge_partition(self, p: bytes, start: bytes) -> None:
+        """Sync and dry run: walk source and target together."""
+        job = self.job
+        dry = job.dry_run
+        with (
+            job.src.scan(p, start=start, batch_size=job.batch_entries) as si,
+            job.dst.scan(p, start=start, batch_size=job.batch_entries) as ti,
+        ):
+            pairs = merge_join(_retry.retrying(si, job.retries), _retry.retrying(ti, job.retries))
+            for s, t in pairs:
+                if s is None:
+                    assert t is not None
+                    if job.sync:
+                        if not dry:
+                            self._delete(t)
+                        self.deleted += 1
+                    continue
+                size = len(s.key) + len(s.value)
+                self.pending += 1
+                self.pending_bytes += size
+                if t is not None and t.value == s.value:
+                    self.dry.unchanged += 1
+                elif dry:
+                    if t is None or job.policy is OnConflict.OVERWRITE:
+                        self.dry.written += 1
+                    elif job.policy is OnConflict.SKIP:
+                        self.dry.skipped += 1
+                    else:
+                        self.dry.conflicts.append(s)
+                else:
+                    self.batch.append(s)
+                    self.batch_bytes += size
+                if self.pending >= job.batch_entries or self.pending_bytes >= job.batch_bytes:
+                    self.flush((p, s.key))
+
+    def _delete(self, entry: Entry) -> None:
+        dst = self.job.dst
+        _retry.call(lambda: dst.delete(entry.partition, entry.key), self.job.retries)
+
+    def flush(self, at: tuple[bytes, bytes] | None) -> None:
+        """Write the batch, count it, record progress in the checkpoint."""
+        job = self.job
+        job.stop.check()
+        batch = self.batch
+        result = self.dry
+        self.dry = BatchResult()
+        if batch:
+            written = _retry.call(lambda: job.dst.write_batch(batch, job.policy), job.retries)
+            result.add(written)
+        job.report.add_batch(result)
+        if self.deleted:
+            job.add_deleted(self.deleted)
+            self.deleted = 0
+        if job.cp is not None and (batch or self.done or at is not None):
+            job.cp.record(self.done, at, len(result.conflicts))
+        job.tracker.add(self.pending, self.pending_bytes, len(self.done))
+        self.batch = []
+        self.batch_bytes = self.pending = self.pending_bytes = 0
+        self.done = []

@@ -1,0 +1,163 @@
+"""Store URLs from a lakeFS configuration: the ``database:`` section and ``LAKEFS_DATABASE_*``.
+
+lakeFS reads ``database.type`` (``postgres``, ``dynamodb``, ``local``, ``mem``, ``cosmosdb``)
+and the section of that name; environment variables override the file, named after the path
+in upper case: ``LAKEFS_DATABASE_TYPE``, ``LAKEFS_DATABASE_POSTGRES_CONNECTION_STRING``,
+``LAKEFS_DATABASE_DYNAMODB_TABLE_NAME``, ``…_DYNAMODB_ENDPOINT``, ``…_DYNAMODB_AWS_REGION``,
+``…_DYNAMODB_AWS_PROFILE``, ``…_DYNAMODB_AWS_ACCESS_KEY_ID``, ``…_DYNAMODB_AWS_SECRET_ACCESS_KEY``.
+
+lakekv opens ``postgres``, ``dynamodb`` and ``mem``; ``local`` (lakeFS's embedded Badger
+store) and ``cosmosdb`` have no lakekv driver and are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import yaml
+
+from lakekv.errors import ConfigurationError
+from lakekv.kv.url import StoreURL
+
+_ENV = "LAKEFS_DATABASE_"
+_SECTIONS = {
+    "postgres": ("connection_string", "max_open_connections"),
+    "dynamodb": (
+        "table_name",
+        "endpoint",
+        "aws_region",
+        "aws_profile",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+    ),
+}
+_DSN_TO_URL = {"host", "port", "user", "password", "dbname"}
+
+
+@dataclass(frozen=True)
+class LakeFSDatabase:
+    """Where a lakeFS configuration keeps its metadata, as a lakekv store URL.
+
+    ``env`` holds AWS credentials from the configuration, which the DynamoDB driver takes
+    from the environment (they are never put in a URL). ``str()`` hides the password.
+    """
+
+    url: str
+    type: str
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        return str(StoreURL.parse(self.url))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read lakeFS config {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"lakeFS config {path} is not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigurationError(f"lakeFS config {path} is not a YAML mapping")
+    return doc
+
+
+def _dsn_to_url(dsn: str) -> str:
+    """A libpq keyword/value connection string as a ``postgres://`` URL."""
+    try:
+        pairs = dict(part.split("=", 1) for part in shlex.split(dsn))
+    except ValueError:
+        raise ConfigurationError("cannot parse the lakeFS postgres connection_string") from None
+    user = pairs.pop("user", "")
+    password = pairs.pop("password", None)
+    host = pairs.pop("host", "")
+    port = pairs.pop("port", "")
+    dbname = pairs.pop("dbname", "")
+    auth = quote(user, safe="")
+    if password is not None:
+        auth += ":" + quote(password, safe="")
+    netloc = (auth + "@" if auth else "") + host + (":" + port if port else "")
+    query = ("?" + urlencode(pairs)) if pairs else ""
+    return f"postgres://{netloc}/{quote(dbname, safe='')}{query}"
+
+
+def lakefs_store_url(
+    config: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> LakeFSDatabase:
+    """The store a lakeFS configuration file (and/or ``LAKEFS_DATABASE_*``) points to.
+
+    ``config`` may be ``None`` to use the environment alone. Raises ConfigurationError for a
+    missing or unreadable file, a missing type, or a type lakekv cannot open.
+    """
+    env = os.environ if environ is None else environ
+    db: dict[str, Any] = {}
+    where = "the environment"
+    if config is not None:
+        where = os.fspath(config)
+        section = _read_yaml(Path(config)).get("database") or {}
+        if not isinstance(section, dict):
+            raise ConfigurationError(f"{where}: 'database' is not a mapping")
+        db = {k: (dict(v) if isinstance(v, dict) else v) for k, v in section.items()}
+    if _ENV + "TYPE" in env:
+        db["type"] = env[_ENV + "TYPE"]
+    for name, keys in _SECTIONS.items():
+        for key in keys:
+            var = f"{_ENV}{name.upper()}_{key.upper()}"
+            if var in env:
+                sub = db.setdefault(name, {})
+                if isinstance(sub, dict):
+                    sub[key] = env[var]
+    kind = str(db.get("type") or "").lower()
+    if not kind:
+        raise ConfigurationError(f"{where}: no database.type (or LAKEFS_DATABASE_TYPE) given")
+    if kind in ("local", "cosmosdb"):
+        raise ConfigurationError(
+            f"{where}: database type {kind!r} cannot be opened by lakekv (it supports "
+            "postgres, dynamodb and mem); migrate it with lakeFS's own 'kv dump' and load "
+            "the file with 'lakekv load'"
+        )
+    if kind in ("mem", "memory"):
+        return LakeFSDatabase("memory://", "mem")
+    sub = db.get(kind) or {}
+    if not isinstance(sub, dict):
+        raise ConfigurationError(f"{where}: database.{kind} is not a mapping")
+    if kind in ("postgres", "postgresql"):
+        conn = str(sub.get("connection_string") or "")
+        if not conn:
+            raise ConfigurationError(f"{where}: database.postgres.connection_string is empty")
+        if "://" in conn:
+            url = StoreURL.parse(conn)
+            if url.scheme not in ("postgres", "postgresql"):
+                raise ConfigurationError(f"{where}: connection_string is not a postgres URL")
+        else:
+            url = StoreURL.parse(_dsn_to_url(conn))
+        if sub.get("max_open_connections"):
+            url = url.with_params(pool_size=int(sub["max_open_connections"]))
+        return LakeFSDatabase(url.render(reveal_password=True), "postgres")
+    if kind == "dynamodb":
+        params: dict[str, str] = {}
+        table = str(sub.get("table_name") or "kvstore")
+        params["table"] = table
+        if sub.get("aws_region"):
+            params["region"] = str(sub["aws_region"])
+        if sub.get("endpoint"):
+            params["endpoint"] = str(sub["endpoint"])
+        if sub.get("aws_profile"):
+            params["profile"] = str(sub["aws_profile"])
+        creds: dict[str, str] = {}
+        if sub.get("aws_access_key_id"):
+            creds["AWS_ACCESS_KEY_ID"] = str(sub["aws_access_key_id"])
+        if sub.get("aws_secret_access_key"):
+            creds["AWS_SECRET_ACCESS_KEY"] = str(sub["aws_secret_access_key"])
+        return LakeFSDatabase(f"dynamodb://{table.lower()}?{urlencode(params)}", "dynamodb", creds)
+    raise ConfigurationError(f"{where}: unknown database type {kind!r}")

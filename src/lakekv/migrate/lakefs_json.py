@@ -1,0 +1,241 @@
+"""The lakeFS ``kv dump`` JSON format, version "1.0", written and read as a stream.
+
+``{"version": "1.0", "timestamp": "<RFC 3339>", "entries": [{"partition": "…", "key": "…",
+"value": "<base64>"}, …]}``; ``entries`` is omitted when empty. Partitions and keys are JSON
+strings, so only UTF-8 names can be represented: :class:`LakeFSJSONWriter` refuses any other
+entry (naming it) instead of corrupting it. :func:`read_lakefs_json` parses one entry object
+at a time, never the whole document; ``version`` must precede ``entries`` (lakeFS writes it
+first).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from lakekv.errors import CorruptInputError, InvalidArgumentError, MigrationError
+from lakekv.kv.store import Entry
+from lakekv.migrate.reports import show_bytes
+
+LAKEFS_DUMP_VERSION = "1.0"
+_READ = 1 << 20
+_FLUSH = 1 << 20
+_MAX_VALUE = 64 << 20
+
+
+class UnrepresentableEntryError(MigrationError, InvalidArgumentError):
+    """An entry's partition or key is not valid UTF-8, so the lakeFS format cannot hold it."""
+
+
+def looks_like_lakefs_json(head: bytes) -> bool:
+    """Whether the first bytes of a (decompressed) file look like a JSON object."""
+    return head.lstrip(b" \t\r\n\xef\xbb\xbf").startswith(b"{")
+
+
+def rfc3339_now() -> str:
+    """The current UTC time, RFC 3339 with a ``Z`` suffix."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LakeFSJSONWriter:
+    """Streams a lakeFS "1.0" dump: :meth:`add_many` any number of times, then :meth:`finish`."""
+
+    def __init__(self, out: BinaryIO, timestamp: str | None = None) -> None:
+        self._out = out
+        self._buf: list[str] = [
+            '{"version":"1.0","timestamp":' + json.dumps(timestamp or rfc3339_now())
+        ]
+        self._size = 0
+        self._first = True
+        self.entries = 0
+        self.bytes = 0
+
+    def add_many(self, entries: Iterable[Entry]) -> int:
+        """Append entries; returns their key+value bytes. Non-UTF-8 names raise."""
+        dumps = json.dumps
+        b64 = base64.b64encode
+        buf = self._buf
+        nbytes = 0
+        for p, k, v in entries:
+            try:
+                ps = p.decode("utf-8")
+                ks = k.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UnrepresentableEntryError(
+                    f"partition {show_bytes(p)!r} key {show_bytes(k)!r} is not valid UTF-8 and "
+                    "cannot be written in the lakeFS dump format; use the lakekv format"
+                ) from None
+            lead = ',"entries":[\n' if self._first else ",\n"
+            self._first = False
+            row = (
+                f'{lead}{{"partition":{dumps(ps, ensure_ascii=False)},'
+                f'"key":{dumps(ks, ensure_ascii=False)},"value":"{b64(v).decode("ascii")}"}}'
+            )
+            buf.append(row)
+            self._size += len(row)
+            nbytes += len(k) + len(v)
+            self.entries += 1
+            if self._size >= _FLUSH:
+                self._flush()
+        self.bytes += nbytes
+        return nbytes
+
+    def _flush(self) -> None:
+        self._out.write("".join(self._buf).encode("utf-8"))
+        self._buf.clear()
+        self._size = 0
+
+    def finish(self) -> None:
+        """Close the document and flush."""
+        self._buf.append("}\n" if self._first else "\n]}\n")
+        self._flush()
+        self._out.flush()
+
+
+class _Text:
+    """Incremental UTF-8 text over a binary stream, with a cursor, for the streaming parser."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._in = stream
+        self.name = name
+        self._dec = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.consumed = 0
+
+    def more(self) -> bool:
+        """Read another chunk; False at end of input."""
+        if self.eof:
+            return False
+        chunk = self._in.read(_READ)
+        try:
+            text = self._dec.decode(chunk, final=not chunk)
+        except UnicodeDecodeError:
+            raise CorruptInputError(f"{self.name}: lakeFS dump is not valid UTF-8") from None
+        if not chunk:
+            self.eof = True
+        self.consumed += self.pos
+        self.buf = self.buf[self.pos :] + text
+        self.pos = 0
+        return True
+
+    def skip_ws(self) -> str:
+        """Skip whitespace; the next character ('' at end of input)."""
+        while True:
+            buf, pos = self.buf, self.pos
+            n = len(buf)
+            while pos < n and buf[pos] in " \t\r\n\ufeff":
+                pos += 1
+            self.pos = pos
+            if pos < n:
+                return buf[pos]
+            if not self.more():
+                return ""
+
+    def expect(self, char: str, what: str) -> None:
+        if self.skip_ws() != char:
+            raise corrupt(self.name, f"expected {char!r} {what}")
+        self.pos += 1
+
+    def value(self, decoder: json.JSONDecoder) -> Any:
+        """Decode one JSON value at the cursor, reading more input as needed."""
+        self.skip_ws()
+        while True:
+            try:
+                obj, end = decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                # Most likely the value continues in the next chunk; a real syntax error is
+                # found once the value exceeds any plausible entry size.
+                if len(self.buf) - self.pos < _MAX_VALUE and not self.eof and self.more():
+                    continue
+                raise corrupt(self.name, f"invalid JSON ({exc.msg})") from None
+            if end >= len(self.buf) and not self.eof and self.more():
+                continue  # a number may continue in the next chunk
+            self.pos = end
+            return obj
+
+
+def corrupt(name: str, what: str) -> CorruptInputError:
+    return CorruptInputError(f"{name}: corrupt lakeFS dump: {what}")
+
+
+def read_lakefs_json(stream: BinaryIO, name: str) -> Iterator[Entry]:
+    """Yield the entries of a lakeFS "1.0" dump in file order, validating as it goes.
+
+    Raises CorruptInputError for malformed JSON, a missing or unsupported version, an entry
+    without string ``partition``/``key``/``value``, empty names, bad base64 or truncation.
+    """
+    text = _Text(stream, name)
+    decoder = json.JSONDecoder()
+    text.expect("{", "at the start of a lakeFS dump")
+    version: object = None
+    index = 0
+    if text.skip_ws() == "}":
+        text.pos += 1
+    else:
+        while True:
+            field = text.value(decoder)
+            if not isinstance(field, str):
+                raise corrupt(name, "object keys must be strings")
+            text.expect(":", f"after {field!r}")
+            if field == "entries":
+                if version is None:
+                    raise corrupt(name, '"version" must come before "entries"')
+                text.expect("[", "to start the entries")
+                if text.skip_ws() == "]":
+                    text.pos += 1
+                else:
+                    while True:
+                        yield _entry(text.value(decoder), index, name)
+                        index += 1
+                        sep = text.skip_ws()
+                        text.pos += 1
+                        if sep == "]":
+                            break
+                        if sep != ",":
+                            raise corrupt(name, f"expected ',' or ']' after entry {index - 1}")
+            else:
+                obj = text.value(decoder)
+                if field == "version":
+                    if obj != LAKEFS_DUMP_VERSION:
+                        raise CorruptInputError(
+                            f"{name}: unsupported lakeFS dump version {obj!r} "
+                            f"(supported: {LAKEFS_DUMP_VERSION!r})"
+                        )
+                    version = obj
+            sep = text.skip_ws()
+            text.pos += 1
+            if sep == "}":
+                break
+            if sep != ",":
+                raise corrupt(name, "truncated or malformed (expected ',' or '}')")
+    if version is None:
+        raise corrupt(name, 'missing "version"')
+    if text.skip_ws() != "":
+        raise corrupt(name, "data after the end of the document")
+
+
+def _entry(obj: object, index: int, name: str) -> Entry:
+    if not isinstance(obj, dict):
+        raise corrupt(name, f"entry {index} is not an object")
+    p, k, v = obj.get("partition"), obj.get("key"), obj.get("value")
+    if not (isinstance(p, str) and isinstance(k, str) and isinstance(v, str)):
+        raise corrupt(name, f"entry {index} needs string partition, key and value")
+    if not p or not k:
+        raise corrupt(name, f"entry {index} has an empty partition or key")
+    try:
+        value = base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        raise corrupt(
+            name, f"entry {index} (partition {p!r} key {k!r}): value is not valid base64"
+        ) from None
+    try:
+        return Entry(p.encode("utf-8"), k.encode("utf-8"), value)
+    except UnicodeEncodeError:
+        raise corrupt(name, f"entry {index}: partition or key holds a lone surrogate") from None

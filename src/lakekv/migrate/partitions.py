@@ -1,0 +1,124 @@
+"""Which partitions a migration carries, and the lakeFS schema version.
+
+A complete migration needs every partition. A driver that declares
+``capabilities.list_partitions`` enumerates them. For any other store lakekv walks the lakeFS
+model instead (``LAKEFS_FORMAT.md`` §6): the fixed partitions, ``graveler`` → each
+repository's partition (``<repoID>-<instanceUID>``) → every branch's staging token and sealed
+tokens, plus the staging tokens queued in ``cleanup-tokens``. The walk cannot find partitions
+nothing points to any more (e.g. staging partitions of a deleted repository); listing can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError as ProtoDecodeError
+
+from lakekv.errors import KeyNotFoundError, SchemaVersionMismatchError
+from lakekv.kv.store import Store
+from lakekv.migrate._retry import retrying
+from lakekv.record.proto import graveler_pb2
+
+SCHEMA_PARTITION = b"kv-internal-metadata"
+SCHEMA_KEY = b"kv/schema/version"
+LAKEFS_SCHEMA_VERSION = b"4"
+"""The latest lakeFS KV schema version."""
+
+FIXED_PARTITIONS: tuple[bytes, ...] = (
+    SCHEMA_PARTITION,
+    b"graveler",
+    b"cleanup-tokens",
+    b"pulls",
+    b"actions",
+    b"auth",
+    b"basicAuth",
+    b"aclauth",
+    b"catalog",
+    b"multiparts",
+    b"usage",
+    b"mc-ownership",
+)
+"""Partitions lakeFS uses under fixed names."""
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """The partitions to process, in bytewise order, and how they were found."""
+
+    partitions: list[bytes]
+    source: str
+    """``list_partitions``, ``lakefs-walk`` or ``given``."""
+
+
+def _scan_prefix(store: Store, partition: bytes, prefix: bytes) -> Iterable[bytes]:
+    """Values of the keys starting with ``prefix``."""
+    with store.scan(partition, start=prefix) as it:
+        for entry in retrying(it):
+            if not entry.key.startswith(prefix):
+                return
+            yield entry.value
+
+
+def walk_lakefs(store: Store) -> list[bytes]:
+    """Partition names reachable through the lakeFS model, bytewise sorted.
+
+    Includes the fixed partitions even when empty. Values that do not decode are skipped.
+    """
+    found: set[bytes] = set(FIXED_PARTITIONS)
+    for raw in _scan_prefix(store, b"graveler", b"repos/"):
+        try:
+            repo = graveler_pb2.RepositoryData.FromString(raw)
+        except ProtoDecodeError:
+            continue
+        if not repo.id:
+            continue
+        repo_partition = f"{repo.id}-{repo.instance_uid}".encode()
+        found.add(repo_partition)
+        for braw in _scan_prefix(store, repo_partition, b"branches/"):
+            try:
+                branch = graveler_pb2.BranchData.FromString(braw)
+            except ProtoDecodeError:
+                continue
+            for token in (branch.staging_token, *branch.sealed_tokens):
+                if token:
+                    found.add(token.encode())
+    with store.scan(b"cleanup-tokens") as it:
+        for entry in retrying(it):
+            found.add(entry.key)
+    return sorted(found)
+
+
+def plan_partitions(store: Store, given: Iterable[bytes] | None = None) -> PartitionPlan:
+    """The partitions of ``store``: ``given`` (sorted), else listed, else walked."""
+    if given is not None:
+        return PartitionPlan(sorted(set(given)), "given")
+    if store.capabilities.list_partitions:
+        return PartitionPlan(list(store.list_partitions()), "list_partitions")
+    return PartitionPlan(walk_lakefs(store), "lakefs-walk")
+
+
+def union_plan(a: PartitionPlan, b: PartitionPlan) -> PartitionPlan:
+    """Both plans' partitions, sorted; the source names the weaker method used."""
+    method = a.source if a.source != "list_partitions" else b.source
+    return PartitionPlan(sorted(set(a.partitions) | set(b.partitions)), method)
+
+
+def read_schema_version(store: Store) -> str | None:
+    """The lakeFS schema version stored in ``store``, or ``None`` when absent."""
+    try:
+        value = store.get(SCHEMA_PARTITION, SCHEMA_KEY).value
+    except KeyNotFoundError:
+        return None
+    return value.decode("ascii", errors="backslashreplace")
+
+
+def check_schema_versions(
+    source: str | None, target: str | None, *, force: bool, what: str = "source and target"
+) -> None:
+    """Refuse (SchemaVersionMismatchError) when both versions are known and differ."""
+    if source is not None and target is not None and source != target and not force:
+        raise SchemaVersionMismatchError(
+            f"{what} hold different lakeFS schema versions ({source} and {target}); "
+            "refusing to merge them (use --force to override)"
+        )

@@ -1,0 +1,121 @@
+"""``verify``: prove two stores hold the same entries, in constant memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from lakekv.kv.store import Store
+from lakekv.migrate import _retry
+from lakekv.migrate._common import StoreLike, opened, url_of
+from lakekv.migrate._merge import merge_join
+from lakekv.migrate._progress import ProgressCallback, Tracker
+from lakekv.migrate.dumpfile import partition_digest
+from lakekv.migrate.partitions import plan_partitions, union_plan
+from lakekv.migrate.reports import Difference, VerifyReport, show_bytes
+
+
+def verify(
+    a: StoreLike,
+    b: StoreLike,
+    *,
+    partitions: Iterable[bytes] | None = None,
+    quick: bool = False,
+    max_diffs: int = 20,
+    workers: int = 4,
+    progress: ProgressCallback | None = None,
+) -> VerifyReport:
+    """Compare every partition of ``a`` and ``b`` (or only ``partitions``).
+
+    The partitions compared are the union of both sides' (listed, or found by the lakeFS
+    walk). Each is compared as a merge-join of two ordered scans: an entry only in ``a`` is
+    *missing* (from ``b``), only in ``b`` *extra*, in both with different values *different*.
+    With ``quick``, each side's partitions are only counted and hashed (as in a dump's
+    trailers) and a mismatch counts as one *different partition*. At most ``max_diffs``
+    examples are kept; the counts are complete. ``report.equal`` is the verdict.
+    """
+    started = time.monotonic()
+    with opened(a) as sa, opened(b) as sb:
+        given = list(partitions) if partitions is not None else None
+        plan = plan_partitions(sa, given)
+        if given is None:
+            plan = union_plan(plan, plan_partitions(sb))
+        report = VerifyReport(a=url_of(sa), b=url_of(sb), quick=quick, partition_source=plan.source)
+        tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
+        lock = threading.Lock()
+        retries = _retry.RetryCounter()
+
+        def example(kind: str, partition: bytes, key: bytes | None) -> None:
+            if len(report.examples) < max_diffs:
+                report.examples.append(
+                    Difference(
+                        kind, show_bytes(partition), None if key is None else show_bytes(key)
+                    )
+                )
+
+        def compare_full(p: bytes) -> None:
+            na = nb = bytes_a = 0
+            missing = extra = different = 0
+            with sa.scan(p) as ia, sb.scan(p) as ib:
+                for x, y in merge_join(_retry.retrying(ia, retries), _retry.retrying(ib, retries)):
+                    if x is not None:
+                        na += 1
+                        bytes_a += len(x.key) + len(x.value)
+                        if y is None:
+                            missing += 1
+                            if len(report.examples) < max_diffs:
+                                with lock:
+                                    example("missing", p, x.key)
+                            continue
+                        nb += 1
+                        if x.value != y.value:
+                            different += 1
+                            if len(report.examples) < max_diffs:
+                                with lock:
+                                    example("different", p, x.key)
+                    else:
+                        assert y is not None
+                        nb += 1
+                        extra += 1
+                        if len(report.examples) < max_diffs:
+                            with lock:
+                                example("extra", p, y.key)
+            with lock:
+                report.entries_a += na
+                report.entries_b += nb
+                report.bytes_a += bytes_a
+                report.missing += missing
+                report.extra += extra
+                report.different += different
+            tracker.add(na, bytes_a, 1)
+
+        def digest(store: Store, p: bytes) -> tuple[int, int, str]:
+            with store.scan(p) as it:
+                return partition_digest(_retry.retrying(it, retries))
+
+        def compare_quick(p: bytes) -> None:
+            da = digest(sa, p)
+            db = digest(sb, p)
+            with lock:
+                report.entries_a += da[0]
+                report.entries_b += db[0]
+                report.bytes_a += da[1]
+                if da != db:
+                    report.different_partitions += 1
+                    example("partition", p, None)
+            tracker.add(da[0], da[1], 1)
+
+        compare = compare_quick if quick else compare_full
+        if workers <= 1 or len(plan.partitions) <= 1:
+            for p in plan.partitions:
+                compare(p)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="lakekv-verify") as pool:
+                for _ in pool.map(compare, plan.partitions):
+                    pass
+        tracker.finish()
+        report.partitions = len(plan.partitions)
+        report.seconds = time.monotonic() - started
+        return report
