@@ -13,6 +13,7 @@ import click
 
 from lakekv import __version__
 from lakekv.cli import kv as kv_commands
+from lakekv.cli import lakefs as lakefs_commands
 from lakekv.cli import migrate as migrate_commands
 from lakekv.cli._common import DEFAULT_STORE, EXIT_ERROR, EXIT_USAGE, exit_code_for, one_line
 from lakekv.errors import LakekvError
@@ -49,6 +50,7 @@ for command in kv_commands.COMMANDS:
     cli.add_command(command)
 for command in migrate_commands.COMMANDS:
     cli.add_command(command)
+cli.add_command(lakefs_commands.lakefs)
 
 
 def main(argv: list[str] | None = None) -> None:
