@@ -15,6 +15,7 @@ from lakekv.cli._common import (
 )
 from lakekv.kv.registry import available_drivers, open_store
 from lakekv.kv.store import MUST_EXIST
+from lakekv.record.registry import decode_entry
 
 
 @click.command()
@@ -42,20 +43,29 @@ def drivers(as_json: bool) -> int:
 @store_option
 @encoding_option
 @json_option
+@click.option(
+    "--decode", is_flag=True, help="Print the value decoded as its lakeFS record type (JSON)."
+)
 @click.argument("partition")
 @click.argument("key")
-def get(store_url: str, encoding: str, as_json: bool, partition: str, key: str) -> int:
+def get(
+    store_url: str, encoding: str, as_json: bool, decode: bool, partition: str, key: str
+) -> int:
     """Print the value of KEY in PARTITION (exit 1 if missing).
 
     \b
     Examples:
       lakekv get graveler repos/my-repo --encoding base64
+      lakekv get graveler repos/my-repo --decode
       lakekv get -e hex 6b762d696e7465726e616c2d6d65746164617461 6b762f736368656d612f76657273696f6e
     """
     p = decode_arg(partition, encoding, "partition")
     k = decode_arg(key, encoding, "key")
     with open_store(store_url) as store:
         value = store.get(p, k).value
+    if decode:
+        print_json(decode_entry(p, k, value))
+        return 0
     if as_json:
         print_json(
             {
@@ -135,6 +145,9 @@ def delete(store_url: str, encoding: str, partition: str, key: str) -> int:
 @store_option
 @encoding_option
 @json_option
+@click.option(
+    "--decode", is_flag=True, help="Print the value decoded as its lakeFS record type (JSON)."
+)
 @click.option("--start", default=None, help="First key to show (inclusive).")
 @click.option("--prefix", default=None, help="Only keys starting with this.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N entries.")
@@ -148,6 +161,7 @@ def scan(
     prefix: str | None,
     limit: int | None,
     keys_only: bool,
+    decode: bool,
     partition: str,
 ) -> int:
     """List the entries of PARTITION in key order (one per line; --json: JSON lines).
@@ -155,6 +169,7 @@ def scan(
     \b
     Examples:
       lakekv scan graveler --prefix repos/
+      lakekv scan graveler --prefix repos/ --decode
       lakekv scan my-partition --start k100 --limit 10 --json
     """
     p = decode_arg(partition, encoding, "partition")
@@ -169,7 +184,9 @@ def scan(
             if not entry.key.startswith(pre):
                 break
             key = encode_out(entry.key, encoding)
-            if as_json:
+            if decode:
+                print_json_line(decode_entry(entry.partition, entry.key, entry.value))
+            elif as_json:
                 row = {"key": key}
                 if not keys_only:
                     row["value"] = encode_out(entry.value, encoding)
