@@ -1,7 +1,521 @@
-"""Migration commands: dump, load, copy, verify, sample."""
+"""Migration commands: dump, load, copy, verify, sample.
+
+Each command parses options, calls one :mod:`lakekv.migrate` function and prints its report
+(``--json`` for scripts). A progress bar is drawn on stderr when it is a terminal.
+"""
 
 from __future__ import annotations
 
-import click
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from lakekv.cli._common import (
+    DEFAULT_STORE,
+    EXIT_CONFLICT,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    decode_arg,
+    encoding_option,
+    interactive,
+    print_json,
+    to_jsonable,
+)
+from lakekv.migrate import (
+    Progress as ProgressSnapshot,
+)
+from lakekv.migrate import (
+    ProgressCallback,
+    copy,
+    dump,
+    lakefs_store_url,
+    load,
+    verify,
+)
+from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
+from lakekv.migrate.sample import sample as make_sample
+
+F = TypeVar("F", bound=Callable[..., Any])
+_POLICIES = ("fail", "skip", "overwrite")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
+    """A callback drawing a rich progress bar on stderr, or ``None`` when stderr is no TTY."""
+    if not (enabled and interactive()):
+        yield None
+        return
+    bar = Progress(
+        TextColumn("{task.description:<7}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(p: ProgressSnapshot) -> None:
+        task = tasks.get(p.phase)
+        if task is None:
+            task = tasks[p.phase] = bar.add_task(p.phase, total=None, detail="")
+        elapsed = bar.tasks[task].elapsed or 0.0
+        rate = p.entries / elapsed if elapsed > 0 else 0.0
+        total: int | None
+        if p.bytes_total:
+            completed, total = p.bytes, p.bytes_total
+            detail = f"{_human(p.bytes)} of {_human(p.bytes_total)}"
+        else:
+            completed, total = p.partitions_done, p.partitions_total
+            parts = f"{p.partitions_done}/{p.partitions_total or '?'} partitions"
+            detail = f"{p.entries:,} entries · {_human(p.bytes)} · {rate:,.0f}/s · {parts}"
+        bar.update(task, completed=completed, total=total, detail=detail)
+
+    with bar:
+        yield update
+
+
+def _root_store(ctx: click.Context) -> str:
+    root = ctx.find_root()
+    given = root.obj.get("store") if isinstance(root.obj, dict) else None
+    return str(given or os.environ.get("LAKEKV_STORE") or DEFAULT_STORE)
+
+
+def _resolve(
+    ctx: click.Context, url: str | None, config: str | None, side: str, *, default: bool
+) -> str:
+    """A store URL from ``--from``/``--to`` or the lakeFS configuration option."""
+    if url and config:
+        raise click.UsageError(f"give --{side} or --{side}-lakefs-config, not both")
+    if config:
+        db = lakefs_store_url(config)
+        os.environ.update(db.env)
+        return db.url
+    if url:
+        return url
+    if default:
+        return _root_store(ctx)
+    raise click.UsageError(f"--{side} URL (or --{side}-lakefs-config FILE) is required")
+
+
+def _store_options(side: str, *, default: bool) -> Callable[[F], F]:
+    where = "read from" if side == "from" else "write to"
+    fallback = " (default: global --store, $LAKEKV_STORE)" if default else ""
+
+    def deco(fn: F) -> F:
+        fn = click.option(
+            f"--{side}-lakefs-config",
+            f"{side}_config",
+            metavar="FILE",
+            default=None,
+            help=f"Take the store to {where} from a lakeFS config file's database section "
+            "(and LAKEFS_DATABASE_* variables).",
+        )(fn)
+        return click.option(
+            f"--{side}",
+            f"{side}_url",
+            metavar="URL",
+            default=None,
+            help=f"The store to {where}{fallback}.",
+        )(fn)
+
+    return deco
+
+
+def _partitions_option(fn: F) -> F:
+    return click.option(
+        "--partition",
+        "-p",
+        "partitions",
+        multiple=True,
+        metavar="P",
+        help="Only this partition (repeatable; default: every partition).",
+    )(fn)
+
+
+def _json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(fn)
+
+
+def _workers_option(default: int) -> Callable[[F], F]:
+    return click.option(
+        "--workers",
+        "-w",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=True,
+        help="Partitions (or batches) processed in parallel.",
+    )
+
+
+def _conflict_options(fn: F) -> F:
+    fn = click.option("--dry-run", is_flag=True, help="Read everything, write nothing.")(fn)
+    fn = click.option(
+        "--force", is_flag=True, help="Proceed although the lakeFS schema versions differ."
+    )(fn)
+    return click.option(
+        "--on-conflict",
+        type=click.Choice(_POLICIES),
+        default="fail",
+        show_default=True,
+        help="A key that exists with a different value: report it (exit 4), keep the "
+        "target's value, or overwrite it.",
+    )(fn)
+
+
+def _decode_partitions(partitions: tuple[str, ...], encoding: str) -> list[bytes] | None:
+    if not partitions:
+        return None
+    return [decode_arg(p, encoding, "partition") for p in partitions]
+
+
+def _emit(report: Any, as_json: bool, lines: list[str], *, err: bool = False) -> None:
+    if as_json:
+        if err:
+            click.echo(json.dumps(to_jsonable(report), indent=2), err=True)
+        else:
+            print_json(report)
+        return
+    for line in lines:
+        click.echo(line, err=err)
+
+
+def _write_lines(r: WriteCounts, dry: bool) -> list[str]:
+    verb = "would write" if dry else "written"
+    lines = [
+        f"  {verb} {r.written:,}, unchanged {r.unchanged:,}, skipped {r.skipped:,}, "
+        f"conflicts {r.conflicts:,}"
+    ]
+    for ex in r.conflict_examples[:10]:
+        lines.append(f"  conflict: partition '{ex.partition}' key '{ex.key}'")
+    return lines
+
+
+def _rate(entries: int, seconds: float) -> str:
+    return f"{entries / seconds:,.0f} entries/s" if seconds > 0 else "-"
+
+
+def _conflict_exit(report: CopyReport | LoadReport) -> int:
+    previous = report.previous_conflicts if isinstance(report, CopyReport) else 0
+    return EXIT_CONFLICT if report.conflicts or previous else EXIT_OK
+
+
+@click.command(name="dump")
+@_store_options("from", default=True)
+@_partitions_option
+@encoding_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["lakekv", "lakefs"]),
+    default="lakekv",
+    show_default=True,
+    help="lakekv: lossless, checksummed; lakefs: lakeFS's JSON 'kv dump' format (UTF-8 only).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["auto", "none", "gzip", "zstd"]),
+    default="auto",
+    show_default=True,
+    help="auto: by the file name (.gz, .zst).",
+)
+@_json_option
+@click.argument("output", metavar="FILE")
+@click.pass_context
+def dump_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    partitions: tuple[str, ...],
+    encoding: str,
+    fmt: str,
+    compression: str,
+    as_json: bool,
+    output: str,
+) -> int:
+    """Write every partition of a store to FILE (- for stdout).
+
+    \b
+    Examples:
+      lakekv dump --from sqlite:///lakefs.db lakefs.lkv.zst
+      lakekv dump --from-lakefs-config /etc/lakefs/config.yaml - | gzip > db.lkv.gz
+      lakekv dump --from postgres://u@db/lakefs --format lakefs lakefs-dump.json
+    """
+    src = _resolve(ctx, from_url, from_config, "from", default=True)
+    with progress_bar() as cb:
+        report = dump(
+            src,
+            output,
+            partitions=_decode_partitions(partitions, encoding),
+            format=fmt,  # type: ignore[arg-type]
+            compression=compression,  # type: ignore[arg-type]
+            progress=cb,
+        )
+    _emit(
+        report,
+        as_json,
+        [
+            f"dumped {report.entries:,} entries in {report.partitions:,} partitions "
+            f"({_human(report.bytes)}) from {report.source} to {report.destination} "
+            f"[{report.format}, {_human(report.file_bytes)}] in {report.seconds:.1f}s "
+            f"({_rate(report.entries, report.seconds)})",
+            *([f"  sha256 {report.sha256}"] if report.sha256 else []),
+            *(
+                ["  partitions found by walking the lakeFS model (source cannot list them)"]
+                if report.partition_source == "lakefs-walk"
+                else []
+            ),
+        ],
+        err=output == "-",
+    )
+    return EXIT_OK
+
+
+@click.command(name="load")
+@_store_options("to", default=True)
+@_conflict_options
+@_workers_option(2)
+@_json_option
+@click.argument("input_file", metavar="FILE")
+@click.pass_context
+def load_cmd(
+    ctx: click.Context,
+    to_url: str | None,
+    to_config: str | None,
+    on_conflict: str,
+    force: bool,
+    dry_run: bool,
+    workers: int,
+    as_json: bool,
+    input_file: str,
+) -> int:
+    """Load a dump FILE (- for stdin; lakekv or lakeFS format, any compression) into a store.
+
+    A named file is verified completely before anything is written; a corrupt, truncated or
+    unsupported file exits 5. Conflicts exit 4.
+
+    \b
+    Examples:
+      lakekv load --to sqlite:///restored.db lakefs.lkv.zst
+      lakekv load --to postgres://u@db/lakefs --on-conflict skip lakefs-dump.json
+      zcat db.lkv.gz | lakekv load --to sqlite:///x.db -
+    """
+    dst = _resolve(ctx, to_url, to_config, "to", default=True)
+    with progress_bar() as cb:
+        report = load(
+            dst,
+            input_file,
+            on_conflict=on_conflict,
+            dry_run=dry_run,
+            force=force,
+            workers=workers,
+            progress=cb,
+        )
+    _emit(
+        report,
+        as_json,
+        [
+            f"{'dry run: ' if dry_run else ''}loaded {report.entries:,} entries in "
+            f"{report.partitions:,} partitions from {report.source} [{report.format}] into "
+            f"{report.target} in {report.seconds:.1f}s ({_rate(report.entries, report.seconds)})",
+            *_write_lines(report, dry_run),
+        ],
+    )
+    return _conflict_exit(report)
+
+
+@click.command(name="copy")
+@_store_options("from", default=False)
+@_store_options("to", default=False)
+@_partitions_option
+@encoding_option
+@_conflict_options
+@click.option("--sync", is_flag=True, help="Also delete target entries absent from the source.")
+@click.option(
+    "--checkpoint",
+    metavar="FILE",
+    default=None,
+    help="Record progress in FILE; run the same command again to resume after a crash.",
+)
+@_workers_option(4)
+@_json_option
+@click.pass_context
+def copy_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    to_url: str | None,
+    to_config: str | None,
+    partitions: tuple[str, ...],
+    encoding: str,
+    on_conflict: str,
+    force: bool,
+    dry_run: bool,
+    sync: bool,
+    checkpoint: str | None,
+    workers: int,
+    as_json: bool,
+) -> int:
+    """Copy every partition from one store to another (exit 4 on conflicts).
+
+    \b
+    Examples:
+      lakekv copy --from sqlite:///lakefs.db --to postgres://u@db/lakefs --checkpoint c.ckpt
+      lakekv copy --from-lakefs-config old.yaml --to-lakefs-config new.yaml --workers 8
+      lakekv copy --from sqlite:///a.db --to sqlite:///b.db --sync --dry-run
+    """
+    src = _resolve(ctx, from_url, from_config, "from", default=False)
+    dst = _resolve(ctx, to_url, to_config, "to", default=False)
+    with progress_bar() as cb:
+        report = copy(
+            src,
+            dst,
+            partitions=_decode_partitions(partitions, encoding),
+            on_conflict=on_conflict,
+            workers=workers,
+            checkpoint=checkpoint,
+            dry_run=dry_run,
+            sync=sync,
+            force=force,
+            progress=cb,
+        )
+    lines = [
+        f"{'dry run: ' if dry_run else ''}copied {report.entries:,} entries in "
+        f"{report.partitions:,} partitions ({_human(report.bytes)}) from {report.source} to "
+        f"{report.target} in {report.seconds:.1f}s ({_rate(report.entries, report.seconds)})",
+        *_write_lines(report, dry_run),
+    ]
+    if sync:
+        lines.append(f"  {'would delete' if dry_run else 'deleted'} {report.deleted:,}")
+    if report.resumed_partitions:
+        lines.append(
+            f"  resumed: {report.resumed_partitions:,} partitions were already done"
+            + (
+                f" ({report.previous_conflicts:,} conflicts then)"
+                if report.previous_conflicts
+                else ""
+            )
+        )
+    if report.retries:
+        lines.append(f"  {report.retries} transient errors retried")
+    if report.partition_source == "lakefs-walk":
+        lines.append("  partitions found by walking the lakeFS model (source cannot list them)")
+    _emit(report, as_json, lines)
+    return _conflict_exit(report)
+
+
+@click.command(name="verify")
+@_store_options("from", default=False)
+@_store_options("to", default=False)
+@_partitions_option
+@encoding_option
+@click.option("--quick", is_flag=True, help="Compare per-partition counts and hashes only.")
+@click.option(
+    "--max-diffs", type=click.IntRange(min=0), default=20, show_default=True, help="Examples kept."
+)
+@_workers_option(4)
+@_json_option
+@click.pass_context
+def verify_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    to_url: str | None,
+    to_config: str | None,
+    partitions: tuple[str, ...],
+    encoding: str,
+    quick: bool,
+    max_diffs: int,
+    workers: int,
+    as_json: bool,
+) -> int:
+    """Compare two stores entry by entry; exit 1 if they differ.
+
+    \b
+    Examples:
+      lakekv verify --from sqlite:///lakefs.db --to postgres://u@db/lakefs
+      lakekv verify --from sqlite:///a.db --to sqlite:///b.db --quick --json
+    """
+    a = _resolve(ctx, from_url, from_config, "from", default=False)
+    b = _resolve(ctx, to_url, to_config, "to", default=False)
+    with progress_bar() as cb:
+        report = verify(
+            a,
+            b,
+            partitions=_decode_partitions(partitions, encoding),
+            quick=quick,
+            max_diffs=max_diffs,
+            workers=workers,
+            progress=cb,
+        )
+    verdict = "identical" if report.equal else "DIFFERENT"
+    lines = [
+        f"{report.a} and {report.b} are {verdict}: {report.partitions:,} partitions, "
+        f"{report.entries_a:,} / {report.entries_b:,} entries"
+        f"{' (quick)' if quick else ''} in {report.seconds:.1f}s",
+    ]
+    if not report.equal:
+        lines.append(
+            f"  missing {report.missing:,}, extra {report.extra:,}, different {report.different:,}"
+            + (f", partitions differing {report.different_partitions:,}" if quick else "")
+        )
+        for d in report.examples:
+            key = f" key '{d.key}'" if d.key is not None else ""
+            lines.append(f"  {d.kind}: partition '{d.partition}'{key}")
+    _emit(report, as_json, lines)
+    return EXIT_OK if report.equal else EXIT_NOT_FOUND
+
+
+@click.command(name="sample")
+@_store_options("to", default=True)
+@click.option("--entries", "-n", type=click.IntRange(min=1), required=True, help="Entries.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same data.")
+@_json_option
+@click.pass_context
+def sample_cmd(
+    ctx: click.Context,
+    to_url: str | None,
+    to_config: str | None,
+    entries: int,
+    seed: int,
+    as_json: bool,
+) -> int:
+    """Write a realistic lakeFS-shaped sample database of exactly N entries.
+
+    \b
+    Examples:
+      lakekv sample --to sqlite:///sample.db --entries 100000
+      lakekv sample --to postgres://postgres@127.0.0.1/test --entries 1000000 --seed 7
+    """
+    dst = _resolve(ctx, to_url, to_config, "to", default=True)
+    with progress_bar() as cb:
+        report = make_sample(dst, entries, seed=seed, progress=cb)
+    _emit(
+        report,
+        as_json,
+        [
+            f"wrote {report.entries:,} entries ({_human(report.bytes)}) in "
+            f"{report.partitions:,} partitions to {report.target} in {report.seconds:.1f}s: "
+            f"{report.repositories} repositories, {report.staging_partitions} staging "
+            f"partitions, {report.non_utf8_keys} non-UTF-8 keys, {report.empty_values} "
+            "empty values"
+        ],
+    )
+    return EXIT_OK
+
+
+COMMANDS: list[click.Command] = [dump_cmd, load_cmd, copy_cmd, verify_cmd, sample_cmd]
