@@ -131,12 +131,20 @@ def _alive(conn: _Connection) -> bool:
     try:
         poller = select.poll()
         poller.register(pgconn.socket, select.POLLIN)
-        if not poller.poll(0):
-            return True
-        pgconn.consume_input()
+        for _ in range(8):
+            if not poller.poll(0):
+                return True
+            pgconn.consume_input()
+            if pgconn.status != ConnStatus.OK:
+                return False
     except (OSError, ValueError, psycopg.Error):
         return False
-    return pgconn.status == ConnStatus.OK
+    return False  # still chattering: not an idle connection we can trust
+
+
+def _lost(conn: _Connection) -> bool:
+    """True if ``conn`` is unusable after an error (so the statement can go elsewhere)."""
+    return conn.broken or conn.pgconn.status != ConnStatus.OK
 
 
 @dataclass(frozen=True)
@@ -390,7 +398,7 @@ class PostgresStore(Store):
                 cur.execute(query, params)
                 return fetch(cur)
             except psycopg.OperationalError:
-                if attempt or not retry or not conn.broken:
+                if attempt or not retry or not _lost(conn):
                     raise
             finally:
                 pool.putconn(conn)
@@ -519,7 +527,7 @@ class PostgresStore(Store):
             try:
                 return self._write_batch_on(conn, entries, on_conflict, state)
             except psycopg.OperationalError:
-                if attempt or state.committing or not conn.broken:
+                if attempt or state.committing or not _lost(conn):
                     raise
             finally:
                 pool.putconn(conn)
@@ -570,7 +578,7 @@ class PostgresStore(Store):
                             result.conflicts.append(entry)
                     result.unchanged = total - written - len(differing)
         except BaseException:
-            if not conn.broken:
+            if not _lost(conn):
                 cur.execute("ROLLBACK")
             raise
         state.committing = True
