@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from typing import Final
@@ -35,11 +36,16 @@ def opened(store: StoreLike) -> Iterator[Store]:
 def url_of(store: Store) -> str:
     """The store's URL for reports and dump headers, without any credential.
 
-    User name, password and query parameters (which may carry keys) are all dropped:
-    ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes ``postgres://db:5432/lakefs``.
+    User name and password are dropped, and so is any query parameter whose name suggests a
+    secret: ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes
+    ``postgres://db:5432/lakefs?table=kv``.
     """
     u = store.url
-    return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path).render()
+    query = tuple((k, v) for k, v in u.query if not _SECRET_PARAM.search(k))
+    return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path, query=query).render()
+
+
+_SECRET_PARAM = re.compile(r"(?i)pass|secret|key|token|cred|auth")
 
 
 class Stop:

@@ -305,7 +305,7 @@ class DumpReader:
             if tag != b"P":
                 raise self._corrupt(f"unexpected record {tag!r} where a partition should start")
             partition = self._blob(_MAX_U32)
-            where = f"partition {show_bytes(partition)!r}"
+            where = f"partition '{show_bytes(partition)}'"
             if not partition:
                 raise self._corrupt("empty partition name")
             if last_partition is not None and partition <= last_partition:

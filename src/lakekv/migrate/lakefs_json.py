@@ -67,7 +67,7 @@ class LakeFSJSONWriter:
                 ks = k.decode("utf-8")
             except UnicodeDecodeError:
                 raise UnrepresentableEntryError(
-                    f"partition {show_bytes(p)!r} key {show_bytes(k)!r} is not valid UTF-8 and "
+                    f"partition '{show_bytes(p)}' key '{show_bytes(k)}' is not valid UTF-8 and "
                     "cannot be written in the lakeFS dump format; use the lakekv format"
                 ) from None
             lead = ',"entries":[\n' if self._first else ",\n"

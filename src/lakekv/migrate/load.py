@@ -188,7 +188,7 @@ def load(
                     loader.close()
                     where = (
                         f"; {len(verified)} partition(s) fully loaded before it"
-                        + (f" (last: {show_bytes(verified[-1])!r})" if verified else "")
+                        + (f" (last: '{show_bytes(verified[-1])}')" if verified else "")
                         if fmt == "lakekv"
                         else f"; {report.entries} entries before it were loaded"
                     )

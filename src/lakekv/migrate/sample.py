@@ -268,7 +268,7 @@ class _Generator:
         for i in range(count):
             ext = rnd.choice(_EXTS)
             path = f"data/part={i % dirs:05d}/file-{i:08d}{ext}".encode()
-            if rnd.random() < 0.0005:
+            if i % 1999 == 7 or rnd.random() < 0.0003:
                 path = b"raw/\xff\xfe-" + path  # not UTF-8: lakeFS paths are bytes
                 self.report.non_utf8_keys += 1
             if rnd.random() < 0.03:
