@@ -48,12 +48,15 @@ class LakeFSDatabase:
     from the environment (they are never put in a URL). ``str()`` hides the password.
     """
 
-    url: str
+    url: str = field(repr=False)
     type: str
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
         return str(StoreURL.parse(self.url))
+
+    def __repr__(self) -> str:
+        return f"LakeFSDatabase({str(self)!r}, type={self.type!r})"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
