@@ -38,6 +38,7 @@ from lakekv.migrate import (
     load,
     verify,
 )
+from lakekv.migrate._common import BATCH_ENTRIES
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
 from lakekv.migrate.sample import sample as make_sample
 
@@ -163,6 +164,13 @@ def _workers_option(default: int) -> Callable[[F], F]:
 
 
 def _conflict_options(fn: F) -> F:
+    fn = click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=BATCH_ENTRIES,
+        show_default=True,
+        help="Entries per write batch (also how often a checkpoint is written).",
+    )(fn)
     fn = click.option("--dry-run", is_flag=True, help="Read everything, write nothing.")(fn)
     fn = click.option(
         "--force", is_flag=True, help="Proceed although the lakeFS schema versions differ."
@@ -299,6 +307,7 @@ def load_cmd(
     on_conflict: str,
     force: bool,
     dry_run: bool,
+    batch_size: int,
     workers: int,
     as_json: bool,
     input_file: str,
@@ -323,6 +332,7 @@ def load_cmd(
             dry_run=dry_run,
             force=force,
             workers=workers,
+            batch_entries=batch_size,
             progress=cb,
         )
     _emit(
@@ -365,6 +375,7 @@ def copy_cmd(
     on_conflict: str,
     force: bool,
     dry_run: bool,
+    batch_size: int,
     sync: bool,
     checkpoint: str | None,
     workers: int,
@@ -391,6 +402,7 @@ def copy_cmd(
             dry_run=dry_run,
             sync=sync,
             force=force,
+            batch_entries=batch_size,
             progress=cb,
         )
     lines = [
