@@ -383,65 +383,53 @@ def no_writes(fresh_store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     yield
 
 
-@pytest.mark.parametrize(
-    "bad_repo", ["", "ab", "Upper-case", "-dash-first", "under_score", "a" * 64, "sp ace", "é-repo"]
-)
-def test_invalid_repository_ids_rejected_before_any_io(
-    refs: RefStore, no_writes: None, bad_repo: str
-) -> None:
-    with pytest.raises(InvalidIDError):
-        refs.create_repository(bad_repo, "s3://b")
-    with pytest.raises(InvalidIDError):
-        refs.get_repository(bad_repo)
-    with pytest.raises(InvalidIDError):
-        refs.delete_repository(bad_repo)
+BAD_REPOSITORY_IDS = [
+    "",
+    "ab",
+    "Upper-case",
+    "-dash-first",
+    "under_score",
+    "a" * 64,
+    "sp ace",
+    "é-r",
+]
+BAD_BRANCH_IDS = ["", "-x", "a/b", "a b", "é", "a:b", "a.b"]
+BAD_TAG_IDS = [
+    *("", "@", "a..b", "a//b", "a/", "a.", "x.lock", "a b", "a~^", "q?", "a[", "a\\b"),
+    *("a@{b", ".hidden", "a/.b", "/abs", "tab\tx"),
+]
 
 
-@pytest.mark.parametrize("bad_branch", ["", "-x", "a/b", "a b", "é", "a:b", "a.b"])
-def test_invalid_branch_ids_rejected_before_any_io(
-    refs: RefStore, no_writes: None, bad_branch: str
-) -> None:
-    with pytest.raises(InvalidIDError):
-        refs.create_repository("good-repo", "s3://b", bad_branch)
-    with pytest.raises(InvalidIDError):
-        refs.create_branch("good-repo", bad_branch, "main")
-    with pytest.raises(InvalidIDError):
-        refs.update_branch("good-repo", bad_branch, lambda b: b)
-    with pytest.raises(InvalidIDError):
-        refs.set_staged("good-repo", bad_branch, StagedEntry(b"k", b"i", b""))
-    with pytest.raises(InvalidIDError):
-        refs.commit("good-repo", bad_branch, committer="c", message="m")
+def test_invalid_repository_ids_rejected_before_any_io(refs: RefStore, no_writes: None) -> None:
+    for bad in BAD_REPOSITORY_IDS:
+        with pytest.raises(InvalidIDError):
+            refs.create_repository(bad, "s3://b")
+        with pytest.raises(InvalidIDError):
+            refs.get_repository(bad)
+        with pytest.raises(InvalidIDError):
+            refs.delete_repository(bad)
 
 
-@pytest.mark.parametrize(
-    "bad_tag",
-    [
-        "",
-        "@",
-        "a..b",
-        "a//b",
-        "a/",
-        "a.",
-        "x.lock",
-        "a b",
-        "a~^",
-        "q?",
-        "a[",
-        "a\\b",
-        "a@{b",
-        ".hidden",
-        "a/.b",
-        "/abs",
-        "tab\tx",
-    ],
-)
-def test_invalid_tag_ids_rejected_before_any_io(
-    refs: RefStore, no_writes: None, bad_tag: str
-) -> None:
-    with pytest.raises(InvalidIDError):
-        refs.create_tag("good-repo", bad_tag, "main")
-    with pytest.raises(InvalidIDError):
-        refs.get_tag("good-repo", bad_tag)
+def test_invalid_branch_ids_rejected_before_any_io(refs: RefStore, no_writes: None) -> None:
+    for bad in BAD_BRANCH_IDS:
+        with pytest.raises(InvalidIDError):
+            refs.create_repository("good-repo", "s3://b", bad)
+        with pytest.raises(InvalidIDError):
+            refs.create_branch("good-repo", bad, "main")
+        with pytest.raises(InvalidIDError):
+            refs.update_branch("good-repo", bad, lambda b: b)
+        with pytest.raises(InvalidIDError):
+            refs.set_staged("good-repo", bad, StagedEntry(b"k", b"i", b""))
+        with pytest.raises(InvalidIDError):
+            refs.commit("good-repo", bad, committer="c", message="m")
+
+
+def test_invalid_tag_ids_rejected_before_any_io(refs: RefStore, no_writes: None) -> None:
+    for bad in BAD_TAG_IDS:
+        with pytest.raises(InvalidIDError):
+            refs.create_tag("good-repo", bad, "main")
+        with pytest.raises(InvalidIDError):
+            refs.get_tag("good-repo", bad)
 
 
 def test_valid_unusual_ids(refs: RefStore) -> None:

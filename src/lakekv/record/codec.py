@@ -46,12 +46,17 @@ class MessageWithPredicate(Generic[M]):
     predicate: Predicate
 
 
-def decode_message(msg_type: type[M], data: bytes, *, where: str = "") -> M:
-    """Parse ``data`` as ``msg_type``; DecodeError (mentioning ``where``) if it is not one."""
+def decode_message(
+    msg_type: type[M], data: bytes, *, where: str = "", at: tuple[bytes, bytes] | None = None
+) -> M:
+    """Parse ``data`` as ``msg_type``; DecodeError (naming ``where``, or the ``(partition,
+    key)`` in ``at``) if it is not one."""
     msg = msg_type()
     try:
         msg.ParseFromString(data)
     except (ProtoDecodeError, ValueError) as exc:
+        if at is not None:
+            where = _where(*at)
         place = f" at {where}" if where else ""
         raise DecodeError(
             f"value{place} is not a valid {msg_type.DESCRIPTOR.full_name}: {exc}"
@@ -77,9 +82,7 @@ def get_message(
     ``msg_type``.
     """
     value, predicate = store.get(partition, key)
-    return MessageWithPredicate(
-        decode_message(msg_type, value, where=_where(partition, key)), predicate
-    )
+    return MessageWithPredicate(decode_message(msg_type, value, at=(partition, key)), predicate)
 
 
 def set_message(store: Store, partition: bytes, key: bytes, msg: Message) -> None:
@@ -140,9 +143,7 @@ def scan_messages(
     for key, value in scan_raw(
         store, partition, prefix=prefix, start=start, after=after, batch_size=batch_size
     ):
-        yield MessageEntry(
-            key, decode_message(msg_type, value, where=_where(partition, key)), value
-        )
+        yield MessageEntry(key, decode_message(msg_type, value, at=(partition, key)), value)
 
 
 def scan_secondary(
@@ -165,7 +166,7 @@ def scan_secondary(
     for key, value in scan_raw(
         store, partition, prefix=prefix, start=start, after=after, batch_size=batch_size
     ):
-        index = decode_message(kv_pb2.SecondaryIndex, value, where=_where(partition, key))
+        index = decode_message(kv_pb2.SecondaryIndex, value, at=(partition, key))
         primary = index.primary_key
         if not primary:
             continue
@@ -173,6 +174,4 @@ def scan_secondary(
             data, _ = store.get(target, primary)
         except KeyNotFoundError:
             continue
-        yield MessageEntry(
-            primary, decode_message(msg_type, data, where=_where(target, primary)), data
-        )
+        yield MessageEntry(primary, decode_message(msg_type, data, at=(target, primary)), data)

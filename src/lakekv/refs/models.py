@@ -9,6 +9,7 @@ are hashed). ``to_json`` gives a JSON-ready dict for the CLI.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,7 +75,7 @@ class Repository:
     read_only: bool = False
     storage_id: str = ""
 
-    @property
+    @functools.cached_property
     def partition(self) -> bytes:
         """The partition holding this repository's branches, commits and tags."""
         return layout.repository_partition(self.id, self.instance_uid)
