@@ -1,0 +1,204 @@
+"""Migration benchmark: lakekv's copy, dump and load against raw database code, one run.
+
+Usage::
+
+    .venv/bin/python bench/migrate.py [--entries 1000000] [--pg postgres://postgres@127.0.0.1:5432/test]
+
+Steps, all on `lakekv sample` data, each printed as a ratio (raw time / lakekv time, so 1.0
+means as fast as the raw code and higher is better):
+
+1. copy SQLite -> PostgreSQL vs a raw binary COPY of the same rows into the same table layout;
+2. copy PostgreSQL -> SQLite vs raw sqlite3 executemany in large transactions;
+3. dump to a file vs a raw ordered scan of the source;
+4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
+5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+
+from lakekv.kv.registry import open_store
+from lakekv.kv.url import StoreURL
+from lakekv.migrate import copy, dump, load
+from lakekv.migrate.sample import sample
+
+TARGETS = {"copy_to_pg": 0.6, "copy_to_sqlite": 0.6, "dump": 0.5, "load": 0.6}
+_FETCH = 10000
+_TXN = 50000
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def sqlite_rows(path: Path) -> Iterator[list[tuple[bytes, bytes, bytes]]]:
+    conn = sqlite3.connect(path)
+    cur = conn.execute("SELECT partition, key, value FROM kv ORDER BY partition, key")
+    while rows := cur.fetchmany(_FETCH):
+        yield rows
+    conn.close()
+
+
+def raw_scan(path: Path) -> None:
+    n = 0
+    for rows in sqlite_rows(path):
+        n += len(rows)
+
+
+def raw_sqlite_load(rows: Iterator[list[tuple[bytes, bytes, bytes]]], path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(
+        "CREATE TABLE kv (partition BLOB NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, "
+        "PRIMARY KEY (partition, key)) WITHOUT ROWID"
+    )
+    pending = 0
+    conn.execute("BEGIN")
+    for chunk in rows:
+        conn.executemany("INSERT INTO kv VALUES (?, ?, ?)", chunk)
+        pending += len(chunk)
+        if pending >= _TXN:
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            pending = 0
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def pg_conninfo(url: str) -> str:
+    parsed = StoreURL.parse(url).without_params()
+    return parsed.render(reveal_password=True).replace("postgres://", "postgresql://", 1)
+
+
+def raw_pg_copy(src: Path, pg_url: str, table: str) -> None:
+    with psycopg.connect(pg_conninfo(pg_url)) as conn, conn.cursor() as cur:
+        with cur.copy(
+            f'COPY "{table}" (partition_key, key, value) FROM STDIN (FORMAT BINARY)'
+        ) as cp:
+            cp.set_types(["bytea", "bytea", "bytea"])
+            for rows in sqlite_rows(src):
+                for row in rows:
+                    cp.write_row(row)
+        conn.commit()
+
+
+def pg_rows(pg_url: str, table: str) -> Iterator[list[tuple[bytes, bytes, bytes]]]:
+    with (
+        psycopg.connect(pg_conninfo(pg_url)) as conn,
+        conn.cursor(name="bench", binary=True) as cur,
+    ):
+        cur.execute(f'SELECT partition_key, key, value FROM "{table}"')
+        while rows := cur.fetchmany(_FETCH):
+            yield rows
+
+
+def rss_child(src: str, dst: str) -> None:
+    copy(src, dst)
+    print(json.dumps({"max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def measure_rss(src: str, dst: str) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", src, dst], check=True, capture_output=True
+    )
+    return float(json.loads(out.stdout.splitlines()[-1])["max_rss_kb"]) / 1024
+
+
+def ratio_line(name: str, raw: float, ours: float, n: int) -> float:
+    ratio = raw / ours
+    target = TARGETS.get(name)
+    verdict = (
+        "" if target is None else f"  target >= {target}: {'ok' if ratio >= target else 'MISSED'}"
+    )
+    print(
+        f"{name:<15} raw {raw:7.2f}s ({n / raw:>9,.0f}/s)   lakekv {ours:7.2f}s "
+        f"({n / ours:>9,.0f}/s)   ratio {ratio:.2f}{verdict}",
+        flush=True,
+    )
+    return ratio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rss_child:
+        rss_child(*args.rss_child)
+        return
+    n = args.entries
+    run = f"{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix="lakekv-bench-"))
+    a = tmp / "a.db"
+    tables = [f"bench_raw_{run}", f"bench_kv_{run}", f"bench_rss_{run}", f"bench_rss10_{run}"]
+    pg = {
+        t: StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True) for t in tables
+    }
+    print(f"lakekv migration benchmark: N = {n:,} sample entries, temp dir {tmp}", flush=True)
+    t = timed(lambda: sample(f"sqlite:///{a}", n, seed=args.seed))
+    print(f"sample          {t:7.2f}s", flush=True)
+    try:
+        for t_name in tables:
+            open_store(pg[t_name]).close()  # lakeFS's layout: 100 hash partitions
+        raw = timed(lambda: raw_pg_copy(a, args.pg, tables[0]))
+        ours = timed(lambda: copy(f"sqlite:///{a}", pg[tables[1]]))
+        ratio_line("copy_to_pg", raw, ours, n)
+
+        raw = timed(lambda: raw_sqlite_load(pg_rows(args.pg, tables[1]), tmp / "raw_b.db"))
+        ours = timed(lambda: copy(pg[tables[1]], f"sqlite:///{tmp}/b.db"))
+        ratio_line("copy_to_sqlite", raw, ours, n)
+
+        raw = timed(lambda: raw_scan(a))
+        ours = timed(lambda: dump(f"sqlite:///{a}", tmp / "a.lkv"))
+        ratio_line("dump", raw, ours, n)
+        print(
+            f"                dump file {(tmp / 'a.lkv').stat().st_size / 1e6:,.1f} MB", flush=True
+        )
+
+        raw = timed(lambda: raw_sqlite_load(sqlite_rows(a), tmp / "raw_c.db"))
+        ours = timed(lambda: load(f"sqlite:///{tmp}/c.db", tmp / "a.lkv"))
+        ratio_line("load", raw, ours, n)
+
+        small = tmp / "small.db"
+        sample(f"sqlite:///{small}", max(1, n // 10), seed=args.seed)
+        rss_small = measure_rss(f"sqlite:///{small}", pg[tables[3]])
+        rss_big = measure_rss(f"sqlite:///{a}", pg[tables[2]])
+        factor = rss_big / rss_small
+        ok = factor <= 1.25 and rss_big < 250
+        print(
+            f"peak_rss        copy of {n // 10:,}: {rss_small:.0f} MB   copy of {n:,}: "
+            f"{rss_big:.0f} MB   ratio {factor:.2f}  target <= 1.25 and < 250 MB: "
+            f"{'ok' if ok else 'MISSED'}",
+            flush=True,
+        )
+    finally:
+        for t_name in tables:
+            with open_store(pg[t_name]) as s:
+                s.destroy()
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+
+
+if __name__ == "__main__":
+    main()
