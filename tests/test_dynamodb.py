@@ -566,7 +566,7 @@ def test_bulk_write_lands_every_item_exactly_once(table_url: str, endpoint: str)
     store, faulty = _open_faulty(
         table_url + "&write_concurrency=8&max_attempts=30",
         endpoint,
-        throttle={"batch_write_item": 0.2, "batch_get_item": 0.1},
+        throttle={"batch_write_item": 0.2, "batch_get_item": 0.1, "query": 0.1},
         unprocessed=0.3,
         seed=7,
     )
@@ -592,27 +592,45 @@ def test_bulk_write_lands_every_item_exactly_once(table_url: str, endpoint: str)
         assert sum(faulty.landed.values()) == landed
 
 
-def test_bulk_write_policies_and_classification(table_url: str, endpoint: str) -> None:
-    store, _ = _open_faulty(
-        table_url + "&max_attempts=30", endpoint, unprocessed=0.5, throttle={"batch_get_item": 0.2}
+@pytest.mark.parametrize("layout", ["one-partition", "scattered", "crowded"])
+def test_bulk_write_policies_and_classification(table_url: str, endpoint: str, layout: str) -> None:
+    """Each lookup path classifies right under faults: a range Query (one partition), a
+    BatchGetItem (a few keys per partition), a range Query crowded with other keys that
+    falls back to BatchGetItem."""
+    store, faulty = _open_faulty(
+        table_url + "&max_attempts=30",
+        endpoint,
+        unprocessed=0.5,
+        throttle={"batch_get_item": 0.2, "query": 0.2, "batch_write_item": 0.1},
     )
+
+    def part(i: int) -> bytes:
+        return b"p%d" % (i % 150) if layout == "scattered" else b"p"
+
     with store:
+        if layout == "crowded":  # 10 foreign keys around every key of the batch
+            store.write_batch(
+                [Entry(b"p", b"k%03d-%d" % (i, j), b"x") for i in range(300) for j in range(10)]
+            )
         for i in range(0, 300, 3):
-            store.set(b"p", b"k%03d" % i, b"old")  # every third key exists, differently
+            store.set(part(i), b"k%03d" % i, b"old")  # every third key exists, differently
         for i in range(1, 300, 3):
-            store.set(b"p", b"k%03d" % i, b"new")  # ... and some with the same value
-        batch = [Entry(b"p", b"k%03d" % i, b"new") for i in range(300)]
+            store.set(part(i), b"k%03d" % i, b"new")  # ... and some with the same value
+        batch = [Entry(part(i), b"k%03d" % i, b"new") for i in range(300)]
         fail = store.write_batch(batch, OnConflict.FAIL)
         assert (fail.written, fail.unchanged, len(fail.conflicts)) == (100, 100, 100)
-        assert {c.key for c in fail.conflicts} == {b"k%03d" % i for i in range(0, 300, 3)}
-        assert store.get(b"p", b"k000").value == b"old"
+        assert [c.key for c in fail.conflicts] == [b"k%03d" % i for i in range(0, 300, 3)]
+        assert store.get(part(0), b"k000").value == b"old"
         skip = store.write_batch(batch, OnConflict.SKIP)
         assert (skip.written, skip.unchanged, skip.skipped) == (0, 200, 100)
         over = store.write_batch(batch, "overwrite")
         assert (over.written, over.unchanged) == (100, 200)
-        assert {e.value for e in store.scan(b"p")} == {b"new"}
+        assert all(store.get(e.partition, e.key).value == b"new" for e in batch)
         with pytest.raises(InvalidArgumentError, match="more than once"):
             store.write_batch([Entry(b"p", b"dup", b"1"), Entry(b"p", b"dup", b"2")])
+    used = "query" if layout == "one-partition" else "batch_get_item"
+    assert faulty.calls[used] > 0
+    assert faulty.injected["unprocessed"] > 0
 
 
 def test_bulk_write_stall_raises_slow_down(table_url: str, endpoint: str) -> None:
