@@ -648,3 +648,17 @@ def test_list_partitions_parallel_scan(table_url: str, segments: int) -> None:
         assert list(store.list_partitions()) == []
         store.write_batch([Entry(p, b"k%d" % i, b"") for p in names for i in range(30)])
         assert list(store.list_partitions()) == sorted(names)
+
+
+@pytest.mark.parametrize("method", ["batch_write_item", "query"])
+def test_bulk_write_failure_stops_cleanly(table_url: str, endpoint: str, method: str) -> None:
+    store, faulty = _open_faulty(table_url, endpoint, fail={method: "ValidationException"})
+    entries = [Entry(b"p%d" % (i % 4), b"k%06d" % i, b"v") for i in range(10_000)]
+    with store:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="ValidationException"):
+            store.write_batch(entries)
+        assert time.monotonic() - started < 10
+        assert faulty.calls[method] <= 16  # stopped at the first failures, not after everything
+        store.set(b"p", b"still", b"usable")
+        assert store.get(b"p", b"still").value == b"usable"

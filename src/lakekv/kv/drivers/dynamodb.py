@@ -108,7 +108,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -614,37 +614,66 @@ class DynamoDBStore(Store):
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
         _check_unique(entries)
         result = BatchResult()
-        for i in range(0, len(entries), WRITE_WINDOW):
-            result.add(self._write_window(entries[i : i + WRITE_WINDOW], on_conflict))
+        requests = self._classified_requests(entries, on_conflict, result)
+        try:
+            for _ in self._parallel(self._batch_put, requests):
+                pass
+        finally:
+            requests.close()
         return result
 
-    def _write_window(self, window: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        """Classify the window's entries against the table, then write those that must be."""
-        stored: dict[tuple[bytes, bytes], bytes] = {}
-        for found in self._parallel(self._lookup, _lookup_tasks(window)):
-            stored.update(found)
-        result = BatchResult()
-        to_write: list[Entry] = []
-        for entry in window:
-            current = stored.get((entry.partition, entry.key))
-            if current is None:
-                to_write.append(entry)
-            elif current == entry.value:
-                result.unchanged += 1
-            elif on_conflict is OnConflict.OVERWRITE:
-                to_write.append(entry)
-            elif on_conflict is OnConflict.SKIP:
-                result.skipped += 1
-            else:
-                result.conflicts.append(entry)
-        ordered = _interleave(to_write)
-        requests = [
-            ordered[i : i + BATCH_WRITE_ITEMS] for i in range(0, len(ordered), BATCH_WRITE_ITEMS)
-        ]
-        for _ in self._parallel(self._batch_put, requests):
-            pass
-        result.written += len(to_write)
-        return result
+    def _classified_requests(
+        self, entries: Sequence[Entry], on_conflict: OnConflict, result: BatchResult
+    ) -> Generator[Sequence[Entry], None, None]:
+        """The ``BatchWriteItem`` requests (≤ 25 entries) that ``entries`` need, window by window.
+
+        Classifies each window (counting into ``result``) from lookups that run in the pool
+        while the previous window's requests are being written.
+        """
+        windows = [entries[i : i + WRITE_WINDOW] for i in range(0, len(entries), WRITE_WINDOW)]
+        upcoming = self._start_lookups(windows[0], inline=len(windows) == 1)
+        try:
+            for i, window in enumerate(windows):
+                stored: dict[tuple[bytes, bytes], bytes] = {}
+                for lookup in upcoming:
+                    stored.update(lookup.result())
+                upcoming = self._start_lookups(windows[i + 1]) if i + 1 < len(windows) else []
+                to_write: list[Entry] = []
+                for entry in window:
+                    current = stored.get((entry.partition, entry.key))
+                    if current is None:
+                        to_write.append(entry)
+                    elif current == entry.value:
+                        result.unchanged += 1
+                    elif on_conflict is OnConflict.OVERWRITE:
+                        to_write.append(entry)
+                    elif on_conflict is OnConflict.SKIP:
+                        result.skipped += 1
+                    else:
+                        result.conflicts.append(entry)
+                result.written += len(to_write)
+                ordered = _interleave(to_write)
+                for j in range(0, len(ordered), BATCH_WRITE_ITEMS):
+                    yield ordered[j : j + BATCH_WRITE_ITEMS]
+        finally:
+            for lookup in upcoming:  # after a failure: let started lookups end, drop the rest
+                lookup.cancel()
+            wait(upcoming)
+
+    def _start_lookups(
+        self, window: Sequence[Entry], *, inline: bool = False
+    ) -> list[Future[dict[tuple[bytes, bytes], bytes]]]:
+        """Submit the lookups of ``window`` to the pool (``inline``: run a single one here)."""
+        tasks = _lookup_tasks(window)
+        if inline and len(tasks) == 1:
+            done: Future[dict[tuple[bytes, bytes], bytes]] = Future()
+            try:
+                done.set_result(self._lookup(tasks[0]))
+            except BaseException as exc:
+                done.set_exception(exc)
+            return [done]
+        pool = self._executor()
+        return [pool.submit(self._lookup, task) for task in tasks]
 
     def _lookup(self, task: tuple[bool, Sequence[Entry]]) -> dict[tuple[bytes, bytes], bytes]:
         """Stored values of a lookup task's keys (absent keys are missing from the result).
@@ -731,8 +760,9 @@ class DynamoDBStore(Store):
     def _parallel(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[R]:
         """Run ``fn`` over ``tasks`` in the store's pool, ``write_concurrency`` at a time.
 
-        Yields results as they complete; the first failure stops new submissions, lets
-        running tasks finish and is raised.
+        Yields results as they complete (a single task runs in the calling thread). The first
+        failure, of a task or of the task iterator, stops new submissions, lets running tasks
+        finish and is raised.
         """
         todo = iter(tasks)
         first = next(todo, _NONE)
@@ -747,10 +777,19 @@ class DynamoDBStore(Store):
         window = max(1, self._settings.write_concurrency)
         pending: set[Future[R]] = set()
         error: BaseException | None = None
-        for task in todo:
-            pending.add(pool.submit(fn, task))
-            if len(pending) >= window:
-                break
+
+        def refill() -> None:
+            nonlocal error
+            try:
+                while len(pending) < window:
+                    task = next(todo, _NONE)
+                    if task is _NONE:
+                        return
+                    pending.add(pool.submit(fn, task))
+            except BaseException as exc:
+                error = exc
+
+        refill()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -760,10 +799,7 @@ class DynamoDBStore(Store):
                 elif error is None:
                     yield fut.result()
             if error is None:
-                for task in todo:
-                    pending.add(pool.submit(fn, task))
-                    if len(pending) >= window:
-                        break
+                refill()
         if error is not None:
             raise error
 
