@@ -64,36 +64,42 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of a DynamoDB-protocol server (see module docstring)."""
-    started = False
+@pytest.fixture(scope="module", autouse=True)
+def _dummy_credentials() -> Iterator[None]:
+    """Local servers accept any credentials, but botocore signs only with some."""
     with pytest.MonkeyPatch.context() as mp:
         for name, value in DUMMY_CREDENTIALS.items():
             if not os.environ.get(name):
                 mp.setenv(name, value)
-        urls = [u for u in configured_stores(request.config) if u.startswith("dynamodb://")]
-        found: str | None = None
-        if urls:
-            require_available(urls[0])
-            found = StoreURL.parse(urls[0]).params().get("endpoint")
-            if not found:
-                pytest.skip("--store dynamodb:// has no endpoint: these tests need a local server")
-        else:
-            found = _script("url")
+        yield
+
+
+@pytest.fixture(scope="module")
+def endpoint(request: pytest.FixtureRequest, _dummy_credentials: None) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a DynamoDB-protocol server (see module docstring)."""
+    started = False
+    urls = [u for u in configured_stores(request.config) if u.startswith("dynamodb://")]
+    found: str | None = None
+    if urls:
+        require_available(urls[0])
+        found = StoreURL.parse(urls[0]).params().get("endpoint")
+        if not found:
+            pytest.skip("--store dynamodb:// has no endpoint: these tests need a local server")
+    else:
+        found = _script("url")
+        if found is None:
+            if shutil.which("node") is None or not (ROOT / ".tools" / "dynalite").is_dir():
+                _unavailable("dynalite is not installed (run scripts/dynalite.sh install)")
+            found = _script("start")
+            started = found is not None
             if found is None:
-                if shutil.which("node") is None or not (ROOT / ".tools" / "dynalite").is_dir():
-                    _unavailable("dynalite is not installed (run scripts/dynalite.sh install)")
-                found = _script("start")
-                started = found is not None
-                if found is None:
-                    _unavailable("scripts/dynalite.sh start failed")
-        assert found is not None
-        try:
-            yield found
-        finally:
-            if started:
-                _script("stop")
+                _unavailable("scripts/dynalite.sh start failed")
+    assert found is not None
+    try:
+        yield found
+    finally:
+        if started:
+            _script("stop")
 
 
 def _script(command: str) -> str | None:
