@@ -622,11 +622,10 @@ def test_recovers_after_pg_terminate_backend(
 def test_pool_timeout_is_unavailable(pg_url: str, table: str) -> None:
     with open_store(url_for(pg_url, table, pool_size=1, pool_timeout=0.2)) as s:
         assert isinstance(s, PostgresStore)
-        held = s._checkout()  # occupy the only connection
+        lender, held = s._checkout()  # occupy the only connection
         try:
             with pytest.raises(StoreUnavailableError, match="pool_size=1"):
                 s.get(b"p", b"k")
         finally:
-            assert s._pool is not None
-            s._pool.putconn(held)
+            lender.give(held)
         s.set(b"p", b"k", b"v")

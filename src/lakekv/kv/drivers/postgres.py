@@ -40,7 +40,10 @@ password.
 
 from __future__ import annotations
 
+import math
 import select
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
@@ -48,7 +51,7 @@ from typing import Any, Final, Self, TypeVar
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from psycopg.pq import ConnStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from lakekv.errors import (
@@ -106,45 +109,127 @@ def view_name(table: str) -> str:
 
 
 class _Connection(psycopg.Connection[tuple[Any, ...]]):
-    """A pooled connection that keeps one reusable cursor (results in binary)."""
+    """A pooled connection with one reusable cursor (binary results) and a socket poller."""
 
     lakekv_cursor: psycopg.Cursor[tuple[Any, ...]] | None = None
+    lakekv_poller: select.poll | None = None
+    lakekv_expires: float = math.inf
+    lakekv_idle_since: float = 0.0
 
     def reusable_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
-        """This connection's cursor; only one thread uses a pooled connection at a time."""
+        """This connection's cursor; only one thread uses a lent connection at a time."""
         cur = self.lakekv_cursor
         if cur is None or cur.closed:
             cur = self.lakekv_cursor = self.cursor(binary=True)
         return cur
 
+    def alive(self) -> bool:
+        """False if the server closed this idle connection; never waits on the network.
 
-def _alive(conn: _Connection) -> bool:
-    """False if the server has closed ``conn`` while it was idle; never waits on the network.
+        An idle connection has nothing to read. If its socket is readable, the server sent
+        something: a notice (harmless, consumed here) or an error and end of file (a restart,
+        ``pg_terminate_backend``), which leaves the connection bad.
+        """
+        pgconn = self.pgconn
+        try:
+            poller = self.lakekv_poller
+            if poller is None:
+                poller = self.lakekv_poller = select.poll()
+                poller.register(pgconn.socket, select.POLLIN)
+            for _ in range(8):
+                if not poller.poll(0):
+                    return pgconn.status == ConnStatus.OK
+                pgconn.consume_input()
+                if pgconn.status != ConnStatus.OK:
+                    return False
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        return False  # still chattering: not an idle connection to trust
 
-    An idle connection has nothing to read. If its socket is readable, the server has sent
-    something: a notice (harmless, consumed here) or an error followed by end of file, which
-    leaves the connection bad.
+    def lost(self) -> bool:
+        """True if this connection is unusable after an error."""
+        return self.broken or self.pgconn.status != ConnStatus.OK
+
+
+class _Lender:
+    """Lends the pool's connections to statements, cheaply.
+
+    The ``ConnectionPool`` opens connections, caps them at ``pool_size``, replaces broken ones
+    and makes callers wait (up to ``pool_timeout``) when all are busy. Its per-loan bookkeeping
+    costs about a fifth of a point read on a local server, so connections borrowed from it
+    stay here between statements, most recently used first (a warm server process serves the
+    next statement), and a loan is a list pop. A connection goes back to the pool when a caller
+    waits on the pool, when it is unclean or older than ``max_lifetime``, after ``max_idle``
+    seconds unused, and on close.
+
+    Thread safety rests on the atomicity of ``list.append``/``pop``/``remove`` and of reading
+    an int. A caller that finds no idle connection registers as waiting, then looks once more;
+    a connection given back while someone waits is moved to the pool (which hands it to the
+    waiter) unless another caller took it first. So no connection sits idle here while a
+    caller waits on the pool.
     """
-    pgconn = conn.pgconn
-    if pgconn.status != ConnStatus.OK:
-        return False
-    try:
-        poller = select.poll()
-        poller.register(pgconn.socket, select.POLLIN)
-        for _ in range(8):
-            if not poller.poll(0):
-                return True
-            pgconn.consume_input()
-            if pgconn.status != ConnStatus.OK:
-                return False
-    except (OSError, ValueError, psycopg.Error):
-        return False
-    return False  # still chattering: not an idle connection we can trust
 
+    def __init__(self, pool: ConnectionPool[_Connection], max_idle: float) -> None:
+        self.pool = pool
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
+        self._idle: list[_Connection] = []
+        self._waiting = 0
 
-def _lost(conn: _Connection) -> bool:
-    """True if ``conn`` is unusable after an error (so the statement can go elsewhere)."""
-    return conn.broken or conn.pgconn.status != ConnStatus.OK
+    def take(self) -> _Connection:
+        """A connection (not checked for liveness); may wait on the pool."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        with self._lock:
+            self._waiting += 1
+        try:
+            try:
+                return self._idle.pop()
+            except IndexError:
+                return self.pool.getconn()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def give(self, conn: _Connection) -> None:
+        """Take back a connection lent by :meth:`take`."""
+        now = time.monotonic()
+        if now < conn.lakekv_expires and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+            idle = self._idle
+            conn.lakekv_idle_since = now
+            idle.append(conn)
+            if self._waiting:
+                self._to_pool(conn)
+            elif now - idle[0].lakekv_idle_since > self._max_idle:
+                self._to_pool(idle[0])  # the pool's own max_idle shrinking closes it
+            return
+        if now >= conn.lakekv_expires:
+            conn.close()  # the pool opens a replacement
+        self.pool.putconn(conn)  # rolls back or discards a connection left unclean
+
+    def _to_pool(self, conn: _Connection) -> None:
+        try:
+            self._idle.remove(conn)
+        except ValueError:
+            return  # another caller took it
+        self.pool.putconn(conn)
+
+    def discard(self, conn: _Connection) -> None:
+        """Give back a dead connection; the pool opens a replacement."""
+        conn.close()
+        self.pool.putconn(conn)
+
+    def close(self) -> None:
+        """Return every idle connection and close the pool."""
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                break
+            self.pool.putconn(conn)
+        self.pool.close(timeout=5.0)
 
 
 @dataclass(frozen=True)
@@ -182,7 +267,7 @@ class PostgresStore(Store):
         self._settings = settings
         self.table = settings.table
         self.schema = settings.schema
-        self._pool: ConnectionPool[_Connection] | None = None
+        self._lender: _Lender | None = None
 
         t = self._quote(self.table)
         self._q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND key = %s"
@@ -313,8 +398,14 @@ class PostgresStore(Store):
         with _Connection.connect(s.conninfo, autocommit=True) as conn:
             if not self._layout_complete(conn):
                 self._create_layout(conn)
+        lifetime = s.max_lifetime
+
+        def configure(conn: _Connection) -> None:
+            conn.lakekv_expires = time.monotonic() + lifetime
+
         pool: ConnectionPool[_Connection] = ConnectionPool(
             s.conninfo,
+            configure=configure,
             connection_class=_Connection,
             kwargs={"autocommit": True},
             min_size=s.pool_min,
@@ -326,7 +417,7 @@ class PostgresStore(Store):
             reconnect_timeout=max(s.pool_timeout, 1.0),
         )
         pool.open(wait=False)
-        self._pool = pool
+        self._lender = _Lender(pool, max_idle=600.0)
 
     def _layout_complete(self, conn: _Connection) -> bool:
         """True if the table has its 100 partitions and the view exists (no DDL needed)."""
@@ -366,18 +457,17 @@ class PostgresStore(Store):
 
     # --- connections ---------------------------------------------------------------------------
 
-    def _checkout(self) -> _Connection:
-        """A live connection from the pool; dead idle ones are discarded on the way."""
-        pool = self._pool
-        if pool is None:
+    def _checkout(self) -> tuple[_Lender, _Connection]:
+        """The lender and a live connection; dead idle ones are discarded on the way."""
+        lender = self._lender
+        if lender is None:
             raise StoreClosedError(f"store {self._url} is closed")
         for _ in range(self._settings.pool_size + 1):
-            conn = pool.getconn()
-            if _alive(conn):
-                return conn
-            conn.close()
-            pool.putconn(conn)  # the pool drops it and opens a replacement
-        return pool.getconn()
+            conn = lender.take()
+            if conn.alive():
+                return lender, conn
+            lender.discard(conn)
+        return lender, lender.take()
 
     def _execute(
         self,
@@ -387,22 +477,34 @@ class PostgresStore(Store):
         *,
         retry: bool,
     ) -> T:
-        """Run one autocommit statement; ``retry``: run it again if the connection broke."""
-        pool = self._pool
-        if pool is None:
-            raise StoreClosedError(f"store {self._url} is closed")
-        for attempt in (0, 1):
-            conn = self._checkout()
+        """Run one autocommit statement.
+
+        ``retry``: the statement may run twice (a read, an upsert, a delete). It is sent
+        without checking the connection first, and sent again, on a checked connection, if
+        the first one turns out dead. Otherwise (a ``set_if``) the connection is checked
+        first and the statement never repeated: a lost reply could hide a success.
+        """
+        if retry:
+            lender = self._lender
+            if lender is None:
+                raise StoreClosedError(f"store {self._url} is closed")
+            conn = lender.take()
             try:
                 cur = conn.reusable_cursor()
                 cur.execute(query, params)
                 return fetch(cur)
             except psycopg.OperationalError:
-                if attempt or not retry or not _lost(conn):
+                if not conn.lost():
                     raise
             finally:
-                pool.putconn(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
+                lender.give(conn)
+        lender, conn = self._checkout()
+        try:
+            cur = conn.reusable_cursor()
+            cur.execute(query, params)
+            return fetch(cur)
+        finally:
+            lender.give(conn)
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         where = self._settings.where
@@ -510,27 +612,24 @@ class PostgresStore(Store):
         Classification matches the generic fallback; entries whose conflicting row vanished
         in between go through it. Retried once if the connection breaks before the commit.
         """
-        pool = self._pool
-        if pool is None:
-            raise StoreClosedError(f"store {self._url} is closed")
-        result, vanished = self._write_batch_retrying(pool, entries, on_conflict)
+        result, vanished = self._write_batch_retrying(entries, on_conflict)
         if vanished:
             result.add(super()._write_batch(vanished, on_conflict))
         return result
 
     def _write_batch_retrying(
-        self, pool: ConnectionPool[_Connection], entries: Sequence[Entry], on_conflict: OnConflict
+        self, entries: Sequence[Entry], on_conflict: OnConflict
     ) -> tuple[BatchResult, list[Entry]]:
         for attempt in (0, 1):
-            conn = self._checkout()
+            lender, conn = self._checkout()
             state = _BatchAttempt()
             try:
                 return self._write_batch_on(conn, entries, on_conflict, state)
             except psycopg.OperationalError:
-                if attempt or state.committing or not _lost(conn):
+                if attempt or state.committing or not conn.lost():
                     raise
             finally:
-                pool.putconn(conn)
+                lender.give(conn)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_batch_on(
@@ -578,7 +677,7 @@ class PostgresStore(Store):
                             result.conflicts.append(entry)
                     result.unchanged = total - written - len(differing)
         except BaseException:
-            if not _lost(conn):
+            if not conn.lost():
                 cur.execute("ROLLBACK")
             raise
         state.committing = True
@@ -595,14 +694,13 @@ class PostgresStore(Store):
             )
 
     def _pool_connection(self) -> _Borrowed:
-        if self._pool is None:
-            raise StoreClosedError(f"store {self._url} is closed")
-        return _Borrowed(self._pool, self._checkout())
+        lender, conn = self._checkout()
+        return _Borrowed(lender, conn)
 
     def _close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close(timeout=5.0)
+        lender, self._lender = self._lender, None
+        if lender is not None:
+            lender.close()
 
 
 def _fetchone(cur: psycopg.Cursor[Any]) -> Any:
@@ -639,17 +737,17 @@ class _AdvisoryLock:
 
 
 class _Borrowed:
-    """A pooled connection for a ``with`` block, given back at its end."""
+    """A lent connection for a ``with`` block, given back at its end."""
 
-    def __init__(self, pool: ConnectionPool[_Connection], conn: _Connection) -> None:
-        self._pool = pool
+    def __init__(self, lender: _Lender, conn: _Connection) -> None:
+        self._lender = lender
         self._conn = conn
 
     def __enter__(self) -> _Connection:
         return self._conn
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.putconn(self._conn)
+        self._lender.give(self._conn)
 
 
 def _check_ident(url: StoreURL, what: str, name: str, max_bytes: int) -> None:
