@@ -1,0 +1,426 @@
+"""lakekv against the raw client, operation by operation, in one run on this machine.
+
+For SQLite and PostgreSQL this measures ``get``, ``set``, ``set_if`` (compare-and-set on the
+previous value) and a full ``scan`` of one partition, each done once through lakekv and once
+with the raw client (``sqlite3``, ``psycopg``) issuing the same statements on the same table,
+and prints operations per second and the ratio. For point operations the ratio is lakekv's
+time per operation over the raw client's (the overhead: lower is better; targets 1.3 on
+SQLite, 1.15 on PostgreSQL); for scans it is lakekv's rows per second over the raw keyset
+scan's (higher is better; target 0.7). It also compares lakekv's SQLite ``get``/``set`` with
+``diskcache`` and ``sqlitedict`` (both durable per write, like lakekv's autocommit).
+
+Timings on a shared machine drift, so raw and lakekv runs alternate and each side keeps its
+best round. Usage::
+
+    python bench/ops.py                        # everything, about 1-2 minutes
+    python bench/ops.py --backend sqlite --n 20000
+    python bench/ops.py --backend postgres --pg postgres://postgres@127.0.0.1:5432/test
+
+Exit status 0 even when a target is missed (it is a measurement, not a test); the ``ok``
+column says which targets were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lakekv.kv.registry import open_store
+from lakekv.kv.store import Entry, Store
+from lakekv.kv.url import StoreURL
+
+PARTITION = b"bench-partition"
+SCAN_PARTITION = b"bench-scan"
+VALUE_SIZE = 100
+
+
+@dataclass
+class Result:
+    """One line of the report."""
+
+    backend: str
+    op: str
+    baseline: str
+    base_rate: float
+    lakekv_rate: float
+    kind: str  # "point": time ratio, lower is better; "scan"/"versus": rate ratio, higher
+    target: float
+
+    @property
+    def ratio(self) -> float:
+        if self.kind == "point":
+            return self.base_rate / self.lakekv_rate
+        return self.lakekv_rate / self.base_rate
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio <= self.target if self.kind == "point" else self.ratio >= self.target
+
+
+def race(
+    run_base: Callable[[], int], run_lakekv: Callable[[], int], rounds: int
+) -> tuple[float, float]:
+    """Best rate (operations per second) of each side over ``rounds`` alternating rounds."""
+    best = [0.0, 0.0]
+    for r in range(rounds):
+        order = [(0, run_base), (1, run_lakekv)]
+        if r % 2:
+            order.reverse()
+        for side, fn in order:
+            start = time.perf_counter()
+            count = fn()
+            elapsed = time.perf_counter() - start
+            best[side] = max(best[side], count / elapsed)
+    return best[0], best[1]
+
+
+def keys(n: int) -> list[bytes]:
+    return [b"key-%08d" % i for i in range(n)]
+
+
+def value(i: int, tag: bytes = b"v") -> bytes:
+    return (tag + b"%08d" % i) * (VALUE_SIZE // 9) + b"." * (VALUE_SIZE % 9)
+
+
+# --- the raw clients, same statements as the drivers -------------------------------------------
+
+
+class RawSQL:
+    """A raw client: the statements lakekv's driver sends, with the client library alone."""
+
+    def get(self, p: bytes, k: bytes) -> bytes | None: ...
+    def set(self, p: bytes, k: bytes, v: bytes) -> None: ...
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool: ...
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]: ...
+
+
+class RawSQLite(RawSQL):
+    def __init__(self, path: Path, table: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        t = table
+        self.q_get = f"SELECT value FROM {t} WHERE partition = ? AND key = ?"
+        self.q_set = (
+            f"INSERT INTO {t} (partition, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (partition, key) DO UPDATE SET value = excluded.value"
+        )
+        self.q_cas = f"UPDATE {t} SET value = ? WHERE partition = ? AND key = ? AND value = ?"
+        self.q_ge = (
+            f"SELECT key, value FROM {t} WHERE partition = ? AND key >= ? ORDER BY key LIMIT ?"
+        )
+        self.q_gt = (
+            f"SELECT key, value FROM {t} WHERE partition = ? AND key > ? ORDER BY key LIMIT ?"
+        )
+
+    def get(self, p: bytes, k: bytes) -> bytes | None:
+        row = self.conn.execute(self.q_get, (p, k)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set(self, p: bytes, k: bytes, v: bytes) -> None:
+        self.conn.execute(self.q_set, (p, k, v))
+
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool:
+        return self.conn.execute(self.q_cas, (v, p, k, old)).rowcount == 1
+
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
+        q = self.q_ge if inclusive else self.q_gt
+        return self.conn.execute(q, (p, start, limit)).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class RawPostgres(RawSQL):
+    def __init__(self, url: str, table: str) -> None:
+        import psycopg
+
+        u = StoreURL.parse(url)
+        info = {
+            "host": u.host,
+            "port": u.port,
+            "dbname": u.path.lstrip("/"),
+            "user": u.username,
+            "password": u.password,
+        }
+        conninfo = " ".join(f"{k}={v}" for k, v in info.items() if v not in (None, ""))
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.cur = self.conn.cursor(binary=True)
+        t = f'"{table}"'
+        self.q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND key = %s"
+        self.q_set = (
+            f"INSERT INTO {t} (partition_key, key, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT (partition_key, key) DO UPDATE SET value = excluded.value"
+        )
+        self.q_cas = (
+            f"UPDATE {t} SET value = %s WHERE partition_key = %s AND key = %s AND value = %s"
+        )
+        self.q_ge = (
+            f"SELECT key, value FROM {t} WHERE partition_key = %s AND key >= %s "
+            "ORDER BY key LIMIT %s"
+        )
+        self.q_gt = (
+            f"SELECT key, value FROM {t} WHERE partition_key = %s AND key > %s "
+            "ORDER BY key LIMIT %s"
+        )
+
+    def get(self, p: bytes, k: bytes) -> bytes | None:
+        row = self.cur.execute(self.q_get, (p, k)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set(self, p: bytes, k: bytes, v: bytes) -> None:
+        self.cur.execute(self.q_set, (p, k, v))
+
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool:
+        return self.cur.execute(self.q_cas, (v, p, k, old)).rowcount == 1
+
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
+        q = self.q_ge if inclusive else self.q_gt
+        return self.cur.execute(q, (p, start, limit)).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --- one backend ---------------------------------------------------------------------------
+
+
+def compare_backend(
+    name: str, store: Store, raw: RawSQL, n: int, scan_rows: int, rounds: int, target: float
+) -> list[Result]:
+    """get / set / set_if / scan through ``store`` and through ``raw`` on the same table."""
+    ks = keys(n)
+    store.write_batch([Entry(PARTITION, k, value(i)) for i, k in enumerate(ks)], "overwrite")
+    store.write_batch(
+        [Entry(SCAN_PARTITION, k, value(i)) for i, k in enumerate(keys(scan_rows))], "overwrite"
+    )
+    order = ks[:]
+    random.Random(1).shuffle(order)
+    current = {k: value(i) for i, k in enumerate(ks)}
+    flip = {k: (value(i, b"a"), value(i, b"b")) for i, k in enumerate(ks)}
+    results: list[Result] = []
+
+    def raw_get() -> int:
+        for k in order:
+            raw.get(PARTITION, k)
+        return n
+
+    def lk_get() -> int:
+        for k in order:
+            store.get(PARTITION, k)
+        return n
+
+    def raw_set() -> int:
+        for k in order:
+            raw.set(PARTITION, k, current[k])
+        return n
+
+    def lk_set() -> int:
+        for k in order:
+            store.set(PARTITION, k, current[k])
+        return n
+
+    def next_value(k: bytes) -> bytes:
+        a, b = flip[k]
+        return b if current[k] == a else a
+
+    def raw_cas() -> int:
+        for k in order:
+            new = next_value(k)
+            if not raw.cas(PARTITION, k, new, current[k]):
+                raise RuntimeError("raw set_if failed")
+            current[k] = new
+        return n
+
+    def lk_cas() -> int:
+        for k in order:
+            new = next_value(k)
+            store.set_if(PARTITION, k, new, current[k])
+            current[k] = new
+        return n
+
+    def raw_scan() -> int:
+        # The same keyset pages lakekv asks for: page_size first, doubling to page_cap.
+        page, count, start, inclusive = store.paging.page_size, 0, b"", True
+        while True:
+            rows = raw.page(SCAN_PARTITION, start, inclusive, page)
+            for key, _value in rows:
+                count += 1
+            if len(rows) < page:
+                return count
+            start, inclusive = rows[-1][0], False
+            page = min(page * 2, store.paging.page_cap)
+
+    def lk_scan() -> int:
+        count = 0
+        for _entry in store.scan(SCAN_PARTITION):
+            count += 1
+        return count
+
+    for op, rb, rl in (
+        ("get", raw_get, lk_get),
+        ("set", raw_set, lk_set),
+        ("set_if", raw_cas, lk_cas),
+    ):
+        base, lk = race(rb, rl, rounds)
+        results.append(Result(name, op, "raw", base, lk, "point", target))
+    assert raw_scan() == lk_scan() == scan_rows
+    base, lk = race(raw_scan, lk_scan, rounds)
+    results.append(Result(name, "scan (rows)", "raw keyset", base, lk, "scan", 0.7))
+    return results
+
+
+def bench_sqlite(tmp: Path, n: int, scan_rows: int, rounds: int) -> list[Result]:
+    path = tmp / "ops.db"
+    with open_store(f"sqlite:///{path}") as store:
+        raw = RawSQLite(path, "kv")
+        try:
+            return compare_backend("sqlite", store, raw, n, scan_rows, rounds, 1.3)
+        finally:
+            raw.close()
+
+
+def bench_postgres(url: str, n: int, scan_rows: int, rounds: int) -> list[Result]:
+    table = f"bench_ops_{os.getpid()}"
+    store_url = StoreURL.parse(url).with_params(table=table).render(reveal_password=True)
+    with open_store(store_url) as store:
+        raw = RawPostgres(url, table)
+        try:
+            return compare_backend("postgres", store, raw, n, scan_rows, rounds, 1.15)
+        finally:
+            raw.close()
+            store.destroy()
+
+
+def bench_kv_libraries(tmp: Path, n: int, rounds: int) -> list[Result]:
+    """lakekv SQLite get/set against diskcache and sqlitedict (each on its own file)."""
+    import diskcache
+    from sqlitedict import SqliteDict
+
+    ks = keys(n)
+    order = ks[:]
+    random.Random(2).shuffle(order)
+    results: list[Result] = []
+    with open_store(f"sqlite:///{tmp / 'libs.db'}") as store:
+        cache = diskcache.Cache(str(tmp / "diskcache"))
+        sdict = SqliteDict(str(tmp / "sqlitedict.db"), autocommit=True)
+        try:
+            others: list[tuple[str, Callable[[bytes], object], Callable[[bytes, bytes], object]]]
+            others = [
+                ("diskcache", cache.get, cache.set),
+                ("sqlitedict", sdict.__getitem__, sdict.__setitem__),
+            ]
+            for i, k in enumerate(ks):
+                store.set(PARTITION, k, value(i))
+                cache.set(k, value(i))
+            for i, k in enumerate(ks):
+                sdict[k] = value(i)  # sqlitedict writes in a background thread
+            sdict.commit()
+
+            def lk_get() -> int:
+                for k in order:
+                    store.get(PARTITION, k)
+                return n
+
+            def lk_set() -> int:
+                for i, k in enumerate(order):
+                    store.set(PARTITION, k, value(i, b"s"))
+                return n
+
+            for lib, get, put in others:
+
+                def other_get(get: Callable[[bytes], object] = get) -> int:
+                    for k in order:
+                        get(k)
+                    return n
+
+                def other_set(put: Callable[[bytes, bytes], object] = put) -> int:
+                    for i, k in enumerate(order):
+                        put(k, value(i, b"s"))
+                    return n
+
+                base, lk = race(other_get, lk_get, rounds)
+                results.append(Result("sqlite", "get", lib, base, lk, "versus", 1.0))
+                base, lk = race(other_set, lk_set, rounds)
+                results.append(Result("sqlite", "set", lib, base, lk, "versus", 1.0))
+        finally:
+            cache.close()
+            sdict.close()
+    return results
+
+
+def report(results: list[Result]) -> None:
+    header = (
+        f"{'backend':<9} {'operation':<12} {'vs':<11} {'other ops/s':>12} {'lakekv ops/s':>13} "
+        f"{'ratio':>7}  {'target':<9} ok"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        if r.kind == "point":
+            target = f"<= {r.target:g}"
+            note = "time"
+        else:
+            target = f">= {r.target:g}"
+            note = "rate"
+        print(
+            f"{r.backend:<9} {r.op:<12} {r.baseline:<11} {r.base_rate:>12,.0f} "
+            f"{r.lakekv_rate:>13,.0f} {r.ratio:>6.2f}{note[0]}  {target:<9} "
+            f"{'yes' if r.ok else 'NO'}"
+        )
+    print(
+        "\nratio: t = lakekv time per op / other's (lower is better); "
+        "r = lakekv rate / other's (higher is better)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=500, help="point operations per round (500)")
+    parser.add_argument("--scan-rows", type=int, default=20000, help="rows scanned (20000)")
+    parser.add_argument("--rounds", type=int, default=12, help="alternating rounds per side (12)")
+    parser.add_argument(
+        "--backend",
+        default="sqlite,postgres,kvlibs",
+        help="comma-separated: sqlite, postgres, kvlibs (diskcache/sqlitedict); default all",
+    )
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("LAKEKV_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL URL (a table bench_ops_<pid> is created and dropped)",
+    )
+    args = parser.parse_args(argv)
+    chosen = {b.strip() for b in args.backend.split(",") if b.strip()}
+    unknown = chosen - {"sqlite", "postgres", "kvlibs"}
+    if unknown:
+        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    results: list[Result] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lakekv-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "sqlite" in chosen:
+            results += bench_sqlite(tmp, args.n, args.scan_rows, args.rounds)
+        if "postgres" in chosen:
+            results += bench_postgres(args.pg, args.n, args.scan_rows, args.rounds)
+        if "kvlibs" in chosen:
+            results += bench_kv_libraries(tmp, args.n, args.rounds)
+    print(
+        f"n={args.n} point ops, {args.scan_rows} scanned rows, best of {args.rounds} "
+        f"alternating rounds, value {VALUE_SIZE} bytes, python {sys.version.split()[0]}\n"
+    )
+    report(results)
+    print(f"\ntook {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
