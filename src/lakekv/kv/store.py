@@ -47,6 +47,9 @@ Threads
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
+import operator
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -574,6 +577,7 @@ class PagedIterator(EntryIterator):
 
     def _reset(self, start: bytes) -> None:
         self._buf: Sequence[tuple[bytes, bytes]] = ()
+        self._entries: list[Entry] = []
         self._keys: list[bytes] | None = None
         self._pos = 0
         self._from = start
@@ -582,22 +586,32 @@ class PagedIterator(EntryIterator):
         self._page = self._first_page
 
     def __next__(self) -> Entry:
+        # Hot path (once per entry): hand out the next prebuilt Entry of the current page.
+        pos = self._pos
+        entries = self._entries
+        if pos < len(entries) and not self._closed and not self._store._closed:
+            self._pos = pos + 1
+            return entries[pos]
+        return self._next_slow()
+
+    def _next_slow(self) -> Entry:
         if self._closed:
             raise StoreClosedError("iterator used after close()")
         self._store._check_open()
-        while self._pos >= len(self._buf):
+        while self._pos >= len(self._entries):
             if not self._more:
                 raise StopIteration
             page, more = self._store._call(
                 self._store._scan_page, self._partition, self._from, self._inclusive, self._page
             )
             self._buf, self._keys, self._pos, self._more = page, None, 0, more
+            self._entries = _make_entries(self._partition, page)
             if page:
                 self._from, self._inclusive = page[-1][0], False
             self._page = min(self._page * 2, self._page_cap)
-        key, value = self._buf[self._pos]
+        entry = self._entries[self._pos]
         self._pos += 1
-        return Entry(self._partition, key, value)
+        return entry
 
     def seek_ge(self, key: BytesLike) -> None:
         if self._closed:
@@ -615,4 +629,16 @@ class PagedIterator(EntryIterator):
     def close(self) -> None:
         self._closed = True
         self._buf = ()
+        self._entries = []
         self._keys = None
+
+
+_new_entry = functools.partial(tuple.__new__, Entry)
+
+
+def _make_entries(partition: bytes, page: Sequence[tuple[bytes, bytes]]) -> list[Entry]:
+    """``Entry(partition, key, value)`` for each pair of a page, built without Python calls."""
+    try:
+        return list(map(_new_entry, map(operator.add, itertools.repeat((partition,)), page)))
+    except TypeError:  # pairs that are not tuples
+        return [Entry(partition, key, value) for key, value in page]
