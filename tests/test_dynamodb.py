@@ -392,7 +392,14 @@ def test_concurrent_opens_create_the_table_once(table_url: str) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["bogus=1", "page_size=2000", "max_attempts=0", "endpoint=127.0.0.1:1", "create_table=maybe"],
+    [
+        "bogus=1",
+        "page_size=2000",
+        "max_attempts=0",
+        "endpoint=127.0.0.1:1",
+        "create_table=maybe",
+        "profile=lakekv-no-such-profile",
+    ],
 )
 def test_bad_parameters(query: str) -> None:
     with pytest.raises(ConfigurationError):

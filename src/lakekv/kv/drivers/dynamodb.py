@@ -586,7 +586,8 @@ class DynamoDBStore(Store):
         if total == 1:
             names = self._scan_segment(0, 1)
         else:
-            for part in self._parallel(lambda seg: self._scan_segment(seg, total), range(total)):
+            scans = self._parallel(lambda seg: self._scan_segment(seg, total), range(total), total)
+            for part in scans:
                 names |= part
         yield from sorted(names)
 
@@ -757,8 +758,11 @@ class DynamoDBStore(Store):
                 f"{attempts.retries} round(s) / {time.monotonic() - attempts.started:.1f} s"
             )
 
-    def _parallel(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[R]:
-        """Run ``fn`` over ``tasks`` in the store's pool, ``write_concurrency`` at a time.
+    def _parallel(
+        self, fn: Callable[[Any], R], tasks: Iterable[Any], window: int = 0
+    ) -> Iterator[R]:
+        """Run ``fn`` over ``tasks`` in the store's pool, ``window`` (default:
+        ``write_concurrency``) at a time.
 
         Yields results as they complete (a single task runs in the calling thread). The first
         failure, of a task or of the task iterator, stops new submissions, lets running tasks
@@ -774,7 +778,7 @@ class DynamoDBStore(Store):
             return
         todo = itertools.chain((first, second), todo)
         pool = self._executor()
-        window = max(1, self._settings.write_concurrency)
+        window = max(1, window or self._settings.write_concurrency)
         pending: set[Future[R]] = set()
         error: BaseException | None = None
 
