@@ -89,12 +89,13 @@ Retries
     nothing was processed, and a stall beyond it raises SlowDownError.
 
     Trade-off: ``BatchWriteItem`` cannot be conditional, so an entry is classified when its
-    window is read, not when it is written. An item that another writer creates or changes in
-    between (the time to write one window, typically well under a second) is overwritten and
-    not reported. For a migration into a store that nothing else writes, as lakeFS requires
-    during ``kv`` loads, the result is exact, and a load into an empty table costs about one
-    extra request per thousand entries instead of one conditional ``PutItem`` per entry. A
-    caller that needs create-only atomicity against concurrent writers uses ``set_if(None)``.
+    window is read, not when it is written. The next window is read while the current one is
+    written, so the gap is about the time to write two windows (a second or two). An item
+    that another writer creates or changes within that gap is overwritten and not reported.
+    For a migration into a store that nothing else writes meanwhile, the result is exact, and a
+    load into an empty table costs one extra (empty) ``Query`` per partition and window
+    instead of one conditional ``PutItem`` per entry. A caller that needs create-only
+    atomicity against concurrent writers uses ``set_if(None)``.
 
 Threads
     One boto3 client (thread-safe) serves every thread; ``write_batch`` and ``list_partitions``
