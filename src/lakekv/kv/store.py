@@ -47,7 +47,6 @@ Threads
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import operator
 import threading
@@ -586,13 +585,17 @@ class PagedIterator(EntryIterator):
         self._page = self._first_page
 
     def __next__(self) -> Entry:
-        # Hot path (once per entry): hand out the next prebuilt Entry of the current page.
+        # Hot path, once per entry: the next prebuilt Entry of the page. close() empties
+        # _entries, so a closed iterator always takes the slow path, which raises.
         pos = self._pos
-        entries = self._entries
-        if pos < len(entries) and not self._closed and not self._store._closed:
-            self._pos = pos + 1
-            return entries[pos]
-        return self._next_slow()
+        try:
+            entry = self._entries[pos]
+        except IndexError:
+            return self._next_slow()
+        if self._store._closed:
+            return self._next_slow()
+        self._pos = pos + 1
+        return entry
 
     def _next_slow(self) -> Entry:
         if self._closed:
@@ -633,12 +636,18 @@ class PagedIterator(EntryIterator):
         self._keys = None
 
 
-_new_entry = functools.partial(tuple.__new__, Entry)
+_tuple_new = tuple.__new__
 
 
 def _make_entries(partition: bytes, page: Sequence[tuple[bytes, bytes]]) -> list[Entry]:
     """``Entry(partition, key, value)`` for each pair of a page, built without Python calls."""
     try:
-        return list(map(_new_entry, map(operator.add, itertools.repeat((partition,)), page)))
+        return list(
+            map(
+                _tuple_new,
+                itertools.repeat(Entry),
+                map(operator.add, itertools.repeat((partition,)), page),
+            )
+        )
     except TypeError:  # pairs that are not tuples
         return [Entry(partition, key, value) for key, value in page]
