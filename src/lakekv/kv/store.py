@@ -493,6 +493,13 @@ class Store(ABC):
         return k
 
     def _check_pk(self, partition: object, key: object) -> tuple[bytes, bytes]:
+        # Fast path for the common case (non-empty bytes within the limits); anything else
+        # goes through the full checks, which raise the precise error.
+        if type(partition) is bytes and type(key) is bytes and partition and key:
+            caps = self.capabilities
+            p_max, k_max = caps.max_partition_size, caps.max_key_size
+            if (p_max is None or len(partition) <= p_max) and (k_max is None or len(key) <= k_max):
+                return partition, key
         return self._check_partition(partition), self._check_key(key)
 
     def _check_pkv(

@@ -147,7 +147,17 @@ class SQLiteStore(Store):
         with self._conns_lock:
             self._conns.append(conn)
         self._local.conn = conn
+        self._local.cur = conn.cursor()
         return conn
+
+    def _cur(self) -> sqlite3.Cursor:
+        """This thread's reusable cursor (every statement on it is fully read at once)."""
+        try:
+            cur: sqlite3.Cursor = self._local.cur
+        except AttributeError:
+            self._conn()
+            cur = self._local.cur
+        return cur
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         message = str(exc)
@@ -163,36 +173,36 @@ class SQLiteStore(Store):
     # --- the contract ------------------------------------------------------------------------
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        row = self._conn().execute(self._q_get, (partition, key)).fetchone()
+        row = self._cur().execute(self._q_get, (partition, key)).fetchone()
         if row is None:
             return None
-        value = bytes(row[0])
+        value = row[0]
+        if type(value) is not bytes:  # not a BLOB: converted as always
+            value = bytes(value)
         return ValueWithPredicate(value, value)
 
     def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        self._conn().execute(self._q_set, (partition, key, value))
+        self._cur().execute(self._q_set, (partition, key, value))
 
     def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
-        conn = self._conn()
+        cur = self._cur()
         if predicate is None:
-            cur = conn.execute(self._q_create, (partition, key, value))
+            cur.execute(self._q_create, (partition, key, value))
         elif predicate is MUST_EXIST:
-            cur = conn.execute(self._q_update, (value, partition, key))
+            cur.execute(self._q_update, (value, partition, key))
         else:
-            cur = conn.execute(
-                self._q_update_if, (value, partition, key, value_predicate(predicate))
-            )
+            cur.execute(self._q_update_if, (value, partition, key, value_predicate(predicate)))
         return cur.rowcount == 1
 
     def _delete(self, partition: bytes, key: bytes) -> None:
-        self._conn().execute(self._q_delete, (partition, key))
+        self._cur().execute(self._q_delete, (partition, key))
 
     def _scan_page(
         self, partition: bytes, start: bytes, inclusive: bool, limit: int
     ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
         query = self._q_page_ge if inclusive else self._q_page_gt
         rows: list[tuple[bytes, bytes]] = (
-            self._conn().execute(query, (partition, start, limit)).fetchall()
+            self._cur().execute(query, (partition, start, limit)).fetchall()
         )
         return rows, len(rows) == limit
 
