@@ -32,7 +32,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import diskcache
+import psycopg
+from sqlitedict import SqliteDict
 
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry, Store
@@ -94,7 +98,7 @@ def value(i: int, tag: bytes = b"v") -> bytes:
 # --- the raw clients, same statements as the drivers -------------------------------------------
 
 
-class RawSQL:
+class RawSQL(Protocol):
     """A raw client: the statements lakekv's driver sends, with the client library alone."""
 
     def get(self, p: bytes, k: bytes) -> bytes | None: ...
@@ -103,7 +107,7 @@ class RawSQL:
     def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]: ...
 
 
-class RawSQLite(RawSQL):
+class RawSQLite:
     def __init__(self, path: Path, table: str) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode = WAL")
@@ -140,10 +144,8 @@ class RawSQLite(RawSQL):
         self.conn.close()
 
 
-class RawPostgres(RawSQL):
+class RawPostgres:
     def __init__(self, url: str, table: str) -> None:
-        import psycopg
-
         u = StoreURL.parse(url)
         info = {
             "host": u.host,
@@ -253,7 +255,7 @@ def compare_backend(
         page, count, start, inclusive = store.paging.page_size, 0, b"", True
         while True:
             rows = raw.page(SCAN_PARTITION, start, inclusive, page)
-            for key, _value in rows:
+            for _key, _value in rows:
                 count += 1
             if len(rows) < page:
                 return count
@@ -303,9 +305,6 @@ def bench_postgres(url: str, n: int, scan_rows: int, rounds: int) -> list[Result
 
 def bench_kv_libraries(tmp: Path, n: int, rounds: int) -> list[Result]:
     """lakekv SQLite get/set against diskcache and sqlitedict (each on its own file)."""
-    import diskcache
-    from sqlitedict import SqliteDict
-
     ks = keys(n)
     order = ks[:]
     random.Random(2).shuffle(order)

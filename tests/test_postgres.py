@@ -629,3 +629,30 @@ def test_pool_timeout_is_unavailable(pg_url: str, table: str) -> None:
         finally:
             lender.give(held)
         s.set(b"p", b"k", b"v")
+
+
+def test_more_threads_than_connections(pg_url: str, table: str) -> None:
+    url = url_for(pg_url, table, pool_size=2, pool_timeout=10).replace(
+        "postgres://", "postgresql://", 1
+    )
+    with open_store(url) as s:
+        assert isinstance(s, PostgresStore)
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                for j in range(40):
+                    key = b"t%d-%d" % (i, j)
+                    s.set(b"p", key, b"v")
+                    s.set_if(b"p", key, b"w", b"v")
+                    assert s.get(b"p", key).value == b"w"
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert len(list(s.scan(b"p"))) == 8 * 40

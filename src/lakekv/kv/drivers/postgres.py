@@ -24,18 +24,19 @@ checks the catalog; if anything is missing it runs lakeFS's DDL (all ``IF NOT EX
 ``CREATE OR REPLACE VIEW``) while holding ``pg_advisory_lock(advisory_lock_id(table))``, so
 any number of processes, lakekv or lakeFS, may open a new table at once.
 
-Behaviour: every statement runs in autocommit on a connection borrowed from a
-``psycopg_pool.ConnectionPool`` and given back straight after, so one store serves many
-threads and iterators hold nothing between pages. Queries are lakeFS's (``set_if`` with
-``None`` is ``INSERT … ON CONFLICT DO NOTHING``, with ``MUST_EXIST`` an ``UPDATE``, with a
-predicate ``UPDATE … AND value = predicate``; success is exactly one affected row); the
-predicate is the previous value. Results are fetched in binary. A borrowed connection that
-the server closed while it sat in the pool (restart, ``pg_terminate_backend``) is noticed
-before use, without a round trip, and replaced; a read, ``set``, ``delete`` or a batch whose
-connection breaks before its commit is retried once on a fresh connection. Anything else that
-breaks a connection raises StoreUnavailableError (retryable); ``psycopg.OperationalError`` and
-pool timeouts map to it too, other database errors to StoreError. Messages never contain the
-password.
+Behaviour: every statement runs in autocommit on a connection lent from a
+``psycopg_pool.ConnectionPool`` (through a cheaper most-recently-used front, ``_Lender``) and
+given back straight after, so one store serves many threads and iterators hold nothing between
+pages. Queries are lakeFS's (``set_if`` with ``None`` is ``INSERT … ON CONFLICT DO NOTHING``,
+with ``MUST_EXIST`` an ``UPDATE``, with a predicate ``UPDATE … AND value = predicate``; success
+is exactly one affected row); the predicate is the previous value. Results are fetched in
+binary. Connections the server closed while idle (restart, ``pg_terminate_backend``) are
+survived: a read, ``set`` or ``delete`` that meets one is sent again on a connection checked
+first; a ``set_if`` or a batch checks its connection before use (a readable idle socket means
+the server hung up; no round trip), and a batch whose connection breaks before its commit is
+sent again. Anything else that breaks a connection raises StoreUnavailableError (retryable);
+``psycopg.OperationalError`` and pool timeouts map to it too, other database errors to
+StoreError. Messages never contain the password.
 """
 
 from __future__ import annotations
@@ -202,8 +203,13 @@ class _Lender:
             idle.append(conn)
             if self._waiting:
                 self._to_pool(conn)
-            elif now - idle[0].lakekv_idle_since > self._max_idle:
-                self._to_pool(idle[0])  # the pool's own max_idle shrinking closes it
+                return
+            try:
+                oldest = idle[0]
+            except IndexError:  # taken meanwhile by other threads
+                return
+            if now - oldest.lakekv_idle_since > self._max_idle:
+                self._to_pool(oldest)  # the pool's own max_idle shrinking closes it
             return
         if now >= conn.lakekv_expires:
             conn.close()  # the pool opens a replacement
