@@ -384,9 +384,9 @@ def report(results: list[Result]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--n", type=int, default=500, help="point operations per round (500)")
-    parser.add_argument("--scan-rows", type=int, default=20000, help="rows scanned (20000)")
-    parser.add_argument("--rounds", type=int, default=12, help="alternating rounds per side (12)")
+    parser.add_argument("--n", type=int, default=200, help="point operations per round (200)")
+    parser.add_argument("--scan-rows", type=int, default=50000, help="rows scanned (50000)")
+    parser.add_argument("--rounds", type=int, default=40, help="alternating rounds per side (40)")
     parser.add_argument(
         "--backend",
         default="sqlite,postgres,kvlibs",

@@ -260,9 +260,10 @@ class PostgresStore(Store):
     capabilities = Capabilities(
         list_partitions=True,
         native_write_batch=True,
-        # A B-tree entry of the primary key must stay under 2704 bytes.
-        max_partition_size=512,
-        max_key_size=2048,
+        # A B-tree entry of the primary key (partition, key) must stay under 2704 bytes;
+        # this split leaves room for lakeFS's object paths (S3 allows 1024 bytes).
+        max_partition_size=1024,
+        max_key_size=1536,
         # bytea holds at most 1 GiB including its 4-byte header.
         max_value_size=(1 << 30) - 5,
     )
