@@ -9,8 +9,10 @@ SQLite, 1.15 on PostgreSQL); for scans it is lakekv's rows per second over the r
 scan's (higher is better; target 0.7). It also compares lakekv's SQLite ``get``/``set`` with
 ``diskcache`` and ``sqlitedict`` (both durable per write, like lakekv's autocommit).
 
-Timings on a shared machine drift, so raw and lakekv runs alternate and each side keeps its
-best round. Usage::
+Timings on a shared machine drift, so raw and lakekv runs alternate in many short rounds and
+each side keeps its best. On PostgreSQL the raw client runs on the very connection the store's
+pool lends, so both sides talk to the same server process (two different backends land on CPUs
+differently, which alone moves a point read by up to 2x between runs). Usage::
 
     python bench/ops.py                        # everything, about 1-2 minutes
     python bench/ops.py --backend sqlite --n 20000
@@ -38,6 +40,7 @@ import diskcache
 import psycopg
 from sqlitedict import SqliteDict
 
+from lakekv.kv.drivers.postgres import PostgresStore
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry, Store
 from lakekv.kv.url import StoreURL
@@ -105,6 +108,8 @@ class RawSQL(Protocol):
     def set(self, p: bytes, k: bytes, v: bytes) -> None: ...
     def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool: ...
     def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]: ...
+    def begin(self) -> None: ...
+    def end(self) -> None: ...
 
 
 class RawSQLite:
@@ -140,24 +145,26 @@ class RawSQLite:
         q = self.q_ge if inclusive else self.q_gt
         return self.conn.execute(q, (p, start, limit)).fetchall()
 
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
     def close(self) -> None:
         self.conn.close()
 
 
 class RawPostgres:
-    def __init__(self, url: str, table: str) -> None:
-        u = StoreURL.parse(url)
-        info = {
-            "host": u.host,
-            "port": u.port,
-            "dbname": u.path.lstrip("/"),
-            "user": u.username,
-            "password": u.password,
-        }
-        conninfo = " ".join(f"{k}={v}" for k, v in info.items() if v not in (None, ""))
-        self.conn = psycopg.connect(conninfo, autocommit=True)
-        self.cur = self.conn.cursor(binary=True)
-        t = f'"{table}"'
+    """psycopg on the very connection the store's pool lends (see ``begin``)."""
+
+    cur: psycopg.Cursor[tuple[Any, ...]]
+
+    def __init__(self, store: PostgresStore) -> None:
+        assert store._lender is not None
+        self.lender = store._lender
+        self.conn: Any = None
+        t = f'"{store.table}"'
         self.q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND key = %s"
         self.q_set = (
             f"INSERT INTO {t} (partition_key, key, value) VALUES (%s, %s, %s) "
@@ -175,6 +182,20 @@ class RawPostgres:
             "ORDER BY key LIMIT %s"
         )
 
+    def begin(self) -> None:
+        """Borrow the store's connection for a round, so that both sides talk to the same
+        server process: two different backends are scheduled differently on a small machine,
+        which alone moves a point read by up to 2x from run to run."""
+        conn = self.lender.take()
+        self.conn = conn
+        self.cur = conn.cursor(binary=True)
+
+    def end(self) -> None:
+        assert self.conn is not None
+        self.cur.close()
+        self.lender.give(self.conn)
+        self.conn = None
+
     def get(self, p: bytes, k: bytes) -> bytes | None:
         row = self.cur.execute(self.q_get, (p, k)).fetchone()
         return None if row is None else bytes(row[0])
@@ -188,9 +209,6 @@ class RawPostgres:
     def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
         q = self.q_ge if inclusive else self.q_gt
         return self.cur.execute(q, (p, start, limit)).fetchall()
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 # --- one backend ---------------------------------------------------------------------------
@@ -268,15 +286,25 @@ def compare_backend(
             count += 1
         return count
 
+    def round_of(fn: Callable[[], int]) -> Callable[[], int]:
+        def run() -> int:
+            raw.begin()
+            try:
+                return fn()
+            finally:
+                raw.end()
+
+        return run
+
     for op, rb, rl in (
         ("get", raw_get, lk_get),
         ("set", raw_set, lk_set),
         ("set_if", raw_cas, lk_cas),
     ):
-        base, lk = race(rb, rl, rounds)
+        base, lk = race(round_of(rb), rl, rounds)
         results.append(Result(name, op, "raw", base, lk, "point", target))
-    assert raw_scan() == lk_scan() == scan_rows
-    base, lk = race(raw_scan, lk_scan, rounds)
+    assert round_of(raw_scan)() == lk_scan() == scan_rows
+    base, lk = race(round_of(raw_scan), lk_scan, rounds)
     results.append(Result(name, "scan (rows)", "raw keyset", base, lk, "scan", 0.7))
     return results
 
@@ -295,11 +323,12 @@ def bench_postgres(url: str, n: int, scan_rows: int, rounds: int) -> list[Result
     table = f"bench_ops_{os.getpid()}"
     store_url = StoreURL.parse(url).with_params(table=table).render(reveal_password=True)
     with open_store(store_url) as store:
-        raw = RawPostgres(url, table)
+        assert isinstance(store, PostgresStore)
         try:
-            return compare_backend("postgres", store, raw, n, scan_rows, rounds, 1.15)
+            return compare_backend(
+                "postgres", store, RawPostgres(store), n, scan_rows, rounds, 1.15
+            )
         finally:
-            raw.close()
             store.destroy()
 
 
