@@ -64,8 +64,7 @@ def shared_url(maker: StoreMaker, base: str, name: str) -> str:
     url = materialize(base, maker.tmp)
     require_available(url)
     store = maker.fresh(base, name)
-    if not store.capabilities.shared_between_processes:
-        pytest.skip(f"{StoreURL.parse(url).scheme}:// cannot be shared between processes")
+    assert store.capabilities.shared_between_processes
     return store.url.render(reveal_password=True)
 
 
@@ -170,6 +169,7 @@ def _wait_for_lines(path: Path, lines: int, proc: subprocess.Popen[bytes], limit
         time.sleep(0.005)
 
 
+@pytest.mark.lakekv_requires("shared_between_processes")
 def test_copy_killed_with_sigkill_resumes(backend_url: str, maker: StoreMaker) -> None:
     src = shared_url(maker, backend_url, "src")
     dst = shared_url(maker, backend_url, "dst")

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from lakekv.errors import LakekvError
-from lakekv.kv.registry import open_store
+from lakekv.kv.registry import driver_class, open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 
@@ -75,11 +75,45 @@ def _label(url: str) -> str:
     return parsed.scheme
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "lakekv_requires(*capabilities): run only on stores whose driver declares these "
+        "Capabilities flags (e.g. 'shared_between_processes')",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    stores = ", ".join(str(StoreURL.parse(u)) for u in configured_stores(config))
+    required = " (all required: CI is set)" if os.environ.get("CI") else ""
+    return [f"lakekv stores: {stores}{required}"]
+
+
+def _has_capabilities(url: str, names: tuple[str, ...]) -> bool:
+    """Whether the driver of ``url`` declares every capability in ``names``.
+
+    A driver that cannot be imported is kept, so that ``require_available`` reports it.
+    """
+    try:
+        caps = driver_class(StoreURL.parse(url).scheme).capabilities
+    except LakekvError:
+        return True
+    return all(getattr(caps, name) for name in names)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     stores = configured_stores(metafunc.config)
     labels = [_label(u) for u in stores]
     if len(set(labels)) != len(labels):
         labels = [f"{lab}{i}" for i, lab in enumerate(labels)]
+    needed = tuple(
+        name for mark in metafunc.definition.iter_markers("lakekv_requires") for name in mark.args
+    )
+    if needed:
+        kept = [
+            (u, lab) for u, lab in zip(stores, labels, strict=True) if _has_capabilities(u, needed)
+        ]
+        stores, labels = [u for u, _ in kept], [lab for _, lab in kept]
     if "store_url" in metafunc.fixturenames:
         sizes = [int(s) for s in str(metafunc.config.getoption("--page-sizes")).split(",") if s]
         params = [(u, n) for u in stores for n in sizes]
