@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (SQLite): a short demonstration of the store.
+# The main job on the embedded default (SQLite): generate a lakeFS-shaped sample database,
+# migrate it to a second SQLite file, verify that both hold the same data, print the summary.
+# Set ENTRIES to change the size (default 100000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .run
-export LAKEKV_STORE="sqlite:///.run/demo.db"
+rm -f .run/source.db* .run/target.db*
+entries="${ENTRIES:-100000}"
 lakekv=.venv/bin/lakekv
-$lakekv set demo greeting "hello, lakekv"
-$lakekv set --if-absent demo counter 1 || true
-$lakekv get demo greeting
-$lakekv scan demo --json
-$lakekv partitions
+src="sqlite:///.run/source.db"
+dst="sqlite:///.run/target.db"
+
+echo "== lakekv sample --to $src --entries $entries"
+$lakekv sample --to "$src" --entries "$entries" --seed 1
+echo "== lakekv copy --from $src --to $dst"
+$lakekv copy --from "$src" --to "$dst"
+echo "== lakekv verify --from $src --to $dst"
+$lakekv verify --from "$src" --to "$dst"
+echo "== lakekv lakefs repos (on the copy)"
+$lakekv --store "$dst" lakefs repos
