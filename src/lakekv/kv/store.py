@@ -50,6 +50,7 @@ import bisect
 import itertools
 import operator
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -224,6 +225,7 @@ class Store(ABC):
         self.paging = paging
         self._closed = False
         self._close_lock = threading.Lock()
+        self._iterators: weakref.WeakSet[PagedIterator] = weakref.WeakSet()
 
     # --- construction ------------------------------------------------------------------------
 
@@ -341,6 +343,9 @@ class Store(ABC):
             if self._closed:
                 return
             self._closed = True
+            iterators = list(self._iterators)
+        for iterator in iterators:
+            iterator.close()
         self._call(self._close)
 
     @property
@@ -549,7 +554,7 @@ class EntryIterator(ABC, Iterator[Entry]):
     def close(self) -> None:
         """Release the iterator; later use raises StoreClosedError. Closing twice is harmless."""
 
-    def __iter__(self) -> Self:
+    def __iter__(self) -> Iterator[Entry]:
         return self
 
     def __enter__(self) -> Self:
@@ -567,8 +572,13 @@ class EntryIterator(ABC, Iterator[Entry]):
 class PagedIterator(EntryIterator):
     """The keyset-paging iterator every driver gets from :meth:`Store.scan`.
 
-    Keeps one page of ``(key, value)`` pairs; asks the driver for the next page strictly after
-    the last key it returned, so concurrent deletes never make it skip an untouched key.
+    Keeps one page of entries; asks the driver for the next page strictly after the last key
+    it returned, so concurrent deletes never make it skip an untouched key.
+
+    Speed: entries come from ``itertools.chain`` over the pages' list iterators, so a ``for``
+    loop costs no Python call per entry. ``seek_ge`` inside the
+    page repositions that same list iterator; anywhere else it empties it, and the generator
+    then fetches from the new position. Closing the iterator (or its store) empties it too.
     """
 
     def __init__(
@@ -579,66 +589,97 @@ class PagedIterator(EntryIterator):
         self._first_page = max(1, first_page)
         self._page_cap = max(1, page_cap)
         self._closed = False
-        self._reset(start)
-
-    def _reset(self, start: bytes) -> None:
-        self._buf: Sequence[tuple[bytes, bytes]] = ()
         self._entries: list[Entry] = []
+        self._page_it: Iterator[Entry] = iter(self._entries)
         self._keys: list[bytes] | None = None
-        self._pos = 0
+        self._restart(start)
+        self._gen = self._generate()
+        self._finished = False
+        self._broken = False
+        with store._close_lock:
+            store._iterators.add(self)
+
+    def _restart(self, start: bytes) -> None:
         self._from = start
         self._inclusive = True
         self._more = True
         self._page = self._first_page
 
-    def __next__(self) -> Entry:
-        # Hot path, once per entry: the next prebuilt Entry of the page. close() empties
-        # _entries, so a closed iterator always takes the slow path, which raises.
-        pos = self._pos
-        try:
-            entry = self._entries[pos]
-        except IndexError:
-            return self._next_slow()
-        if self._store._closed:
-            return self._next_slow()
-        self._pos = pos + 1
-        return entry
+    def _drain_page(self) -> None:
+        """Exhaust the current page's iterator in place (the generator holds it)."""
+        self._page_it.__setstate__(len(self._entries))  # type: ignore[attr-defined]
 
-    def _next_slow(self) -> Entry:
+    def _generate(self) -> Iterator[Entry]:
+        # chain() walks each page's list iterator in C: no Python frame per entry.
+        return itertools.chain.from_iterable(self._pages())
+
+    def _pages(self) -> Iterator[Iterator[Entry]]:
+        while True:
+            yield self._page_it
+            try:
+                if not self._next_page():
+                    self._finished = True
+                    return
+            except BaseException:
+                # The generator dies with the exception; the next call makes a new one that
+                # retries from the same position (nothing was consumed).
+                self._broken = True
+                raise
+
+    def _next_page(self) -> bool:
+        """Load the next page; ``False`` at the end of the partition."""
         if self._closed:
             raise StoreClosedError("iterator used after close()")
-        self._store._check_open()
-        while self._pos >= len(self._entries):
-            if not self._more:
-                raise StopIteration
-            page, more = self._store._call(
-                self._store._scan_page, self._partition, self._from, self._inclusive, self._page
-            )
-            self._buf, self._keys, self._pos, self._more = page, None, 0, more
-            self._entries = _make_entries(self._partition, page)
-            if page:
-                self._from, self._inclusive = page[-1][0], False
-            self._page = min(self._page * 2, self._page_cap)
-        entry = self._entries[self._pos]
-        self._pos += 1
-        return entry
+        store = self._store
+        store._check_open()
+        if not self._more:
+            return False
+        page, more = store._call(
+            store._scan_page, self._partition, self._from, self._inclusive, self._page
+        )
+        self._entries = _make_entries(self._partition, page)
+        self._page_it = iter(self._entries)
+        self._keys = None
+        self._more = more
+        if page:
+            self._from, self._inclusive = page[-1][0], False
+        self._page = min(self._page * 2, self._page_cap)
+        return True
+
+    def _live(self) -> Iterator[Entry]:
+        if self._closed:
+            raise StoreClosedError("iterator used after close()")
+        if self._broken:
+            self._gen = self._generate()
+            self._broken = False
+        return self._gen
+
+    def __iter__(self) -> Iterator[Entry]:
+        return self._live()
+
+    def __next__(self) -> Entry:
+        return next(self._live())
 
     def seek_ge(self, key: BytesLike) -> None:
         if self._closed:
             raise StoreClosedError("iterator used after close()")
         target = as_bytes("key", key)
-        buf = self._buf
-        if buf and buf[0][0] <= target <= buf[-1][0]:
+        entries = self._entries
+        if entries and entries[0][1] <= target <= entries[-1][1] and not self._finished:
             # Inside the page we hold: reposition without a query.
             if self._keys is None:
-                self._keys = [k for k, _ in buf]
-            self._pos = bisect.bisect_left(self._keys, target)
+                self._keys = [e[1] for e in entries]
+            self._page_it.__setstate__(bisect.bisect_left(self._keys, target))  # type: ignore[attr-defined]
             return
-        self._reset(target)
+        self._drain_page()
+        self._restart(target)
+        if self._finished:
+            self._gen = self._generate()
+            self._finished = False
 
     def close(self) -> None:
         self._closed = True
-        self._buf = ()
+        self._drain_page()
         self._entries = []
         self._keys = None
 

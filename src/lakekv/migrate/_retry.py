@@ -60,17 +60,21 @@ def call(fn: Callable[[], T], counter: RetryCounter = _NULL, attempts: int = ATT
 def retrying(
     it: Iterator[Entry], counter: RetryCounter = _NULL, attempts: int = ATTEMPTS
 ) -> Iterator[Entry]:
-    """Iterate ``it`` (a store scan), retrying a page fetch that fails transiently."""
+    """Iterate ``it`` (a store scan), retrying a page fetch that fails transiently.
+
+    A scan iterator that raised re-asks for the page it failed to fetch when iterated again,
+    so nothing is skipped or repeated. ``attempts`` bounds consecutive failures.
+    """
+    failures = 0
     while True:
-        for attempt in range(attempts):
-            try:
-                entry = next(it)
-                break
-            except StopIteration:
-                return
-            except RetryableError:
-                if attempt == attempts - 1:
-                    raise
-                counter.bump()
-                _sleep(attempt)
-        yield entry
+        try:
+            for entry in it:
+                failures = 0
+                yield entry
+            return
+        except RetryableError:
+            failures += 1
+            if failures >= attempts:
+                raise
+            counter.bump()
+            _sleep(failures - 1)

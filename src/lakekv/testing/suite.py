@@ -548,6 +548,33 @@ class StoreContractSuite:
         with pytest.raises(StoreClosedError):
             s.write_batch([Entry(partition, b"k", b"v")])
 
+    def test_closing_the_store_closes_its_iterators(self, store_url: str, partition: bytes) -> None:
+        s = open_store(store_url)
+        fill(s, partition, sample(b"c", 30))
+        it = s.scan(partition, batch_size=30)
+        first = next(it)
+        assert first.key == b"c-key-0000"
+        s.close()  # entries may still be buffered in the iterator: they are not returned
+        with pytest.raises(StoreClosedError):
+            next(it)
+        with pytest.raises(StoreClosedError):
+            list(it)
+
+    def test_iterator_mixes_next_for_and_seek(self, store: Store, partition: bytes) -> None:
+        data = sample(b"mix", 12)
+        fill(store, partition, data)
+        keys = [e.key for e in data]
+        with store.scan(partition) as it:
+            got = [next(it).key]
+            for e in it:
+                got.append(e.key)
+                if len(got) == 5:
+                    break
+            got.append(next(it).key)
+            it.seek_ge(keys[2])
+            got.extend(e.key for e in it)
+        assert got == keys[:6] + keys[2:]
+
     def test_store_is_a_context_manager(self, store_url: str, partition: bytes) -> None:
         with open_store(store_url) as s:
             s.set(partition, b"k", b"v")
