@@ -49,6 +49,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
+import sys
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -318,10 +319,11 @@ class Store(ABC):
         Each entry is written as by ``set_if(None)``; an entry whose key exists with the *same*
         value counts as ``unchanged``; with a *different* value ``on_conflict`` decides (see
         :class:`OnConflict`). The batch is not atomic: after an error some entries may be
-        written, and writing the same batch again is safe. A key must not repeat in one batch.
+        written, and writing the same batch again is safe. A ``(partition, key)`` repeated in one
+        batch is an InvalidArgumentError (nothing is written).
         """
         policy = OnConflict(on_conflict)
-        checked = [Entry(*self._check_pkv(e[0], e[1], e[2])) for e in entries]
+        checked = self._check_batch(entries)
         self._check_open()
         if not checked:
             return BatchResult()
@@ -506,6 +508,43 @@ class Store(ABC):
             if (p_max is None or len(partition) <= p_max) and (k_max is None or len(key) <= k_max):
                 return partition, key
         return self._check_partition(partition), self._check_key(key)
+
+    def _check_batch(self, entries: Iterable[Entry]) -> list[Entry]:
+        """Validate a batch as ``set`` would each entry, and refuse repeated keys."""
+        caps = self.capabilities
+        big = sys.maxsize
+        p_max = caps.max_partition_size or big
+        k_max = caps.max_key_size or big
+        v_max = caps.max_value_size or big
+        i_max = caps.max_item_size or big
+        checked: list[Entry] = []
+        append = checked.append
+        for e in entries:
+            # Fast path: an Entry of bytes, non-empty and within every limit.
+            if type(e) is Entry:
+                p, k, v = e
+                if (
+                    type(p) is bytes
+                    and type(k) is bytes
+                    and type(v) is bytes
+                    and 0 < len(p) <= p_max
+                    and 0 < len(k) <= k_max
+                    and len(v) <= v_max
+                    and len(p) + len(k) + len(v) <= i_max
+                ):
+                    append(e)
+                    continue
+            append(Entry(*self._check_pkv(e[0], e[1], e[2])))
+        if len({(e[0], e[1]) for e in checked}) != len(checked):
+            seen: set[tuple[bytes, bytes]] = set()
+            for e in checked:
+                if (e[0], e[1]) in seen:
+                    raise InvalidArgumentError(
+                        f"write_batch: key {safe_repr(e[1])} of partition {safe_repr(e[0])} "
+                        "appears more than once"
+                    )
+                seen.add((e[0], e[1]))
+        return checked
 
     def _check_pkv(
         self, partition: object, key: object, value: object

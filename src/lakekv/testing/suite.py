@@ -769,3 +769,26 @@ class StoreContractSuite:
         assert (res.written, res.unchanged, res.conflicts) == (1, 1, [batch[0]])
         with pytest.raises(ValueError):
             s.write_batch(batch, "replace")
+
+    def test_write_batch_refuses_a_repeated_key(
+        self, plain_store: Store, make_partition: MakePartition
+    ) -> None:
+        a, b = make_partition("a"), make_partition("b")
+        batch = [Entry(a, b"k1", b"1"), Entry(b, b"k1", b"2"), Entry(a, b"k1", b"3")]
+        with pytest.raises(InvalidArgumentError, match="more than once"):
+            plain_store.write_batch(batch)
+        assert list(plain_store.scan(a)) == []
+        assert list(plain_store.scan(b)) == []
+        # the same key in two partitions is two keys
+        assert plain_store.write_batch(batch[:2]).written == 2
+
+    def test_write_batch_validates_like_set(self, plain_store: Store, partition: bytes) -> None:
+        good = Entry(partition, b"ok", b"v")
+        with pytest.raises(MissingKeyError):
+            plain_store.write_batch([good, (partition, b"", b"v")])  # type: ignore[list-item]
+        with pytest.raises(InvalidArgumentError):
+            plain_store.write_batch([good, (partition, "str", b"v")])  # type: ignore[list-item]
+        assert list(plain_store.scan(partition)) == []
+        res = plain_store.write_batch([(bytearray(partition), memoryview(b"k"), b"v")])  # type: ignore[list-item]
+        assert res.written == 1
+        assert plain_store.get(partition, b"k").value == b"v"

@@ -314,6 +314,12 @@ class PostgresStore(Store):
             "ON t.partition_key = b.partition_key AND t.key = b.key "
             "WHERE t.value IS DISTINCT FROM b.value"
         )
+        self._q_copy_direct = (
+            f"COPY {self._quote(self.table, for_params=False)} (partition_key, key, value) "
+            "FROM STDIN (FORMAT BINARY)"
+        )
+        self._direct_skip = 0
+        self._direct_backoff = 0
         self._q_partitions = self._partitions_query()
 
     def _quote(self, name: str, *, for_params: bool = True) -> str:
@@ -614,15 +620,62 @@ class PostgresStore(Store):
     # --- bulk writes ---------------------------------------------------------------------------
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        """Binary COPY into a temporary table, then one ``INSERT … SELECT … ON CONFLICT``.
+        """Bulk write, fastest path first.
 
-        Classification matches the generic fallback; entries whose conflicting row vanished
-        in between go through it. Retried once if the connection breaks before the commit.
+        1. Optimistically, one binary ``COPY`` straight into the table in a transaction: if no
+           key of the batch exists, every policy writes every entry, and this is as fast as a
+           raw bulk load. A unique violation rolls it back (nothing is written) and step 2
+           runs; after such a miss the next few batches skip step 1 (doubling up to 64), so
+           re-running a finished copy costs little.
+        2. Binary COPY into a temporary table, then one ``INSERT … SELECT … ON CONFLICT``;
+           classification matches the generic fallback, and entries whose conflicting row
+           vanished in between go through it.
+
+        Each step is retried once if the connection breaks before its commit.
         """
+        if self._try_direct_copy(entries):
+            return BatchResult(written=len(entries))
         result, vanished = self._write_batch_retrying(entries, on_conflict)
         if vanished:
             result.add(super()._write_batch(vanished, on_conflict))
         return result
+
+    def _try_direct_copy(self, entries: Sequence[Entry]) -> bool:
+        """Step 1 of :meth:`_write_batch`; ``False`` when some key already exists."""
+        if self._direct_skip > 0:
+            self._direct_skip -= 1
+            return False
+        for attempt in (0, 1):
+            lender, conn = self._checkout()
+            state = _BatchAttempt()
+            try:
+                cur = conn.reusable_cursor()
+                cur.execute("BEGIN")
+                try:
+                    # No set_types(): bytes then take psycopg's C binary dumper (2× faster).
+                    with cur.copy(self._q_copy_direct) as copy:
+                        write = copy.write_row
+                        for entry in entries:
+                            write(entry)
+                except psycopg.errors.UniqueViolation:
+                    cur.execute("ROLLBACK")
+                    self._direct_backoff = min(64, max(1, self._direct_backoff * 2))
+                    self._direct_skip = self._direct_backoff
+                    return False
+                except BaseException:
+                    if not conn.lost():
+                        cur.execute("ROLLBACK")
+                    raise
+                state.committing = True
+                cur.execute("COMMIT")
+                self._direct_backoff = 0
+                return True
+            except psycopg.OperationalError:
+                if attempt or state.committing or not conn.lost():
+                    raise
+            finally:
+                lender.give(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_batch_retrying(
         self, entries: Sequence[Entry], on_conflict: OnConflict
