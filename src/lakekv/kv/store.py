@@ -630,6 +630,7 @@ class PagedIterator(EntryIterator):
         self._closed = False
         self._entries: list[Entry] = []
         self._page_it: Iterator[Entry] = iter(self._entries)
+        self._page_done = True
         self._keys: list[bytes] | None = None
         self._restart(start)
         self._gen = self._generate()
@@ -655,6 +656,9 @@ class PagedIterator(EntryIterator):
     def _pages(self) -> Iterator[Iterator[Entry]]:
         while True:
             yield self._page_it
+            # chain() resumes us only once the page iterator is exhausted, and an exhausted
+            # list iterator can no longer be repositioned.
+            self._page_done = True
             try:
                 if not self._next_page():
                     self._finished = True
@@ -678,6 +682,7 @@ class PagedIterator(EntryIterator):
         )
         self._entries = _make_entries(self._partition, page)
         self._page_it = iter(self._entries)
+        self._page_done = False
         self._keys = None
         self._more = more
         if page:
@@ -704,7 +709,7 @@ class PagedIterator(EntryIterator):
             raise StoreClosedError("iterator used after close()")
         target = as_bytes("key", key)
         entries = self._entries
-        if entries and entries[0][1] <= target <= entries[-1][1] and not self._finished:
+        if entries and not self._page_done and entries[0][1] <= target <= entries[-1][1]:
             # Inside the page we hold: reposition without a query.
             if self._keys is None:
                 self._keys = [e[1] for e in entries]

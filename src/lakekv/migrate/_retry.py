@@ -11,10 +11,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import TypeVar
 
 from lakekv.errors import RetryableError
-from lakekv.kv.store import Entry
+from lakekv.kv.store import Entry, EntryIterator
 
 T = TypeVar("T")
 
@@ -78,3 +79,38 @@ def retrying(
                 raise
             counter.bump()
             _sleep(failures - 1)
+
+
+def retrying_chunks(
+    it: EntryIterator,
+    size: int,
+    start: bytes = b"",
+    counter: RetryCounter = _NULL,
+    attempts: int = ATTEMPTS,
+) -> Iterator[list[Entry]]:
+    """Lists of up to ``size`` entries from ``it`` (a scan begun at ``start``), in order.
+
+    Chunks are taken with C-level slicing. A transient failure part-way through a chunk loses
+    the entries already taken, so the iterator is repositioned with ``seek_ge`` just after the
+    last chunk handed out and the chunk is fetched again: nothing is skipped or repeated.
+    """
+    resume = start
+    failures = 0
+    while True:
+        try:
+            chunk = list(islice(it, size))
+        except RetryableError:
+            failures += 1
+            if failures >= attempts:
+                raise
+            counter.bump()
+            _sleep(failures - 1)
+            it.seek_ge(resume)
+            continue
+        failures = 0
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < size:
+            return
+        resume = chunk[-1].key + b"\x00"

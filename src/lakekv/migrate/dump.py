@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from itertools import islice
 from typing import BinaryIO, Literal
 
 from lakekv.errors import ConfigurationError
@@ -69,18 +68,11 @@ def dump(
                 )
                 for p in plan.partitions:
                     with src.scan(p, batch_size=_CHUNK) as it:
-                        entries = _retry.retrying(it, retries)
-                        first = next(entries, None)
-                        if first is not None:
-                            writer.begin_partition(p)
-                            tracker.add(1, writer.add_many((first,)))
-                            while True:
-                                before = writer.entries_in_partition
-                                nbytes = writer.add_many(islice(entries, _CHUNK))
-                                n = writer.entries_in_partition - before
-                                tracker.add(n, nbytes)
-                                if n < _CHUNK:
-                                    break
+                        for chunk in _retry.retrying_chunks(it, _CHUNK, counter=retries):
+                            if not writer.partition_open:
+                                writer.begin_partition(p)
+                            tracker.add(len(chunk), writer.add_many(chunk))
+                        if writer.partition_open:
                             writer.end_partition()
                     tracker.add(0, 0, 1)
                 report.sha256 = writer.finish()
@@ -91,16 +83,10 @@ def dump(
                 jwriter = LakeFSJSONWriter(sink.stream)
                 for p in plan.partitions:
                     with src.scan(p, batch_size=_CHUNK) as it:
-                        entries = _retry.retrying(it, retries)
                         count = 0
-                        while True:
-                            before = jwriter.entries
-                            nbytes = jwriter.add_many(islice(entries, _CHUNK))
-                            n = jwriter.entries - before
-                            count += n
-                            tracker.add(n, nbytes)
-                            if n < _CHUNK:
-                                break
+                        for chunk in _retry.retrying_chunks(it, _CHUNK, counter=retries):
+                            tracker.add(len(chunk), jwriter.add_many(chunk))
+                            count += len(chunk)
                     report.partitions += 1 if count else 0
                     tracker.add(0, 0, 1)
                 jwriter.finish()

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice, repeat
 from typing import Any, BinaryIO
 
 from lakekv.errors import CorruptInputError
@@ -43,31 +45,44 @@ FORMAT_VERSION = 1
 _U32 = struct.Struct(">I")
 _ENTRY = struct.Struct(">cII")
 _E = b"E"
+_KEY = operator.itemgetter(1)
+_VALUE = operator.itemgetter(2)
 _FLUSH = 1 << 20
 _READ = 1 << 20
 _MAX_META = 1 << 24
 _MAX_U32 = 0xFFFFFFFF
+_CHUNK = 4096
 
 
-def partition_digest(entries: Iterable[Entry | tuple[bytes, bytes, bytes]]) -> tuple[int, int, str]:
+def _encode(chunk: list[Entry]) -> tuple[bytes, list[bytes], int]:
+    """The ``E`` records of ``chunk``, its keys, and its key+value byte total (C-level loops)."""
+    keys = list(map(_KEY, chunk))
+    values = list(map(_VALUE, chunk))
+    klens = list(map(len, keys))
+    vlens = list(map(len, values))
+    heads = map(_ENTRY.pack, repeat(_E), klens, vlens)
+    records = b"".join(chain.from_iterable(zip(heads, keys, values, strict=True)))
+    return records, keys, sum(klens) + sum(vlens)
+
+
+def _chunks(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
+    it = iter(entries)
+    while chunk := list(islice(it, _CHUNK)):
+        yield chunk
+
+
+def partition_digest(entries: Iterable[Entry]) -> tuple[int, int, str]:
     """``(entries, bytes, sha256 hex)`` of one partition's entries, as a trailer would hold them.
 
     ``entries`` must be in ascending key order (as ``Store.scan`` yields them).
     """
     h = hashlib.sha256()
-    buf = bytearray()
     count = nbytes = 0
-    pack = _ENTRY.pack
-    for _p, k, v in entries:
-        buf += pack(_E, len(k), len(v))
-        buf += k
-        buf += v
-        count += 1
-        nbytes += len(k) + len(v)
-        if len(buf) >= _FLUSH:
-            h.update(buf)
-            buf.clear()
-    h.update(buf)
+    for chunk in _chunks(entries):
+        encoded, _keys, size = _encode(chunk)
+        h.update(encoded)
+        count += len(chunk)
+        nbytes += size
     return count, nbytes, h.hexdigest()
 
 
@@ -131,27 +146,29 @@ class DumpWriter:
         self._p_entries = self._p_bytes = 0
 
     def add_many(self, entries: Iterable[Entry]) -> int:
-        """Append entries of the open partition (ascending keys); returns key+value bytes."""
-        buf = self._buf
-        pack = _ENTRY.pack
-        count = nbytes = 0
-        last = self._last_key
-        for _p, k, v in entries:
-            if k <= last:
-                raise ValueError("keys must be written in ascending order")
-            last = k
-            buf += pack(_E, len(k), len(v))
-            buf += k
-            buf += v
-            count += 1
-            nbytes += len(k) + len(v)
-            if len(buf) >= _FLUSH:
-                self._flush()
-                buf = self._buf
-        self._last_key = last
-        self._p_entries += count
+        """Append entries of the open partition (ascending keys); returns key+value bytes.
+
+        The entries are encoded together with C-level loops (no Python code per entry), so
+        callers should pass chunks of a few thousand entries.
+        """
+        chunk = entries if isinstance(entries, list) else list(entries)
+        if not chunk:
+            return 0
+        encoded, keys, nbytes = _encode(chunk)
+        if keys[0] <= self._last_key or not all(map(operator.lt, keys, islice(keys, 1, None))):
+            raise ValueError("keys must be written in ascending order")
+        self._buf += encoded
+        self._last_key = keys[-1]
+        self._p_entries += len(chunk)
         self._p_bytes += nbytes
+        if len(self._buf) >= _FLUSH:
+            self._flush()
         return nbytes
+
+    @property
+    def partition_open(self) -> bool:
+        """Whether :meth:`begin_partition` was called without its :meth:`end_partition`."""
+        return self._partition is not None
 
     @property
     def entries_in_partition(self) -> int:

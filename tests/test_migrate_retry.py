@@ -1,0 +1,83 @@
+"""Retrying scans during migrations: per entry and in chunks, nothing skipped or repeated."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import pytest
+
+from lakekv.errors import StoreError, StoreUnavailableError
+from lakekv.kv.drivers.memory import MemoryStore
+from lakekv.kv.store import ScanPaging
+from lakekv.kv.url import StoreURL
+from lakekv.migrate import _retry
+
+
+class FlakyStore(MemoryStore):
+    """Page fetches listed in ``fail_on`` (1-based call numbers) fail transiently."""
+
+    driver_errors = (sqlite3.OperationalError,)
+
+    def __init__(self, fail_on: set[int], page: int = 3) -> None:
+        super().__init__(StoreURL.parse("memory://"), ScanPaging(page, page), "")
+        self.fail_on = fail_on
+        self.calls = 0
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise sqlite3.OperationalError("database is locked")
+        return super()._scan_page(partition, start, inclusive, limit)
+
+    def _translate_error(self, exc: BaseException) -> StoreError:
+        return StoreUnavailableError(str(exc))
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_retry, "_sleep", lambda attempt: None)
+
+
+def filled(fail_on: set[int]) -> tuple[FlakyStore, list[bytes]]:
+    store = FlakyStore(fail_on)
+    keys = [b"k%03d" % i for i in range(20)]
+    for k in keys:
+        store.set(b"p", k, k)
+    store.calls = 0
+    return store, keys
+
+
+@pytest.mark.parametrize("fail_on", [set(), {1}, {2}, {3, 4}, {7}])
+def test_retrying_per_entry(fail_on: set[int]) -> None:
+    store, keys = filled(fail_on)
+    counter = _retry.RetryCounter()
+    got = [e.key for e in _retry.retrying(store.scan(b"p"), counter)]
+    assert got == keys
+    assert counter.count == len(fail_on)
+
+
+@pytest.mark.parametrize("size", [1, 4, 5, 20, 50])
+@pytest.mark.parametrize("fail_on", [set(), {1}, {2}, {3, 4}, {7}])
+def test_retrying_chunks(fail_on: set[int], size: int) -> None:
+    store, keys = filled(fail_on)
+    counter = _retry.RetryCounter()
+    chunks = list(_retry.retrying_chunks(store.scan(b"p"), size, counter=counter))
+    assert [e.key for c in chunks for e in c] == keys
+    assert all(len(c) == size for c in chunks[:-1])
+    assert counter.count == len(fail_on)
+
+
+def test_retrying_chunks_from_a_start_key() -> None:
+    store, keys = filled({1})
+    got = list(_retry.retrying_chunks(store.scan(b"p", start=keys[5]), 4, start=keys[5]))
+    assert [e.key for c in got for e in c] == keys[5:]
+
+
+def test_retries_are_bounded() -> None:
+    store, _keys = filled(set(range(1, 100)))
+    with pytest.raises(StoreUnavailableError):
+        list(_retry.retrying_chunks(store.scan(b"p"), 4, attempts=3))
+    assert store.calls == 3
