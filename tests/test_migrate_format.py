@@ -67,9 +67,8 @@ def test_writer_reader_round_trip_and_trailers() -> None:
     got = list(r)
     assert len(got) == 6000 and seen == trailers
     assert r.final is not None and r.final["sha256"] == digest and r.final["entries"] == 6000
-    expected = partition_digest(
-        Entry(b"a", b"k%05d" % i, bytes([i % 256]) * (i % 40)) for i in range(3000)
-    )
+    pairs = [(b"k%05d" % i, bytes([i % 256]) * (i % 40)) for i in range(3000)]
+    expected = partition_digest([pairs[:7], pairs[7:2000], pairs[2000:]])
     assert expected == (trailers[0].entries, trailers[0].bytes, trailers[0].sha256)
 
 

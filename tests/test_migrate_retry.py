@@ -59,25 +59,33 @@ def test_retrying_per_entry(fail_on: set[int]) -> None:
     assert counter.count == len(fail_on)
 
 
-@pytest.mark.parametrize("size", [1, 4, 5, 20, 50])
 @pytest.mark.parametrize("fail_on", [set(), {1}, {2}, {3, 4}, {7}])
-def test_retrying_chunks(fail_on: set[int], size: int) -> None:
+def test_retrying_pages(fail_on: set[int]) -> None:
     store, keys = filled(fail_on)
     counter = _retry.RetryCounter()
-    chunks = list(_retry.retrying_chunks(store.scan(b"p"), size, counter=counter))
-    assert [e.key for c in chunks for e in c] == keys
-    assert all(len(c) == size for c in chunks[:-1])
+    pages = list(_retry.retrying_pages(store, b"p", counter=counter))
+    assert [k for page in pages for k, _v in page] == keys
     assert counter.count == len(fail_on)
 
 
-def test_retrying_chunks_from_a_start_key() -> None:
+def test_retrying_pages_from_a_start_key() -> None:
     store, keys = filled({1})
-    got = list(_retry.retrying_chunks(store.scan(b"p", start=keys[5]), 4, start=keys[5]))
-    assert [e.key for c in got for e in c] == keys[5:]
+    got = list(_retry.retrying_pages(store, b"p", start=keys[5]))
+    assert [k for page in got for k, _v in page] == keys[5:]
 
 
 def test_retries_are_bounded() -> None:
     store, _keys = filled(set(range(1, 100)))
     with pytest.raises(StoreUnavailableError):
-        list(_retry.retrying_chunks(store.scan(b"p"), 4, attempts=3))
+        list(_retry.retrying_pages(store, b"p", attempts=3))
     assert store.calls == 3
+
+
+def test_scan_pages_match_scan() -> None:
+    store, keys = filled(set())
+    pages = list(store.scan_pages(b"p", start=keys[3], page_size=2))
+    assert [len(p) for p in pages] == [2, 3, 3, 3, 3, 3]  # doubling to the cap of 3
+    assert [k for page in pages for k, _v in page] == keys[3:]
+    assert [(e.key, e.value) for e in store.scan(b"p", start=keys[3])] == [
+        kv for page in pages for kv in page
+    ]

@@ -300,6 +300,36 @@ class Store(ABC):
         first = self.paging.page_size if batch_size == 0 else batch_size
         return PagedIterator(self, p, s, min(first, self.paging.page_cap), self.paging.page_cap)
 
+    def scan_pages(
+        self, partition: BytesLike, start: BytesLike = b"", page_size: int = 0
+    ) -> Iterator[Sequence[tuple[bytes, bytes]]]:
+        """The entries of ``partition`` as pages of ``(key, value)`` pairs, for bulk readers.
+
+        The same keyset pages as :meth:`scan` (bytewise order, ``start`` inclusive, first page
+        ``page_size`` or the store's, doubling to ``page_cap``), without building an
+        :class:`Entry` per row. A plain generator: an error ends it; to continue, call again
+        with ``start`` just after the last key received (``last + b"\\x00"``).
+        """
+        p = self._check_partition(partition)
+        s = as_bytes("start", start)
+        if not isinstance(page_size, int) or page_size < 0:
+            raise InvalidArgumentError(f"page_size must be an int >= 0, not {page_size!r}")
+        self._check_open()
+        first = min(page_size or self.paging.page_size, self.paging.page_cap)
+        return self._pages(p, s, first)
+
+    def _pages(
+        self, partition: bytes, start: bytes, size: int
+    ) -> Iterator[Sequence[tuple[bytes, bytes]]]:
+        inclusive, more = True, True
+        while more:
+            self._check_open()
+            page, more = self._call(self._scan_page, partition, start, inclusive, size)
+            if page:
+                yield page
+                start, inclusive = page[-1][0], False
+            size = min(size * 2, self.paging.page_cap)
+
     def list_partitions(self) -> Iterator[bytes]:
         """Every non-empty partition name, in bytewise order.
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from itertools import islice
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from lakekv.errors import RetryableError
-from lakekv.kv.store import Entry, EntryIterator
+from lakekv.kv.store import Entry, Store
 
 T = TypeVar("T")
 
@@ -81,36 +80,28 @@ def retrying(
             _sleep(failures - 1)
 
 
-def retrying_chunks(
-    it: EntryIterator,
-    size: int,
+def retrying_pages(
+    store: Store,
+    partition: bytes,
     start: bytes = b"",
+    page_size: int = 0,
     counter: RetryCounter = _NULL,
     attempts: int = ATTEMPTS,
-) -> Iterator[list[Entry]]:
-    """Lists of up to ``size`` entries from ``it`` (a scan begun at ``start``), in order.
-
-    Chunks are taken with C-level slicing. A transient failure part-way through a chunk loses
-    the entries already taken, so the iterator is repositioned with ``seek_ge`` just after the
-    last chunk handed out and the chunk is fetched again: nothing is skipped or repeated.
-    """
-    resume = start
+) -> Iterator[Sequence[tuple[bytes, bytes]]]:
+    """``store.scan_pages(partition, start)``, restarted after a transient failure just after
+    the last key handed out: nothing is skipped or repeated. ``attempts`` bounds consecutive
+    failures."""
     failures = 0
     while True:
         try:
-            chunk = list(islice(it, size))
+            for page in store.scan_pages(partition, start, page_size):
+                failures = 0
+                yield page
+                start = page[-1][0] + b"\x00"
+            return
         except RetryableError:
             failures += 1
             if failures >= attempts:
                 raise
             counter.bump()
             _sleep(failures - 1)
-            it.seek_ge(resume)
-            continue
-        failures = 0
-        if not chunk:
-            return
-        yield chunk
-        if len(chunk) < size:
-            return
-        resume = chunk[-1].key + b"\x00"

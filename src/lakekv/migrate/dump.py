@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, Literal
 
 from lakekv.errors import ConfigurationError
+from lakekv.kv.store import Entry
 from lakekv.migrate import _retry
 from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, opened, url_of
 from lakekv.migrate._io import Compression, describe, open_sink
@@ -67,13 +68,12 @@ def dump(
                     },
                 )
                 for p in plan.partitions:
-                    with src.scan(p, batch_size=_CHUNK) as it:
-                        for chunk in _retry.retrying_chunks(it, _CHUNK, counter=retries):
-                            if not writer.partition_open:
-                                writer.begin_partition(p)
-                            tracker.add(len(chunk), writer.add_many(chunk))
-                        if writer.partition_open:
-                            writer.end_partition()
+                    for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
+                        if not writer.partition_open:
+                            writer.begin_partition(p)
+                        tracker.add(len(page), writer.add_page(page))
+                    if writer.partition_open:
+                        writer.end_partition()
                     tracker.add(0, 0, 1)
                 report.sha256 = writer.finish()
                 report.partitions = writer.partitions
@@ -82,11 +82,11 @@ def dump(
             else:
                 jwriter = LakeFSJSONWriter(sink.stream)
                 for p in plan.partitions:
-                    with src.scan(p, batch_size=_CHUNK) as it:
-                        count = 0
-                        for chunk in _retry.retrying_chunks(it, _CHUNK, counter=retries):
-                            tracker.add(len(chunk), jwriter.add_many(chunk))
-                            count += len(chunk)
+                    count = 0
+                    for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
+                        entries = [Entry(p, k, v) for k, v in page]
+                        tracker.add(len(entries), jwriter.add_many(entries))
+                        count += len(entries)
                     report.partitions += 1 if count else 0
                     tracker.add(0, 0, 1)
                 jwriter.finish()

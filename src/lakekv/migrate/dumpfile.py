@@ -30,7 +30,7 @@ import hashlib
 import json
 import operator
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from typing import Any, BinaryIO
@@ -45,43 +45,36 @@ FORMAT_VERSION = 1
 _U32 = struct.Struct(">I")
 _ENTRY = struct.Struct(">cII")
 _E = b"E"
-_KEY = operator.itemgetter(1)
-_VALUE = operator.itemgetter(2)
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
+_THIRD = operator.itemgetter(2)
 _FLUSH = 1 << 20
 _READ = 1 << 20
 _MAX_META = 1 << 24
 _MAX_U32 = 0xFFFFFFFF
-_CHUNK = 4096
 
 
-def _encode(chunk: list[Entry]) -> tuple[bytes, list[bytes], int]:
-    """The ``E`` records of ``chunk``, its keys, and its key+value byte total (C-level loops)."""
-    keys = list(map(_KEY, chunk))
-    values = list(map(_VALUE, chunk))
+def _encode(keys: list[bytes], values: list[bytes]) -> tuple[bytes, int]:
+    """The ``E`` records of these entries and their key+value byte total (C-level loops)."""
     klens = list(map(len, keys))
     vlens = list(map(len, values))
     heads = map(_ENTRY.pack, repeat(_E), klens, vlens)
     records = b"".join(chain.from_iterable(zip(heads, keys, values, strict=True)))
-    return records, keys, sum(klens) + sum(vlens)
+    return records, sum(klens) + sum(vlens)
 
 
-def _chunks(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
-    it = iter(entries)
-    while chunk := list(islice(it, _CHUNK)):
-        yield chunk
+def partition_digest(pages: Iterable[Sequence[tuple[bytes, bytes]]]) -> tuple[int, int, str]:
+    """``(entries, bytes, sha256 hex)`` of one partition, as its dump trailer would hold them.
 
-
-def partition_digest(entries: Iterable[Entry]) -> tuple[int, int, str]:
-    """``(entries, bytes, sha256 hex)`` of one partition's entries, as a trailer would hold them.
-
-    ``entries`` must be in ascending key order (as ``Store.scan`` yields them).
+    ``pages`` are ``(key, value)`` pairs in ascending key order, as ``Store.scan_pages``
+    yields them.
     """
     h = hashlib.sha256()
     count = nbytes = 0
-    for chunk in _chunks(entries):
-        encoded, _keys, size = _encode(chunk)
+    for page in pages:
+        encoded, size = _encode(list(map(_FIRST, page)), list(map(_SECOND, page)))
         h.update(encoded)
-        count += len(chunk)
+        count += len(page)
         nbytes += size
     return count, nbytes, h.hexdigest()
 
@@ -146,20 +139,25 @@ class DumpWriter:
         self._p_entries = self._p_bytes = 0
 
     def add_many(self, entries: Iterable[Entry]) -> int:
-        """Append entries of the open partition (ascending keys); returns key+value bytes.
-
-        The entries are encoded together with C-level loops (no Python code per entry), so
-        callers should pass chunks of a few thousand entries.
-        """
+        """Append entries of the open partition (ascending keys); returns key+value bytes."""
         chunk = entries if isinstance(entries, list) else list(entries)
-        if not chunk:
+        return self._add(list(map(_SECOND, chunk)), list(map(_THIRD, chunk)))
+
+    def add_page(self, pairs: Sequence[tuple[bytes, bytes]]) -> int:
+        """Append ``(key, value)`` pairs of the open partition (ascending keys), as
+        ``Store.scan_pages`` yields them; returns key+value bytes."""
+        return self._add(list(map(_FIRST, pairs)), list(map(_SECOND, pairs)))
+
+    def _add(self, keys: list[bytes], values: list[bytes]) -> int:
+        # Whole chunks are encoded with C-level loops: no Python code per entry.
+        if not keys:
             return 0
-        encoded, keys, nbytes = _encode(chunk)
         if keys[0] <= self._last_key or not all(map(operator.lt, keys, islice(keys, 1, None))):
             raise ValueError("keys must be written in ascending order")
+        encoded, nbytes = _encode(keys, values)
         self._buf += encoded
         self._last_key = keys[-1]
-        self._p_entries += len(chunk)
+        self._p_entries += len(keys)
         self._p_bytes += nbytes
         if len(self._buf) >= _FLUSH:
             self._flush()

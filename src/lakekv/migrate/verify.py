@@ -92,8 +92,7 @@ def verify(
             tracker.add(na, bytes_a, 1)
 
         def digest(store: Store, p: bytes) -> tuple[int, int, str]:
-            with store.scan(p) as it:
-                return partition_digest(_retry.retrying(it, retries))
+            return partition_digest(_retry.retrying_pages(store, p, counter=retries))
 
         def compare_quick(p: bytes) -> None:
             da = digest(sa, p)

@@ -288,6 +288,22 @@ class StoreContractSuite:
         assert pairs(store.scan(main, start=b"zzz")) == []
         assert all(v == b"twin" for _, v in pairs(store.scan(twin)))
 
+    def test_scan_pages_match_scan(self, store: Store, make_partition: MakePartition) -> None:
+        main, twin = make_partition("main"), make_partition("twin")
+        data = sample(b"pages", 25)
+        fill(store, main, data)
+        fill(store, twin, data[:3])
+        expected = [(e.key, e.value) for e in data]
+        for start, size in ((b"", 0), (b"", 1), (data[4].key, 3), (data[4].key + b"\x00", 50)):
+            pages = list(store.scan_pages(main, start=start, page_size=size))
+            assert all(pages)  # no empty pages
+            assert all(len(p) <= store.paging.page_cap for p in pages)
+            got = [(k, v) for page in pages for k, v in page]
+            assert got == [kv for kv in expected if kv[0] >= start]
+        assert list(store.scan_pages(make_partition("none"))) == []
+        with pytest.raises(MissingPartitionError):
+            store.scan_pages(b"")
+
     def test_scan_missing_partition_is_empty(
         self, store: Store, make_partition: MakePartition
     ) -> None:
