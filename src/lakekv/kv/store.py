@@ -710,7 +710,7 @@ class PagedIterator(EntryIterator):
         page, more = store._call(
             store._scan_page, self._partition, self._from, self._inclusive, self._page
         )
-        self._entries = _make_entries(self._partition, page)
+        self._entries = entries_of(self._partition, page)
         self._page_it = iter(self._entries)
         self._page_done = False
         self._keys = None
@@ -761,8 +761,9 @@ class PagedIterator(EntryIterator):
 _tuple_new = tuple.__new__
 
 
-def _make_entries(partition: bytes, page: Sequence[tuple[bytes, bytes]]) -> list[Entry]:
-    """``Entry(partition, key, value)`` for each pair of a page, built without Python calls."""
+def entries_of(partition: bytes, page: Sequence[tuple[bytes, bytes]]) -> list[Entry]:
+    """``Entry(partition, key, value)`` for each ``(key, value)`` pair of a page (as
+    :meth:`Store.scan_pages` yields them), built without a Python call per entry."""
     try:
         return list(
             map(

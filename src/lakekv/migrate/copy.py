@@ -7,9 +7,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from pathlib import Path
 
-from lakekv.kv.store import BatchResult, Entry, OnConflict, Store
+from lakekv.kv.store import BatchResult, Entry, OnConflict, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     BATCH_BYTES,
@@ -33,6 +34,8 @@ from lakekv.migrate.partitions import (
 from lakekv.migrate.reports import CopyReport
 
 DEFAULT_WORKERS = 4
+_KEY = itemgetter(0)
+_VALUE = itemgetter(1)
 
 
 def copy(
@@ -216,20 +219,27 @@ class _Worker:
     def _copy_partition(self, p: bytes, start: bytes) -> None:
         job = self.job
         limit_n, limit_b = job.batch_entries, job.batch_bytes
-        batch = self.batch
-        nbytes = self.batch_bytes
-        with job.src.scan(p, start=start, batch_size=limit_n) as it:
-            for entry in _retry.retrying(it, job.retries):
-                batch.append(entry)
-                nbytes += len(entry.key) + len(entry.value)
-                if len(batch) >= limit_n or nbytes >= limit_b:
-                    self.pending, self.pending_bytes, self.batch_bytes = len(batch), nbytes, nbytes
-                    self.flush((p, entry.key))
-                    batch = self.batch
-                    nbytes = 0
-        self.batch_bytes = nbytes
-        self.pending = len(batch)
-        self.pending_bytes = nbytes
+        pages = _retry.retrying_pages(job.src, p, start, page_size=limit_n, counter=job.retries)
+        for page in pages:
+            size = sum(map(len, map(_KEY, page))) + sum(map(len, map(_VALUE, page)))
+            if size + self.batch_bytes <= limit_b:
+                # The common case, with no Python code per entry.
+                self.batch.extend(entries_of(p, page))
+                self.batch_bytes += size
+                if len(self.batch) >= limit_n or self.batch_bytes >= limit_b:
+                    self._flush_batch(p)
+                continue
+            for key, value in page:  # large values: respect the byte limit entry by entry
+                self.batch.append(Entry(p, key, value))
+                self.batch_bytes += len(key) + len(value)
+                if len(self.batch) >= limit_n or self.batch_bytes >= limit_b:
+                    self._flush_batch(p)
+        self.pending = len(self.batch)
+        self.pending_bytes = self.batch_bytes
+
+    def _flush_batch(self, p: bytes) -> None:
+        self.pending, self.pending_bytes = len(self.batch), self.batch_bytes
+        self.flush((p, self.batch[-1].key))
 
     def _merge_partition(self, p: bytes, start: bytes) -> None:
         """Sync and dry run: walk source and target together."""
