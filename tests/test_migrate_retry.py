@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
-
 import pytest
+from _fakes import FlakyStore
 
-from lakekv.errors import StoreError, StoreUnavailableError
-from lakekv.kv.drivers.memory import MemoryStore
-from lakekv.kv.store import ScanPaging
-from lakekv.kv.url import StoreURL
+from lakekv.errors import StoreUnavailableError
 from lakekv.migrate import _retry
-
-
-class FlakyStore(MemoryStore):
-    """Page fetches listed in ``fail_on`` (1-based call numbers) fail transiently."""
-
-    driver_errors = (sqlite3.OperationalError,)
-
-    def __init__(self, fail_on: set[int], page: int = 3) -> None:
-        super().__init__(StoreURL.parse("memory://"), ScanPaging(page, page), "")
-        self.fail_on = fail_on
-        self.calls = 0
-
-    def _scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        self.calls += 1
-        if self.calls in self.fail_on:
-            raise sqlite3.OperationalError("database is locked")
-        return super()._scan_page(partition, start, inclusive, limit)
-
-    def _translate_error(self, exc: BaseException) -> StoreError:
-        return StoreUnavailableError(str(exc))
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +15,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def filled(fail_on: set[int]) -> tuple[FlakyStore, list[bytes]]:
-    store = FlakyStore(fail_on)
+    store = FlakyStore(fail_on, page=3)
     keys = [b"k%03d" % i for i in range(20)]
     for k in keys:
         store.set(b"p", k, k)

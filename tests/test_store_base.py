@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 
 import pytest
+from _fakes import FlakyStore
 
-from lakekv.errors import StoreError, StoreUnavailableError
+from lakekv.errors import StoreUnavailableError
 from lakekv.kv.drivers.memory import MemoryStore
 from lakekv.kv.store import Entry, ScanPaging
 from lakekv.kv.url import StoreURL
-
-
-class FlakyStore(MemoryStore):
-    """Fails chosen page fetches with a driver exception (sqlite3.OperationalError)."""
-
-    driver_errors = (sqlite3.OperationalError, KeyError)
-
-    def __init__(self, fail_on: set[int]) -> None:
-        super().__init__(StoreURL.parse("memory://"), ScanPaging(2, 2), "")
-        self.fail_on = fail_on
-        self.calls = 0
-
-    def _scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        self.calls += 1
-        if self.calls in self.fail_on:
-            raise sqlite3.OperationalError("database is locked")
-        return super()._scan_page(partition, start, inclusive, limit)
-
-    def _translate_error(self, exc: BaseException) -> StoreError:
-        if isinstance(exc, sqlite3.OperationalError):
-            return StoreUnavailableError(f"flaky: {exc}")
-        return StoreError(f"flaky: {exc}")
 
 
 def test_driver_errors_are_translated_with_cause() -> None:

@@ -144,6 +144,20 @@ class BatchResult:
     def total(self) -> int:
         return self.written + self.unchanged + self.skipped + len(self.conflicts)
 
+    def classify(self, entry: Entry, current: bytes | None, policy: OnConflict) -> bool:
+        """Count ``entry`` against the target's ``current`` value (``None``: absent) under
+        ``policy``, and return whether it must be written. The one statement of the rules."""
+        if current is None or (policy is OnConflict.OVERWRITE and current != entry.value):
+            self.written += 1
+            return True
+        if current == entry.value:
+            self.unchanged += 1
+        elif policy is OnConflict.SKIP:
+            self.skipped += 1
+        else:
+            self.conflicts.append(entry)
+        return False
+
     def add(self, other: BatchResult) -> None:
         """Accumulate ``other`` into this result."""
         self.written += other.written
@@ -439,26 +453,18 @@ class Store(ABC):
             p, k, v = entry
             if on_conflict is OnConflict.OVERWRITE:
                 current = self._get(p, k)
-                if current is not None and current.value == v:
-                    result.unchanged += 1
-                else:
+                if result.classify(entry, None if current is None else current.value, on_conflict):
                     self._set(p, k, v)
-                    result.written += 1
                 continue
             while True:
-                if self._set_if(p, k, v, None):
+                if self._set_if(p, k, v, None):  # create atomically; only then look
                     result.written += 1
                     break
                 current = self._get(p, k)
-                if current is None:  # deleted in between: try to create again
-                    continue
-                if current.value == v:
-                    result.unchanged += 1
-                elif on_conflict is OnConflict.SKIP:
-                    result.skipped += 1
-                else:
-                    result.conflicts.append(entry)
-                break
+                if current is not None:
+                    result.classify(entry, current.value, on_conflict)
+                    break
+                # deleted in between: try to create again
         return result
 
     def _destroy(self) -> None:

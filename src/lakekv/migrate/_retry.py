@@ -44,17 +44,26 @@ def _sleep(attempt: int) -> None:
     time.sleep(delay * (0.5 + random.random() / 2))
 
 
+def _back_off(failures: int, attempts: int, counter: RetryCounter) -> bool:
+    """After the ``failures``-th consecutive failure: ``False`` when out of attempts (the
+    caller re-raises), else count a retry, sleep and return ``True``."""
+    if failures >= attempts:
+        return False
+    counter.bump()
+    _sleep(failures - 1)
+    return True
+
+
 def call(fn: Callable[[], T], counter: RetryCounter = _NULL, attempts: int = ATTEMPTS) -> T:
     """``fn()``, retried on RetryableError; the last error propagates."""
-    for attempt in range(attempts):
+    failures = 0
+    while True:
         try:
             return fn()
         except RetryableError:
-            if attempt == attempts - 1:
+            failures += 1
+            if not _back_off(failures, attempts, counter):
                 raise
-            counter.bump()
-            _sleep(attempt)
-    raise AssertionError("unreachable")
 
 
 def retrying(
@@ -74,10 +83,8 @@ def retrying(
             return
         except RetryableError:
             failures += 1
-            if failures >= attempts:
+            if not _back_off(failures, attempts, counter):
                 raise
-            counter.bump()
-            _sleep(failures - 1)
 
 
 def retrying_pages(
@@ -101,7 +108,5 @@ def retrying_pages(
             return
         except RetryableError:
             failures += 1
-            if failures >= attempts:
+            if not _back_off(failures, attempts, counter):
                 raise
-            counter.bump()
-            _sleep(failures - 1)

@@ -264,12 +264,7 @@ class _Worker:
                 if t is not None and t.value == s.value:
                     self.dry.unchanged += 1
                 elif dry:
-                    if t is None or job.policy is OnConflict.OVERWRITE:
-                        self.dry.written += 1
-                    elif job.policy is OnConflict.SKIP:
-                        self.dry.skipped += 1
-                    else:
-                        self.dry.conflicts.append(s)
+                    self.dry.classify(s, None if t is None else t.value, job.policy)
                 else:
                     self.batch.append(s)
                     self.batch_bytes += size

@@ -333,13 +333,5 @@ class _Probe:
     def classify(self, batch: list[Entry], policy: OnConflict) -> BatchResult:
         result = BatchResult()
         for e in batch:
-            current = self.lookup(e.partition, e.key)
-            if current is None or (current != e.value and policy is OnConflict.OVERWRITE):
-                result.written += 1
-            elif current == e.value:
-                result.unchanged += 1
-            elif policy is OnConflict.SKIP:
-                result.skipped += 1
-            else:
-                result.conflicts.append(e)
+            result.classify(e, self.lookup(e.partition, e.key), policy)
         return result

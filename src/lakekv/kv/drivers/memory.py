@@ -135,15 +135,8 @@ class MemoryStore(Store):
                 p, k, v = entry
                 part = self._data.partitions.get(p)
                 current = None if part is None else part[1].get(k)
-                if current is None or (on_conflict is OnConflict.OVERWRITE and current != v):
+                if result.classify(entry, current, on_conflict):
                     self._data.put(p, k, v)
-                    result.written += 1
-                elif current == v:
-                    result.unchanged += 1
-                elif on_conflict is OnConflict.SKIP:
-                    result.skipped += 1
-                else:
-                    result.conflicts.append(entry)
         return result
 
     def _destroy(self) -> None:
