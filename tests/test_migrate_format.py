@@ -365,3 +365,16 @@ def test_sample_round_trips_through_both_formats(maker: StoreMaker, tmp_path: Pa
     dst = maker.fresh("memory://", "dst")
     load(dst, tmp_path / "d.lkv")
     assert verify(src, dst).equal
+
+
+class _FailingStream(io.BytesIO):
+    def write(self, data: object) -> int:  # type: ignore[override]
+        raise OSError(28, "No space left on device")
+
+
+def test_writer_thread_errors_reach_the_caller() -> None:
+    with DumpWriter(_FailingStream(), {"source": "memory://"}) as w:
+        w.begin_partition(b"p")
+        w.add_page([(b"k%06d" % i, b"v" * 300) for i in range(5000)])  # > 1 MiB: a flush
+        with pytest.raises(OSError, match="No space left"):
+            w.end_partition()

@@ -57,7 +57,7 @@ def dump(
         tracker = Tracker(progress, "dump", partitions_total=len(plan.partitions))
         with open_sink(out, compression) as sink:
             if format == "lakekv":
-                writer = DumpWriter(
+                with DumpWriter(
                     sink.stream,
                     {
                         "created": rfc3339_now(),
@@ -66,19 +66,21 @@ def dump(
                         "lakekv_version": LAKEKV_VERSION,
                         "partition_source": plan.source,
                     },
-                )
-                for p in plan.partitions:
-                    for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
-                        if not writer.partition_open:
-                            writer.begin_partition(p)
-                        tracker.add(len(page), writer.add_page(page))
-                    if writer.partition_open:
-                        writer.end_partition()
-                    tracker.add(0, 0, 1)
-                report.sha256 = writer.finish()
-                report.partitions = writer.partitions
-                report.entries = writer.entries
-                report.bytes = writer.bytes
+                ) as writer:
+                    for p in plan.partitions:
+                        for page in _retry.retrying_pages(
+                            src, p, page_size=_CHUNK, counter=retries
+                        ):
+                            if not writer.partition_open:
+                                writer.begin_partition(p)
+                            tracker.add(len(page), writer.add_page(page))
+                        if writer.partition_open:
+                            writer.end_partition()
+                        tracker.add(0, 0, 1)
+                    report.sha256 = writer.finish()
+                    report.partitions = writer.partitions
+                    report.entries = writer.entries
+                    report.bytes = writer.bytes
             else:
                 jwriter = LakeFSJSONWriter(sink.stream)
                 for p in plan.partitions:

@@ -29,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import queue
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
@@ -89,16 +91,74 @@ class PartitionTrailer:
     sha256: str
 
 
-class DumpWriter:
-    """Writes a lakekv dump to a binary stream. Call :meth:`begin_partition`, :meth:`add` for
-    each entry in key order, :meth:`end_partition`, ..., then :meth:`finish`.
+class _HashingSink:
+    """Hashes and writes buffers on one background thread, in submission order.
 
-    Memory is bounded: output is flushed in chunks of about 1 MiB.
+    SHA-256 and file writes release the GIL, so they overlap with reading and encoding the
+    next page. The queue holds at most a few buffers: memory stays bounded. An error on the
+    thread is raised by the next call.
+    """
+
+    def __init__(self, out: BinaryIO, file_hash: Any) -> None:
+        self._out = out
+        self._file_hash = file_hash
+        self._queue: queue.Queue[tuple[bytearray, Any, int, bool] | None] = queue.Queue(4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lakekv-dump-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    buf, part_hash, part_from, hash_file = item
+                    if part_hash is not None:
+                        part_hash.update(memoryview(buf)[part_from:])
+                    if hash_file:
+                        self._file_hash.update(buf)
+                    self._out.write(buf)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, buf: bytearray, part_hash: Any, part_from: int, hash_file: bool) -> None:
+        """Queue ``buf`` (ownership passes): hash ``buf[part_from:]`` into ``part_hash`` (if
+        any) and all of it into the file hash (if ``hash_file``), then write it."""
+        self._check()
+        self._queue.put((buf, part_hash, part_from, hash_file))
+
+    def drain(self) -> None:
+        """Wait until every queued buffer is hashed and written."""
+        self._queue.join()
+        self._check()
+
+    def close(self) -> None:
+        """Stop the thread (after the queued buffers). Idempotent."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+class DumpWriter:
+    """Writes a lakekv dump to a binary stream. Call :meth:`begin_partition`, :meth:`add_page`
+    (or :meth:`add_many`) in key order, :meth:`end_partition`, ..., then :meth:`finish`; use
+    it as a context manager (or call :meth:`close`) so its writer thread stops on errors.
+
+    Memory is bounded: output goes out in chunks of about 1 MiB, at most a few in flight.
     """
 
     def __init__(self, out: BinaryIO, header: dict[str, Any]) -> None:
         self._out = out
         self._file_hash = hashlib.sha256()
+        self._sink = _HashingSink(out, self._file_hash)
         self._buf = bytearray(MAGIC)
         self._part_hash: Any = None
         self._part_from = 0
@@ -112,18 +172,24 @@ class DumpWriter:
         self._p_bytes = 0
         self._meta(b"H", {"format": FORMAT_NAME, "version": FORMAT_VERSION, **header})
 
+    def __enter__(self) -> DumpWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the writer thread. Called by :meth:`finish`; harmless twice."""
+        self._sink.close()
+
     def _meta(self, tag: bytes, obj: dict[str, Any]) -> None:
         payload = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
         self._buf += tag + _U32.pack(len(payload)) + payload
 
     def _flush(self) -> None:
-        buf = self._buf
-        if self._part_hash is not None:
-            self._part_hash.update(memoryview(buf)[self._part_from :])
-            self._part_from = 0
-        self._file_hash.update(buf)
-        self._out.write(buf)
+        self._sink.submit(self._buf, self._part_hash, self._part_from, True)
         self._buf = bytearray()
+        self._part_from = 0
 
     def begin_partition(self, partition: bytes) -> None:
         """Start a partition; partitions must come in strictly ascending bytewise order."""
@@ -177,6 +243,7 @@ class DumpWriter:
         """Close the open partition with its trailer."""
         if self._partition is None or self._part_hash is None:
             raise ValueError("end_partition without begin_partition")
+        self._sink.drain()  # the partition's earlier buffers are in its hash
         self._part_hash.update(memoryview(self._buf)[self._part_from :])
         digest = self._part_hash.hexdigest()
         trailer = PartitionTrailer(self._partition, self._p_entries, self._p_bytes, digest)
@@ -193,10 +260,9 @@ class DumpWriter:
         """Write the final trailer and flush; returns the final checksum."""
         if self._partition is not None:
             raise ValueError("finish while a partition is open")
-        self._file_hash.update(self._buf)
+        self._flush()
+        self._sink.drain()
         digest = self._file_hash.hexdigest()
-        self._out.write(self._buf)
-        self._buf = bytearray()
         self._meta(
             b"F",
             {
@@ -206,8 +272,10 @@ class DumpWriter:
                 "sha256": digest,
             },
         )
-        self._out.write(self._buf)
+        self._sink.submit(self._buf, None, 0, False)  # the final trailer is not in the digest
         self._buf = bytearray()
+        self._sink.drain()
+        self.close()
         self._out.flush()
         return digest
 
