@@ -135,6 +135,7 @@ def test_corrupt_files_exit_5_and_write_nothing(
     code, _, err = run(capsys, "load", "--to", target, str(bad))
     assert code == 5, err
     assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "t.db").exists()  # checked before the target was even opened
     with open_store(target) as t:
         assert all_entries(t) == []
 

@@ -75,7 +75,7 @@ class StoreURL:
             netloc += f":{self.port}"
         text = f"{self.scheme}://{netloc}{quote(self.path, safe='/:~.-_')}"
         if self.query:
-            text += "?" + urlencode(self.query)
+            text += "?" + urlencode(self.query, safe=":/{}")
         return text
 
     def __str__(self) -> str:

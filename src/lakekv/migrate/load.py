@@ -133,13 +133,15 @@ def load(
     policy = OnConflict(on_conflict)
     named = isinstance(file, str | os.PathLike) and os.fspath(file) != "-"
     started = time.monotonic()
+    info: _FileInfo | None = None
+    if named if precheck is None else precheck:
+        # Before the target is even opened: a bad file leaves no trace anywhere.
+        info = check_file(file, progress)
     with opened(target) as dst:
         retries = _retry.RetryCounter()
         target_version = _retry.call(lambda: read_schema_version(dst), retries)
         report = LoadReport(source=describe(file), target=url_of(dst), dry_run=dry_run)
-        info: _FileInfo | None = None
-        if named if precheck is None else precheck:
-            info = check_file(file, progress)
+        if info is not None:
             check_schema_versions(
                 info.schema_version, target_version, force=force, what="the dump and the target"
             )
