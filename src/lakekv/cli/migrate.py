@@ -39,6 +39,7 @@ from lakekv.migrate import (
     verify,
 )
 from lakekv.migrate._common import BATCH_ENTRIES
+from lakekv.migrate.copy import DEFAULT_WORKERS
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
 from lakekv.migrate.sample import sample as make_sample
 
@@ -361,7 +362,7 @@ def load_cmd(
     default=None,
     help="Record progress in FILE; run the same command again to resume after a crash.",
 )
-@_workers_option(4)
+@_workers_option(DEFAULT_WORKERS)
 @_json_option
 @click.pass_context
 def copy_cmd(

@@ -33,7 +33,8 @@ from lakekv.migrate.partitions import (
 )
 from lakekv.migrate.reports import CopyReport
 
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = min(8, max(2, os.cpu_count() or 2))
+"""Partitions copied at once: one per core (at least 2, so reads overlap writes)."""
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
 
