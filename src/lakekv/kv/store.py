@@ -650,10 +650,12 @@ class PagedIterator(EntryIterator):
     Keeps one page of entries; asks the driver for the next page strictly after the last key
     it returned, so concurrent deletes never make it skip an untouched key.
 
-    Speed: entries come from ``itertools.chain`` over the pages' list iterators, so a ``for``
-    loop costs no Python call per entry. ``seek_ge`` inside the
-    page repositions that same list iterator; anywhere else it empties it, and the generator
-    then fetches from the new position. Closing the iterator (or its store) empties it too.
+    Speed: entries come from ``itertools.chain`` over one ``map`` per page that builds each
+    Entry from the page's row just when it is consumed, so a ``for`` loop runs no Python code
+    per entry and each Entry is made in memory still warm from the last. ``seek_ge`` inside
+    the page repositions the rows' list iterator under that ``map``; anywhere else it empties
+    it, and the next page is fetched from the new position. Closing the iterator (or its
+    store) empties it too.
     """
 
     def __init__(
@@ -664,8 +666,9 @@ class PagedIterator(EntryIterator):
         self._first_page = max(1, first_page)
         self._page_cap = max(1, page_cap)
         self._closed = False
-        self._entries: list[Entry] = []
-        self._page_it: Iterator[Entry] = iter(self._entries)
+        self._rows: Sequence[tuple[bytes, bytes]] = []
+        self._rows_it: Iterator[tuple[bytes, bytes]] = iter(self._rows)
+        self._page_it: Iterator[Entry] = iter(())
         self._page_done = True
         self._keys: list[bytes] | None = None
         self._restart(start)
@@ -682,8 +685,8 @@ class PagedIterator(EntryIterator):
         self._page = self._first_page
 
     def _drain_page(self) -> None:
-        """Exhaust the current page's iterator in place (the generator holds it)."""
-        self._page_it.__setstate__(len(self._entries))  # type: ignore[attr-defined]
+        """Exhaust the current page's rows in place (the chain holds the map over them)."""
+        self._rows_it.__setstate__(len(self._rows))  # type: ignore[attr-defined]
 
     def _generate(self) -> Iterator[Entry]:
         # chain() walks each page's list iterator in C: no Python frame per entry.
@@ -716,8 +719,13 @@ class PagedIterator(EntryIterator):
         page, more = store._call(
             store._scan_page, self._partition, self._from, self._inclusive, self._page
         )
-        self._entries = entries_of(self._partition, page)
-        self._page_it = iter(self._entries)
+        self._rows = page if type(page) is list else list(page)
+        self._rows_it = iter(self._rows)
+        self._page_it = map(
+            _tuple_new,
+            itertools.repeat(Entry),
+            map(operator.add, itertools.repeat((self._partition,)), self._rows_it),
+        )
         self._page_done = False
         self._keys = None
         self._more = more
@@ -744,12 +752,12 @@ class PagedIterator(EntryIterator):
         if self._closed:
             raise StoreClosedError("iterator used after close()")
         target = as_bytes("key", key)
-        entries = self._entries
-        if entries and not self._page_done and entries[0][1] <= target <= entries[-1][1]:
+        rows = self._rows
+        if rows and not self._page_done and rows[0][0] <= target <= rows[-1][0]:
             # Inside the page we hold: reposition without a query.
             if self._keys is None:
-                self._keys = [e[1] for e in entries]
-            self._page_it.__setstate__(bisect.bisect_left(self._keys, target))  # type: ignore[attr-defined]
+                self._keys = [r[0] for r in rows]
+            self._rows_it.__setstate__(bisect.bisect_left(self._keys, target))  # type: ignore[attr-defined]
             return
         self._drain_page()
         self._restart(target)
@@ -760,7 +768,7 @@ class PagedIterator(EntryIterator):
     def close(self) -> None:
         self._closed = True
         self._drain_page()
-        self._entries = []
+        self._rows = []
         self._keys = None
 
 
