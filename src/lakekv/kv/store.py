@@ -356,7 +356,9 @@ class Store(ABC):
         return self._translating(self._list_partitions())
 
     def write_batch(
-        self, entries: Iterable[Entry], on_conflict: OnConflict | str = OnConflict.FAIL
+        self,
+        entries: Iterable[Entry | tuple[BytesLike, BytesLike, BytesLike]],
+        on_conflict: OnConflict | str = OnConflict.FAIL,
     ) -> BatchResult:
         """Write many entries, possibly across partitions, as fast as the driver can.
 
@@ -545,7 +547,9 @@ class Store(ABC):
                 return partition, key
         return self._check_partition(partition), self._check_key(key)
 
-    def _check_batch(self, entries: Iterable[Entry]) -> list[Entry]:
+    def _check_batch(
+        self, entries: Iterable[Entry | tuple[BytesLike, BytesLike, BytesLike]]
+    ) -> list[Entry]:
         """Validate a batch as ``set`` would each entry, and refuse repeated keys."""
         caps = self.capabilities
         big = sys.maxsize

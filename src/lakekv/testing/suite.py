@@ -801,10 +801,10 @@ class StoreContractSuite:
     def test_write_batch_validates_like_set(self, plain_store: Store, partition: bytes) -> None:
         good = Entry(partition, b"ok", b"v")
         with pytest.raises(MissingKeyError):
-            plain_store.write_batch([good, (partition, b"", b"v")])  # type: ignore[list-item]
+            plain_store.write_batch([good, (partition, b"", b"v")])
         with pytest.raises(InvalidArgumentError):
             plain_store.write_batch([good, (partition, "str", b"v")])  # type: ignore[list-item]
         assert list(plain_store.scan(partition)) == []
-        res = plain_store.write_batch([(bytearray(partition), memoryview(b"k"), b"v")])  # type: ignore[list-item]
+        res = plain_store.write_batch([(bytearray(partition), memoryview(b"k"), b"v")])
         assert res.written == 1
         assert plain_store.get(partition, b"k").value == b"v"
