@@ -26,6 +26,7 @@ PIDFILE="$RUN/dynalite.pid"
 PORTFILE="$RUN/dynalite.port"
 LOGFILE="$RUN/dynalite.log"
 CLI="$TOOLS/node_modules/dynalite/cli.js"
+SERVE="$SPEC/serve.js"  # runs $CLI, surviving clients that disconnect mid-request
 START_TIMEOUT=15
 
 die() { echo "dynalite.sh: $*" >&2; exit 1; }
@@ -84,7 +85,7 @@ do_start() {
     local attempt port pid waited
     for attempt in 1 2 3; do
         port="$(free_port)"
-        nohup setsid node "$CLI" --host 127.0.0.1 --port "$port" \
+        nohup setsid node "$SERVE" "$CLI" --host 127.0.0.1 --port "$port" \
             --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 \
             >"$LOGFILE" 2>&1 </dev/null 9>&- &
         pid=$!

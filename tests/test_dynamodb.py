@@ -11,9 +11,11 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -675,3 +677,20 @@ def test_bulk_write_failure_stops_cleanly(table_url: str, endpoint: str, method:
         assert faulty.calls[method] <= 16  # stopped at the first failures, not after everything
         store.set(b"p", b"still", b"usable")
         assert store.get(b"p", b"still").value == b"usable"
+
+
+def test_test_server_survives_a_client_dropped_mid_request(endpoint: str) -> None:
+    """A client killed mid-request (as the kill -9 resume tests do) must not take the shared
+    test server down: real DynamoDB endpoints do not die with their clients."""
+    parsed = urllib.parse.urlsplit(endpoint)
+    assert parsed.hostname is not None and parsed.port is not None
+    for _ in range(3):
+        sock = socket.create_connection((parsed.hostname, parsed.port), timeout=5)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # reset: the server sees the request aborted half-way
+    time.sleep(0.3)
+    assert isinstance(_raw_client(endpoint).list_tables()["TableNames"], list)
