@@ -306,13 +306,8 @@ class Store(ABC):
         ``batch_size`` is the first page's size (``0``: the store's ``page_size``); later pages
         double up to ``page_cap``. An empty or missing partition yields nothing.
         """
-        p = self._check_partition(partition)
-        s = as_bytes("start", start)
-        if not isinstance(batch_size, int) or batch_size < 0:
-            raise InvalidArgumentError(f"batch_size must be an int >= 0, not {batch_size!r}")
-        self._check_open()
-        first = self.paging.page_size if batch_size == 0 else batch_size
-        return PagedIterator(self, p, s, min(first, self.paging.page_cap), self.paging.page_cap)
+        cursor = self._keyset(partition, start, batch_size, "batch_size")
+        return PagedIterator(cursor)
 
     def scan_pages(
         self, partition: BytesLike, start: BytesLike = b"", page_size: int = 0
@@ -324,25 +319,24 @@ class Store(ABC):
         :class:`Entry` per row. A plain generator: an error ends it; to continue, call again
         with ``start`` just after the last key received (``last + b"\\x00"``).
         """
-        p = self._check_partition(partition)
-        s = as_bytes("start", start)
-        if not isinstance(page_size, int) or page_size < 0:
-            raise InvalidArgumentError(f"page_size must be an int >= 0, not {page_size!r}")
-        self._check_open()
-        first = min(page_size or self.paging.page_size, self.paging.page_cap)
-        return self._pages(p, s, first)
+        return self._pages(self._keyset(partition, start, page_size, "page_size"))
 
-    def _pages(
-        self, partition: bytes, start: bytes, size: int
-    ) -> Iterator[Sequence[tuple[bytes, bytes]]]:
-        inclusive, more = True, True
-        while more:
-            self._check_open()
-            page, more = self._call(self._scan_page, partition, start, inclusive, size)
+    @staticmethod
+    def _pages(cursor: _Keyset) -> Iterator[Sequence[tuple[bytes, bytes]]]:
+        while (page := cursor.fetch()) is not None:
             if page:
                 yield page
-                start, inclusive = page[-1][0], False
-            size = min(size * 2, self.paging.page_cap)
+
+    def _keyset(
+        self, partition: BytesLike, start: BytesLike, first_page: int, name: str
+    ) -> _Keyset:
+        """Validate scan arguments once, for :meth:`scan` and :meth:`scan_pages`."""
+        p = self._check_partition(partition)
+        s = as_bytes("start", start)
+        if not isinstance(first_page, int) or first_page < 0:
+            raise InvalidArgumentError(f"{name} must be an int >= 0, not {first_page!r}")
+        self._check_open()
+        return _Keyset(self, p, s, first_page or self.paging.page_size)
 
     def list_partitions(self) -> Iterator[bytes]:
         """Every non-empty partition name, in bytewise order.
@@ -648,103 +642,111 @@ class EntryIterator(ABC, Iterator[Entry]):
         self.close()
 
 
+class _Keyset:
+    """Where the next keyset page of one partition starts, and how large it is.
+
+    :meth:`fetch` asks the driver for the page strictly after the last key it returned, so
+    concurrent deletes never make a scan skip an untouched key. A failed fetch moves nothing:
+    fetching again retries the same page.
+    """
+
+    __slots__ = ("first", "inclusive", "more", "partition", "size", "start", "store")
+
+    def __init__(self, store: Store, partition: bytes, start: bytes, first: int) -> None:
+        self.store = store
+        self.partition = partition
+        self.first = max(1, min(first, store.paging.page_cap))
+        self.restart(start)
+
+    def restart(self, start: bytes) -> None:
+        """Continue from the first key ``>= start``, with a first-size page again."""
+        self.start = start
+        self.inclusive = True
+        self.more = True
+        self.size = self.first
+
+    def fetch(self) -> Sequence[tuple[bytes, bytes]] | None:
+        """The next page (possibly empty while more follow), or ``None`` at the end."""
+        store = self.store
+        store._check_open()
+        if not self.more:
+            return None
+        page, self.more = store._call(
+            store._scan_page, self.partition, self.start, self.inclusive, self.size
+        )
+        if page:
+            self.start, self.inclusive = page[-1][0], False
+        self.size = min(self.size * 2, store.paging.page_cap)
+        return page
+
+
 class PagedIterator(EntryIterator):
     """The keyset-paging iterator every driver gets from :meth:`Store.scan`.
-
-    Keeps one page of entries; asks the driver for the next page strictly after the last key
-    it returned, so concurrent deletes never make it skip an untouched key.
 
     Speed: entries come from ``itertools.chain`` over one ``map`` per page that builds each
     Entry from the page's row just when it is consumed, so a ``for`` loop runs no Python code
     per entry and each Entry is made in memory still warm from the last. ``seek_ge`` inside
     the page repositions the rows' list iterator under that ``map``; anywhere else it empties
-    it, and the next page is fetched from the new position. Closing the iterator (or its
-    store) empties it too.
+    it and restarts the keyset there. Closing the iterator (or its store) empties it too.
+
+    All position lives in this object (the rows' iterator and the keyset), none in the chain
+    itself, so a chain that ended (at the end of the partition, or with an error) is simply
+    replaced on the next use and carries on from the same place.
     """
 
-    def __init__(
-        self, store: Store, partition: bytes, start: bytes, first_page: int, page_cap: int
-    ) -> None:
-        self._store = store
-        self._partition = partition
-        self._first_page = max(1, first_page)
-        self._page_cap = max(1, page_cap)
+    def __init__(self, cursor: _Keyset) -> None:
+        self._cursor = cursor
+        self._partition = cursor.partition
         self._closed = False
-        self._rows: Sequence[tuple[bytes, bytes]] = []
+        self._rows: list[tuple[bytes, bytes]] = []
         self._rows_it: Iterator[tuple[bytes, bytes]] = iter(self._rows)
         self._page_it: Iterator[Entry] = iter(())
         self._page_done = True
         self._keys: list[bytes] | None = None
-        self._restart(start)
-        self._gen = self._generate()
-        self._finished = False
-        self._broken = False
+        self._chain = self._new_chain()
+        store = cursor.store
         with store._close_lock:
             store._iterators.add(self)
-
-    def _restart(self, start: bytes) -> None:
-        self._from = start
-        self._inclusive = True
-        self._more = True
-        self._page = self._first_page
 
     def _drain_page(self) -> None:
         """Exhaust the current page's rows in place (the chain holds the map over them)."""
         self._rows_it.__setstate__(len(self._rows))  # type: ignore[attr-defined]
 
-    def _generate(self) -> Iterator[Entry]:
-        # chain() walks each page's list iterator in C: no Python frame per entry.
+    def _new_chain(self) -> Iterator[Entry]:
+        # chain() walks each page's entries in C: no Python frame per entry.
+        self._stale = False
         return itertools.chain.from_iterable(self._pages())
 
     def _pages(self) -> Iterator[Iterator[Entry]]:
-        while True:
-            yield self._page_it
-            # chain() resumes us only once the page iterator is exhausted, and an exhausted
-            # list iterator can no longer be repositioned.
-            self._page_done = True
-            try:
-                if not self._next_page():
-                    self._finished = True
+        try:
+            while True:
+                yield self._page_it
+                # chain() resumes us only once the page is exhausted, and an exhausted list
+                # iterator can no longer be repositioned.
+                self._page_done = True
+                if self._closed:
+                    raise StoreClosedError("iterator used after close()")
+                page = self._cursor.fetch()
+                if page is None:
+                    self._stale = True  # ended: the next use starts a new chain
                     return
-            except BaseException:
-                # The generator dies with the exception; the next call makes a new one that
-                # retries from the same position (nothing was consumed).
-                self._broken = True
-                raise
-
-    def _next_page(self) -> bool:
-        """Load the next page; ``False`` at the end of the partition."""
-        if self._closed:
-            raise StoreClosedError("iterator used after close()")
-        store = self._store
-        store._check_open()
-        if not self._more:
-            return False
-        page, more = store._call(
-            store._scan_page, self._partition, self._from, self._inclusive, self._page
-        )
-        self._rows = page if type(page) is list else list(page)
-        self._rows_it = iter(self._rows)
-        self._page_it = map(
-            _tuple_new,
-            itertools.repeat(Entry),
-            map(operator.add, itertools.repeat((self._partition,)), self._rows_it),
-        )
-        self._page_done = False
-        self._keys = None
-        self._more = more
-        if page:
-            self._from, self._inclusive = page[-1][0], False
-        self._page = min(self._page * 2, self._page_cap)
-        return True
+                self._rows = page if type(page) is list else list(page)
+                self._rows_it = iter(self._rows)
+                self._page_it = _entry_map(self._partition, self._rows_it)
+                self._page_done = False
+                self._keys = None
+        except GeneratorExit:  # a replaced chain being collected: not ours to mark
+            raise
+        except BaseException:
+            self._stale = True  # failed: the next use starts a new chain and retries
+            raise
 
     def _live(self) -> Iterator[Entry]:
         if self._closed:
             raise StoreClosedError("iterator used after close()")
-        if self._broken:
-            self._gen = self._generate()
-            self._broken = False
-        return self._gen
+        if self._stale:
+            self._chain = self._new_chain()
+        return self._chain
 
     def __iter__(self) -> Iterator[Entry]:
         return self._live()
@@ -764,10 +766,7 @@ class PagedIterator(EntryIterator):
             self._rows_it.__setstate__(bisect.bisect_left(self._keys, target))  # type: ignore[attr-defined]
             return
         self._drain_page()
-        self._restart(target)
-        if self._finished:
-            self._gen = self._generate()
-            self._finished = False
+        self._cursor.restart(target)
 
     def close(self) -> None:
         self._closed = True
@@ -779,16 +778,20 @@ class PagedIterator(EntryIterator):
 _tuple_new = tuple.__new__
 
 
+def _entry_map(partition: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[Entry]:
+    """``Entry(partition, key, value)`` for each ``(key, value)`` tuple, lazily, built in C
+    (``tuple.__new__`` on ``(partition,) + pair``): no Python call per entry."""
+    return map(
+        _tuple_new,
+        itertools.repeat(Entry),
+        map(operator.add, itertools.repeat((partition,)), pairs),
+    )
+
+
 def entries_of(partition: bytes, page: Sequence[tuple[bytes, bytes]]) -> list[Entry]:
     """``Entry(partition, key, value)`` for each ``(key, value)`` pair of a page (as
     :meth:`Store.scan_pages` yields them), built without a Python call per entry."""
     try:
-        return list(
-            map(
-                _tuple_new,
-                itertools.repeat(Entry),
-                map(operator.add, itertools.repeat((partition,)), page),
-            )
-        )
+        return list(_entry_map(partition, page))
     except TypeError:  # pairs that are not tuples
         return [Entry(partition, key, value) for key, value in page]
