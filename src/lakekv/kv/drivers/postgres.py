@@ -635,7 +635,9 @@ class PostgresStore(Store):
         """
         if self._try_direct_copy(entries):
             return BatchResult(written=len(entries))
-        result, vanished = self._write_batch_retrying(entries, on_conflict)
+        result, vanished = self._batch_transaction(
+            lambda conn, state: self._write_batch_on(conn, entries, on_conflict, state)
+        )
         if vanished:
             result.add(super()._write_batch(vanished, on_conflict))
         return result
@@ -645,46 +647,44 @@ class PostgresStore(Store):
         if self._direct_skip > 0:
             self._direct_skip -= 1
             return False
-        for attempt in (0, 1):
-            lender, conn = self._checkout()
-            state = _BatchAttempt()
-            try:
-                cur = conn.reusable_cursor()
-                cur.execute("BEGIN")
-                try:
-                    # No set_types(): bytes then take psycopg's C binary dumper (2× faster).
-                    with cur.copy(self._q_copy_direct) as copy:
-                        write = copy.write_row
-                        for entry in entries:
-                            write(entry)
-                except psycopg.errors.UniqueViolation:
-                    cur.execute("ROLLBACK")
-                    self._direct_backoff = min(64, max(1, self._direct_backoff * 2))
-                    self._direct_skip = self._direct_backoff
-                    return False
-                except BaseException:
-                    if not conn.lost():
-                        cur.execute("ROLLBACK")
-                    raise
-                state.committing = True
-                cur.execute("COMMIT")
-                self._direct_backoff = 0
-                return True
-            except psycopg.OperationalError:
-                if attempt or state.committing or not conn.lost():
-                    raise
-            finally:
-                lender.give(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._batch_transaction(
+            lambda conn, state: self._direct_copy_on(conn, entries, state)
+        )
 
-    def _write_batch_retrying(
-        self, entries: Sequence[Entry], on_conflict: OnConflict
-    ) -> tuple[BatchResult, list[Entry]]:
+    def _direct_copy_on(
+        self, conn: _Connection, entries: Sequence[Entry], state: _BatchAttempt
+    ) -> bool:
+        cur = conn.reusable_cursor()
+        cur.execute("BEGIN")
+        try:
+            # No set_types(): bytes then take psycopg's C binary dumper (2× faster).
+            with cur.copy(self._q_copy_direct) as copy:
+                write = copy.write_row
+                for entry in entries:
+                    write(entry)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK")
+            self._direct_backoff = min(64, max(1, self._direct_backoff * 2))
+            self._direct_skip = self._direct_backoff
+            return False
+        except BaseException:
+            if not conn.lost():
+                cur.execute("ROLLBACK")
+            raise
+        state.committing = True
+        cur.execute("COMMIT")
+        self._direct_backoff = 0
+        return True
+
+    def _batch_transaction(self, fn: Callable[[_Connection, _BatchAttempt], T]) -> T:
+        """Run one batch transaction ``fn`` on a pooled connection, once more on a fresh one
+        if the connection broke before the COMMIT was sent (after it, the outcome is unknown
+        and the error propagates)."""
         for attempt in (0, 1):
             lender, conn = self._checkout()
             state = _BatchAttempt()
             try:
-                return self._write_batch_on(conn, entries, on_conflict, state)
+                return fn(conn, state)
             except psycopg.OperationalError:
                 if attempt or state.committing or not conn.lost():
                     raise
