@@ -262,10 +262,9 @@ class _Worker:
                 size = len(s.key) + len(s.value)
                 self.pending += 1
                 self.pending_bytes += size
-                if t is not None and t.value == s.value:
-                    self.dry.unchanged += 1
-                elif dry:
-                    self.dry.classify(s, None if t is None else t.value, job.policy)
+                current = None if t is None else t.value
+                if dry or current == s.value:
+                    self.dry.classify(s, current, job.policy)  # counted, nothing written
                 else:
                     self.batch.append(s)
                     self.batch_bytes += size

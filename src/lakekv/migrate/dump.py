@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, Literal
 
 from lakekv.errors import ConfigurationError
-from lakekv.kv.store import Entry
+from lakekv.kv.store import entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, opened, url_of
 from lakekv.migrate._io import Compression, describe, open_sink
@@ -86,7 +86,7 @@ def dump(
                 for p in plan.partitions:
                     count = 0
                     for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
-                        entries = [Entry(p, k, v) for k, v in page]
+                        entries = entries_of(p, page)
                         tracker.add(len(entries), jwriter.add_many(entries))
                         count += len(entries)
                     report.partitions += 1 if count else 0
