@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
@@ -18,7 +17,7 @@ from lakekv.kv.store import (
     ValueWithPredicate,
 )
 from lakekv.kv.url import StoreURL
-from lakekv.testing import RUN_ID, isolated_url, require_available
+from lakekv.testing import fresh_url, materialize, require_available
 
 BINARY_ENTRIES = [
     Entry(b"bin\x00\xff", b"\x00", b""),
@@ -27,10 +26,6 @@ BINARY_ENTRIES = [
     Entry(b"graveler", "repos/ünïcode".encode(), b""),
 ]
 """Entries no text format could hold: NUL and invalid UTF-8 in names, empty values."""
-
-
-def materialize(url: str, tmp: Path) -> str:
-    return url.replace("{tmp}", str(tmp))
 
 
 class StoreMaker:
@@ -43,8 +38,7 @@ class StoreMaker:
     def fresh(self, base: str, name: str = "") -> Store:
         url = materialize(base, self.tmp)
         require_available(url)
-        table = f"m_{RUN_ID}_{uuid.uuid4().hex[:8]}{'_' + name if name else ''}"[:60]
-        store = open_store(isolated_url(url, table))
+        store = open_store(fresh_url(url, name))
         self.opened.append(store)
         return store
 

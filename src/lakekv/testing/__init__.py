@@ -9,7 +9,22 @@ The pytest plugin (``lakekv.testing.plugin``, loaded automatically) adds ``--sto
 ``--page-sizes`` and the fixtures described there.
 """
 
-from lakekv.testing.plugin import RUN_ID, isolated_url, require_available, unique_name
+from lakekv.testing.plugin import (
+    RUN_ID,
+    fresh_url,
+    isolated_url,
+    materialize,
+    require_available,
+    unique_name,
+)
 from lakekv.testing.suite import StoreContractSuite
 
-__all__ = ["RUN_ID", "StoreContractSuite", "isolated_url", "require_available", "unique_name"]
+__all__ = [
+    "RUN_ID",
+    "StoreContractSuite",
+    "fresh_url",
+    "isolated_url",
+    "materialize",
+    "require_available",
+    "unique_name",
+]

@@ -123,7 +123,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend_url", stores, ids=labels, indirect=True)
 
 
-def _materialize(url: str, tmp_dir: Path) -> str:
+def materialize(url: str, tmp_dir: Path) -> str:
+    """``url`` with its ``{tmp}`` placeholder replaced by ``tmp_dir``."""
     return url.replace("{tmp}", str(tmp_dir))
 
 
@@ -151,7 +152,7 @@ def _lakekv_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def store_url(request: pytest.FixtureRequest, _lakekv_tmp: Path) -> str:
     url, size = request.param
-    url = _materialize(url, _lakekv_tmp)
+    url = materialize(url, _lakekv_tmp)
     require_available(url)
     return str(
         StoreURL.parse(url).with_params(page_size=size, page_cap=size).render(reveal_password=True)
@@ -189,7 +190,7 @@ def partition(make_partition: Callable[[str], bytes]) -> bytes:
 
 @pytest.fixture
 def backend_url(request: pytest.FixtureRequest, _lakekv_tmp: Path) -> str:
-    url = _materialize(str(request.param), _lakekv_tmp)
+    url = materialize(str(request.param), _lakekv_tmp)
     require_available(url)
     return url
 
@@ -215,13 +216,18 @@ def isolated_url(base: str, name: str) -> str:
     return parsed.with_params(table=safe).render(reveal_password=True)
 
 
+def fresh_url(base: str, name: str = "") -> str:
+    """An :func:`isolated_url` of ``base`` under a name no other test or run uses."""
+    table = f"t_{RUN_ID}_{uuid.uuid4().hex[:8]}{'_' + name if name else ''}"
+    return isolated_url(base, table[:60])
+
+
 @pytest.fixture
 def make_fresh_store_url(backend_url: str) -> Iterator[Callable[[str], str]]:
     made: list[str] = []
 
     def make(name: str = "") -> str:
-        table = f"t_{RUN_ID}_{uuid.uuid4().hex[:8]}{'_' + name if name else ''}"
-        url = isolated_url(backend_url, table[:60])
+        url = fresh_url(backend_url, name)
         made.append(url)
         return url
 
