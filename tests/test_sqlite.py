@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from lakekv import open_store
-from lakekv.errors import ConfigurationError, PredicateFailedError
+from lakekv.errors import (
+    ConfigurationError,
+    PredicateFailedError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+)
 from lakekv.kv.drivers.sqlite import SQLiteStore
 
 
@@ -112,3 +119,84 @@ def test_threads_get_their_own_connections(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert len(set(seen)) == 4
+
+
+_CLOSE_DURING_WRITE = """
+import sys, threading, time
+from lakekv import open_store
+from lakekv.errors import StoreClosedError
+from lakekv.kv.store import Entry
+s = open_store("sqlite:///" + sys.argv[1])
+batch = [Entry(b"p", b"k%06d" % i, b"v" * 100) for i in range(5000)]
+started = threading.Event()
+def write():
+    started.set()
+    try:
+        for i in range(20):
+            s.write_batch([Entry(e.partition, e.key + b"-%d" % i, e.value) for e in batch])
+    except StoreClosedError:
+        pass
+t = threading.Thread(target=write)
+t.start()
+started.wait()
+time.sleep(0.05)
+s.close()
+t.join()
+"""
+
+
+def test_close_during_write_batch_on_another_thread_never_crashes(tmp_path: Path) -> None:
+    """It segfaulted (closing the connection under a running executemany) 10 runs out of 10."""
+    for i in range(3):
+        db = tmp_path / f"close{i}.db"
+        run = subprocess.run(
+            [sys.executable, "-c", _CLOSE_DURING_WRITE, str(db)],
+            check=False,
+            capture_output=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr.decode()[-2000:]
+
+
+def test_open_without_create_never_creates_the_file(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    with pytest.raises(StoreNotFoundError, match=r"typo\.db does not exist"):
+        open_store(f"sqlite:///{typo}", create=False)
+    with pytest.raises(StoreNotFoundError):
+        open_store(f"sqlite:///{typo}", read_only=True)
+    assert not typo.exists()
+    with open_store(f"sqlite:///{typo}") as s:
+        s.set(b"p", b"k", b"v")
+    with pytest.raises(StoreNotFoundError, match="no table 'other'"):
+        open_store(f"sqlite:///{typo}?table=other", read_only=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with open_store(f"sqlite:///{typo}", read_only=True) as ro:
+        assert ro.get(b"p", b"k").value == b"v"
+        with pytest.raises(StoreReadOnlyError):
+            ro.set(b"p", b"k", b"w")
+    with sqlite3.connect(typo) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+    assert "other" not in tables
+    assert sorted(p.name for p in tmp_path.iterdir()) <= sorted(
+        set(before) | {"typo.db-shm", "typo.db-wal"}
+    )
+
+
+def test_identity_follows_symlinks_and_relative_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    with open_store(f"sqlite:///{real}") as s:
+        s.set(b"p", b"k", b"v")
+    link.symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    with (
+        open_store(f"sqlite:///{real}") as a,
+        open_store(f"sqlite:///{link}") as b,
+        open_store("sqlite:///real.db") as c,
+        open_store("sqlite:///./real.db?busy_timeout=5") as d,
+        open_store("sqlite:///real.db?table=other") as e,
+    ):
+        assert a.identity() == b.identity() == c.identity() == d.identity()
+        assert e.identity() != a.identity()

@@ -6,7 +6,9 @@ Every error lakekv raises derives from :class:`LakekvError`. Errors are arranged
     LakekvError
     ├── ConfigurationError ................ bad URL, bad option, bad config file   (exit 2)
     │   ├── UnknownDriverError ............ no driver for the URL scheme
-    │   └── DriverNotInstalledError ....... driver known, its extra not installed
+    │   ├── DriverNotInstalledError ....... driver known, its extra not installed
+    │   ├── StoreNotFoundError [NotFound] . opened without create, and it does not exist
+    │   └── SameStoreError ................ copy/verify given one store as both sides
     ├── InvalidArgumentError .............. bad argument, size over a limit         (exit 2)
     │   ├── MissingPartitionError ......... partition empty or None
     │   ├── MissingKeyError ............... key empty or None
@@ -15,7 +17,8 @@ Every error lakekv raises derives from :class:`LakekvError`. Errors are arranged
     ├── StoreError ........................ layer 1: the key-value contract
     │   ├── KeyNotFoundError  [NotFound] .. get of a missing key or partition       (exit 1)
     │   ├── PredicateFailedError [Conflict] set_if condition did not hold           (exit 4)
-    │   ├── StoreClosedError .............. use after close()
+    │   ├── StoreClosedError .............. use after close() (or closed during the call)
+    │   ├── StoreReadOnlyError ............ a write to a store opened read-only       (exit 6)
     │   └── StoreUnavailableError [Retryable] database unreachable, connection lost (exit 3)
     │       └── SlowDownError ............. throttled and retries exhausted
     ├── RecordError ....................... layer 2: protobuf records
@@ -24,7 +27,9 @@ Every error lakekv raises derives from :class:`LakekvError`. Errors are arranged
     │   (NotFound / AlreadyExists / Conflict subclasses live in ``lakekv.refs.errors``)
     └── MigrationError .................... layer 4: dump / load / copy / verify
         ├── CorruptInputError ............. corrupt, truncated or unsupported dump   (exit 5)
-        └── SchemaVersionMismatchError .... both sides carry different schema versions (exit 2)
+        ├── SchemaVersionMismatchError .... both sides carry different schema versions (exit 2)
+        ├── UnsafeOperationError .......... refused: it could destroy data (--force) (exit 2)
+        └── InterruptedMigrationError ..... stopped by SIGINT/SIGTERM; resumable  (exit 130/143)
 
 Kinds (mixins, combine with a layer class): :class:`NotFoundError`, :class:`AlreadyExistsError`,
 :class:`ConflictError`, :class:`RetryableError`. Catch a kind to act on it regardless of layer,
@@ -71,6 +76,16 @@ class UnknownDriverError(ConfigurationError):
     """No driver is registered for the URL's scheme."""
 
 
+class StoreNotFoundError(ConfigurationError, NotFoundError):
+    """The store was opened without permission to create it (``create=False`` or
+    ``read_only=True``) and does not exist: no such file, table or named store. The message
+    names what is missing. Nothing was created."""
+
+
+class SameStoreError(ConfigurationError):
+    """Two sides of a copy or verify are the same store, however their URLs are spelled."""
+
+
 class DriverNotInstalledError(ConfigurationError):
     """The driver exists but its optional dependencies are not installed (message has the hint)."""
 
@@ -114,6 +129,11 @@ class StoreClosedError(StoreError):
     """The store or iterator was used after ``close()``."""
 
 
+class StoreReadOnlyError(StoreError):
+    """A write (``set``, ``set_if``, ``delete``, ``write_batch``, ``destroy``) on a store
+    opened with ``read_only=True``."""
+
+
 class StoreUnavailableError(StoreError, RetryableError):
     """The database could not be reached or the connection broke; retry later."""
 
@@ -147,3 +167,21 @@ class CorruptInputError(MigrationError):
 
 class SchemaVersionMismatchError(MigrationError):
     """Source and target hold different lakeFS schema versions; refused unless forced."""
+
+
+class UnsafeOperationError(MigrationError):
+    """Refused because it could destroy or overwrite data the operator may not mean to lose
+    (a ``--sync`` from a source without a lakeFS schema version, ``sample`` into a non-empty
+    store, more deletions than ``max_delete``). ``force`` overrides where offered."""
+
+
+class InterruptedMigrationError(MigrationError):
+    """A migration stopped on request (SIGINT / SIGTERM or a set stop event) between batches.
+
+    Everything reported as written is written; a checkpoint, if any, is consistent, and running
+    the same command again resumes. ``signal`` is the signal number, or ``None``.
+    """
+
+    def __init__(self, message: str, signal: int | None = None) -> None:
+        super().__init__(message)
+        self.signal = signal

@@ -12,12 +12,19 @@ registration (or an entry point that shadows a built-in) raises ConfigurationErr
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from lakekv.errors import ConfigurationError, DriverNotInstalledError, UnknownDriverError
-from lakekv.kv.store import Store
+from lakekv.errors import (
+    ConfigurationError,
+    DriverNotInstalledError,
+    UnknownDriverError,
+    UnsupportedError,
+)
+from lakekv.kv.store import DEFAULT_OPEN, OpenOptions, Store
 from lakekv.kv.url import StoreURL
 
 
@@ -176,13 +183,41 @@ def available_drivers() -> list[DriverInfo]:
     return infos
 
 
-def open_store(url: str | StoreURL) -> Store:
+def open_store(
+    url: str | StoreURL,
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    credentials: Mapping[str, str] | None = None,
+) -> Store:
     """Open the store a URL names: the one front door.
 
     ``memory://``, ``sqlite:///path/to.db``, ``postgres://user@host:5432/db?table=kv``,
     ``dynamodb://table?region=us-east-1&endpoint=http://127.0.0.1:8000`` ...
-    Raises ConfigurationError (bad URL, unknown scheme or parameter, missing extra) or
+
+    ``create=False`` opens only a store that exists (StoreNotFoundError naming the missing
+    file, table or store, and nothing is created); ``read_only=True`` also refuses every
+    write; ``credentials`` are secrets for this store only (see ``OpenOptions``). Raises
+    ConfigurationError (bad URL, unknown scheme or parameter, missing extra) or
     StoreUnavailableError (the database cannot be reached). Errors never show a password.
     """
     parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
-    return driver_class(parsed.scheme).from_url(parsed)
+    options = OpenOptions(create=create, read_only=read_only, credentials=dict(credentials or {}))
+    cls = driver_class(parsed.scheme)
+    if not _takes_options(cls):
+        # A driver written before OpenOptions: usable only when nothing is asked of it.
+        if options != DEFAULT_OPEN:
+            raise UnsupportedError(
+                f"driver {parsed.scheme}:// cannot open a store without creating it, read-only "
+                "or with credentials (its from_url takes no options)"
+            )
+        return cls.from_url(parsed)
+    return cls.from_url(parsed, options)
+
+
+def _takes_options(cls: type[Store]) -> bool:
+    try:
+        params = inspect.signature(cls.from_url).parameters
+    except (TypeError, ValueError):
+        return True
+    return len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params.values())

@@ -41,25 +41,60 @@ Scans
 
 Threads
     One ``Store`` object may be used from many threads at once. Iterators are not shared
-    between threads.
+    between threads. ``close()`` may be called from any thread while others are inside a
+    call: it refuses new calls, asks the driver to abandon what is in flight (``_interrupt``),
+    waits for the calls to leave the driver, and only then releases connections. Calls cut
+    short raise :class:`~lakekv.errors.StoreClosedError`; nothing ever crashes the interpreter.
+    (Do not call ``close()`` from a signal handler that interrupted a call of the same store
+    on the same thread: it would wait for itself. Set a flag in the handler instead.)
+
+Opening: create, read-only, credentials (:class:`OpenOptions`)
+    ``open_store(url, create=..., read_only=..., credentials=...)`` states the caller's
+    intent and the driver must honour it in ``from_url(url, options)``:
+
+    * ``create=True`` (the default) creates what is missing: the file, the table, the named
+      store.
+    * ``create=False`` opens only a store that exists; a missing one raises
+      :class:`~lakekv.errors.StoreNotFoundError` naming the file / table / store, and opening
+      changes nothing anywhere (no file, no DDL, no ``CreateTable``).
+    * ``read_only=True`` implies ``create=False``; the base class also refuses every write
+      with :class:`~lakekv.errors.StoreReadOnlyError`, and a driver should open its
+      connection read-only where the engine allows (SQLite ``mode=ro``).
+    * ``credentials`` are secrets handed to this one store as data (DynamoDB:
+      ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``); a driver
+      refuses names it does not know (:meth:`OpenOptions.take_credentials`). Drivers never
+      read credentials that a caller put into ``os.environ`` for another store.
+
+    Migration sources are opened ``read_only``; ``verify`` opens both sides so; a dry run
+    opens its target ``read_only``. The conformance suite checks every driver for this.
+
+Identity
+    :meth:`Store.identity` names the data a store reads and writes, so that tools can refuse
+    to copy a store onto itself however its URL is spelled. The default is the URL without
+    user, password and paging parameters, with sorted parameters; drivers refine
+    ``_identity()`` (SQLite resolves the path, symlinks included; PostgreSQL folds
+    ``localhost``/``127.0.0.1``/``::1`` and the default port; DynamoDB uses endpoint, region
+    and table).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import operator
 import sys
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
 from typing import ClassVar, Final, NamedTuple, Self, TypeVar
 
 from lakekv.errors import (
+    ConfigurationError,
     InvalidArgumentError,
     KeyNotFoundError,
     LakekvError,
@@ -69,6 +104,7 @@ from lakekv.errors import (
     PredicateFailedError,
     StoreClosedError,
     StoreError,
+    StoreReadOnlyError,
     UnsupportedError,
 )
 from lakekv.kv.url import ParamReader, StoreURL, redact
@@ -209,6 +245,37 @@ class ScanPaging:
         return cls(page_size=min(first, cap), page_cap=cap)
 
 
+@dataclass(frozen=True)
+class OpenOptions:
+    """How a store is opened; see *Opening* in the module docstring. Drivers receive it in
+    ``from_url(url, options)`` and pass it on to ``Store.__init__``."""
+
+    create: bool = True
+    """May opening create what is missing (file, table, named store)?"""
+    read_only: bool = False
+    """Open for reading only: implies no create; every write raises StoreReadOnlyError."""
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Secrets for this store only, by the driver's names; never printed."""
+
+    @property
+    def may_create(self) -> bool:
+        """``create`` and not ``read_only``."""
+        return self.create and not self.read_only
+
+    def take_credentials(self, url: object, known: Iterable[str]) -> dict[str, str]:
+        """The credentials, after refusing (ConfigurationError) any name not in ``known``."""
+        unknown = sorted(set(self.credentials) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                f"{url}: credential(s) {', '.join(unknown)} are not understood by this driver"
+            )
+        return dict(self.credentials)
+
+
+DEFAULT_OPEN = OpenOptions()
+"""Create when missing, read and write, no credentials."""
+
+
 def as_bytes(name: str, value: object, missing: type[InvalidArgumentError] | None = None) -> bytes:
     """``value`` as ``bytes``; ``None`` raises ``missing`` (or InvalidArgumentError), and so
     does any type other than bytes, bytearray and memoryview."""
@@ -235,24 +302,48 @@ class Store(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
-    def __init__(self, url: StoreURL, paging: ScanPaging) -> None:
+    def __init__(
+        self, url: StoreURL, paging: ScanPaging, options: OpenOptions = DEFAULT_OPEN
+    ) -> None:
         self._url = url
         self.paging = paging
+        self.options = options
         self._closed = False
         self._close_lock = threading.Lock()
+        self._idle = threading.Condition(self._close_lock)
+        self._busy = 0
         self._iterators: weakref.WeakSet[PagedIterator] = weakref.WeakSet()
 
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
     @abstractmethod
-    def from_url(cls, url: StoreURL) -> Self:
-        """Open the store named by ``url``; unknown query parameters are a ConfigurationError."""
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        """Open the store named by ``url``; unknown query parameters are a ConfigurationError.
+
+        Honour ``options`` (see *Opening* in the module docstring): with
+        ``options.may_create`` false, a missing store raises StoreNotFoundError naming what
+        is missing and nothing is created; with ``options.read_only`` open read-only where
+        the engine can; take ``options.credentials`` with ``options.take_credentials``.
+        Pass ``options`` to ``Store.__init__``.
+        """
 
     @property
     def url(self) -> StoreURL:
         """The URL this store was opened with (prints without its password)."""
         return self._url
+
+    @property
+    def read_only(self) -> bool:
+        """Opened with ``read_only=True``: every write raises StoreReadOnlyError."""
+        return self.options.read_only
+
+    def identity(self) -> str:
+        """What names this store's data: two open stores with equal identities read and
+        write the same entries, however their URLs were spelled. See *Identity* in the
+        module docstring; drivers refine :meth:`_identity`."""
+        self._check_open()
+        return self._call(self._identity)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
@@ -271,7 +362,7 @@ class Store(ABC):
     def set(self, partition: BytesLike, key: BytesLike, value: BytesLike) -> None:
         """Store ``value`` under ``key``, creating or replacing it (unconditional upsert)."""
         p, k, v = self._check_pkv(partition, key, value)
-        self._check_open()
+        self._check_writable()
         self._call(self._set, p, k, v)
 
     def set_if(
@@ -286,7 +377,7 @@ class Store(ABC):
         Raises PredicateFailedError (and writes nothing) when the condition does not hold.
         """
         p, k, v = self._check_pkv(partition, key, value)
-        self._check_open()
+        self._check_writable()
         if not self._call(self._set_if, p, k, v, predicate):
             raise PredicateFailedError(
                 f"set_if on key {safe_repr(k)} in partition {safe_repr(p)}: predicate failed"
@@ -295,7 +386,7 @@ class Store(ABC):
     def delete(self, partition: BytesLike, key: BytesLike) -> None:
         """Remove ``key``. Idempotent: a missing key or partition is not an error."""
         p, k = self._check_pk(partition, key)
-        self._check_open()
+        self._check_writable()
         self._call(self._delete, p, k)
 
     def scan(
@@ -364,7 +455,7 @@ class Store(ABC):
         """
         policy = OnConflict(on_conflict)
         checked = self._check_batch(entries)
-        self._check_open()
+        self._check_writable()
         if not checked:
             return BatchResult()
         return self._call(self._write_batch, checked, policy)
@@ -375,20 +466,38 @@ class Store(ABC):
         Irreversible. Meant for isolated, throw-away stores such as the test fixtures make.
         The store is closed afterwards. Drivers that cannot do it raise UnsupportedError.
         """
-        self._check_open()
+        self._check_writable()
         self._call(self._destroy)
         self.close()
 
     def close(self) -> None:
-        """Release connections and files. Closing twice is harmless; later use raises."""
+        """Release connections and files. Closing twice is harmless; later use raises.
+
+        Safe while other threads are inside calls: new calls are refused at once, the driver
+        is asked to abandon calls in flight (``_interrupt``), and connections are released
+        only after every call has left the driver; the calls cut short raise
+        StoreClosedError.
+        """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
             iterators = list(self._iterators)
+            busy = self._busy
         for iterator in iterators:
             iterator.close()
-        self._call(self._close)
+        if busy:
+            with contextlib.suppress(*self.driver_errors):  # best effort
+                self._interrupt()
+        with self._close_lock:
+            while self._busy:
+                self._idle.wait()
+        try:
+            self._close()
+        except LakekvError:
+            raise
+        except self.driver_errors as exc:
+            raise self._redacted(self._translate_error(exc)) from exc
 
     @property
     def closed(self) -> bool:
@@ -469,7 +578,24 @@ class Store(ABC):
 
     @abstractmethod
     def _close(self) -> None:
-        """Release resources. Called once."""
+        """Release resources. Called once, after every call in flight has returned."""
+
+    def _interrupt(self) -> None:
+        """Ask calls in flight on other threads to give up soon (optional, thread-safe).
+
+        Called by ``close()`` from the closing thread; the interrupted calls may raise any of
+        ``driver_errors`` (the base class reports StoreClosedError). Default: nothing, and
+        ``close()`` waits for the calls to finish.
+        """
+        return
+
+    def _identity(self) -> str:
+        """See :meth:`identity`. Default: the URL without user, password and paging
+        parameters, with parameters sorted. Drivers refine it so that spellings of one store
+        compare equal; two different stores must never compare equal."""
+        u = self._url
+        query = tuple(sorted((k, v) for k, v in u.query if k not in ("page_size", "page_cap")))
+        return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path, query=query).render()
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         """Map one of ``driver_errors`` to a lakekv error (default: a generic StoreError)."""
@@ -481,26 +607,43 @@ class Store(ABC):
         if self._closed:
             raise StoreClosedError(f"store {self._url} is closed")
 
+    def _check_writable(self) -> None:
+        if self.options.read_only:
+            raise StoreReadOnlyError(f"store {self._url} is open read-only")
+        if self._closed:
+            raise StoreClosedError(f"store {self._url} is closed")
+
     def _call(self, fn: Callable[..., T], *args: object) -> T:
-        """Call a driver method, translating its exceptions once."""
+        """Call a driver method, translating its exceptions once; ``close()`` waits for it."""
+        with self._close_lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._url} is closed")
+            self._busy += 1
         try:
             return fn(*args)
         except LakekvError:
             raise
         except self.driver_errors as exc:
-            raise self._redacted(self._translate_error(exc)) from exc
+            raise self._failed(exc) from exc
+        finally:
+            with self._close_lock:
+                self._busy -= 1
+                if self._closed and not self._busy:
+                    self._idle.notify_all()
+
+    def _failed(self, exc: BaseException) -> LakekvError:
+        if self._closed:
+            return StoreClosedError(f"store {self._url} was closed during the call")
+        return self._redacted(self._translate_error(exc))
 
     def _translating(self, it: Iterator[T]) -> Iterator[T]:
-        """Wrap a driver generator so that its exceptions are translated too."""
+        """Wrap a driver generator so that its exceptions are translated too (and each step
+        counts as a call in flight for ``close()``)."""
         while True:
             try:
-                item = next(it)
+                item = self._call(next, it)
             except StopIteration:
                 return
-            except LakekvError:
-                raise
-            except self.driver_errors as exc:
-                raise self._redacted(self._translate_error(exc)) from exc
             yield item
 
     def _redacted(self, err: LakekvError) -> LakekvError:

@@ -9,6 +9,7 @@ in partitions unique to the test run and test, so runs can share one real databa
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from lakekv.errors import (
     MissingValueError,
     PredicateFailedError,
     StoreClosedError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
     UnsupportedError,
 )
 from lakekv.kv.registry import open_store
@@ -607,6 +610,85 @@ class StoreContractSuite:
         if password:
             assert password not in repr(plain_store)
             assert password not in str(plain_store.url)
+
+    # --- opening: create, read-only, identity ---------------------------------------------
+
+    def test_open_without_create_refuses_a_missing_store(
+        self, make_fresh_store_url: Callable[[str], str]
+    ) -> None:
+        url = make_fresh_store_url("absent")
+        with pytest.raises(StoreNotFoundError):
+            open_store(url, create=False)
+        with pytest.raises(StoreNotFoundError):
+            open_store(url, read_only=True)
+        # ... and neither attempt created it
+        with pytest.raises(StoreNotFoundError):
+            open_store(url, create=False)
+
+    def test_read_only_store_reads_and_refuses_writes(
+        self, make_fresh_store_url: Callable[[str], str], make_partition: MakePartition
+    ) -> None:
+        url = make_fresh_store_url("ro")
+        p = make_partition("ro")
+        with open_store(url) as writer:  # kept open: memory://NAME lives while it is open
+            writer.set(p, b"k", b"v")
+            with open_store(url, read_only=True) as ro:
+                assert ro.read_only
+                value = ro.get(p, b"k")
+                assert value.value == b"v"
+                assert pairs(ro.scan(p)) == [(b"k", b"v")]
+                with pytest.raises(StoreReadOnlyError):
+                    ro.set(p, b"k2", b"v")
+                with pytest.raises(StoreReadOnlyError):
+                    ro.set_if(p, b"k", b"w", value.predicate)
+                with pytest.raises(StoreReadOnlyError):
+                    ro.delete(p, b"k")
+                with pytest.raises(StoreReadOnlyError):
+                    ro.write_batch([Entry(p, b"k3", b"v")])
+                with pytest.raises(StoreReadOnlyError):
+                    ro.destroy()
+            with open_store(url, create=False) as existing:
+                existing.set(p, b"k4", b"v4")
+            assert pairs(writer.scan(p)) == [(b"k", b"v"), (b"k4", b"v4")]
+
+    def test_identity_names_the_data(self, make_fresh_store_url: Callable[[str], str]) -> None:
+        url_a, url_b = make_fresh_store_url("ida"), make_fresh_store_url("idb")
+        with open_store(url_a) as a, open_store(url_a) as a2, open_store(url_b) as b:
+            assert a.identity() == a2.identity()
+            assert a.identity() != b.identity()
+
+    def test_close_while_another_thread_writes(
+        self, fresh_store: Store, make_partition: MakePartition
+    ) -> None:
+        """close() during write_batch on another thread: the writer finishes or gets
+        StoreClosedError; the interpreter never crashes."""
+        p = make_partition("closing")
+        batch = [Entry(p, b"k%06d" % i, b"v" * 100) for i in range(5000)]
+        started = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def write() -> None:
+            started.set()
+            try:
+                for i in range(20):
+                    fresh_store.write_batch(
+                        [Entry(e.partition, e.key + b"-%d" % i, e.value) for e in batch]
+                    )
+            except StoreClosedError as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        started.wait()
+        time.sleep(0.05)  # inside a batch by now
+        fresh_store.close()
+        thread.join(60)
+        assert not thread.is_alive()
+        assert len(outcome) == 1
+        with pytest.raises(StoreClosedError):
+            fresh_store.write_batch(batch[:1])
 
     # --- partitions ----------------------------------------------------------------------
 

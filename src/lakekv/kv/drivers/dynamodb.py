@@ -4,8 +4,10 @@ URL
     ``dynamodb://kvstore?region=us-east-1`` opens table ``kvstore`` (the lakeFS default, also
     used when the URL names no table). Host names are case-folded by URL parsing: a table name
     with capital letters must be given as ``?table=MyTable``, which also overrides the host.
-    Credentials come from the standard AWS chain (environment, shared files, ``profile``,
-    instance or container roles); they are never part of the URL.
+    Credentials come from ``open_store(..., credentials={"aws_access_key_id": ...,
+    "aws_secret_access_key": ..., "aws_session_token": ...})`` when given (for this store
+    only), else from the standard AWS chain (environment, shared files, ``profile``, instance
+    or container roles); they are never part of the URL.
 
 Parameters (anything else is a ConfigurationError)
     ``table``            table name (see above).
@@ -21,7 +23,9 @@ Parameters (anything else is a ConfigurationError)
     ``write_concurrency`` requests in flight in ``write_batch`` (default 8).
     ``max_connections``  HTTP connection pool size (default: enough for the two above, ≥ 10).
     ``create_table``     create the table when it is missing (default ``true``); ``false`` for
-                         a least-privilege role without ``dynamodb:CreateTable``.
+                         a least-privilege role without ``dynamodb:CreateTable``. Opening
+                         with ``create=False`` or ``read_only=True`` never creates it either:
+                         a missing table is StoreNotFoundError naming it.
 
 Layout (identical to lakeFS ``pkg/kv/dynamodb``)
     One table, on-demand billing (``PAY_PER_REQUEST``), no secondary index. ``PartitionKey``
@@ -109,10 +113,11 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -137,14 +142,17 @@ from lakekv.errors import (
     LakekvError,
     SlowDownError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -315,13 +323,14 @@ class DynamoDBStore(Store):
         client: DynamoDBClient,
         *,
         owns_client: bool = True,
+        options: OpenOptions = DEFAULT_OPEN,
     ) -> None:
         """Use ``client`` for table ``settings.table``; ensures the table exists (see module doc).
 
         Prefer :meth:`from_url` or :meth:`open`. Raises StoreUnavailableError when the endpoint
         cannot be reached and ConfigurationError when the table cannot be used.
         """
-        super().__init__(url, paging)
+        super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
         self._client = client
@@ -340,20 +349,38 @@ class DynamoDBStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
-        return cls.open(url)
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        return cls.open(url, options=options)
 
     @classmethod
-    def open(cls, url: StoreURL | str, *, client: DynamoDBClient | None = None) -> Self:
+    def open(
+        cls,
+        url: StoreURL | str,
+        *,
+        client: DynamoDBClient | None = None,
+        options: OpenOptions = DEFAULT_OPEN,
+    ) -> Self:
         """Open the store ``url`` names; with ``client``, use that boto3 client instead of one
         built from the URL (for tests and instrumentation: the URL's region, endpoint, profile
         and timeouts then do not apply, and the caller keeps ownership of the client).
         """
         parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
         settings, paging = _parse(parsed)
+        creds = options.take_credentials(parsed, _CREDENTIALS)
         if client is not None:
-            return cls(parsed, paging, settings, client, owns_client=False)
-        return cls(parsed, paging, settings, _make_client(parsed, settings))
+            return cls(parsed, paging, settings, client, owns_client=False, options=options)
+        client = _make_client(parsed, settings, creds)
+        return cls(parsed, paging, settings, client, options=options)
+
+    def _identity(self) -> str:
+        endpoint = self._client.meta.endpoint_url or self._settings.endpoint or ""
+        parts = urlsplit(endpoint.lower())
+        host = parts.hostname or ""
+        if host in ("localhost", "127.0.0.1", "::1"):
+            host = "localhost"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        region = self._client.meta.region_name or self._settings.region or ""
+        return f"dynamodb://{parts.scheme}:{host}:{port}/{region}/{self.table}"
 
     # --- requests and retries --------------------------------------------------------------------
 
@@ -439,6 +466,10 @@ class DynamoDBStore(Store):
         pause = 0.02
         while True:
             if desc is None:
+                if not self.options.may_create:
+                    raise StoreNotFoundError(
+                        f"dynamodb table {self.table} does not exist at {self._endpoint_name()}"
+                    )
                 if not self._settings.create_table:
                     raise ConfigurationError(
                         f"dynamodb table {self.table} does not exist and create_table=false"
@@ -963,7 +994,13 @@ def _parse(url: StoreURL) -> tuple[_Settings, ScanPaging]:
     return settings, paging
 
 
-def _make_client(url: StoreURL, settings: _Settings) -> DynamoDBClient:
+_CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+"""Credential names ``open_store(..., credentials=...)`` may give this driver."""
+
+
+def _make_client(
+    url: StoreURL, settings: _Settings, credentials: Mapping[str, str] | None = None
+) -> DynamoDBClient:
     """A boto3 client with lakekv's timeouts and boto3's own retries turned off."""
     config = botocore.config.Config(
         connect_timeout=settings.connect_timeout,
@@ -972,7 +1009,15 @@ def _make_client(url: StoreURL, settings: _Settings) -> DynamoDBClient:
         max_pool_connections=settings.max_connections,
     )
     try:
-        session = boto3.session.Session(profile_name=settings.profile)
+        # Credentials handed to this store are used by this client only: two stores with
+        # different credentials never share them through the process environment.
+        creds = dict(credentials or {})
+        session = boto3.session.Session(
+            aws_access_key_id=creds.get("aws_access_key_id"),
+            aws_secret_access_key=creds.get("aws_secret_access_key"),
+            aws_session_token=creds.get("aws_session_token"),
+            profile_name=settings.profile,
+        )
         return session.client(
             "dynamodb",
             region_name=settings.region,

@@ -3,6 +3,9 @@
 ``memory://`` opens a fresh, private store each time. ``memory://NAME`` opens the store
 called NAME, shared by every ``memory://NAME`` opened in this process until the last one is
 closed. The predicate is the value itself (as in lakeFS). Nothing is persisted.
+
+Opened with ``create=False`` (or ``read_only``), ``memory://NAME`` must be open elsewhere in the
+process, and ``memory://`` (always new, so always missing) is refused: StoreNotFoundError.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Self
 
+from lakekv.errors import StoreNotFoundError
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -54,23 +60,38 @@ class MemoryStore(Store):
         shared_between_processes=False,
     )
 
-    def __init__(self, url: StoreURL, paging: ScanPaging, name: str) -> None:
-        super().__init__(url, paging)
+    def __init__(
+        self, url: StoreURL, paging: ScanPaging, name: str, options: OpenOptions = DEFAULT_OPEN
+    ) -> None:
+        super().__init__(url, paging, options)
         self._name = name
         if name:
             with _named_lock:
-                self._data = _named.setdefault(name, _Data())
+                data = _named.get(name)
+                if data is None:
+                    if not options.may_create:
+                        raise StoreNotFoundError(f"memory store {name!r} does not exist")
+                    data = _named[name] = _Data()
+                self._data = data
                 self._data.users += 1
         else:
+            if not options.may_create:
+                raise StoreNotFoundError(
+                    "memory:// is a new, empty store; name one that exists (memory://NAME)"
+                )
             self._data = _Data()
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
         params = ParamReader(url)
         paging = ScanPaging.from_params(params, page_size=1000, page_cap=1000)
         params.reject_unknown()
+        options.take_credentials(url, ())
         name = (url.host or "") + url.path.rstrip("/")
-        return cls(url, paging, name)
+        return cls(url, paging, name, options)
+
+    def _identity(self) -> str:
+        return f"memory://{self._name}" if self._name else f"memory://#{id(self._data):x}"
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
         with self._data.lock:

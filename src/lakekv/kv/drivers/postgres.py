@@ -22,7 +22,12 @@ Layout (lakeFS ``pkg/kv/postgres``, which must keep working on the same database
 ``T_99`` and the view ``T_v``. Identifiers are quoted, so the name's case is kept. Opening
 checks the catalog; if anything is missing it runs lakeFS's DDL (all ``IF NOT EXISTS`` /
 ``CREATE OR REPLACE VIEW``) while holding ``pg_advisory_lock(advisory_lock_id(table))``, so
-any number of processes, lakekv or lakeFS, may open a new table at once.
+any number of processes, lakekv or lakeFS, may open a new table at once. Opened with
+``create=False`` it runs no DDL at all: a missing table is StoreNotFoundError naming it (an
+incomplete layout is used as it is). ``read_only=True`` also makes every session read-only
+(``default_transaction_read_only``). The identity is the server (``localhost``,
+``127.0.0.1`` and ``::1`` are one host; 5432 is the default port), the database, and the
+schema and table the name resolves to.
 
 Behaviour: every statement runs in autocommit on a connection lent from a
 ``psycopg_pool.ConnectionPool`` (through a cheaper most-recently-used front, ``_Lender``) and
@@ -60,14 +65,17 @@ from lakekv.errors import (
     LakekvError,
     StoreClosedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -251,6 +259,18 @@ class _Settings:
     pool_timeout: float
     max_lifetime: float
     connect_timeout: int
+    server: str = ""
+    """``host:port/dbname`` as written, with local host aliases and the default port folded."""
+
+
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "localhost.localdomain"}
+
+
+def _server_name(url: StoreURL, dbname: str) -> str:
+    host = (url.host or "").lower()
+    if host in _LOCAL_HOSTS or host.startswith("/"):
+        host = "localhost"  # TCP loopback or the local socket directory: this machine
+    return f"{host}:{url.port or 5432}/{dbname or url.username or ''}"
 
 
 class PostgresStore(Store):
@@ -269,8 +289,14 @@ class PostgresStore(Store):
     )
     driver_errors = (psycopg.Error,)
 
-    def __init__(self, url: StoreURL, paging: ScanPaging, settings: _Settings) -> None:
-        super().__init__(url, paging)
+    def __init__(
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        settings: _Settings,
+        options: OpenOptions = DEFAULT_OPEN,
+    ) -> None:
+        super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
         self.schema = settings.schema
@@ -331,8 +357,8 @@ class PostgresStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
-        """Open (and if needed create) the table; see the module docstring for parameters.
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        """Open (and if needed and allowed create) the table; see the module docstring.
 
         Raises ConfigurationError for a bad URL and StoreUnavailableError, within about
         ``connect_timeout`` seconds, when the server cannot be reached.
@@ -363,6 +389,9 @@ class PostgresStore(Store):
         libpq["application_name"] = params.take_str("application_name", "lakekv")
         paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
         params.reject_unknown()
+        options.take_credentials(url, ())
+        if options.read_only:
+            libpq["options"] = "-c default_transaction_read_only=on"
 
         dbname = url.path.lstrip("/")
         if "/" in dbname:
@@ -393,8 +422,9 @@ class PostgresStore(Store):
             pool_timeout=pool_timeout,
             max_lifetime=max_lifetime,
             connect_timeout=connect_timeout,
+            server=_server_name(url, dbname),
         )
-        store = cls(url, paging, settings)
+        store = cls(url, paging, settings, options)
         try:
             store._open()
         except psycopg.Error as exc:
@@ -409,7 +439,11 @@ class PostgresStore(Store):
         """Check (or create) the layout on a direct connection, then start the pool."""
         s = self._settings
         with _Connection.connect(s.conninfo, autocommit=True) as conn:
-            if not self._layout_complete(conn):
+            if not self.options.may_create:
+                if not self._table_exists(conn):
+                    where = f"{self.schema}.{self.table}" if self.schema else self.table
+                    raise StoreNotFoundError(f"{s.where} has no table {where!r}")
+            elif not self._layout_complete(conn):
                 self._create_layout(conn)
         lifetime = s.max_lifetime
 
@@ -443,6 +477,22 @@ class PostgresStore(Store):
             ),
         ).fetchone()
         return row is not None and row[0] == PARTITIONS and bool(row[1])
+
+    def _table_exists(self, conn: _Connection) -> bool:
+        row = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (self._quote(self.table, for_params=False),)
+        ).fetchone()
+        return row is not None and bool(row[0])
+
+    def _identity(self) -> str:
+        with self._pool_connection() as conn:
+            row = conn.execute(
+                "SELECT (SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)), current_schema()",
+                (self._quote(self.table, for_params=False),),
+            ).fetchone()
+        schema = (row[0] or row[1]) if row is not None else self.schema
+        return f"postgres://{self._settings.server}/{schema or ''}.{self.table}"
 
     def _create_layout(self, conn: _Connection) -> None:
         """lakeFS's DDL, idempotent, in one implicit transaction under the advisory lock."""

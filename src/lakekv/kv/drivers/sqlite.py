@@ -10,29 +10,41 @@ Layout: one ``WITHOUT ROWID`` table ``(partition BLOB, key BLOB, value BLOB)`` k
 database is in WAL mode: readers never block the writer. Every thread gets its own connection
 in autocommit mode; ``set_if`` is a single conditional statement, atomic across threads and
 processes. Scans are keyset queries, each page its own statement: nothing is held between pages.
+
+Opened with ``create=False`` the file and the table must exist (StoreNotFoundError naming the
+missing one; the file is opened in SQLite's ``mode=rw`` and nothing is created); with
+``read_only=True`` the file is opened in ``mode=ro`` and the journal mode is left as it is.
+``close()`` interrupts statements running on other threads (``sqlite3_interrupt``) and closes
+the connections only after they returned. The identity is the resolved path (symlinks and
+relative paths followed) and the table.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from lakekv.errors import (
     ConfigurationError,
     LakekvError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -51,9 +63,16 @@ class SQLiteStore(Store):
     driver_errors = (sqlite3.Error,)
 
     def __init__(
-        self, url: StoreURL, paging: ScanPaging, path: Path, table: str, busy_ms: int, sync: str
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        path: Path,
+        table: str,
+        busy_ms: int,
+        sync: str,
+        options: OpenOptions = DEFAULT_OPEN,
     ) -> None:
-        super().__init__(url, paging)
+        super().__init__(url, paging, options)
         self.path = path
         self._table = table
         self._busy_ms = busy_ms
@@ -90,18 +109,28 @@ class SQLiteStore(Store):
             "ON CONFLICT (partition, key) DO UPDATE SET value = excluded.value "
             "WHERE value IS NOT excluded.value"
         )
+        if not options.may_create and not path.is_file():
+            raise StoreNotFoundError(f"sqlite database {path} does not exist")
         try:
             conn = self._conn()
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {t} (partition BLOB NOT NULL, key BLOB NOT NULL, "
-                "value BLOB NOT NULL, PRIMARY KEY (partition, key)) WITHOUT ROWID"
-            )
+            if options.may_create:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {t} (partition BLOB NOT NULL, key BLOB NOT NULL, "
+                    "value BLOB NOT NULL, PRIMARY KEY (partition, key)) WITHOUT ROWID"
+                )
+            elif not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone():
+                raise StoreNotFoundError(f"sqlite database {path} has no table {table!r}")
         except sqlite3.Error as exc:
             self._close()
             raise self._redacted(self._translate_error(exc)) from exc
+        except BaseException:
+            self._close()
+            raise
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
         params = ParamReader(url)
         table = params.take_str("table", "kv")
         if not _IDENT.match(table):
@@ -112,6 +141,7 @@ class SQLiteStore(Store):
             raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC_MODES)}")
         paging = ScanPaging.from_params(params, page_size=1000, page_cap=10000)
         params.reject_unknown()
+        options.take_credentials(url, ())
         if url.host or url.username or url.port:
             raise ConfigurationError(
                 f"{url}: a sqlite URL has no host; write sqlite:///relative.db or "
@@ -123,7 +153,7 @@ class SQLiteStore(Store):
                 f"{url}: give a database file path (sqlite:///path.db); for a store in memory "
                 "use memory://"
             )
-        return cls(url, paging, Path(raw), table, busy_ms, _SYNC_MODES[sync])
+        return cls(url, paging, Path(raw), table, busy_ms, _SYNC_MODES[sync], options)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -132,14 +162,29 @@ class SQLiteStore(Store):
         if conn is not None:
             return conn
         self._check_open()
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000
-        )
+        options = self.options
+        if options.may_create:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_ms / 1000,
+            )
+        else:  # never create the file
+            mode = "ro" if options.read_only else "rw"
+            conn = sqlite3.connect(
+                f"file:{quote(os.path.abspath(self.path))}?mode={mode}",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_ms / 1000,
+            )
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            if not options.read_only:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._sync}")
         except BaseException:
             conn.close()
@@ -222,7 +267,8 @@ class SQLiteStore(Store):
         try:
             result = self._write_batch_in_txn(conn, entries, on_conflict)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # an interrupted statement rolls back by itself
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
@@ -277,6 +323,15 @@ class SQLiteStore(Store):
 
     def _destroy(self) -> None:
         self._conn().execute(f"DROP TABLE IF EXISTS {self._table}")
+
+    def _identity(self) -> str:
+        return f"sqlite://{os.path.realpath(self.path)}?table={self._table}"
+
+    def _interrupt(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.interrupt()  # thread-safe by design; the connection stays open
 
     def _close(self) -> None:
         with self._conns_lock:
