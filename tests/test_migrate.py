@@ -231,8 +231,10 @@ def test_checkpoint_resume_after_failure(
     assert resumed.entries < 2000
     assert resumed.resumed_partitions >= 1
     assert verify(src, inner).equal
-    done = copy(src, FailingWrites(inner, ok_batches=10**6), checkpoint=ckpt)
-    assert done.entries == 0 and done.partitions == 0
+    # The pass finished: the next run with the file is a new full pass that writes nothing.
+    again = copy(src, FailingWrites(inner, ok_batches=10**6), checkpoint=ckpt)
+    assert again.new_pass and again.resumed_partitions == 0
+    assert (again.entries, again.written, again.unchanged) == (2000, 0, 2000)
 
 
 def test_checkpoint_of_another_copy_is_refused(maker: StoreMaker, tmp_path: Path) -> None:

@@ -346,7 +346,7 @@ def test_lakefs_config_dynamodb_mem_and_errors(tmp_path: Path) -> None:
         db.url
         == "dynamodb://kvstore?table=kvstore&region=us-east-1&endpoint=http%3A%2F%2F127.0.0.1%3A8000"
     )
-    assert db.env == {"AWS_SECRET_ACCESS_KEY": "abc"} and "abc" not in db.url
+    assert db.credentials == {"aws_secret_access_key": "abc"} and "abc" not in db.url
     assert lakefs_store_url(None, environ={"LAKEFS_DATABASE_TYPE": "mem"}).url == "memory://"
     with pytest.raises(ConfigurationError, match="cosmosdb"):
         lakefs_store_url(None, environ={"LAKEFS_DATABASE_TYPE": "cosmosdb"})

@@ -34,12 +34,12 @@ from lakekv.migrate import (
     ProgressCallback,
     copy,
     dump,
-    lakefs_store_url,
     load,
     verify,
 )
-from lakekv.migrate._common import BATCH_ENTRIES
+from lakekv.migrate._common import BATCH_ENTRIES, StoreLike
 from lakekv.migrate.copy import DEFAULT_WORKERS
+from lakekv.migrate.lakefs_config import lakefs_sides
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
 from lakekv.migrate.sample import sample as make_sample
 
@@ -99,19 +99,32 @@ def _root_store(ctx: click.Context) -> str:
 
 def _resolve(
     ctx: click.Context, url: str | None, config: str | None, side: str, *, default: bool
-) -> str:
+) -> StoreLike:
     """A store URL from ``--from``/``--to`` or the lakeFS configuration option."""
-    if url and config:
-        raise click.UsageError(f"give --{side} or --{side}-lakefs-config, not both")
-    if config:
-        db = lakefs_store_url(config)
-        os.environ.update(db.env)
-        return db.url
-    if url:
-        return url
-    if default:
-        return _root_store(ctx)
-    raise click.UsageError(f"--{side} URL (or --{side}-lakefs-config FILE) is required")
+    return _resolve_sides(ctx, {side: (url, config, default)})[side]
+
+
+def _resolve_sides(
+    ctx: click.Context, sides: dict[str, tuple[str | None, str | None, bool]]
+) -> dict[str, StoreLike]:
+    """Each side's store: ``--SIDE URL``, ``--SIDE-lakefs-config FILE`` (credentials stay
+    with that side; ``LAKEFS_DATABASE_*`` apply only when exactly one side is a config), or
+    the default store where allowed."""
+    for side, (url, config, _) in sides.items():
+        if url and config:
+            raise click.UsageError(f"give --{side} or --{side}-lakefs-config, not both")
+    dbs = lakefs_sides({side: config for side, (_, config, _) in sides.items()})
+    out: dict[str, StoreLike] = {}
+    for side, (url, _, default) in sides.items():
+        if side in dbs:
+            out[side] = dbs[side]
+        elif url:
+            out[side] = url
+        elif default:
+            out[side] = _root_store(ctx)
+        else:
+            raise click.UsageError(f"--{side} URL (or --{side}-lakefs-config FILE) is required")
+    return out
 
 
 def _store_options(side: str, *, default: bool) -> Callable[[F], F]:
@@ -390,8 +403,10 @@ def copy_cmd(
       lakekv copy --from-lakefs-config old.yaml --to-lakefs-config new.yaml --workers 8
       lakekv copy --from sqlite:///a.db --to sqlite:///b.db --sync --dry-run
     """
-    src = _resolve(ctx, from_url, from_config, "from", default=False)
-    dst = _resolve(ctx, to_url, to_config, "to", default=False)
+    sides = _resolve_sides(
+        ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
+    )
+    src, dst = sides["from"], sides["to"]
     with progress_bar() as cb:
         report = copy(
             src,
@@ -463,8 +478,10 @@ def verify_cmd(
       lakekv verify --from sqlite:///lakefs.db --to postgres://u@db/lakefs
       lakekv verify --from sqlite:///a.db --to sqlite:///b.db --quick --json
     """
-    a = _resolve(ctx, from_url, from_config, "from", default=False)
-    b = _resolve(ctx, to_url, to_config, "to", default=False)
+    sides = _resolve_sides(
+        ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
+    )
+    a, b = sides["from"], sides["to"]
     with progress_bar() as cb:
         report = verify(
             a,

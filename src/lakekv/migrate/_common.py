@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from typing import Final
 
 from lakekv import __version__
+from lakekv.errors import InterruptedMigrationError, SameStoreError, StoreNotFoundError
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
+from lakekv.migrate.lakefs_config import LakeFSDatabase
 
-StoreLike = Store | str | StoreURL
-"""A store, or a URL to open (and close afterwards)."""
+StoreLike = Store | str | StoreURL | LakeFSDatabase
+"""A store, or a URL (or a lakeFS configuration's database, with its credentials) to open
+and close afterwards."""
 
 BATCH_ENTRIES: Final = 20000
 """Entries per ``write_batch`` call (large batches mean few transactions: measured best for
@@ -25,13 +28,63 @@ LAKEKV_VERSION: Final = __version__
 
 
 @contextlib.contextmanager
-def opened(store: StoreLike) -> Iterator[Store]:
-    """``store`` itself, or the store a URL names, closed on exit."""
+def opened(store: StoreLike, *, read_only: bool = False) -> Iterator[Store]:
+    """``store`` itself, or the store a URL names, closed on exit.
+
+    ``read_only``: a source. It must exist (StoreNotFoundError otherwise; nothing is
+    created) and is never written. A lakeFS configuration's credentials go to this store only.
+    """
     if isinstance(store, Store):
         yield store
         return
-    with open_store(store) as s:
+    with _open(store, read_only) as s:
         yield s
+
+
+def _open(store: str | StoreURL | LakeFSDatabase, read_only: bool) -> Store:
+    if isinstance(store, LakeFSDatabase):
+        return open_store(store.url, read_only=read_only, credentials=store.credentials)
+    return open_store(store, read_only=read_only)
+
+
+@contextlib.contextmanager
+def opened_for_dry_run(store: StoreLike) -> Iterator[tuple[Store, str | None]]:
+    """A dry run's target, opened read-only so that nothing is created. A target that does
+    not exist yet is stood in for by an empty in-memory store; the URL to report for it is
+    returned alongside (``None`` when the real store was opened)."""
+    if isinstance(store, Store):
+        yield store, None
+        return
+    try:
+        s = _open(store, read_only=True)
+    except StoreNotFoundError:
+        with open_store("memory://") as empty:
+            yield empty, _describe(store)
+        return
+    with s:
+        yield s, None
+
+
+def _describe(store: StoreLike) -> str:
+    if isinstance(store, LakeFSDatabase):
+        url = StoreURL.parse(store.url)
+    elif isinstance(store, StoreURL):
+        url = store
+    elif isinstance(store, str):
+        url = StoreURL.parse(store)
+    else:
+        return url_of(store)
+    query = tuple((k, v) for k, v in url.query if not _SECRET_PARAM.search(k))
+    return StoreURL(url.scheme, host=url.host, port=url.port, path=url.path, query=query).render()
+
+
+def refuse_same_store(a: Store, b: Store, what: str) -> None:
+    """SameStoreError when ``a`` and ``b`` are one store, however their URLs are spelled."""
+    if a is b or a.identity() == b.identity():
+        raise SameStoreError(
+            f"{what}: {url_of(a)} and {url_of(b)} are the same store ({a.identity()}); "
+            "refusing to run it against itself"
+        )
 
 
 def url_of(store: Store) -> str:
@@ -50,10 +103,12 @@ _SECRET_PARAM = re.compile(r"(?i)pass|secret|key|token|cred|auth")
 
 
 class Stop:
-    """A shared flag telling worker threads to give up (another worker failed)."""
+    """A shared flag telling worker threads to give up (another worker failed), joined with
+    the caller's ``stop`` event (a stop request: SIGINT / SIGTERM in the command line)."""
 
-    def __init__(self) -> None:
+    def __init__(self, requested: threading.Event | None = None) -> None:
         self._event = threading.Event()
+        self.requested_event = requested
 
     def set(self) -> None:
         self._event.set()
@@ -61,10 +116,35 @@ class Stop:
     def check(self) -> None:
         if self._event.is_set():
             raise StoppedError
+        if self.requested_event is not None and self.requested_event.is_set():
+            self._event.set()
+            raise StoppedError
 
     @property
     def is_set(self) -> bool:
         return self._event.is_set()
+
+    @property
+    def requested(self) -> bool:
+        """The caller asked to stop (as opposed to a worker failing)."""
+        return self.requested_event is not None and self.requested_event.is_set()
+
+
+def check_stop(requested: threading.Event | None, what: str) -> None:
+    """InterruptedMigrationError if the caller asked ``what`` to stop."""
+    if requested is not None and requested.is_set():
+        raise interrupted(requested, what)
+
+
+def interrupted(requested: threading.Event | None, what: str) -> InterruptedMigrationError:
+    """The error for a stop request; carries the signal number if the event has one."""
+    signum = getattr(requested, "signal", None)
+    return InterruptedMigrationError(
+        f"{what} stopped on request"
+        + (f" (signal {signum})" if isinstance(signum, int) else "")
+        + "; what is reported written is written, and running it again resumes",
+        signum if isinstance(signum, int) else None,
+    )
 
 
 class StoppedError(Exception):

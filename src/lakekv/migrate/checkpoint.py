@@ -1,16 +1,25 @@
 """Copy checkpoints: an append-only JSON-lines file that survives ``kill -9``.
 
-Line 1 identifies the copy: ``{"lakekv_checkpoint": 1, "source": URL, "target": URL,
-"sync": bool}`` (URLs without passwords). Every later line is written after a batch is stored
-in the target: ``{"done": [partitions finished], "at": [partition, last key written] | null,
+Line 1 identifies the copy: ``{"lakekv_checkpoint": 2, "source": URL, "target": URL,
+"source_identity": ..., "target_identity": ..., "sync": bool, "on_conflict": policy,
+"partitions": [names] | null}`` (URLs without passwords; identities as ``Store.identity``).
+A run with another source, target or options is refused: a checkpoint never resumes a
+different copy. Every later line is written after a batch is stored in the target:
+``{"done": [partitions finished], "at": [partition, last key written] | null,
 "conflicts": n}``, names in base64. A torn last line (the process died while writing it) is
 ignored; the batch it described is simply copied again, which is safe because writes are
 idempotent. Resuming skips finished partitions and restarts the others at their last key.
+
+A pass that completed appends ``{"finished": true}``. The next run with that file does not
+skip anything: it starts a new full pass (the file is rewritten), so entries added to the
+source since are copied: the catch-up run before a cutover. The file is created mode 0600
+(it holds repository, branch and object names).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -19,7 +28,14 @@ from typing import IO
 
 from lakekv.errors import ConfigurationError
 
-_VERSION = 1
+_VERSION = 2
+_IDENTITY_FIELDS = (
+    "source_identity",
+    "target_identity",
+    "sync",
+    "on_conflict",
+    "partitions",
+)
 
 
 def _b64(data: bytes) -> str:
@@ -37,16 +53,29 @@ class Checkpoint:
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         self._identity = {"lakekv_checkpoint": _VERSION, **identity}
+        self.finished = False
+        """The file's last pass had completed."""
+        self.new_pass = False
+        """This run starts a new full pass because the previous one had finished."""
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], identity: dict[str, object]) -> Checkpoint:
-        """Load ``path`` if it exists (refusing one made for another copy), then append to it."""
+        """Load ``path`` if it exists (refusing one made for another copy), then append to it;
+        a finished pass is discarded and a new one begins."""
         cp = cls(Path(path), identity)
         if cp.path.exists() and cp.path.stat().st_size > 0:
             cp._load()
-            cp._file = open(cp.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            if cp.finished:
+                cp.new_pass = True
+                cp.done.clear()
+                cp.at.clear()
+                cp.previous_conflicts = 0
+                cp._file = _open_private(cp.path, truncate=True)
+                cp._append(cp._identity)
+            else:
+                cp._file = _open_private(cp.path, truncate=False)
         else:
-            cp._file = open(cp.path, "w", encoding="utf-8")  # noqa: SIM115
+            cp._file = _open_private(cp.path, truncate=True)
             cp._append(cp._identity)
         return cp
 
@@ -57,12 +86,18 @@ class Checkpoint:
             head = json.loads(lines[0])
         except ValueError:
             raise ConfigurationError(f"{self.path} is not a lakekv checkpoint") from None
-        if not isinstance(head, dict) or head.get("lakekv_checkpoint") != _VERSION:
+        if not isinstance(head, dict) or "lakekv_checkpoint" not in head:
             raise ConfigurationError(f"{self.path} is not a lakekv checkpoint")
-        for name in ("source", "target", "sync"):
+        if head.get("lakekv_checkpoint") != _VERSION:
+            raise ConfigurationError(
+                f"checkpoint {self.path} has version {head.get('lakekv_checkpoint')!r} "
+                f"(this lakekv writes {_VERSION}); use a new checkpoint file"
+            )
+        for name in _IDENTITY_FIELDS:
             if head.get(name) != self._identity.get(name):
+                shown = name.removesuffix("_identity")
                 raise ConfigurationError(
-                    f"checkpoint {self.path} belongs to another copy ({name} was "
+                    f"checkpoint {self.path} belongs to another copy ({shown} was "
                     f"{head.get(name)!r}, now {self._identity.get(name)!r}); "
                     "use a new checkpoint file"
                 )
@@ -71,6 +106,9 @@ class Checkpoint:
                 continue
             try:
                 rec = json.loads(line)
+                if rec.get("finished") is True:
+                    self.finished = True
+                    continue
                 done = [base64.b64decode(p) for p in rec.get("done", [])]
                 at = rec.get("at")
                 conflicts = int(rec.get("conflicts", 0))
@@ -98,7 +136,22 @@ class Checkpoint:
         with self._lock:
             self._append(rec)
 
+    def finish(self) -> None:
+        """Mark the pass complete: the next run with this file is a new full pass."""
+        with self._lock:
+            self._append({"finished": True})
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _open_private(path: Path, *, truncate: bool) -> IO[str]:
+    """``path`` for appending (or rewritten when ``truncate``), created mode 0600, and made
+    0600 if it was not."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else os.O_APPEND)
+    fd = os.open(path, flags, 0o600)
+    with contextlib.suppress(OSError):  # not ours to change (another owner): go on
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a" if not truncate else "w", encoding="utf-8")

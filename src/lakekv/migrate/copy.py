@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import threading
 import time
@@ -10,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from pathlib import Path
 
+from lakekv.errors import UnsafeOperationError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
@@ -18,7 +21,10 @@ from lakekv.migrate._common import (
     Stop,
     Stopped,
     StoreLike,
+    interrupted,
     opened,
+    opened_for_dry_run,
+    refuse_same_store,
     url_of,
 )
 from lakekv.migrate._merge import merge_join
@@ -50,9 +56,11 @@ def copy(
     dry_run: bool = False,
     sync: bool = False,
     force: bool = False,
+    max_delete: int | None = None,
     batch_entries: int = BATCH_ENTRIES,
     batch_bytes: int = BATCH_BYTES,
     progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> CopyReport:
     """Copy every partition of ``source`` (or only ``partitions``) into ``target``.
 
@@ -62,17 +70,28 @@ def copy(
     keeps the target's value, ``overwrite`` replaces it. ``sync`` also deletes target entries
     absent from the source (including whole partitions only the target has), making the
     target an exact mirror. ``dry_run`` reads both sides and reports what would change,
-    writing nothing.
+    writing nothing and creating nothing (a target that does not exist counts as empty).
+
+    Refusals, before anything is written: the source is opened read-only and must exist
+    (StoreNotFoundError: a mistyped source is never created empty); source and target must
+    not be the same store however spelled (SameStoreError); ``sync`` from a source without a
+    lakeFS schema version is UnsafeOperationError unless ``force``; if both stores hold a
+    schema version and they differ, SchemaVersionMismatchError unless ``force``. ``sync``
+    deleting more than ``max_delete`` entries stops with UnsafeOperationError at that point.
 
     ``workers`` partitions are copied at once. The ``kv-internal-metadata`` partition (the
-    lakeFS schema version) is copied last, so an interrupted copy never looks complete to
-    lakeFS. If both stores hold a schema version and they differ, SchemaVersionMismatchError
-    is raised before anything is written, unless ``force``.
+    lakeFS schema version) is copied last, and not at all when the copy met conflicts
+    (``report.schema_version_withheld``), so an interrupted or conflicting copy never looks
+    complete to lakeFS.
 
     With ``checkpoint``, progress is appended to that file after every batch; running the
-    same copy again with the same file skips finished partitions and resumes the others at
-    their last written key. Transient store errors are retried with backoff; when retries are
-    exhausted the StoreUnavailableError propagates (resume later with the checkpoint).
+    same copy again (same source, target and options, or the file is refused) skips finished
+    partitions and resumes the others at their last written key. A pass that completed is
+    marked finished, and the next run with that file is a new full pass (cheap: unchanged
+    entries are only compared). Transient store errors are retried with backoff; when retries
+    are exhausted the StoreUnavailableError propagates (resume later with the checkpoint).
+    Setting ``stop`` stops the copy between batches with InterruptedMigrationError (the
+    checkpoint stays consistent).
 
     Memory is bounded by ``workers`` × one batch (``batch_entries`` / ``batch_bytes``).
     """
@@ -80,18 +99,32 @@ def copy(
     if workers < 1:
         raise ValueError("workers must be >= 1")
     started = time.monotonic()
-    with opened(source) as src, opened(target) as dst:
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(opened(source, read_only=True))
+        standin: str | None = None
+        if dry_run:
+            dst, standin = stack.enter_context(opened_for_dry_run(target))
+        else:
+            dst = stack.enter_context(opened(target))
+        if standin is None:
+            refuse_same_store(src, dst, "copy")
         retries = _retry.RetryCounter()
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         dst_version = _retry.call(lambda: read_schema_version(dst), retries)
         check_schema_versions(src_version, dst_version, force=force)
+        if sync and src_version is None and not force:
+            raise UnsafeOperationError(
+                f"copy --sync: the source {url_of(src)} holds no lakeFS schema version (is it "
+                "the database you meant?); syncing would delete from the target everything "
+                "it lacks. Use --force if it is"
+            )
         given = list(partitions) if partitions is not None else None
         plan = plan_partitions(src, given)
         if sync and given is None:
             plan = union_plan(plan, plan_partitions(dst))
         report = CopyReport(
             source=url_of(src),
-            target=url_of(dst),
+            target=standin or url_of(dst),
             sync=sync,
             dry_run=dry_run,
             workers=workers,
@@ -103,8 +136,17 @@ def copy(
         if checkpoint is not None and not dry_run:
             cp = Checkpoint.open(
                 Path(checkpoint),
-                {"source": report.source, "target": report.target, "sync": sync},
+                {
+                    "source": report.source,
+                    "target": report.target,
+                    "source_identity": src.identity(),
+                    "target_identity": dst.identity(),
+                    "sync": sync,
+                    "on_conflict": policy.value,
+                    "partitions": None if given is None else sorted(_b64(p) for p in given),
+                },
             )
+            report.new_pass = cp.new_pass
         try:
             todo = [p for p in plan.partitions if cp is None or p not in cp.done]
             report.resumed_partitions = len(plan.partitions) - len(todo)
@@ -112,11 +154,18 @@ def copy(
             tracker = Tracker(progress, "copy", partitions_total=len(todo))
             job = _CopyJob(src, dst, policy, sync, dry_run, cp, report, tracker, retries)
             job.batch_entries, job.batch_bytes = batch_entries, batch_bytes
+            job.stop = Stop(stop)
+            job.max_delete = max_delete
             main = [p for p in todo if p != SCHEMA_PARTITION]
             job.run(main, workers)
             if SCHEMA_PARTITION in todo:
-                job.run([SCHEMA_PARTITION], 1)
+                if report.conflicts or report.previous_conflicts:
+                    report.schema_version_withheld = True
+                else:
+                    job.run([SCHEMA_PARTITION], 1)
             tracker.finish()
+            if cp is not None and not report.schema_version_withheld:
+                cp.finish()
         finally:
             if cp is not None:
                 cp.close()
@@ -126,6 +175,10 @@ def copy(
         report.retries = retries.count
         report.seconds = time.monotonic() - started
         return report
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 class _CopyJob:
@@ -149,6 +202,8 @@ class _CopyJob:
         self.batch_entries = BATCH_ENTRIES
         self.batch_bytes = BATCH_BYTES
         self.stop = Stop()
+        self.max_delete: int | None = None
+        self._deletes = 0
         self._lock = threading.Lock()
 
     def run(self, partitions: list[bytes], workers: int) -> None:
@@ -164,18 +219,31 @@ class _CopyJob:
 
         n = max(1, min(workers, len(partitions)))
         if n == 1:
-            work()
-            return
-        with ThreadPoolExecutor(n, thread_name_prefix="lakekv-copy") as pool:
-            futures = [pool.submit(work) for _ in range(n)]
-            errors: list[BaseException] = []
-            for f in futures:
-                exc = f.exception()
-                if exc is not None and not isinstance(exc, Stopped):
-                    errors.append(exc)
-                    self.stop.set()
-        if errors:
-            raise errors[0]
+            with contextlib.suppress(Stopped):
+                work()
+        else:
+            with ThreadPoolExecutor(n, thread_name_prefix="lakekv-copy") as pool:
+                futures = [pool.submit(work) for _ in range(n)]
+                errors: list[BaseException] = []
+                for f in futures:
+                    exc = f.exception()
+                    if exc is not None and not isinstance(exc, Stopped):
+                        errors.append(exc)
+                        self.stop.set()
+            if errors:
+                raise errors[0]
+        if self.stop.requested:
+            raise interrupted(self.stop.requested_event, "copy")
+
+    def reserve_delete(self) -> None:
+        """Count one deletion; UnsafeOperationError beyond ``max_delete``."""
+        with self._lock:
+            self._deletes += 1
+            if self.max_delete is not None and self._deletes > self.max_delete:
+                raise UnsafeOperationError(
+                    f"copy --sync would delete more than {self.max_delete} entries from the "
+                    f"target; stopped before deleting more (raise --max-delete if intended)"
+                )
 
     def add_deleted(self, n: int) -> None:
         with self._lock:
@@ -222,6 +290,7 @@ class _Worker:
         limit_n, limit_b = job.batch_entries, job.batch_bytes
         pages = _retry.retrying_pages(job.src, p, start, page_size=limit_n, counter=job.retries)
         for page in pages:
+            job.stop.check()
             size = sum(map(len, map(_KEY, page))) + sum(map(len, map(_VALUE, page)))
             if size + self.batch_bytes <= limit_b:
                 # The common case, with no Python code per entry.
@@ -251,11 +320,14 @@ class _Worker:
             job.dst.scan(p, start=start, batch_size=job.batch_entries) as ti,
         ):
             pairs = merge_join(_retry.retrying(si, job.retries), _retry.retrying(ti, job.retries))
-            for s, t in pairs:
+            for n, (s, t) in enumerate(pairs):
+                if not n % 1024:
+                    job.stop.check()
                 if s is None:
                     assert t is not None
                     if job.sync:
                         if not dry:
+                            job.reserve_delete()
                             self._delete(t)
                         self.deleted += 1
                     continue

@@ -8,6 +8,11 @@ in upper case: ``LAKEFS_DATABASE_TYPE``, ``LAKEFS_DATABASE_POSTGRES_CONNECTION_S
 
 lakekv opens ``postgres``, ``dynamodb`` and ``mem``; ``local`` (lakeFS's embedded Badger
 store) and ``cosmosdb`` have no lakekv driver and are refused with a clear error.
+
+Credentials found in a configuration stay with its store (``LakeFSDatabase.credentials``,
+handed to that store only, never put into the process environment). The environment
+overrides name no side, so :func:`lakefs_sides` applies them only when exactly one side of a
+command comes from a lakeFS configuration, and refuses when two do.
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ _DSN_TO_URL = {"host", "port", "user", "password", "dbname"}
 class LakeFSDatabase:
     """Where a lakeFS configuration keeps its metadata, as a lakekv store URL.
 
-    ``env`` holds AWS credentials from the configuration, which the DynamoDB driver takes
-    from the environment (they are never put in a URL). ``str()`` hides the password.
+    ``credentials`` holds AWS credentials from the configuration, by the DynamoDB driver's
+    names (``aws_access_key_id``, ``aws_secret_access_key``), for
+    ``open_store(url, credentials=...)``: they are never put in a URL or the environment.
+    ``str()`` hides the password.
     """
 
     url: str = field(repr=False)
     type: str
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
         return str(StoreURL.parse(self.url))
@@ -159,8 +166,30 @@ def lakefs_store_url(
             params["profile"] = str(sub["aws_profile"])
         creds: dict[str, str] = {}
         if sub.get("aws_access_key_id"):
-            creds["AWS_ACCESS_KEY_ID"] = str(sub["aws_access_key_id"])
+            creds["aws_access_key_id"] = str(sub["aws_access_key_id"])
         if sub.get("aws_secret_access_key"):
-            creds["AWS_SECRET_ACCESS_KEY"] = str(sub["aws_secret_access_key"])
+            creds["aws_secret_access_key"] = str(sub["aws_secret_access_key"])
         return LakeFSDatabase(f"dynamodb://{table.lower()}?{urlencode(params)}", "dynamodb", creds)
     raise ConfigurationError(f"{where}: unknown database type {kind!r}")
+
+
+def lakefs_sides(
+    configs: Mapping[str, str | os.PathLike[str] | None],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, LakeFSDatabase]:
+    """The store of each side given a lakeFS config (``{"from": path, "to": None}`` → only
+    ``"from"``), with ``LAKEFS_DATABASE_*`` overrides applied to that side alone.
+
+    The variables name no side: with two configurations given and any of them set, it is
+    ambiguous which side they change (lakekv used to apply them to both), so this raises
+    ConfigurationError naming the variables.
+    """
+    env = os.environ if environ is None else environ
+    given = {side: path for side, path in configs.items() if path is not None}
+    overrides = sorted(name for name in env if name.startswith(_ENV))
+    if len(given) > 1 and overrides:
+        raise ConfigurationError(
+            f"{', '.join(overrides)} set while both sides come from lakeFS configs: the "
+            "variables would apply to both; unset them, or give one side as a URL"
+        )
+    return {side: lakefs_store_url(path, env) for side, path in given.items()}

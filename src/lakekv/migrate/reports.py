@@ -121,6 +121,9 @@ class LoadReport(WriteCounts, _Timed):
     lakefs_schema_version: str | None = None
     retries: int = 0
     """Transient store errors that were retried successfully."""
+    schema_version_withheld: bool = False
+    """The dump's lakeFS schema-version entry was not written because of conflicts: a
+    half-loaded target must not look like a complete lakeFS database."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
@@ -149,7 +152,13 @@ class CopyReport(WriteCounts, _Timed):
     retries: int = 0
     """Transient store errors that were retried successfully."""
     lakefs_schema_version: str | None = None
+    """The source's lakeFS schema version; ``None``: it holds none (not a lakeFS database?)."""
     checkpoint: str | None = None
+    schema_version_withheld: bool = False
+    """The schema-version entry was not copied because of conflicts: a half-copied target
+    must not look like a complete lakeFS database. A later run without conflicts copies it."""
+    new_pass: bool = False
+    """The checkpoint's previous pass had finished, so this run was a new full pass."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
