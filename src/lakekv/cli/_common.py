@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
 from typing import Any, TypeVar
 
@@ -18,11 +21,13 @@ from lakekv.errors import (
     ConfigurationError,
     ConflictError,
     CorruptInputError,
+    InterruptedMigrationError,
     InvalidArgumentError,
     LakekvError,
     NotFoundError,
     RetryableError,
     SchemaVersionMismatchError,
+    UnsafeOperationError,
     UnsupportedError,
 )
 from lakekv.kv.url import redact
@@ -48,6 +53,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def exit_code_for(exc: LakekvError) -> int:
     """The documented exit code for an error kind."""
+    if isinstance(exc, InterruptedMigrationError):
+        return 128 + (exc.signal or signal.SIGINT)
+    if isinstance(exc, UnsafeOperationError):
+        return EXIT_USAGE
     if isinstance(exc, CorruptInputError):
         return EXIT_CORRUPT
     if isinstance(
@@ -158,3 +167,38 @@ def store_option(fn: F) -> F:
 def interactive() -> bool:
     """Whether stderr is a terminal (progress bars are shown only then)."""
     return sys.stderr.isatty()
+
+
+class StopEvent(threading.Event):
+    """Set by the first SIGINT / SIGTERM; ``signal`` says which."""
+
+    signal: int | None = None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopEvent]:
+    """An event the first SIGINT or SIGTERM sets, for a long operation's ``stop``: it ends
+    between batches, consistent and resumable, and the command exits 128 + the signal (130,
+    143). A second signal stops at once (KeyboardInterrupt / SystemExit(143)); stores still
+    wait for calls in flight before closing, so nothing crashes."""
+    event = StopEvent()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if event.is_set():
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        event.signal = signum
+        event.set()
+        # os.write, not print: the main thread may be inside a write to stderr.
+        os.write(2, b"\nstopping after the current batch (signal again to stop at once)\n")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

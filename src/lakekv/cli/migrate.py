@@ -25,6 +25,7 @@ from lakekv.cli._common import (
     encoding_option,
     interactive,
     print_json,
+    stop_on_signals,
     to_jsonable,
 )
 from lakekv.migrate import (
@@ -187,7 +188,10 @@ def _conflict_options(fn: F) -> F:
     )(fn)
     fn = click.option("--dry-run", is_flag=True, help="Read everything, write nothing.")(fn)
     fn = click.option(
-        "--force", is_flag=True, help="Proceed although the lakeFS schema versions differ."
+        "--force",
+        is_flag=True,
+        help="Proceed although the lakeFS schema versions differ (copy --sync: or the source "
+        "holds none).",
     )(fn)
     return click.option(
         "--on-conflict",
@@ -225,6 +229,15 @@ def _write_lines(r: WriteCounts, dry: bool) -> list[str]:
     for ex in r.conflict_examples[:10]:
         lines.append(f"  conflict: partition '{ex.partition}' key '{ex.key}'")
     return lines
+
+
+def _withheld_lines(report: CopyReport | LoadReport) -> list[str]:
+    if not report.schema_version_withheld:
+        return []
+    return [
+        "  lakeFS schema version NOT written because of the conflicts: the target is not a "
+        "complete lakeFS database until they are resolved and the command is run again"
+    ]
 
 
 def _rate(entries: int, seconds: float) -> str:
@@ -278,7 +291,7 @@ def dump_cmd(
       lakekv dump --from postgres://u@db/lakefs --format lakefs lakefs-dump.json
     """
     src = _resolve(ctx, from_url, from_config, "from", default=True)
-    with progress_bar() as cb:
+    with stop_on_signals() as stop, progress_bar() as cb:
         report = dump(
             src,
             output,
@@ -286,6 +299,7 @@ def dump_cmd(
             format=fmt,  # type: ignore[arg-type]
             compression=compression,  # type: ignore[arg-type]
             progress=cb,
+            stop=stop,
         )
     _emit(
         report,
@@ -338,7 +352,7 @@ def load_cmd(
       zcat db.lkv.gz | lakekv load --to sqlite:///x.db -
     """
     dst = _resolve(ctx, to_url, to_config, "to", default=True)
-    with progress_bar() as cb:
+    with stop_on_signals() as stop, progress_bar() as cb:
         report = load(
             dst,
             input_file,
@@ -348,6 +362,7 @@ def load_cmd(
             workers=workers,
             batch_entries=batch_size,
             progress=cb,
+            stop=stop,
         )
     _emit(
         report,
@@ -357,6 +372,7 @@ def load_cmd(
             f"{report.partitions:,} partitions from {report.source} [{report.format}] into "
             f"{report.target} in {report.seconds:.1f}s ({_rate(report.entries, report.seconds)})",
             *_write_lines(report, dry_run),
+            *_withheld_lines(report),
         ],
     )
     return _conflict_exit(report)
@@ -370,10 +386,18 @@ def load_cmd(
 @_conflict_options
 @click.option("--sync", is_flag=True, help="Also delete target entries absent from the source.")
 @click.option(
+    "--max-delete",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="With --sync: stop (exit 2) rather than delete more than N target entries.",
+)
+@click.option(
     "--checkpoint",
     metavar="FILE",
     default=None,
-    help="Record progress in FILE; run the same command again to resume after a crash.",
+    help="Record progress in FILE; run the same command again to resume after a crash or "
+    "stop (after a finished pass, the same command runs a new full pass).",
 )
 @_workers_option(DEFAULT_WORKERS)
 @_json_option
@@ -391,11 +415,16 @@ def copy_cmd(
     dry_run: bool,
     batch_size: int,
     sync: bool,
+    max_delete: int | None,
     checkpoint: str | None,
     workers: int,
     as_json: bool,
 ) -> int:
     """Copy every partition from one store to another (exit 4 on conflicts).
+
+    The source must exist and is only read; a source and target that are the same store
+    are refused. SIGINT / SIGTERM stop it after the current batch (exit 130 / 143); with
+    --checkpoint, running it again resumes.
 
     \b
     Examples:
@@ -407,7 +436,7 @@ def copy_cmd(
         ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
     )
     src, dst = sides["from"], sides["to"]
-    with progress_bar() as cb:
+    with stop_on_signals() as stop, progress_bar() as cb:
         report = copy(
             src,
             dst,
@@ -418,8 +447,10 @@ def copy_cmd(
             dry_run=dry_run,
             sync=sync,
             force=force,
+            max_delete=max_delete,
             batch_entries=batch_size,
             progress=cb,
+            stop=stop,
         )
     lines = [
         f"{'dry run: ' if dry_run else ''}copied {report.entries:,} entries in "
@@ -429,6 +460,13 @@ def copy_cmd(
     ]
     if sync:
         lines.append(f"  {'would delete' if dry_run else 'deleted'} {report.deleted:,}")
+    if report.lakefs_schema_version is None:
+        lines.append(
+            "  warning: the source holds no lakeFS schema version (not a lakeFS database?)"
+        )
+    lines.extend(_withheld_lines(report))
+    if report.new_pass:
+        lines.append("  the checkpoint's previous pass had finished: this run was a new full pass")
     if report.resumed_partitions:
         lines.append(
             f"  resumed: {report.resumed_partitions:,} partitions were already done"
@@ -514,6 +552,9 @@ def verify_cmd(
 @_store_options("to", default=True)
 @click.option("--entries", "-n", type=click.IntRange(min=1), required=True, help="Entries.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same data.")
+@click.option(
+    "--force", is_flag=True, help="Write into a store that is not empty (overwriting keys)."
+)
 @_json_option
 @click.pass_context
 def sample_cmd(
@@ -522,9 +563,12 @@ def sample_cmd(
     to_config: str | None,
     entries: int,
     seed: int,
+    force: bool,
     as_json: bool,
 ) -> int:
     """Write a realistic lakeFS-shaped sample database of exactly N entries.
+
+    A store that already holds entries is refused (exit 2) unless --force.
 
     \b
     Examples:
@@ -533,7 +577,7 @@ def sample_cmd(
     """
     dst = _resolve(ctx, to_url, to_config, "to", default=True)
     with progress_bar() as cb:
-        report = make_sample(dst, entries, seed=seed, progress=cb)
+        report = make_sample(dst, entries, seed=seed, force=force, progress=cb)
     _emit(
         report,
         as_json,

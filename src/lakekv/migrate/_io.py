@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, cast
 
@@ -89,7 +90,10 @@ def open_sink(target: PathLike | BinaryIO, compression: Compression = "auto") ->
     if isinstance(target, str | os.PathLike) and os.fspath(target) != "-":
         final = Path(target)
         kind = compression_for(final.name, compression)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        remove_stale_temporaries(final)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp", dir=final.parent
+        )
         tmp = Path(name)
         raw: BinaryIO = os.fdopen(fd, "wb")
     elif isinstance(target, str | os.PathLike):
@@ -132,6 +136,37 @@ def open_sink(target: PathLike | BinaryIO, compression: Compression = "auto") ->
             else:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove temporary files that dumps to ``final`` left behind when they were killed
+    (``.NAME.PID.XXXX.tmp`` whose process is gone); those of running dumps stay."""
+    removed: list[Path] = []
+    try:
+        candidates = list(final.parent.glob(f".{glob_escape(final.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for path in candidates:
+        middle = path.name[len(final.name) + 2 : -len(".tmp")]
+        pid_text = middle.split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 class Source:

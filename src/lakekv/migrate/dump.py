@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import BinaryIO, Literal
@@ -10,7 +11,7 @@ from typing import BinaryIO, Literal
 from lakekv.errors import ConfigurationError
 from lakekv.kv.store import entries_of
 from lakekv.migrate import _retry
-from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, opened, url_of
+from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, check_stop, opened, url_of
 from lakekv.migrate._io import Compression, describe, open_sink
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import DumpWriter
@@ -30,6 +31,7 @@ def dump(
     format: DumpFormat = "lakekv",
     compression: Compression = "auto",
     progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> DumpReport:
     """Write every partition of ``source`` (or only ``partitions``) to ``out``.
 
@@ -39,11 +41,16 @@ def dump(
     complete. ``format="lakefs"`` writes the lakeFS "1.0" JSON format and raises
     UnrepresentableEntryError (naming the entry) at the first partition or key that is not
     valid UTF-8. Empty partitions are not written.
+
+    The source is opened read-only and must exist (StoreNotFoundError: a mistyped source
+    never yields a valid, empty dump). Setting ``stop`` ends the dump between pages with
+    InterruptedMigrationError, and the temporary file is removed; one left behind by a
+    killed dump is removed by the next dump to the same path.
     """
     if format not in ("lakekv", "lakefs"):
         raise ConfigurationError(f"unknown dump format {format!r} (lakekv or lakefs)")
     started = time.monotonic()
-    with opened(source) as src:
+    with opened(source, read_only=True) as src:
         retries = _retry.RetryCounter()
         schema = _retry.call(lambda: read_schema_version(src), retries)
         plan = plan_partitions(src, partitions)
@@ -71,6 +78,7 @@ def dump(
                         for page in _retry.retrying_pages(
                             src, p, page_size=_CHUNK, counter=retries
                         ):
+                            check_stop(stop, "dump")
                             if not writer.partition_open:
                                 writer.begin_partition(p)
                             tracker.add(len(page), writer.add_page(page))
@@ -86,6 +94,7 @@ def dump(
                 for p in plan.partitions:
                     count = 0
                     for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
+                        check_stop(stop, "dump")
                         entries = entries_of(p, page)
                         tracker.add(len(entries), jwriter.add_many(entries))
                         count += len(entries)

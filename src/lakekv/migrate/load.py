@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -13,7 +14,15 @@ from typing import BinaryIO
 from lakekv.errors import CorruptInputError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, Store
 from lakekv.migrate import _retry
-from lakekv.migrate._common import BATCH_BYTES, BATCH_ENTRIES, StoreLike, opened, url_of
+from lakekv.migrate._common import (
+    BATCH_BYTES,
+    BATCH_ENTRIES,
+    StoreLike,
+    check_stop,
+    opened,
+    opened_for_dry_run,
+    url_of,
+)
 from lakekv.migrate._io import describe, open_source
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import MAGIC, DumpReader, PartitionTrailer
@@ -72,7 +81,9 @@ def _entries(
 
 
 def check_file(
-    file: str | os.PathLike[str] | BinaryIO, progress: ProgressCallback | None = None
+    file: str | os.PathLike[str] | BinaryIO,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> _FileInfo:
     """Read a dump completely, verifying every checksum and count; raise CorruptInputError."""
     with open_source(file) as src:
@@ -88,6 +99,8 @@ def check_file(
         n = 0
         last_partition = b""
         for e in entries:
+            if not n % 1024:
+                check_stop(stop, "load")
             n += 1
             if fmt == "lakefs" and e.partition != last_partition:
                 partitions += 1
@@ -113,6 +126,7 @@ def load(
     batch_entries: int = BATCH_ENTRIES,
     batch_bytes: int = BATCH_BYTES,
     progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadReport:
     """Load a dump (lakekv or lakeFS "1.0" format, detected; compression detected) into
     ``target``. ``file`` is a path, ``-`` for stdin, or a binary stream.
@@ -127,8 +141,12 @@ def load(
     The lakeFS schema version entry is written last. If the dump and the target both carry a
     schema version and they differ, SchemaVersionMismatchError is raised (unless ``force``):
     before writing anything when the version is known up front (lakekv header, pre-check),
-    else at the end, without writing the version entry. ``workers`` batches are written
-    concurrently (one for the lakeFS format, whose keys may repeat).
+    else at the end, without writing the version entry. The version entry is not written
+    either when the load met conflicts (``report.schema_version_withheld``): a half-loaded
+    target must not look like a complete lakeFS database. ``workers`` batches are written
+    concurrently (one for the lakeFS format, whose keys may repeat). ``dry_run`` creates
+    nothing (a target that does not exist counts as empty). Setting ``stop`` ends the load
+    between batches with InterruptedMigrationError; loading again is safe.
     """
     policy = OnConflict(on_conflict)
     named = isinstance(file, str | os.PathLike) and os.fspath(file) != "-"
@@ -136,11 +154,16 @@ def load(
     info: _FileInfo | None = None
     if named if precheck is None else precheck:
         # Before the target is even opened: a bad file leaves no trace anywhere.
-        info = check_file(file, progress)
-    with opened(target) as dst:
+        info = check_file(file, progress, stop)
+    with contextlib.ExitStack() as stack:
+        standin: str | None = None
+        if dry_run:
+            dst, standin = stack.enter_context(opened_for_dry_run(target))
+        else:
+            dst = stack.enter_context(opened(target))
         retries = _retry.RetryCounter()
         target_version = _retry.call(lambda: read_schema_version(dst), retries)
-        report = LoadReport(source=describe(file), target=url_of(dst), dry_run=dry_run)
+        report = LoadReport(source=describe(file), target=standin or url_of(dst), dry_run=dry_run)
         if info is not None:
             check_schema_versions(
                 info.schema_version, target_version, force=force, what="the dump and the target"
@@ -175,7 +198,9 @@ def load(
             try:
                 try:
                     last_partition = b""
-                    for e in entries:
+                    for n, e in enumerate(entries):
+                        if not n % 1024:
+                            check_stop(stop, "load")
                         if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
                             held = e
                             continue
@@ -205,7 +230,10 @@ def load(
                     )
                     loader.flush()
                     loader.wait()
-                    loader.add(held)
+                    if report.conflicts:
+                        report.schema_version_withheld = True
+                    else:
+                        loader.add(held)
                 loader.close()
             finally:
                 loader.shutdown()

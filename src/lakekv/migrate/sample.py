@@ -33,11 +33,17 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lakekv.errors import UnsafeOperationError
 from lakekv.kv.store import Entry, OnConflict, Store
 from lakekv.migrate import _retry
 from lakekv.migrate._common import BATCH_ENTRIES, StoreLike, opened, url_of
 from lakekv.migrate._progress import ProgressCallback, Tracker
-from lakekv.migrate.partitions import LAKEFS_SCHEMA_VERSION, SCHEMA_KEY, SCHEMA_PARTITION
+from lakekv.migrate.partitions import (
+    LAKEFS_SCHEMA_VERSION,
+    SCHEMA_KEY,
+    SCHEMA_PARTITION,
+    read_schema_version,
+)
 from lakekv.record.proto import catalog_pb2, graveler_pb2, kv_pb2
 
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"
@@ -311,6 +317,15 @@ class _Generator:
                 yield from self._objects(partition, count)
 
 
+def _is_empty(store: Store) -> bool:
+    if store.capabilities.list_partitions:
+        return next(iter(store.list_partitions()), None) is None
+    if read_schema_version(store) is not None:
+        return False
+    with store.scan(b"graveler", batch_size=1) as it:
+        return next(it, None) is None
+
+
 def _write(dst: Store, batch: list[Entry]) -> None:
     _retry.call(lambda: dst.write_batch(batch, OnConflict.OVERWRITE))
 
@@ -320,17 +335,26 @@ def sample(
     entries: int,
     *,
     seed: int = 0,
+    force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> SampleReport:
     """Write a lakeFS-shaped database of exactly ``entries`` entries into ``target``.
 
-    Deterministic for a seed. Existing keys are overwritten. Memory does not grow with
-    ``entries``.
+    Deterministic for a seed. Memory does not grow with ``entries``. A target that already
+    holds entries (any partition, or for stores that cannot list partitions a lakeFS schema
+    version or ``graveler`` entry) is refused with UnsafeOperationError before anything is
+    written: sample data would overwrite a real database's keys. ``force`` writes anyway,
+    overwriting existing keys.
     """
     if entries < 1:
         raise ValueError("entries must be >= 1")
     started = time.monotonic()
     with opened(target) as dst:
+        if not force and not _is_empty(dst):
+            raise UnsafeOperationError(
+                f"sample: {url_of(dst)} is not empty; sample data would overwrite its keys "
+                "(write to a new store, or use --force)"
+            )
         report = SampleReport(target=url_of(dst), seed=seed)
         tracker = Tracker(progress, "sample")
         partitions: set[bytes] = set()

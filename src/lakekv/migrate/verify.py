@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from lakekv.kv.store import Store
 from lakekv.migrate import _retry
-from lakekv.migrate._common import StoreLike, opened, url_of
+from lakekv.migrate._common import StoreLike, opened, refuse_same_store, url_of
 from lakekv.migrate._merge import merge_join
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import partition_digest
@@ -35,9 +35,14 @@ def verify(
     With ``quick``, each side's partitions are only counted and hashed (as in a dump's
     trailers) and a mismatch counts as one *different partition*. At most ``max_diffs``
     examples are kept; the counts are complete. ``report.equal`` is the verdict.
+
+    Both stores are opened read-only and must exist (StoreNotFoundError: comparing with a
+    mistyped, hence empty, store proves nothing); one store given twice, however spelled, is
+    SameStoreError.
     """
     started = time.monotonic()
-    with opened(a) as sa, opened(b) as sb:
+    with opened(a, read_only=True) as sa, opened(b, read_only=True) as sb:
+        refuse_same_store(sa, sb, "verify")
         given = list(partitions) if partitions is not None else None
         plan = plan_partitions(sa, given)
         if given is None:
