@@ -201,4 +201,7 @@ def stop_on_signals() -> Iterator[StopEvent]:
         yield event
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Stopping: the process is on its way out with 128 + signal, and the work is
+            # over; a further signal must not turn that exit into a kill by signal (Python
+            # resets its own handlers while finalizing, SIG_IGN it keeps).
+            signal.signal(sig, signal.SIG_IGN if event.is_set() else old)
