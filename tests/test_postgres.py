@@ -23,12 +23,16 @@ import pytest
 from lakekv.errors import (
     ConfigurationError,
     PredicateFailedError,
+    SameStoreError,
     StoreError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
     StoreUnavailableError,
 )
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import MUST_EXIST, BatchResult, Entry, OnConflict, Store
 from lakekv.kv.url import StoreURL
+from lakekv.migrate import copy, verify
 from lakekv.testing import RUN_ID, require_available
 
 pytest.importorskip("psycopg")
@@ -661,3 +665,97 @@ def test_more_threads_than_connections(pg_url: str, table: str) -> None:
             t.join(60)
         assert errors == []
         assert len(list(s.scan(b"p"))) == 8 * 40
+
+
+def _relations(raw: psycopg.Connection[tuple[object, ...]], table: str) -> int:
+    row = raw.execute(
+        "SELECT count(*) FROM pg_class WHERE relname = %s OR relname LIKE %s",
+        (table, table + "\\_%"),
+    ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def test_a_missing_table_opened_without_create_runs_no_ddl(
+    pg_url: str, make_table: MakeTable, raw: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A mistyped ?table= as a migration source used to create 100 tables and a view."""
+    table = make_table("_typo")
+    for kwargs in ({"create": False}, {"read_only": True}):
+        with pytest.raises(StoreNotFoundError, match=f"no table '{table}'"):
+            open_store(url_for(pg_url, table), **kwargs)  # type: ignore[arg-type]
+    assert _relations(raw, table) == 0
+    dst = f"sqlite:///{ROOT}/never-created-{RUN_ID}.db"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lakekv",
+            "copy",
+            "--sync",
+            "--from",
+            url_for(pg_url, table),
+            "--to",
+            dst,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert _relations(raw, table) == 0
+
+
+def test_read_only_sessions_refuse_writes_even_below_lakekv(pg_url: str, table: str) -> None:
+    with open_store(url_for(pg_url, table)) as s:
+        s.set(b"p", b"k", b"v")
+    with open_store(url_for(pg_url, table), read_only=True) as ro:
+        assert ro.get(b"p", b"k").value == b"v"
+        with pytest.raises(StoreReadOnlyError):
+            ro.set(b"p", b"k", b"w")
+        assert isinstance(ro, PostgresStore)
+        with ro._pool_connection() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute(f'DELETE FROM "{table}"')
+
+
+def test_identity_folds_host_aliases_default_port_and_parameter_order(
+    pg_url: str, table: str
+) -> None:
+    base = StoreURL.parse(url_for(pg_url, table))
+    if base.host not in ("127.0.0.1", "localhost"):
+        pytest.skip("needs a server on the loopback interface")
+    port = base.port or 5432
+    spellings = [
+        base.render(reveal_password=True),
+        StoreURL(
+            base.scheme,
+            base.username,
+            base.password,
+            "localhost",
+            port,
+            base.path,
+            (("pool_size", "3"), ("table", table)),
+        ).render(reveal_password=True),
+        StoreURL(
+            "postgresql",
+            base.username,
+            base.password,
+            "127.0.0.1",
+            port,
+            base.path,
+            (("table", table), ("application_name", "x")),
+        ).render(reveal_password=True),
+    ]
+    stores = [open_store(u) for u in spellings]
+    try:
+        assert len({s.identity() for s in stores}) == 1
+        with open_store(url_for(pg_url, table + "_other")) as other:
+            assert other.identity() != stores[0].identity()
+            other.destroy()
+        with pytest.raises(SameStoreError):
+            copy(spellings[0], spellings[1], sync=True)
+        with pytest.raises(SameStoreError):
+            verify(spellings[2], spellings[0])
+    finally:
+        for s in stores:
+            s.close()
