@@ -85,6 +85,7 @@ import itertools
 import operator
 import sys
 import threading
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -310,8 +311,8 @@ class Store(ABC):
         self.options = options
         self._closed = False
         self._close_lock = threading.Lock()
-        self._idle = threading.Condition(self._close_lock)
-        self._busy = 0
+        self._inflight: list[None] = []
+        """One item per call inside the driver (list append/pop are atomic: no lock)."""
         self._iterators: weakref.WeakSet[PagedIterator] = weakref.WeakSet()
 
     # --- construction ------------------------------------------------------------------------
@@ -483,15 +484,15 @@ class Store(ABC):
                 return
             self._closed = True
             iterators = list(self._iterators)
-            busy = self._busy
         for iterator in iterators:
             iterator.close()
-        if busy:
+        # A call registers itself before it checks ``_closed``, and ``_closed`` is set before
+        # this reads the registrations: every call either sees ``_closed`` or is waited for.
+        if self._inflight:
             with contextlib.suppress(*self.driver_errors):  # best effort
                 self._interrupt()
-        with self._close_lock:
-            while self._busy:
-                self._idle.wait()
+            while self._inflight:
+                time.sleep(0.001)
         try:
             self._close()
         except LakekvError:
@@ -615,21 +616,18 @@ class Store(ABC):
 
     def _call(self, fn: Callable[..., T], *args: object) -> T:
         """Call a driver method, translating its exceptions once; ``close()`` waits for it."""
-        with self._close_lock:
+        inflight = self._inflight
+        inflight.append(None)
+        try:
             if self._closed:
                 raise StoreClosedError(f"store {self._url} is closed")
-            self._busy += 1
-        try:
             return fn(*args)
         except LakekvError:
             raise
         except self.driver_errors as exc:
             raise self._failed(exc) from exc
         finally:
-            with self._close_lock:
-                self._busy -= 1
-                if self._closed and not self._busy:
-                    self._idle.notify_all()
+            inflight.pop()
 
     def _failed(self, exc: BaseException) -> LakekvError:
         if self._closed:
