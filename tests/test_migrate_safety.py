@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from lakekv.cli.main import main
 from lakekv.errors import (
     ConfigurationError,
+    InterruptedMigrationError,
     KeyNotFoundError,
     SameStoreError,
     UnsafeOperationError,
@@ -279,13 +281,21 @@ def test_a_checkpoint_refuses_another_copy_or_other_options(tmp_path: Path) -> N
     other = f"sqlite:///{tmp_path}/other.db"
     _lakefs_db(src, 10)
     ckpt = tmp_path / "copy.ckpt"
-    copy(src, dst, checkpoint=ckpt, partitions=[b"graveler"])
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(InterruptedMigrationError):  # an unfinished pass
+        copy(src, dst, checkpoint=ckpt, partitions=[b"graveler"], stop=stopped)
     with pytest.raises(ConfigurationError, match="another copy"):
         copy(src, other, checkpoint=ckpt, partitions=[b"graveler"])
     with pytest.raises(ConfigurationError, match="another copy"):
         copy(src, dst, checkpoint=ckpt)  # all partitions this time
     with pytest.raises(ConfigurationError, match="another copy"):
         copy(src, dst, checkpoint=ckpt, partitions=[b"graveler"], on_conflict="overwrite")
+    assert copy(src, dst, checkpoint=ckpt, partitions=[b"graveler"]).written == 10
+    # finished: the next run is a new pass, with any options, but never another pair
+    with pytest.raises(ConfigurationError, match="another copy"):
+        copy(other, dst, checkpoint=ckpt)
+    assert copy(src, dst, checkpoint=ckpt).written == 11
 
 
 def test_checkpoint_files_are_private(tmp_path: Path) -> None:
@@ -328,13 +338,28 @@ def test_copy_with_conflicts_does_not_write_the_schema_version(
     _lakefs_db(src, 10)
     with open_store(dst) as s:
         s.set(b"graveler", b"repos/r0003", b"a different value")
-    code, out, _ = run(capsys, "copy", "--from", src, "--to", dst, "--json")
+    ckpt = str(tmp_path / "copy.ckpt")
+    code, out, _ = run(capsys, "copy", "--from", src, "--to", dst, "--json", "--checkpoint", ckpt)
     assert code == 4
     report = json.loads(out)
     assert report["conflicts"] == 1 and report["schema_version_withheld"]
     with open_store(dst, read_only=True) as s, pytest.raises(KeyError):
         _get_or_keyerror(s)
-    code, _, _ = run(capsys, "copy", "--from", src, "--to", dst, "--on-conflict", "overwrite")
+    # the same command again finds the conflict again, and still withholds the version
+    code, out, _ = run(capsys, "copy", "--from", src, "--to", dst, "--json", "--checkpoint", ckpt)
+    assert code == 4 and json.loads(out)["schema_version_withheld"]
+    code, _, _ = run(
+        capsys,
+        "copy",
+        "--from",
+        src,
+        "--to",
+        dst,
+        "--on-conflict",
+        "overwrite",
+        "--checkpoint",
+        ckpt,
+    )
     assert code == 0
     with open_store(dst, read_only=True) as s:
         assert s.get(SCHEMA_PARTITION, SCHEMA_KEY).value == b"4"

@@ -3,8 +3,8 @@
 Line 1 identifies the copy: ``{"lakekv_checkpoint": 2, "source": URL, "target": URL,
 "source_identity": ..., "target_identity": ..., "sync": bool, "on_conflict": policy,
 "partitions": [names] | null}`` (URLs without passwords; identities as ``Store.identity``).
-A run with another source, target or options is refused: a checkpoint never resumes a
-different copy. Every later line is written after a batch is stored in the target:
+A run with another source or target is refused, and so is one with other options while the
+pass is unfinished: a checkpoint never resumes a different copy. Every later line is written after a batch is stored in the target:
 ``{"done": [partitions finished], "at": [partition, last key written] | null,
 "conflicts": n}``, names in base64. A torn last line (the process died while writing it) is
 ignored; the batch it described is simply copied again, which is safe because writes are
@@ -29,13 +29,10 @@ from typing import IO
 from lakekv.errors import ConfigurationError
 
 _VERSION = 2
-_IDENTITY_FIELDS = (
-    "source_identity",
-    "target_identity",
-    "sync",
-    "on_conflict",
-    "partitions",
-)
+_PAIR_FIELDS = ("source_identity", "target_identity")
+"""Always compared: a checkpoint never serves another source or target."""
+_OPTION_FIELDS = ("sync", "on_conflict", "partitions")
+"""Compared while a pass is unfinished (a finished one is discarded, whatever its options)."""
 
 
 def _b64(data: bytes) -> str:
@@ -93,15 +90,26 @@ class Checkpoint:
                 f"checkpoint {self.path} has version {head.get('lakekv_checkpoint')!r} "
                 f"(this lakekv writes {_VERSION}); use a new checkpoint file"
             )
-        for name in _IDENTITY_FIELDS:
+        for name in _PAIR_FIELDS:
             if head.get(name) != self._identity.get(name):
-                shown = name.removesuffix("_identity")
                 raise ConfigurationError(
-                    f"checkpoint {self.path} belongs to another copy ({shown} was "
-                    f"{head.get(name)!r}, now {self._identity.get(name)!r}); "
-                    "use a new checkpoint file"
+                    f"checkpoint {self.path} belongs to another copy "
+                    f"({name.removesuffix('_identity')} was {head.get(name)!r}, now "
+                    f"{self._identity.get(name)!r}); use a new checkpoint file"
                 )
-        for line in lines[1:]:
+        self._read_progress(lines[1:])
+        if self.finished:
+            return
+        for name in _OPTION_FIELDS:
+            if head.get(name) != self._identity.get(name):
+                raise ConfigurationError(
+                    f"checkpoint {self.path} belongs to another copy: its unfinished pass ran "
+                    f"with {name}={head.get(name)!r}, now {self._identity.get(name)!r}; resume "
+                    "with the same options, or use a new checkpoint file"
+                )
+
+    def _read_progress(self, lines: list[str]) -> None:
+        for line in lines:
             if not line.strip():
                 continue
             try:

@@ -86,9 +86,10 @@ def copy(
 
     With ``checkpoint``, progress is appended to that file after every batch; running the
     same copy again (same source, target and options, or the file is refused) skips finished
-    partitions and resumes the others at their last written key. A pass that completed is
-    marked finished, and the next run with that file is a new full pass (cheap: unchanged
-    entries are only compared). Transient store errors are retried with backoff; when retries
+    partitions and resumes the others at their last written key. A pass that completed (with
+    or without conflicts) is marked finished, and the next run with that file is a new full
+    pass (cheap: unchanged entries are only compared; conflicts are found again), with any
+    options. Transient store errors are retried with backoff; when retries
     are exhausted the StoreUnavailableError propagates (resume later with the checkpoint).
     Setting ``stop`` stops the copy between batches with InterruptedMigrationError (the
     checkpoint stays consistent).
@@ -164,7 +165,7 @@ def copy(
                 else:
                     job.run([SCHEMA_PARTITION], 1)
             tracker.finish()
-            if cp is not None and not report.schema_version_withheld:
+            if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
                 cp.finish()
         finally:
             if cp is not None:

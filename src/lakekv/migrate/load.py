@@ -329,7 +329,8 @@ class _Loader:
         self.tracker.finish()
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=True)
+        """Wait for the batch being written; drop queued ones (after an error or a stop)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Probe:
