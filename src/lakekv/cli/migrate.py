@@ -186,7 +186,7 @@ def _conflict_options(fn: F) -> F:
         show_default=True,
         help="Entries per write batch (also how often a checkpoint is written).",
     )(fn)
-    fn = click.option("--dry-run", is_flag=True, help="Read everything, write nothing.")(fn)
+    fn = click.option("--dry-run", is_flag=True, help="Read all; write and create nothing.")(fn)
     fn = click.option(
         "--force",
         is_flag=True,
@@ -510,6 +510,8 @@ def verify_cmd(
     as_json: bool,
 ) -> int:
     """Compare two stores entry by entry; exit 1 if they differ.
+
+    Both stores must exist and are only read; one store given twice is refused (exit 2).
 
     \b
     Examples:

@@ -4,11 +4,12 @@ Line 1 identifies the copy: ``{"lakekv_checkpoint": 2, "source": URL, "target": 
 "source_identity": ..., "target_identity": ..., "sync": bool, "on_conflict": policy,
 "partitions": [names] | null}`` (URLs without passwords; identities as ``Store.identity``).
 A run with another source or target is refused, and so is one with other options while the
-pass is unfinished: a checkpoint never resumes a different copy. Every later line is written after a batch is stored in the target:
-``{"done": [partitions finished], "at": [partition, last key written] | null,
-"conflicts": n}``, names in base64. A torn last line (the process died while writing it) is
-ignored; the batch it described is simply copied again, which is safe because writes are
-idempotent. Resuming skips finished partitions and restarts the others at their last key.
+pass is unfinished: a checkpoint never resumes a different copy. Every later line is written
+after a batch is stored in the target: ``{"done": [partitions finished], "at": [partition,
+last key written] | null, "conflicts": n}``, names in base64. A torn last line (the process
+died while writing it) is ignored; the batch it described is simply copied again, which is
+safe because writes are idempotent. Resuming skips finished partitions and restarts the
+others at their last key.
 
 A pass that completed appends ``{"finished": true}``. The next run with that file does not
 skip anything: it starts a new full pass (the file is rewritten), so entries added to the
