@@ -35,6 +35,7 @@ from lakekv.record.registry import (
     TypeRule,
     decode_entry,
     message_to_dict,
+    unknown_field_bytes,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "scan_secondary",
     "set_message",
     "set_message_if",
+    "unknown_field_bytes",
 ]
