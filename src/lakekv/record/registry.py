@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -415,3 +415,35 @@ LAKEFS_TYPES = _lakefs_registry()
 def decode_entry(partition: bytes, key: bytes, value: bytes) -> DecodedRecord:
     """Decode one entry with :data:`LAKEFS_TYPES`."""
     return LAKEFS_TYPES.decode(partition, key, value)
+
+
+def undecodable(
+    entries: Iterable[tuple[bytes, bytes, bytes]], registry: TypeRegistry | None = None
+) -> Iterator[str]:
+    """One line per entry that ``registry`` (default :data:`LAKEFS_TYPES`) does not fully
+    decode: no rule matches it, its value does not parse as its rule's type, or the message
+    (or a staged entry's ``catalog.Entry`` payload) carries fields the schema does not name.
+
+    An empty result means every entry decoded to a known message or a known raw value.
+    ``entries`` are ``(partition, key, value)`` triples (an :class:`~lakekv.kv.store.Entry`
+    is one).
+    """
+    reg = LAKEFS_TYPES if registry is None else registry
+    for partition, key, value in entries:
+        where = f"partition {_text(partition)!r} key {_text(key)!r}"
+        record = reg.decode(partition, key, value)
+        if record.rule == "unknown":
+            yield f"{where}: no type rule matches"
+        elif record.error is not None:
+            yield f"{where}: not a valid {record.rule} value: {record.error}"
+        elif record.unknown_field_bytes:
+            yield f"{where}: {record.unknown_field_bytes} bytes of unknown fields"
+        elif isinstance(record.message, graveler_pb2.StagedEntryData) and record.message.identity:
+            entry = catalog_pb2.Entry()
+            try:
+                entry.ParseFromString(record.message.data)
+            except ProtoDecodeError as exc:
+                yield f"{where}: staged payload is not a catalog.Entry: {exc}"
+                continue
+            if unknown := unknown_field_bytes(entry):
+                yield f"{where}: staged payload has {unknown} bytes of unknown fields"

@@ -164,7 +164,7 @@ Global___PolicyData: _TypeAlias = PolicyData  # noqa: Y015
 @_typing.final
 class CredentialData(_message.Message):
     """An access key (`uCredentials/<user>/credentials/<access key id>`). `user_id` holds the
-    user's key bytes; the secret is stored encrypted.
+    user name's bytes; the secret is stored encrypted.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
