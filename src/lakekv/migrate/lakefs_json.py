@@ -5,9 +5,9 @@
 strings, so only UTF-8 names can be represented: :class:`LakeFSJSONWriter` refuses any other
 entry (naming it) instead of corrupting it (lakeFS replaces such bytes with U+FFFD). Otherwise
 the writer's output is byte-identical to lakeFS's ``kv dump`` of the same entries (field order,
-Go's string escaping, a whole-second timestamp), so the two can be diffed. :func:`read_lakefs_json` parses one entry object
-at a time, never the whole document; ``version`` must precede ``entries`` (lakeFS writes it
-first).
+Go's string escaping, a whole-second timestamp), so the two can be diffed.
+:func:`read_lakefs_json` parses one entry object at a time, never the whole document;
+``version`` must precede ``entries`` (lakeFS writes it first).
 """
 
 from __future__ import annotations
