@@ -113,6 +113,29 @@ def test_secondary_iterator_skips_dangling_entries(fresh_store: Store) -> None:
     assert [e.message for e in elsewhere] == [tag(9)]
 
 
+def test_secondary_iterator_reads_lakefs_pull_index(fresh_store: Store) -> None:
+    # lakeFS (pkg/graveler/ref/manager.go CreatePullRequest) writes the bare pull ID into a
+    # SecondaryIndex (field 1) in partition `pulls`; the pull lives at pulls/<id> of the
+    # repository partition.
+    repo_part = P + b"-repo"
+    pull = graveler_pb2.PullRequestData(id="p1", source_branch="dev", destination_branch="main")
+    set_message(fresh_store, repo_part, b"pulls/p1", pull)
+    index_part = P + b"-pulls"
+    index_key = b"repos/" + repo_part + b"/dev/main"
+    fresh_store.set(index_part, index_key, b"\x0a\x02p1")  # lakeFS's bytes
+    got = list(
+        scan_secondary(
+            fresh_store,
+            index_part,
+            graveler_pb2.PullRequestData,
+            prefix=b"repos/" + repo_part + b"/",
+            primary_partition=repo_part,
+            primary_prefix=b"pulls/",
+        )
+    )
+    assert [(e.key, e.message) for e in got] == [(b"pulls/p1", pull)]
+
+
 # --- the type registry ------------------------------------------------------------------------
 
 REPO_PART = f"my-repo-{new_instance_uid()}".encode()
