@@ -124,6 +124,8 @@ def test_commits_are_content_addressed_with_a_real_parent_chain(entries: list[En
         for e, msg in refs:
             assert isinstance(msg, graveler_pb2.BranchData | graveler_pb2.TagData)
             assert (e.partition, msg.commit_id) in commits
+            # lakeFS v1.86.0 pkg/graveler/validate.go: no '/' (nor '..', '@{') in a tag ID
+            assert "/" not in msg.id and ".." not in msg.id and "@{" not in msg.id
 
 
 def test_indexes_and_credentials_use_lakefs_keys(entries: list[Entry]) -> None:

@@ -10,7 +10,7 @@ lakeFS's schemas (:mod:`lakekv.record.proto`); every entry decodes through
   content-addressed by :func:`lakekv.refs.ident.commit_id`, a first "Repository created"
   commit, a parent chain, a branch forked and merged back with a two-parent merge commit),
   ``branches/…`` (``BranchData`` at those commits, some with sealed tokens), ``tags/…``
-  (``TagData``, some with ``/`` in the name), ``repo-metadata`` (``RepoMetadata``, often
+  (``TagData``, IDs as lakeFS allows them: no ``/``), ``repo-metadata`` (``RepoMetadata``, often
   empty: an empty value), ``settings/protected_branches``, ``pulls/<id>``, ``imports/<id>``,
   ``tasks/DR<id>`` (a refs-dump task);
 * staging partitions ``<repo>-<branch>:<uuid4>`` (staging and sealed tokens) holding
@@ -234,7 +234,8 @@ class _Generator:
             for i, tok in enumerate([token, *sealed]):
                 staging.append((tok.encode(), 1.0 / (len(staging) + 1) ** 0.8 / (i + 1)))
         for t in range(rnd.randrange(1, 5)):
-            tag = f"v{t}.0" if t % 2 else f"releases/2024/v{t}"
+            # lakeFS v1.86.0 refuses '/' in tag IDs (pkg/graveler/validate.go ValidateTagID)
+            tag = f"v{t}.0" if t % 2 else f"release-2024-v{t}~rc{t}"
             data = graveler_pb2.TagData(id=tag, commit_id=rnd.choice(main))
             out.append(_entry(rp, layout.tag_key(tag), data.SerializeToString()))
         meta = graveler_pb2.RepoMetadata()
