@@ -4,13 +4,16 @@ Every message lakeFS stores in its KV database must have, in lakekv, the same fu
 same fields: name, number, type, label, message/enum type and proto3 ``optional``. The
 comparison compiles lakeFS's sources with the ``protoc`` of ``grpcio-tools``; it needs a lakeFS
 source tree (``LAKEKV_LAKEFS_SOURCE``, else the Go module cache's
-``github.com/treeverse/lakefs@v1.86.0``) and is skipped without one (it fails under ``CI``).
-The wire-byte tests below hold the same facts without the source tree.
+``github.com/treeverse/lakefs@v1.86.0``, which building lakeFS from its module fills) and is
+skipped without one (it fails under ``CI``). ``test_record_generated.py`` holds the same facts
+as wire bytes, without the source tree.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -42,12 +45,28 @@ LAKEFS_PROTOS = {
 }
 
 
+def _go_module_caches() -> list[Path]:
+    caches = [Path(os.environ["GOMODCACHE"])] if os.environ.get("GOMODCACHE") else []
+    go = shutil.which("go")
+    if go is not None:
+        try:
+            out = subprocess.run(
+                [go, "env", "GOMODCACHE"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out:
+            caches.append(Path(out))
+    caches.append(Path.home() / "go" / "pkg" / "mod")
+    return caches
+
+
 def _lakefs_source() -> Path | None:
     env = os.environ.get("LAKEKV_LAKEFS_SOURCE")
-    candidates = [Path(env)] if env else []
-    gomodcache = os.environ.get("GOMODCACHE") or str(Path.home() / "go" / "pkg" / "mod")
-    candidates.append(Path(gomodcache) / "github.com" / "treeverse" / f"lakefs@{LAKEFS_RELEASE}")
-    for path in candidates:
+    if env:
+        return Path(env)  # named explicitly: must be a lakeFS tree (the test fails otherwise)
+    for cache in _go_module_caches():
+        path = cache / "github.com" / "treeverse" / f"lakefs@{LAKEFS_RELEASE}"
         if (path / "pkg" / "graveler" / "graveler.proto").is_file():
             return path
     return None
@@ -88,6 +107,8 @@ def _proto_fields(
             )
             for f in msg.field
         )
+        for enum in msg.enum_type:
+            out[f"{name}.{enum.name}"] = [(v.name, v.number) for v in enum.value]
         out.update(_proto_fields(package, list(msg.nested_type), name))
     return out
 
