@@ -123,4 +123,4 @@ def new_instance_uid() -> str:
 
 def new_staging_token(repository_id: str, branch_id: str) -> str:
     """``<repoID>-<branchID>:<uuid4>``: the name of a fresh staging partition."""
-    return f"{repository_id}-{branch_id}:{uuid.uuid4()}"
+    return layout.staging_token(repository_id, branch_id, str(uuid.uuid4()))
