@@ -2,7 +2,7 @@
 
 A complete migration needs every partition. A driver that declares
 ``capabilities.list_partitions`` enumerates them. For any other store lakekv walks the lakeFS
-model instead (``LAKEFS_FORMAT.md`` §6): the fixed partitions, ``graveler`` → each
+model instead (:func:`lakekv.record.layout.walk`): the fixed partitions, ``graveler`` → each
 repository's partition (``<repoID>-<instanceUID>``) → every branch's staging token and sealed
 tokens, plus the staging tokens queued in ``cleanup-tokens``. The walk cannot find partitions
 nothing points to any more (e.g. staging partitions of a deleted repository); listing can.
