@@ -149,6 +149,3 @@ def interrupted(requested: threading.Event | None, what: str) -> InterruptedMigr
 
 class StoppedError(Exception):
     """Raised inside a worker when another worker failed."""
-
-
-Stopped = StoppedError

@@ -19,7 +19,7 @@ from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
     Stop,
-    Stopped,
+    StoppedError,
     StoreLike,
     interrupted,
     opened,
@@ -220,7 +220,7 @@ class _CopyJob:
 
         n = max(1, min(workers, len(partitions)))
         if n == 1:
-            with contextlib.suppress(Stopped):
+            with contextlib.suppress(StoppedError):
                 work()
         else:
             with ThreadPoolExecutor(n, thread_name_prefix="lakekv-copy") as pool:
@@ -228,7 +228,7 @@ class _CopyJob:
                 errors: list[BaseException] = []
                 for f in futures:
                     exc = f.exception()
-                    if exc is not None and not isinstance(exc, Stopped):
+                    if exc is not None and not isinstance(exc, StoppedError):
                         errors.append(exc)
                         self.stop.set()
             if errors:
