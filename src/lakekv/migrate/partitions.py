@@ -15,9 +15,16 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError as ProtoDecodeError
 
-from lakekv.errors import KeyNotFoundError, SchemaVersionMismatchError
+from lakekv.errors import (
+    InvalidArgumentError,
+    KeyNotFoundError,
+    MigrationError,
+    SchemaVersionMismatchError,
+)
 from lakekv.kv.store import Store
+from lakekv.migrate import _retry
 from lakekv.migrate._retry import retrying
+from lakekv.migrate.reports import show_bytes
 from lakekv.record.proto import graveler_pb2
 
 SCHEMA_PARTITION = b"kv-internal-metadata"
@@ -96,6 +103,30 @@ def plan_partitions(store: Store, given: Iterable[bytes] | None = None) -> Parti
     if store.capabilities.list_partitions:
         return PartitionPlan(list(store.list_partitions()), "list_partitions")
     return PartitionPlan(walk_lakefs(store), "lakefs-walk")
+
+
+class PartitionNotFoundError(MigrationError, InvalidArgumentError):
+    """A partition named explicitly holds no entry in the source (exit 2)."""
+
+
+def require_partitions(
+    store: Store, partitions: Iterable[bytes], retries: _retry.RetryCounter | None = None
+) -> None:
+    """Raise PartitionNotFoundError naming the first of ``partitions`` that ``store`` lacks.
+
+    A partition exists while it holds an entry; each is probed with a one-entry scan.
+    """
+    for p in partitions:
+
+        def probe(p: bytes = p) -> bool:
+            with store.scan(p, batch_size=1) as it:
+                return next(it, None) is not None
+
+        found = probe() if retries is None else _retry.call(probe, retries)
+        if not found:
+            raise PartitionNotFoundError(
+                f"partition '{show_bytes(p)}' does not exist in {store.url} (it holds no entry)"
+            )
 
 
 def union_plan(a: PartitionPlan, b: PartitionPlan) -> PartitionPlan:
