@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 import yaml
 
 from lakekv.errors import ConfigurationError
-from lakekv.kv.url import StoreURL
+from lakekv.kv.url import StoreURL, remember_secret
 
 _ENV = "LAKEFS_DATABASE_"
 _SECTIONS = {
@@ -179,7 +179,7 @@ def lakefs_store_url(
                 raise ConfigurationError(f"{where}: connection_string is not a postgres URL")
         else:
             url = StoreURL.parse(_dsn_to_url(conn))
-        if sub.get("max_open_connections"):
+        if sub.get("max_open_connections") not in (None, ""):
             url = url.with_params(
                 pool_size=_positive_int(sub["max_open_connections"], where, "max_open_connections")
             )
@@ -199,5 +199,6 @@ def lakefs_store_url(
             creds["AWS_ACCESS_KEY_ID"] = str(sub["aws_access_key_id"])
         if sub.get("aws_secret_access_key"):
             creds["AWS_SECRET_ACCESS_KEY"] = str(sub["aws_secret_access_key"])
+            remember_secret(creds["AWS_SECRET_ACCESS_KEY"])
         return LakeFSDatabase(f"dynamodb://{table.lower()}?{urlencode(params)}", "dynamodb", creds)
     raise ConfigurationError(f"{where}: unknown database type {kind!r}")
