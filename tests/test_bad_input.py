@@ -9,22 +9,29 @@ import fcntl
 import gzip
 import io
 import json
+import logging
 import os
 import stat
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from _migrate_helpers import HiddenPartitions, StoreMaker, all_entries
 
-from lakekv.cli.main import main
+import lakekv.cli.kv as kv_cli
+from lakekv.cli.main import configure_logging, main
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Capabilities, Entry
-from lakekv.kv.url import StoreURL
+from lakekv.kv.url import StoreURL, redact
 from lakekv.migrate import _io, copy, dump, load
 from lakekv.migrate._io import check_output
 from lakekv.migrate._limits import Limits, TargetLimitError
+from lakekv.migrate.dumpfile import DumpWriter
+from lakekv.migrate.lakefs_json import MAX_LAKEFS_VALUE, UnrepresentableEntryError
+from lakekv.migrate.reports import show_bytes
 
 
 @pytest.fixture
@@ -392,3 +399,241 @@ def test_postgres_load_of_an_oversized_key_writes_nothing(
     assert code == 2, err
     assert "partition 'part-9' key 'kkk" in err
     assert all_entries(dst) == []
+
+
+# --- 5. lakeFS JSON consistency -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("p", "a", b"1"), ("p", "b", b"2"), ("p", "b", b"3")],
+        # Not in lakeFS's order: the repeat comes back after another partition.
+        [("p", "b", b"1"), ("q", "a", b"2"), ("p", "b", b"3")],
+        [("p", "b", b"1"), ("p", "a", b"2"), ("p", "b", b"3")],
+    ],
+    ids=["adjacent", "partition-reappears", "keys-unordered"],
+)
+def test_a_repeated_key_with_different_values_exits_5_with_nothing_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, rows: list[tuple[str, str, bytes]]
+) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(_lakefs_json(rows))
+    db = tmp_path / "t.db"
+    code, _, err = run(capsys, "load", "--to", f"sqlite:///{db}", str(path))
+    assert code == 5, err
+    assert "partition 'p' key 'b' appears more than once with different values" in err
+    assert not db.exists()
+
+
+def test_a_repeated_key_with_the_same_value_loads(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(_lakefs_json([("p", "b", b"1"), ("q", "a", b"2"), ("p", "b", b"1")]))
+    dst = open_store("memory://")
+    report = load(dst, path)
+    assert report.conflicts == 0 and sorted(all_entries(dst)) == [
+        Entry(b"p", b"b", b"1"),
+        Entry(b"q", b"a", b"2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        _lakefs_json([("p", "a", b"1")], ',"entries":[]'),
+        _lakefs_json([("p", "a", b"1")], ',"version":"1.0"'),
+        b'{"version":"1.0","entries":[{"partition":"p","key":"a","key":"b","value":""}]}',
+        b'{"version":"1.0","entries":[{"partition":"p","key":"a","value":"","value":"eA=="}]}',
+    ],
+    ids=["two-entries-arrays", "two-versions", "repeated-key-field", "repeated-value-field"],
+)
+def test_repeated_fields_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, doc: bytes
+) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(doc)
+    db = tmp_path / "t.db"
+    code, _, err = run(capsys, "load", "--to", f"sqlite:///{db}", str(path))
+    assert code == 5, err
+    assert "more than once" in err or "repeated" in err
+    assert not db.exists()
+
+
+def test_lakefs_writer_and_reader_limits_agree(tmp_path: Path) -> None:
+    src = open_store("memory://")
+    big = os.urandom(60 << 20)
+    src.set(b"p", b"big", big)
+    path = tmp_path / "big.json"
+    dump(src, path, format="lakefs")
+    dst = open_store("memory://")
+    assert load(dst, path).written == 1
+    assert dst.get(b"p", b"big").value == big
+    del big
+    src.set(b"p", b"big", b"\0" * (MAX_LAKEFS_VALUE + 1))
+    with pytest.raises(UnrepresentableEntryError, match="partition 'p' key 'big'"):
+        dump(src, tmp_path / "too-big.json", format="lakefs")
+    assert not (tmp_path / "too-big.json").exists()
+
+
+# --- 6. secrets ---------------------------------------------------------------------------
+
+
+def test_yaml_errors_do_not_quote_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "lakefs.yaml"
+    cfg.write_text(
+        "database:\n  type: dynamodb\n  dynamodb:\n"
+        '    aws_secret_access_key: "Sup3rS3cretValue\n    table_name: kv\n'
+    )
+    code, _, err = run(capsys, "dump", "--from-lakefs-config", str(cfg), str(tmp_path / "o"))
+    assert code == 2 and "not valid YAML" in err and "line" in err
+    assert "Sup3rS3cret" not in err
+
+
+def test_traceback_output_is_redacted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = "postgres://u:Hunter2Secret@127.0.0.1:1/db?connect_timeout=1&sslpassword=KeyPass99"
+    code, out, err = run(capsys, "--traceback", "get", "-s", url, "p", "k")
+    assert code in (2, 3), err
+    assert "Traceback" in err
+    assert "Hunter2Secret" not in err + out and "KeyPass99" not in err + out
+
+
+@pytest.mark.parametrize("name", ["password", "sslpassword", "token", "secret", "api_key"])
+def test_secret_looking_url_parameters_are_never_echoed(
+    capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    url = StoreURL.parse(f"postgres://u@h/db?{name}=TopSecret42&table=kv")
+    assert "TopSecret42" not in str(url) and "TopSecret42" not in repr(url)
+    assert "TopSecret42" in url.render(reveal_password=True)
+    code, _, err = run(capsys, "get", "-s", f"sqlite:///x.db?{name}=TopSecret42", "p", "k")
+    assert code == 2 and "unknown parameter" in err
+    assert "TopSecret42" not in err
+    assert "TopSecret42" not in redact(f"failed: {name}=TopSecret42 and more")
+    assert "TopSecret42" not in redact("a remembered secret TopSecret42 anywhere")
+
+
+# --- 7. PostgreSQL table names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", ["t" * 60, " ", " kv", "kv\n", ""])
+def test_postgres_table_names_beyond_the_limit_exit_2(
+    capsys: pytest.CaptureFixture[str], table: str
+) -> None:
+    url = f"postgres://u@127.0.0.1:1/db?table={quote(table)}"
+    code, _, err = run(capsys, "get", "-s", url, "p", "k")
+    assert code == 2, err
+    assert "table must be a name of 1 to 59 bytes" in err
+
+
+def test_postgres_table_name_of_the_documented_maximum_works(backend_url: str) -> None:
+    if StoreURL.parse(backend_url).scheme not in ("postgres", "postgresql"):
+        pytest.skip("PostgreSQL only")
+    url = StoreURL.parse(backend_url).with_params(table=_max_table())
+    with open_store(url) as s:
+        try:
+            s.set(b"p", b"k", b"v")
+            assert s.get(b"p", b"k").value == b"v"
+        finally:
+            s.destroy()  # type: ignore[attr-defined]
+
+
+def _max_table() -> str:
+    return ("t" + uuid.uuid4().hex + "x" * 59)[:59]
+
+
+# --- 8. output ----------------------------------------------------------------------------
+
+
+def test_library_logging_is_silent_by_default_and_shown_with_v(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def noisy(*args: object, **kwargs: object) -> object:
+        logging.getLogger("psycopg.pool").warning("error connecting in 'pool-1': boom")
+        return open_store("memory://")
+
+    orig = kv_cli.open_store
+    kv_cli.open_store = noisy  # type: ignore[assignment]
+    try:
+        code, _, err = run(capsys, "get", "-s", "memory://", "p", "k")
+        assert code == 1 and len(err.strip().splitlines()) == 1
+        assert "boom" not in err
+        code, _, err = run(capsys, "-v", "get", "-s", "memory://", "p", "k")
+        assert code == 1 and "WARNING psycopg.pool: error connecting in 'pool-1': boom" in err
+    finally:
+        kv_cli.open_store = orig  # type: ignore[assignment]
+        configure_logging(0)
+
+
+def test_text_output_escapes_unambiguously(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert show_bytes(b"a\\x00") == "a\\\\x00"
+    assert show_bytes(b"a\x00") == "a\\x00"
+    assert show_bytes(b"\x1b[31mred") == "\\x1b[31mred"
+    assert show_bytes(b"\xff") == "\\xff"
+    assert show_bytes("ü".encode()) == "ü"
+    assert show_bytes("\u202e".encode()) == "\\u202e"
+    store = f"sqlite:///{tmp_path}/e.db"
+    code, _, _ = run(capsys, "set", "-s", store, "-e", "hex", "70", "6b", "001b5b33316d5c")
+    assert code == 0
+    code, out, _ = run(capsys, "get", "-s", store, "p", "k")
+    assert code == 0 and out == "\\x00\\x1b[31m\\\\\n"
+    code, out, _ = run(capsys, "scan", "-s", store, "p")
+    assert out == "k\t\\x00\\x1b[31m\\\\\n"
+    assert "\x1b" not in out and "\x00" not in out
+
+
+# --- 9. silent no-ops ---------------------------------------------------------------------
+
+
+def test_dump_of_a_missing_partition_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path}/a.db"
+    with open_store(db) as s:
+        s.write_batch(_entries())
+    out = tmp_path / "o.lkv"
+    code, _, err = run(capsys, "dump", "--from", db, "-p", "part-1", "-p", "nope", str(out))
+    assert code == 2 and "partition 'nope' does not exist" in err
+    assert not out.exists()
+    code, _, err = run(
+        capsys, "copy", "--from", db, "--to", f"sqlite:///{tmp_path}/b.db", "-p", "nope"
+    )
+    assert code == 2 and "partition 'nope' does not exist" in err
+    code, _, err = run(capsys, "dump", "--from", db, "-p", "part-1", str(out))
+    assert code == 0, err
+
+
+def _dump_with_header(**header: object) -> bytes:
+    out = io.BytesIO()
+    with DumpWriter(out, {"created": "x", "lakefs_schema_version": None, **header}) as w:
+        w.begin_partition(b"p")
+        w.add_many([Entry(b"p", b"k", b"v")])
+        w.end_partition()
+        w.finish()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"version": True}, {"version": 1.0}, {"version": "1"}, {"lakefs_schema_version": 4}],
+    ids=["version-true", "version-float", "version-string", "numeric-schema-version"],
+)
+def test_odd_dump_headers_exit_5(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, header: dict[str, object]
+) -> None:
+    path = tmp_path / "d.lkv"
+    path.write_bytes(_dump_with_header(**header))
+    code, _, err = run(capsys, "load", "--to", f"sqlite:///{tmp_path}/t.db", str(path))
+    assert code == 5, err
+    assert not (tmp_path / "t.db").exists()
+
+
+@pytest.mark.parametrize(
+    "scheme", ["postgres://u@127.0.0.1:1/db", "sqlite:///x.db", "dynamodb://t"]
+)
+def test_a_blank_table_parameter_exits_2(capsys: pytest.CaptureFixture[str], scheme: str) -> None:
+    sep = "&" if "?" in scheme else "?"
+    code, _, err = run(capsys, "get", "-s", f"{scheme}{sep}table=%20", "p", "k")
+    assert code == 2, err
