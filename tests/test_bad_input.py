@@ -9,9 +9,10 @@ import fcntl
 import gzip
 import io
 import json
-import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,8 +22,7 @@ from urllib.parse import quote
 import pytest
 from _migrate_helpers import HiddenPartitions, StoreMaker, all_entries
 
-import lakekv.cli.kv as kv_cli
-from lakekv.cli.main import configure_logging, main
+from lakekv.cli.main import main
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Capabilities, Entry
 from lakekv.kv.url import StoreURL, redact
@@ -545,24 +545,36 @@ def _max_table() -> str:
 # --- 8. output ----------------------------------------------------------------------------
 
 
-def test_library_logging_is_silent_by_default_and_shown_with_v(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    def noisy(*args: object, **kwargs: object) -> object:
+_NOISY = """
+import logging, sys
+import lakekv.cli.kv as kv
+opened = kv.open_store
+def noisy(url):
+    for _ in range(78):
         logging.getLogger("psycopg.pool").warning("error connecting in 'pool-1': boom")
-        return open_store("memory://")
+    return opened(url)
+kv.open_store = noisy
+from lakekv.cli.main import main
+main(sys.argv[1:])
+"""
 
-    orig = kv_cli.open_store
-    kv_cli.open_store = noisy  # type: ignore[assignment]
-    try:
-        code, _, err = run(capsys, "get", "-s", "memory://", "p", "k")
-        assert code == 1 and len(err.strip().splitlines()) == 1
-        assert "boom" not in err
-        code, _, err = run(capsys, "-v", "get", "-s", "memory://", "p", "k")
-        assert code == 1 and "WARNING psycopg.pool: error connecting in 'pool-1': boom" in err
-    finally:
-        kv_cli.open_store = orig  # type: ignore[assignment]
-        configure_logging(0)
+
+def test_library_logging_is_silent_by_default_and_shown_with_v() -> None:
+    def lakekv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _NOISY, *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    quiet = lakekv("get", "-s", "memory://", "p", "k")
+    assert quiet.returncode == 1 and len(quiet.stderr.strip().splitlines()) == 1
+    assert "boom" not in quiet.stderr
+    loud = lakekv("-v", "get", "-s", "memory://", "p", "k")
+    assert loud.returncode == 1
+    assert "WARNING psycopg.pool: error connecting in 'pool-1': boom" in loud.stderr
 
 
 def test_text_output_escapes_unambiguously(
