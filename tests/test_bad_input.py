@@ -23,6 +23,7 @@ import pytest
 from _migrate_helpers import HiddenPartitions, StoreMaker, all_entries
 
 from lakekv.cli.main import main
+from lakekv.errors import CorruptInputError
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Capabilities, Entry
 from lakekv.kv.url import StoreURL, redact
@@ -649,3 +650,11 @@ def test_a_blank_table_parameter_exits_2(capsys: pytest.CaptureFixture[str], sch
     sep = "&" if "?" in scheme else "?"
     code, _, err = run(capsys, "get", "-s", f"{scheme}{sep}table=%20", "p", "k")
     assert code == 2, err
+
+
+def test_a_streamed_repeated_key_stops_the_load(tmp_path: Path) -> None:
+    doc = _lakefs_json([("p", "a", b"1"), ("p", "b", b"2"), ("p", "b", b"3"), ("q", "c", b"")])
+    dst = open_store("memory://")
+    with pytest.raises(CorruptInputError, match="appears more than once"):
+        load(dst, io.BytesIO(doc))
+    assert Entry(b"p", b"b", b"3") not in all_entries(dst)

@@ -301,10 +301,19 @@ def _load(
             )
             report.lakefs_schema_version = header_version
             held: Entry | None = None
+            # Streamed lakeFS JSON: repeats are found as the pre-check finds them; once the
+            # entries leave lakeFS's order, from there on by remembering every key.
+            repeats = _Repeats() if info is None and fmt == "lakefs" else None
             try:
                 try:
                     last_partition = b""
                     for e in entries:
+                        if repeats is not None:
+                            try:
+                                repeats.check(e, src.name)
+                            except _UnorderedError:
+                                repeats = _Repeats(ordered=False)
+                                repeats.check(e, src.name)
                         if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
                             held = e
                             continue
