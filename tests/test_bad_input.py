@@ -658,3 +658,57 @@ def test_a_streamed_repeated_key_stops_the_load(tmp_path: Path) -> None:
     with pytest.raises(CorruptInputError, match="appears more than once"):
         load(dst, io.BytesIO(doc))
     assert Entry(b"p", b"b", b"3") not in all_entries(dst)
+
+
+LAKEKV = [str(Path(sys.executable).with_name("lakekv"))]
+
+
+def _sample_db(tmp_path: Path) -> str:
+    db = f"sqlite:///{tmp_path}/s.db"
+    with open_store(db) as s:
+        s.write_batch(_entries(per=3000))
+    return db
+
+
+def test_dump_to_dev_stdout_writes_through_a_shell_redirection(tmp_path: Path) -> None:
+    db = _sample_db(tmp_path)
+    out = tmp_path / "out.lkv"
+    out.write_bytes(b"")
+    inode = out.stat().st_ino
+    with open(out, "wb") as f:
+        proc = subprocess.run(
+            [*LAKEKV, "dump", "--from", db, "/dev/stdout"],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "dumped 9,000 entries" in proc.stderr  # the summary stays out of the dump
+    assert out.stat().st_ino == inode
+    assert load(open_store("memory://"), out).written == 9000
+
+
+@pytest.mark.parametrize("args", [["scan", "part-1"], ["dump", "--from", "{db}", "-"]])
+def test_a_closed_output_pipe_ends_quietly_with_0(tmp_path: Path, args: list[str]) -> None:
+    db = f"sqlite:///{tmp_path}/big.db"
+    with open_store(db) as s:  # far more than a pipe buffers
+        s.write_batch([Entry(b"part-1", b"k%05d" % i, b"v" * 1000) for i in range(20000)])
+    cmd = [*LAKEKV, "--store", db, *[a.replace("{db}", db) for a in args]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(60) == 0, err
+    assert err == b""
+
+
+def test_a_failed_output_write_is_one_line_exit_6(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    code, _, err = run(capsys, "dump", "--from", _sample_db(tmp_path), "/dev/full")
+    assert code == 6 and err.strip() == "error: cannot write /dev/full: No space left on device"

@@ -11,6 +11,7 @@ Everything written to stderr here, tracebacks and log records included, is redac
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -25,7 +26,21 @@ from lakekv.errors import LakekvError
 from lakekv.kv.url import redact
 
 
+class _OutputClosedError(Exception):
+    """The reader of stdout went away (``lakekv scan … | head``)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # click turns a broken pipe into exit 1 ("not found") on its own: take it first.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _OutputClosedError from exc
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
 Examples:
@@ -120,8 +135,11 @@ def main(argv: list[str] | None = None) -> None:
             _print_traceback()
         click.echo(one_line(exc), err=True)
         sys.exit(exit_code_for(exc))
-    except BrokenPipeError:
-        sys.stderr.close()
+    except (BrokenPipeError, _OutputClosedError):
+        # Quietly 0: whoever reads our output has what they wanted. Later writes (the
+        # interpreter's final flush) go to /dev/null instead of failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except Exception as exc:
         if show_tb:

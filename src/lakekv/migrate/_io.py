@@ -32,7 +32,7 @@ from typing import IO, BinaryIO, Literal, cast
 
 import zstandard
 
-from lakekv.errors import ConfigurationError, CorruptInputError
+from lakekv.errors import ConfigurationError, CorruptInputError, MigrationError
 
 Compression = Literal["auto", "none", "gzip", "zstd"]
 PathLike = str | os.PathLike[str]
@@ -79,6 +79,10 @@ class _CountingWriter(io.RawIOBase):
         self.raw.flush()
 
 
+class OutputError(MigrationError):
+    """Writing a dump's output failed (disk full, I/O error): exit 6, one line."""
+
+
 class Sink:
     """An open output: write uncompressed bytes to ``stream``; ``file_bytes`` after close."""
 
@@ -109,19 +113,22 @@ def check_output(target: PathLike) -> OutputPath:
     text = os.fspath(target)
     if not text:
         raise ConfigurationError("the output file name is empty")
-    path = Path(os.path.realpath(text))
     try:
-        st = path.stat()
+        st = os.stat(text)  # through symlinks, /dev/stdout and /dev/fd/N included
     except FileNotFoundError:
         st = None
     except OSError as exc:
         raise ConfigurationError(f"cannot write {text}: {exc.strerror or exc}") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise ConfigurationError(f"cannot write {text}: it is a directory")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        if not os.access(path, os.W_OK):
+    # /dev/stdout, /dev/fd/N, /proc/self/fd/N name an open descriptor, even when it leads
+    # to a regular file (a shell redirection): write through it, never replace what it names.
+    special = os.path.abspath(text).startswith(("/dev/", "/proc/"))
+    if st is not None and (special or not stat.S_ISREG(st.st_mode)):
+        if not os.access(text, os.W_OK):
             raise ConfigurationError(f"cannot write {text}: permission denied")
-        return OutputPath(path, in_place=True)
+        return OutputPath(Path(text), in_place=True)
+    path = Path(os.path.realpath(text))  # the file a symlink points to is replaced
     parent = path.parent
     if not parent.is_dir():
         raise ConfigurationError(f"cannot write {text}: directory {parent} does not exist")
@@ -225,6 +232,13 @@ def open_sink(target: PathLike | BinaryIO, compression: Compression = "auto") ->
             stream.flush()
         raw.flush()
         ok = True
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {describe(target)}: {exc.strerror or exc}"
+            + ("; nothing was left behind" if tmp is not None else "")
+        ) from exc
     finally:
         if tmp is not None and final is not None:
             if ok:
@@ -234,7 +248,8 @@ def open_sink(target: PathLike | BinaryIO, compression: Compression = "auto") ->
                     tmp.unlink()
             raw.close()  # releases the lock only once the file is renamed or removed
         elif isinstance(target, str | os.PathLike) and os.fspath(target) != "-":
-            raw.close()
+            with contextlib.suppress(OSError):  # a failed write was reported above
+                raw.close()
 
 
 class Source:
