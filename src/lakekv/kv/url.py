@@ -205,7 +205,7 @@ _SECRET_IN_KV = re.compile(
     rf"(?i)(?P<pre>[\w.-]*(?:{_SECRET_WORDS})[\w.-]*\s*=\s*)"
     r"""(?P<pw>'[^']*'|"[^"]*"|[^\s&'",;)]+)"""
 )
-_MIN_REMEMBERED = 3
+_MIN_REMEMBERED = 8
 _remembered: set[str] = set()
 _remembered_lock = threading.Lock()
 
@@ -213,8 +213,9 @@ _remembered_lock = threading.Lock()
 def remember_secret(secret: str) -> None:
     """Have :func:`redact` mask ``secret`` wherever it appears from now on (this process).
 
-    Secrets shorter than 3 characters are not remembered (masking them everywhere would
-    garble all text); URL userinfo and ``name=value`` patterns still hide them.
+    Secrets shorter than 8 characters are not remembered (masking a short word such as
+    ``test`` everywhere would garble paths and names); URL userinfo, secret-looking URL
+    parameters and ``name=value`` pairs still hide them.
     """
     if len(secret) >= _MIN_REMEMBERED and secret != _MASK:
         with _remembered_lock:
