@@ -23,9 +23,9 @@ import pytest
 from _migrate_helpers import HiddenPartitions, StoreMaker, all_entries
 
 from lakekv.cli.main import main
-from lakekv.errors import CorruptInputError
+from lakekv.errors import CorruptInputError, LakekvError
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import Capabilities, Entry
+from lakekv.kv.store import Capabilities, Entry, Store
 from lakekv.kv.url import StoreURL, redact
 from lakekv.migrate import _io, copy, dump, load
 from lakekv.migrate._io import check_output
@@ -712,3 +712,21 @@ def test_a_failed_output_write_is_one_line_exit_6(
         pytest.skip("no /dev/full")
     code, _, err = run(capsys, "dump", "--from", _sample_db(tmp_path), "/dev/full")
     assert code == 6 and err.strip() == "error: cannot write /dev/full: No space left on device"
+
+
+def test_traceback_of_a_chained_error_is_redacted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(url: str) -> Store:
+        StoreURL.parse(url)  # as the driver does: the URL's secrets are now known
+        try:
+            raise RuntimeError("libpq said: user=u password=Hunter3Secret; echo Hunter3Secret")
+        except RuntimeError as exc:
+            raise LakekvError("cannot connect") from exc
+
+    monkeypatch.setattr("lakekv.cli.kv.open_store", failing)
+    code, out, err = run(
+        capsys, "--traceback", "get", "-s", "postgres://u:Hunter3Secret@h/db", "p", "k"
+    )
+    assert code == 6 and "Traceback" in err and "RuntimeError: libpq said" in err
+    assert "Hunter3Secret" not in err + out
