@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -730,3 +731,31 @@ def test_traceback_of_a_chained_error_is_redacted(
     )
     assert code == 6 and "Traceback" in err and "RuntimeError: libpq said" in err
     assert "Hunter3Secret" not in err + out
+
+
+def test_the_temporary_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/big.db"
+    with open_store(db) as s:  # incompressible, so the gzip dump takes a while
+        s.write_batch([Entry(b"part-1", b"k%05d" % i, os.urandom(2000)) for i in range(15000)])
+    final = tmp_path / "out.lkv.gz"
+    proc = subprocess.Popen(
+        [*LAKEKV, "dump", "--from", db, str(final)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".out.lkv.gz.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    left = list(tmp_path.glob(".out.lkv.gz.*.tmp"))
+    if not left:
+        pytest.skip("the dump finished before it could be killed")
+    assert not final.exists()
+    src = open_store("memory://")
+    src.set(b"p", b"k", b"v")
+    dump(src, final)
+    assert not any(p.exists() for p in left)
+    assert load(open_store("memory://"), final).written == 1
