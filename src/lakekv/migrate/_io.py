@@ -3,8 +3,9 @@
 Writing to a named regular file (or a new one) goes to a temporary file next to it,
 ``.<name>.<random>.tmp``, renamed into place only when the dump completed, so a failed dump
 never leaves a plausible-looking partial file. A symbolic link is followed (the file it
-points to is replaced, the link stays). A FIFO, character device or socket (``/dev/stdout``,
-a named pipe) is written in place. A live dump holds a lock on its temporary file; the next
+points to is replaced, the link stays). A FIFO, character device or socket, and any path
+under ``/dev`` or ``/proc`` (``/dev/stdout``, ``/dev/fd/N``, even when it leads to a regular
+file), is written in place, appending. A live dump holds a lock on its temporary file; the next
 dump to the same path removes temporary files nobody holds (left by a killed dump).
 
 Reading input that cannot be read twice (a FIFO, ``<(…)``, stdin) for ``load``'s pre-check
@@ -107,6 +108,8 @@ class OutputPath:
 def check_output(target: PathLike) -> OutputPath:
     """Check that a dump can be written to ``target`` (not ``-``), before any work is done.
 
+    A FIFO, device or socket, or a path under ``/dev`` or ``/proc``, is to be written in
+    place; anything else through a temporary file next to the file a symlink points to.
     Raises ConfigurationError for an empty name, a directory, a missing parent directory or
     one this process cannot write into.
     """
@@ -188,7 +191,8 @@ def open_sink(target: PathLike | BinaryIO, compression: Compression = "auto") ->
         kind = compression_for(Path(target).name, compression)
         if out.in_place:
             try:
-                raw: BinaryIO = open(out.path, "wb")  # noqa: SIM115 - closed below
+                # Appending: through /dev/stdout a shell's ">>" keeps what the file holds.
+                raw: BinaryIO = open(out.path, "ab")  # noqa: SIM115 - closed below
             except OSError as exc:
                 raise ConfigurationError(
                     f"cannot write {os.fspath(target)}: {exc.strerror or exc}"
