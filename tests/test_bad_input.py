@@ -759,3 +759,23 @@ def test_the_temporary_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_pat
     dump(src, final)
     assert not any(p.exists() for p in left)
     assert load(open_store("memory://"), final).written == 1
+
+
+def test_dump_to_dev_stdout_under_an_appending_redirection_keeps_the_file(
+    tmp_path: Path,
+) -> None:
+    db = _sample_db(tmp_path)
+    out = tmp_path / "log"
+    out.write_bytes(b"HEAD")
+    with open(out, "ab") as f:
+        proc = subprocess.run(
+            [*LAKEKV, "dump", "--from", db, "/dev/stdout"],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"HEAD\x89LKV")
+    assert load(open_store("memory://"), io.BytesIO(data[4:])).written == 9000
