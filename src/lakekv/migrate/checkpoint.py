@@ -61,28 +61,36 @@ class Checkpoint:
         """Load ``path`` if it exists (refusing one made for another copy), then append to it;
         a finished pass is discarded and a new one begins."""
         cp = cls(Path(path), identity)
-        if cp.path.exists() and cp.path.stat().st_size > 0:
-            cp._load()
-            if cp.finished:
-                cp.new_pass = True
-                cp.done.clear()
-                cp.at.clear()
-                cp.previous_conflicts = 0
+        try:
+            if cp.path.exists() and cp.path.stat().st_size > 0:
+                cp._load()
+                if cp.finished:
+                    cp.new_pass = True
+                    cp.done.clear()
+                    cp.at.clear()
+                    cp.previous_conflicts = 0
+                    cp._file = _open_private(cp.path, truncate=True)
+                    cp._append(cp._identity)
+                else:
+                    cp._file = _open_private(cp.path, truncate=False)
+            else:
                 cp._file = _open_private(cp.path, truncate=True)
                 cp._append(cp._identity)
-            else:
-                cp._file = _open_private(cp.path, truncate=False)
-        else:
-            cp._file = _open_private(cp.path, truncate=True)
-            cp._append(cp._identity)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot use checkpoint {cp.path}: {exc.strerror or exc}"
+            ) from None
         return cp
 
     def _load(self) -> None:
-        with open(self.path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except (UnicodeDecodeError, ValueError):
+            raise ConfigurationError(f"{self.path} is not a lakekv checkpoint") from None
         try:
             head = json.loads(lines[0])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ConfigurationError(f"{self.path} is not a lakekv checkpoint") from None
         if not isinstance(head, dict) or "lakekv_checkpoint" not in head:
             raise ConfigurationError(f"{self.path} is not a lakekv checkpoint")
@@ -121,7 +129,7 @@ class Checkpoint:
                 done = [base64.b64decode(p) for p in rec.get("done", [])]
                 at = rec.get("at")
                 conflicts = int(rec.get("conflicts", 0))
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
                 continue  # a torn last line
             for p in done:
                 self.done.add(p)
