@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 export CI="${CI:-}"
 
 PG_URL="${LAKEKV_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+MYSQL_URL="${LAKEKV_TEST_MYSQL:-mysql://root@127.0.0.1:3306/test}"
 
 ensure_postgres() {
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
@@ -23,6 +24,7 @@ ensure_postgres() {
 ensure_postgres
 
 stores=(--store "memory://" --store "sqlite:///{tmp}/lakekv-test.db" --store "$PG_URL")
+stores+=(--store "$MYSQL_URL" --store "lmdb:///{tmp}/lakekv-test.lmdb")
 
 if [ -x scripts/dynalite.sh ]; then
     DYNAMO_ENDPOINT="$(scripts/dynalite.sh start)"

@@ -180,6 +180,14 @@ def _names_page(
     return list(itertools.islice(it, limit))
 
 
+def _translate(path: Path, exc: BaseException, table: str | None = None) -> LakekvError:
+    """An LMDB exception as a lakekv error: resource trouble is retryable, the rest is not."""
+    where = f"lmdb environment {path}" + (f", table {table}" if table else "")
+    if isinstance(exc, lmdb.DiskError | lmdb.LockError | lmdb.ReadersFullError):
+        return StoreUnavailableError(f"{where}: {exc}")
+    return StoreError(f"{where}: {exc}")
+
+
 class LMDBStore(Store):
     """The LMDB driver; see the module docstring for URL, layout and behaviour."""
 
@@ -234,20 +242,20 @@ class LMDBStore(Store):
         path = Path(raw)
         try:
             shared = _acquire_env(path, map_size, sync)
-        except (lmdb.Error, OSError) as exc:
+        except OSError as exc:
             raise StoreUnavailableError(f"cannot open lmdb environment {path}: {exc}") from exc
+        except lmdb.Error as exc:
+            raise _translate(path, exc) from exc
         try:
             return cls(url, paging, path, table, shared)
         except BaseException as exc:
             _release_env(shared)
             if isinstance(exc, lmdb.Error):
-                raise StoreError(f"lmdb environment {path}: {exc}") from exc
+                raise _translate(path, exc) from exc
             raise
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
-        if isinstance(exc, lmdb.DiskError | lmdb.LockError | lmdb.ReadersFullError):
-            return StoreUnavailableError(f"lmdb environment {self.path}: {exc}")
-        return StoreError(f"lmdb environment {self.path}, table {self.table}: {exc}")
+        return _translate(self.path, exc, self.table)
 
     # --- transactions --------------------------------------------------------------------
 
