@@ -387,3 +387,29 @@ def test_cli_unreachable_exits_3_with_one_line() -> None:
 def test_bad_urls_are_configuration_errors_before_connecting(url: str) -> None:
     with pytest.raises(ConfigurationError):
         open_store(url)
+
+
+@pytest.mark.parametrize("local_infile", ["true", "false"])
+def test_bulk_paths_keep_every_byte(my_url: str, table: str, local_infile: str) -> None:
+    """LOAD DATA (escaped tab-separated text) and multi-row INSERT both store any bytes."""
+    awkward = [b"\\", b"\t", b"\n", b"\x00", b"\\N", b"\r\n", b"a\\tb", bytes(range(256))]
+    batch = [Entry(p, k + b"%d" % i, k) for i, k in enumerate(awkward) for p in awkward[:3]]
+    with open_store(url_for(my_url, table, local_infile=local_infile)) as s:
+        assert isinstance(s, MySQLStore)
+        assert s.load_data is (local_infile == "true")
+        assert s.write_batch(batch).written == len(batch)
+        for e in batch:
+            assert s.get(e.partition, e.key).value == e.value
+        again = s.write_batch([*batch, Entry(b"new", b"k", b"")])
+        assert (again.written, again.unchanged) == (1, len(batch))
+
+
+def test_only_bulk_connections_accept_local_infile(store: Store) -> None:
+    assert isinstance(store, MySQLStore)
+    store.write_batch([Entry(b"p", b"k", b"v")])
+    store.get(b"p", b"k")
+    assert store._pool is not None and store._bulk_pool is not None
+    plain = [c.client_flag & pymysql.constants.CLIENT.LOCAL_FILES for c in store._pool._idle]
+    bulk = [c.client_flag & pymysql.constants.CLIENT.LOCAL_FILES for c in store._bulk_pool._idle]
+    assert plain and not any(plain)
+    assert bulk and all(bulk)

@@ -8,6 +8,10 @@ path, required). Parameters:
 ``pool_timeout``     seconds to wait for a free connection before StoreUnavailableError (30)
 ``connect_timeout``  seconds to establish a connection (default 5)
 ``read_timeout``     seconds to wait for a reply before StoreUnavailableError (default 120)
+``local_infile``     bulk writes through ``LOAD DATA LOCAL INFILE`` when the server allows it
+                     (default true); such a connection lets the server read files of the
+                     client, so it is used for bulk writes only: set false for a server you
+                     do not trust
 ``page_size``/``page_cap``  scan pages (default 1000, doubling up to 5000)
 
 Layout: ``kv (partition_key VARBINARY(1024), `key` VARBINARY(2048), value LONGBLOB,
@@ -26,7 +30,8 @@ COMMITTED, ``CLIENT_FOUND_ROWS`` so that an UPDATE counts the rows it *matched*)
 the key, with a predicate ``UPDATE … WHERE partition_key = ? AND `key` = ? AND value = ?`` —
 the predicate is the value ``get`` returned, compared bytewise by the server, so A → B → A
 passes. Success is exactly one matched row. Scans are keyset queries, one per page. Bulk writes
-are multi-row ``INSERT IGNORE`` statements in one transaction (:mod:`.bulk`). A connection the
+are ``LOAD DATA LOCAL INFILE`` or multi-row ``INSERT IGNORE`` in one transaction
+(:mod:`.bulk`). A connection the
 server closed while idle is replaced: reads, ``set`` and ``delete`` are sent again once;
 ``set_if`` checks its connection before use and is never sent twice. Lost connections, lock
 wait timeouts and deadlocks raise StoreUnavailableError (retryable); other server errors
@@ -96,6 +101,7 @@ class _Settings:
     table: str
     pool_size: int
     pool_timeout: float
+    local_infile: bool
 
 
 def _fetchone(cur: pymysql.cursors.Cursor) -> Any:
@@ -128,6 +134,10 @@ class MySQLStore(Store):
         self._settings = settings
         self.table = settings.table
         self._pool: Pool | None = None
+        self._bulk_pool: Pool | None = None
+        self.max_allowed_packet = MIN_MAX_ALLOWED_PACKET
+        self.load_data = False
+        """Bulk writes use LOAD DATA LOCAL INFILE (asked for, and the server allows it)."""
         t = f"`{self.table}`"
         self._q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND `key` = %s"
         self._q_set = (
@@ -165,6 +175,7 @@ class MySQLStore(Store):
         pool_timeout = params.take_float("pool_timeout", 30.0, minimum=0.001)
         connect_timeout = params.take_int("connect_timeout", 5, minimum=1)
         read_timeout = params.take_float("read_timeout", 120.0, minimum=0.001)
+        local_infile = params.take_bool("local_infile", True)
         paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
         params.reject_unknown()
         database = url.path.lstrip("/")
@@ -196,6 +207,7 @@ class MySQLStore(Store):
             table=table,
             pool_size=pool_size,
             pool_timeout=pool_timeout,
+            local_infile=local_infile,
         )
         store = cls(url, paging, settings)
         try:
@@ -211,13 +223,17 @@ class MySQLStore(Store):
     def _connect(self) -> Connection:
         return pymysql.connect(**self._settings.connect_args)
 
+    def _connect_bulk(self) -> Connection:
+        return pymysql.connect(**self._settings.connect_args, local_infile=self.load_data)
+
     def _open(self) -> None:
         conn = self._connect()
         try:
             cur = conn.cursor()
-            cur.execute("SELECT @@max_allowed_packet")
+            cur.execute("SELECT @@max_allowed_packet, @@local_infile")
             row = cur.fetchone()
             packet = int(row[0]) if row else 0
+            self.load_data = self._settings.local_infile and bool(row and int(row[1]))
             if packet < MIN_MAX_ALLOWED_PACKET:
                 raise ConfigurationError(
                     f"{self._settings.where}: the server's max_allowed_packet is {packet} bytes; "
@@ -234,7 +250,9 @@ class MySQLStore(Store):
                 self._create_table(cur)
         finally:
             conn.close()
-        self._pool = Pool(self._connect, self._settings.pool_size, self._settings.pool_timeout)
+        s = self._settings
+        self._pool = Pool(self._connect, s.pool_size, s.pool_timeout)
+        self._bulk_pool = Pool(self._connect_bulk, s.pool_size, s.pool_timeout)
 
     def _create_table(self, cur: pymysql.cursors.Cursor) -> None:
         """The DDL: create the table if it does not exist (idempotent, safe to race)."""
@@ -255,9 +273,12 @@ class MySQLStore(Store):
             raise StoreClosedError(f"store {self._url} is closed")
         return pool
 
-    def checkout(self) -> tuple[Pool, Connection]:
-        """The pool and a connection checked to be alive (dead idle ones are replaced)."""
+    def checkout(self, *, bulk: bool = False) -> tuple[Pool, Connection]:
+        """The pool and a connection checked to be alive (dead idle ones are replaced);
+        ``bulk``: from the pool of connections for bulk writes."""
         pool = self._pool_or_closed()
+        if bulk:
+            pool = self._bulk_pool or pool
         for _ in range(self._settings.pool_size + 1):
             conn = pool.take()
             if alive(conn):
@@ -392,6 +413,7 @@ class MySQLStore(Store):
         self._execute(f"DROP TABLE IF EXISTS `{self.table}`", (), _rowcount, retry=True)
 
     def _close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        pools, self._pool, self._bulk_pool = (self._pool, self._bulk_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.close()
