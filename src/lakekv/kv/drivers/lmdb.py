@@ -167,6 +167,13 @@ def _release_env(shared: _Env) -> None:
             shared.env.close()
 
 
+def _get_in(
+    names: lmdb._Database, data: lmdb._Database, partition: bytes, key: bytes, txn: Txn
+) -> bytes | None:
+    pid = txn.get(partition, db=names)
+    return None if pid is None else txn.get(pid + key, db=data)
+
+
 def _names_page(
     names: lmdb._Database, start: bytes, inclusive: bool, limit: int, txn: Txn
 ) -> list[bytes]:
@@ -313,13 +320,23 @@ class LMDBStore(Store):
     # --- the contract ----------------------------------------------------------------------
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        names, data = self._names, self._data
-
-        def get(txn: Txn) -> bytes | None:
-            pid = txn.get(partition, db=names)
-            return None if pid is None else txn.get(pid + key, db=data)
-
-        value = self._read(get)
+        # The hot path, inlined: _read() with its retry costs twice the lookup itself.
+        shared = self._shared
+        if shared is not None and not shared.resizing:
+            active = self._active
+            token = object()
+            active.add(token)
+            try:
+                if not shared.resizing:
+                    with self._env.begin() as txn:
+                        pid = txn.get(partition, db=self._names)
+                        value = None if pid is None else txn.get(pid + key, db=self._data)
+                    return None if value is None else ValueWithPredicate(value, value)
+            except lmdb.MapResizedError:
+                pass
+            finally:
+                active.discard(token)
+        value = self._read(functools.partial(_get_in, self._names, self._data, partition, key))
         return None if value is None else ValueWithPredicate(value, value)
 
     def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
