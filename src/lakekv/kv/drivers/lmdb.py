@@ -78,6 +78,7 @@ _SYNC = {"full": (True, True), "normal": (True, False), "off": (False, False)}
 _strip_id = operator.itemgetter(slice(ID_SIZE, None))
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
+_value = operator.itemgetter(2)
 
 
 class _Env:
@@ -416,27 +417,50 @@ class LMDBStore(Store):
             size = min(size * 2, self.paging.page_cap)
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        data = self._data
+        """One write transaction; per partition, one ``putmulti`` that creates the new keys
+        (in C), and only if some existed, one ``getmulti`` to classify the rest."""
+        groups: dict[bytes, list[Entry]] = {}
+        for entry in entries:
+            group = groups.get(entry[0])
+            if group is None:
+                groups[entry[0]] = [entry]
+            else:
+                group.append(entry)
+        return self._write(functools.partial(self._batch_in, groups, on_conflict))
 
-        def batch(txn: Txn) -> BatchResult:
-            result = BatchResult()
-            pids: dict[bytes, bytes] = {}
-            put = txn.put
-            for entry in entries:
-                p, k, v = entry
-                pid = pids.get(p)
-                if pid is None:
-                    pid = pids[p] = self._pid(txn, p)
-                full = pid + k
-                if put(full, v, overwrite=False, db=data):
+    def _batch_in(
+        self, groups: dict[bytes, list[Entry]], on_conflict: OnConflict, txn: Txn
+    ) -> BatchResult:
+        result = BatchResult()
+        cur = txn.cursor(db=self._data)
+        for partition, group in groups.items():
+            pid = txn.get(partition, db=self._names)
+            # A new partition's id follows the last key in use; if its keys come in order
+            # (a copy's do), they are appended without searching the tree.
+            append = pid is None
+            pid = pid or self._pid(txn, partition)
+            full = [pid + e[1] for e in group]
+            append = append and all(map(operator.lt, full, itertools.islice(full, 1, None)))
+            items = zip(full, map(_value, group), strict=True)
+            _, added = cur.putmulti(items, dupdata=False, overwrite=False, append=append)
+            result.written += added
+            if added == len(group):
+                continue
+            stored = dict(cur.getmulti(full))
+            same = 0
+            for entry, key in zip(group, full, strict=True):
+                current = stored[key]
+                if current == entry[2]:
+                    same += 1  # unchanged, or created just now
+                elif on_conflict is OnConflict.OVERWRITE:
+                    cur.put(key, entry[2])
                     result.written += 1
-                    continue
-                current = txn.get(full, db=data)
-                if result.classify(entry, current, on_conflict):
-                    put(full, v, db=data)
-            return result
-
-        return self._write(batch)
+                elif on_conflict is OnConflict.SKIP:
+                    result.skipped += 1
+                else:
+                    result.conflicts.append(entry)
+            result.unchanged += same - added
+        return result
 
     # --- lifecycle -------------------------------------------------------------------------
 
