@@ -273,7 +273,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/test")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mysql", help="also copy to MySQL/MariaDB at this URL (step 6)")
     ap.add_argument("--lmdb", action="store_true", help="also copy to LMDB (step 7)")

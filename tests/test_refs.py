@@ -48,7 +48,7 @@ from lakekv.refs import (
     TagExistsError,
     TagNotFoundError,
 )
-from lakekv.refs.inspect import OrphanKind, find_orphans
+from lakekv.refs.orphans import OrphanKind, find_orphans
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(max_tries=200, initial_interval=0.0005, max_interval=0.02)
@@ -544,13 +544,13 @@ def test_commit_detects_branch_moved(
     refs: RefStore, fresh_store: Store, repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = refs.add_commit(repo, committer="x", message="elsewhere", creation_date=T0)
-    real_put = refs._put_commit
+    real_put = refs.refs.put_commit
 
     def put_then_move(r: Repository, c: Commit) -> None:
         real_put(r, c)
         refs.update_branch(repo, "main", lambda b: dataclasses.replace(b, commit_id=other.id))
 
-    monkeypatch.setattr(refs, "_put_commit", put_then_move)
+    monkeypatch.setattr(refs.refs, "put_commit", put_then_move)
     with pytest.raises(BranchMovedError):
         refs.commit(repo, "main", committer="me", message="m")
     assert refs.get_branch(repo, "main").commit_id == other.id

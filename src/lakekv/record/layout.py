@@ -2,6 +2,7 @@
 
 Keys are path segments joined with ``/`` and **not escaped** (lakeFS ``kv.FormatPath``), so a tag
 ID containing ``/`` yields a key with more segments; readers must split on the first ``/`` only.
+The table is lakeFS v1.86.0's (the files are named in :mod:`lakekv.record.registry`).
 
 =============================  ===========================================  ====================
 partition                      key                                          value
@@ -10,13 +11,29 @@ partition                      key                                          valu
 ``graveler``                   ``repos/<repoID>``                           RepositoryData
 ``<repoID>-<instanceUID>``     ``branches/<id>`` ``commits/<id>``            BranchData, CommitData,
                                ``tags/<id>`` ``repo-metadata``              TagData, RepoMetadata,
-                               ``settings/<name>`` ``imports/<id>``         settings, ImportStatus,
-                               ``tasks/<id>`` ``pulls/<id>``                TaskMsg, PullRequest,
-                               ``link-addresses/<address>``                 LinkAddressData
+                               ``settings/protected_branches``              BranchProtectionRules,
+                               ``imports/<id>`` ``tasks/<id>``              ImportStatusData, tasks,
+                               ``pulls/<id>``                               PullRequestData
 ``<repoID>-<branchID>:<uuid>`` the object path (raw bytes)                  StagedEntryData
 ``cleanup-tokens``             a staging token                              ``stub-value``
 ``pulls``                      ``repos/<repoPartition>/<src>/<dst>``         SecondaryIndex
+``auth``                       ``users/<n>`` ``groups/<n>`` ``policies/<n>``  UserData, GroupData,
+                               ``uCredentials/<user>/credentials/<key>``    PolicyData, Credential
+                               ``gUsers/<g>/users/<u>`` ``gPolicies/…``      SecondaryIndex
+                               ``uPolicies/…`` ``expiredTokens/<id>``       …, TokenData
+                               ``installation_id`` ``installation_metadata/…``  text
+``basicAuth``                  ``users/superAdmin``, ``uCredentials/…``      UserData, Credential
+``actions``                    ``repos/<repoID>/runs/<run>``                RunResultData
+                               ``repos/<repoID>/tasks/<run>/<hook run>``    TaskResultData
+                               ``repos/<repoID>/branches|commits/<id>/<run>``  SecondaryIndex
+``catalog``                    ``instances/<instance>``                     InstanceHeartbeat
+``multiparts``                 the upload ID                                UploadData
+``mc-ownership``               ``<prefix>/<key>``                           MostlyCorrectOwnership
+``usage``                      ``usage/monthly/<installation>/<YYYYMM>``    ASCII integer
 =============================  ===========================================  ====================
+
+lakeFS no longer keeps ``settings/gc_rules`` here (garbage-collection rules live in the
+repository's object storage) nor ``link-addresses/…`` (removed).
 """
 
 from __future__ import annotations
@@ -39,7 +56,6 @@ SETTINGS_PREFIX: Final = b"settings/"
 IMPORTS_PREFIX: Final = b"imports/"
 TASKS_PREFIX: Final = b"tasks/"
 PULLS_PREFIX: Final = b"pulls/"
-LINK_ADDRESSES_PREFIX: Final = b"link-addresses/"
 REPO_METADATA_KEY: Final = b"repo-metadata"
 
 # Identifier patterns (lakeFS pkg/graveler validation). Go's \w is ASCII-only: so is ours.
@@ -90,6 +106,11 @@ def tag_key(tag_id: str) -> bytes:
 def pull_index_key(repo_partition: bytes, source: str, destination: str) -> bytes:
     """``repos/<repoPartition>/<src>/<dst>`` in the ``pulls`` partition."""
     return b"repos/" + repo_partition + b"/" + join_key(source, destination)
+
+
+def credential_key(user: str, access_key_id: str) -> bytes:
+    """``uCredentials/<user>/credentials/<access key>`` in ``auth`` / ``basicAuth``."""
+    return join_key("uCredentials", user, "credentials", access_key_id)
 
 
 def decode_text(data: bytes) -> str | None:
