@@ -278,7 +278,11 @@ def main() -> None:
         default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
     )
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--mysql", help="also copy to MySQL/MariaDB at this URL (step 6)")
+    ap.add_argument(
+        "--mysql",
+        default=os.environ.get("LAKEKV_TEST_MYSQL"),
+        help="also copy to MySQL/MariaDB at this URL (step 6; default $LAKEKV_TEST_MYSQL)",
+    )
     ap.add_argument("--lmdb", action="store_true", help="also copy to LMDB (step 7)")
     ap.add_argument(
         "--only-engines", action="store_true", help="run steps 6 and 7 only (no PostgreSQL)"

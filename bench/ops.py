@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--mysql",
-        default=os.environ.get("LAKEKV_BENCH_MYSQL", "mysql://root@127.0.0.1:3306/test"),
+        default=os.environ.get("LAKEKV_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test"),
         help="MySQL/MariaDB URL (a table bench_ops_<pid> is created and dropped)",
     )
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
-"""``mysql://user:password@host:3306/db?table=kv`` — MySQL 8 / MariaDB 10.5+ (``mariadb://`` too).
+"""``mysql://user:password@host:3306/db?table=kv`` — MySQL and MariaDB (also ``mariadb://``).
 
-URL: user, password, host (default ``localhost``), port (default 3306) and the database (the
-path, required). Parameters:
+Tested against MariaDB 10.11; the SQL is also MySQL 8's. URL: user, password, host (default
+``localhost``), port (default 3306) and the database (the path, required). Parameters:
 
 ``table``            table name (default ``kv``): letters, digits, ``_`` and ``$``, at most 64
 ``pool_size``        most connections opened at once (default 10)
