@@ -20,13 +20,15 @@ limit: keys may be up to 503 bytes, partition names up to 511 (declared, checked
 Behaviour: every operation is one LMDB transaction, and every write (``set_if`` included) is
 one write transaction, which LMDB serialises across threads and processes, so ``set_if`` is
 atomic everywhere; the predicate is the value ``get`` returned. Readers never block writers.
-Scans open a read transaction per page and hold nothing in between. One environment is opened
-per file and process (LMDB forbids two) and shared by every store on it; do not use a store
-across ``fork()``. When a write finds the map full (``MapFullError``), the transaction is
-rolled back, the map doubled and the write run again; when another process grew the map
-(``MapResizedError``), this one adopts the new size. A resize waits until no transaction of
-this process runs. No LMDB exception reaches a caller: a full disk or a lock error is a
-StoreUnavailableError, anything else a StoreError.
+Scans open a read transaction per page and hold nothing in between. Processes share a store
+through LMDB's lock file in shared memory: a local file system only, not NFS. One environment
+is opened per file and process (LMDB forbids two) and shared by every store on it (the first
+opens it with its ``map_size`` and ``synchronous``); do not use a store across ``fork()``.
+When a write finds the map full (``MapFullError``), the transaction is rolled back, the map
+doubled and the write run again; when another process grew the map (``MapResizedError``),
+this one adopts the new size. A resize waits until no transaction of this process runs. No
+LMDB exception reaches a caller: a full disk or a lock error is a StoreUnavailableError,
+anything else a StoreError.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def _acquire_env(path: Path, map_size: int, sync: str) -> _Env:
                 metasync=metasync,
                 max_spare_txns=4,
             )
+            # Reader slots left by processes that died hold old pages from reuse: free them.
+            env.reader_check()
             shared = _envs[key] = _Env(key, env)
         shared.refs += 1
         return shared
