@@ -81,6 +81,7 @@ _strip_id = operator.itemgetter(slice(ID_SIZE, None))
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
 _value = operator.itemgetter(2)
+_tuple_new = tuple.__new__
 
 
 class _Env:
@@ -336,7 +337,9 @@ class LMDBStore(Store):
                     with self._env.begin() as txn:
                         pid = txn.get(partition, db=self._names)
                         value = None if pid is None else txn.get(pid + key, db=self._data)
-                    return None if value is None else ValueWithPredicate(value, value)
+                    if value is None:
+                        return None
+                    return _tuple_new(ValueWithPredicate, (value, value))  # no Python frame
             except lmdb.MapResizedError:
                 pass
             finally:
