@@ -81,6 +81,7 @@ _strip_id = operator.itemgetter(slice(ID_SIZE, None))
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
 _value = operator.itemgetter(2)
+_partition = operator.itemgetter(0)
 _tuple_new = tuple.__new__
 
 
@@ -426,21 +427,17 @@ class LMDBStore(Store):
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
         """One write transaction; per partition, one ``putmulti`` that creates the new keys
         (in C), and only if some existed, one ``getmulti`` to classify the rest."""
-        groups: dict[bytes, list[Entry]] = {}
-        for entry in entries:
-            group = groups.get(entry[0])
-            if group is None:
-                groups[entry[0]] = [entry]
-            else:
-                group.append(entry)
-        return self._write(functools.partial(self._batch_in, groups, on_conflict))
+        # Runs of one partition (a copy's batches are whole runs), split without Python code
+        # per entry; a partition met again later is simply another run.
+        runs = [(p, list(run)) for p, run in itertools.groupby(entries, _partition)]
+        return self._write(functools.partial(self._batch_in, runs, on_conflict))
 
     def _batch_in(
-        self, groups: dict[bytes, list[Entry]], on_conflict: OnConflict, txn: Txn
+        self, runs: list[tuple[bytes, list[Entry]]], on_conflict: OnConflict, txn: Txn
     ) -> BatchResult:
         result = BatchResult()
         cur = txn.cursor(db=self._data)
-        for partition, group in groups.items():
+        for partition, group in runs:
             pid = txn.get(partition, db=self._names)
             # A new partition's id follows the last key in use; if its keys come in order
             # (a copy's do), they are appended without searching the tree.
