@@ -275,9 +275,10 @@ class RawLMDB:
         pass
 
     def get(self, p: bytes, k: bytes) -> bytes | None:
+        # Positional arguments: py-lmdb parses keywords slowly (a third of a get).
         with self.env.begin() as txn:
-            pid = txn.get(p, db=self.names)
-            return None if pid is None else txn.get(pid + k, db=self.data)
+            pid = txn.get(p, None, self.names)
+            return None if pid is None else txn.get(pid + k, None, self.data)
 
     def set(self, p: bytes, k: bytes, v: bytes) -> None:
         with self.env.begin(write=True) as txn:
@@ -297,10 +298,10 @@ class RawLMDB:
     def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
         rows: list[tuple[bytes, bytes]] = []
         with self.env.begin() as txn:
-            pid = txn.get(p, db=self.names)
+            pid = txn.get(p, None, self.names)
             if pid is None:
                 return rows
-            cur = txn.cursor(db=self.data)
+            cur = txn.cursor(self.data)
             if not cur.set_range(pid + start if inclusive else pid + start + b"\x00"):
                 return rows
             for k, v in cur:
