@@ -244,6 +244,12 @@ def test_errors_are_translated(tmp_path: Path) -> None:
     assert isinstance(corrupt.value.__cause__, lmdb.Error)
 
 
+def test_missing_parent_directory_is_not_created(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailableError):
+        open_store(f"lmdb:///{tmp_path}/typo/db")
+    assert not (tmp_path / "typo").exists()
+
+
 def test_cli_unopenable_path_exits_3(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"x")
     cmd = [sys.executable, "-c", "from lakekv.cli.main import main; main()"]

@@ -1,7 +1,8 @@
 """``lmdb:///path/to/dir`` — LMDB, the fastest embedded store (the ``lmdb`` package).
 
 URL: ``lmdb:///relative/dir`` or ``lmdb:////absolute/dir`` (as ``sqlite://``); the directory
-is created if missing and holds LMDB's ``data.mdb`` and ``lock.mdb``. Parameters:
+is created if missing (its parent must exist) and holds LMDB's ``data.mdb`` and ``lock.mdb``.
+Parameters:
 
 ``table``        name of the store inside the environment (default ``kv``); several tables
                  share one file, up to 250 of them
@@ -145,7 +146,7 @@ _envs_lock = threading.Lock()
 
 
 def _acquire_env(path: Path, map_size: int, sync: str) -> _Env:
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(exist_ok=True)  # the directory, not its parents: a typo creates no tree
     key = (os.getpid(), str(path.resolve()))
     with _envs_lock:
         shared = _envs.get(key)
