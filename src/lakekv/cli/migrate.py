@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -38,10 +39,10 @@ from lakekv.migrate import (
     load,
     verify,
 )
+from lakekv.migrate import sample as make_sample
 from lakekv.migrate._common import BATCH_ENTRIES
 from lakekv.migrate.copy import DEFAULT_WORKERS
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
-from lakekv.migrate.sample import sample as make_sample
 
 F = TypeVar("F", bound=Callable[..., Any])
 _POLICIES = ("fail", "skip", "overwrite")
@@ -289,9 +290,21 @@ def dump_cmd(
                 else []
             ),
         ],
-        err=output == "-",
+        err=_is_stdout(output),
     )
     return EXIT_OK
+
+
+def _is_stdout(output: str) -> bool:
+    """Whether the dump went to our stdout (``-``, ``/dev/stdout``, …): the summary then goes
+    to stderr so it does not end up inside the dump."""
+    if output == "-":
+        return True
+    try:
+        a, b = os.stat(output), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 @click.command(name="load")

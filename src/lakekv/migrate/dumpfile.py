@@ -234,11 +234,6 @@ class DumpWriter:
         """Whether :meth:`begin_partition` was called without its :meth:`end_partition`."""
         return self._partition is not None
 
-    @property
-    def entries_in_partition(self) -> int:
-        """Entries added to the open partition so far."""
-        return self._p_entries
-
     def end_partition(self) -> PartitionTrailer:
         """Close the open partition with its trailer."""
         if self._partition is None or self._part_hash is None:
@@ -313,10 +308,17 @@ class DumpReader:
         self.header = self._json()
         if self.header.get("format") != FORMAT_NAME:
             raise self._corrupt(f"unknown format {self.header.get('format')!r}")
-        if self.header.get("version") != FORMAT_VERSION:
+        version = self.header.get("version")
+        # type() and not ==: JSON true would compare equal to 1.
+        if type(version) is not int or version != FORMAT_VERSION:
             raise CorruptInputError(
-                f"{name}: unsupported lakekv dump version {self.header.get('version')!r} "
+                f"{name}: unsupported lakekv dump version {json.dumps(version)} "
                 f"(this lakekv reads version {FORMAT_VERSION})"
+            )
+        schema = self.header.get("lakefs_schema_version")
+        if schema is not None and not isinstance(schema, str):
+            raise self._corrupt(
+                f"lakefs_schema_version must be a string or null, not {json.dumps(schema)}"
             )
 
     def _corrupt(self, what: str) -> CorruptInputError:
@@ -365,7 +367,7 @@ class DumpReader:
         raw = self._blob(_MAX_META)
         try:
             obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise self._corrupt("unreadable metadata record") from None
         if not isinstance(obj, dict):
             raise self._corrupt("metadata record is not an object")

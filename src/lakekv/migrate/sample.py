@@ -48,7 +48,6 @@ from lakekv.kv.store import Entry, OnConflict, Store
 from lakekv.migrate import _retry
 from lakekv.migrate._common import BATCH_ENTRIES, StoreLike, opened, url_of
 from lakekv.migrate._progress import ProgressCallback, Tracker
-from lakekv.migrate.partitions import LAKEFS_SCHEMA_VERSION, SCHEMA_KEY, SCHEMA_PARTITION
 from lakekv.record import layout
 from lakekv.record.proto import (
     actions_pb2,
@@ -130,7 +129,9 @@ class _Generator:
     def _meta(self) -> tuple[list[Entry], list[tuple[bytes, float]]]:
         """Everything but the staged objects, and the staging partitions with Zipf weights."""
         rnd = self.rnd
-        out: list[Entry] = [Entry(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)]
+        out: list[Entry] = [
+            Entry(layout.SCHEMA_PARTITION, layout.SCHEMA_VERSION_KEY, layout.LAKEFS_SCHEMA_VERSION)
+        ]
         staging: list[tuple[bytes, float]] = []
         repos = max(1, min(8, 1 + self.n // 200_000))
         self.report.repositories = repos
@@ -204,7 +205,7 @@ class _Generator:
     ) -> list[Entry]:
         rnd = self.rnd
         uid = _xid(rnd)
-        rp = f"{repo}-{uid}"
+        rp = layout.repository_partition(repo, uid).decode()
         out: list[Entry] = [
             _entry(
                 layout.GRAVELER_PARTITION,
@@ -225,8 +226,11 @@ class _Generator:
         for i in range(rnd.randrange(1, 6)):
             branches[f"feature-{i}"] = rnd.choice(main[:-1])
         for b, head in branches.items():
-            token = f"{repo}-{b}:{_uuid(rnd)}"
-            sealed = [f"{repo}-{b}:{_uuid(rnd)}" for _ in range(rnd.choice([0, 0, 0, 1, 2]))]
+            token = layout.staging_token(repo, b, _uuid(rnd))
+            sealed = [
+                layout.staging_token(repo, b, _uuid(rnd))
+                for _ in range(rnd.choice([0, 0, 0, 1, 2]))
+            ]
             branch = graveler_pb2.BranchData(
                 id=b, commit_id=head, staging_token=token, sealed_tokens=sealed
             )
@@ -308,10 +312,10 @@ class _Generator:
         out: list[Entry] = []
         setup = _ts(rnd)
         setup.nanos = 0
-        out.append(_entry("auth", "installation_id", _uuid(rnd).encode()))
+        out.append(_entry(layout.AUTH_PARTITION, "installation_id", _uuid(rnd).encode()))
         for name in ("setup_timestamp", "setup_auth_basic"):
             key = f"installation_metadata/{name}"
-            out.append(_entry("auth", key, _rfc3339(setup).encode()))
+            out.append(_entry(layout.AUTH_PARTITION, key, _rfc3339(setup).encode()))
         users = ["admin", "alice", "bob", "etl-bot"]
         for user in users:
             data = auth_pb2.UserData(
@@ -322,7 +326,7 @@ class _Generator:
                 encrypted_password=rnd.randbytes(60) if user != "etl-bot" else b"",
                 source="internal",
             )
-            out.append(_entry("auth", f"users/{user}", data.SerializeToString()))
+            out.append(_entry(layout.AUTH_PARTITION, f"users/{user}", data.SerializeToString()))
             out.append(self._credential("auth", user))
         policies = {
             "FSFullAccess": ("allow", ["fs:*"], "*"),
@@ -336,29 +340,43 @@ class _Generator:
         for name, (effect, actions, resource) in policies.items():
             policy = auth_pb2.PolicyData(created_at=_ts(rnd), display_name=name)
             policy.statements.add(effect=effect, action=actions, resource=resource)
-            out.append(_entry("auth", f"policies/{name}", policy.SerializeToString()))
+            out.append(
+                _entry(layout.AUTH_PARTITION, f"policies/{name}", policy.SerializeToString())
+            )
         groups = {"Admins": ["admin"], "Developers": ["alice", "bob"], "Viewers": ["etl-bot"]}
         attached = {"Admins": ["FSFullAccess"], "Developers": ["FSFullAccess"]}
         attached["Viewers"] = ["FSReadAll"]
         for group, members in groups.items():
             group_data = auth_pb2.GroupData(created_at=_ts(rnd), display_name=group)
-            out.append(_entry("auth", f"groups/{group}", group_data.SerializeToString()))
+            out.append(
+                _entry(layout.AUTH_PARTITION, f"groups/{group}", group_data.SerializeToString())
+            )
             for user in members:  # primary key: model.UserPath(user)
                 index = kv_pb2.SecondaryIndex(primary_key=f"users/{user}".encode())
                 out.append(
-                    _entry("auth", f"gUsers/{group}/users/{user}", index.SerializeToString())
+                    _entry(
+                        layout.AUTH_PARTITION,
+                        f"gUsers/{group}/users/{user}",
+                        index.SerializeToString(),
+                    )
                 )
             for name in attached[group]:  # primary key: model.PolicyPath(policy)
                 index = kv_pb2.SecondaryIndex(primary_key=f"policies/{name}".encode())
                 out.append(
-                    _entry("auth", f"gPolicies/{group}/policies/{name}", index.SerializeToString())
+                    _entry(
+                        layout.AUTH_PARTITION,
+                        f"gPolicies/{group}/policies/{name}",
+                        index.SerializeToString(),
+                    )
                 )
         index = kv_pb2.SecondaryIndex(primary_key=b"policies/AuthManageOwnCredentials")
         key = "uPolicies/alice/policies/AuthManageOwnCredentials"
-        out.append(_entry("auth", key, index.SerializeToString()))
+        out.append(_entry(layout.AUTH_PARTITION, key, index.SerializeToString()))
         # basicAuth: the one user lives under users/superAdmin, its credentials likewise.
         admin = auth_pb2.UserData(created_at=_ts(rnd), username="admin", source="internal")
-        out.append(_entry("basicAuth", "users/superAdmin", admin.SerializeToString()))
+        out.append(
+            _entry(layout.BASIC_AUTH_PARTITION, "users/superAdmin", admin.SerializeToString())
+        )
         out.append(self._credential("basicAuth", "admin", path_user="superAdmin"))
         return out
 
@@ -396,8 +414,8 @@ class _Generator:
                     end_time=_ts(rnd),
                     passed=passed,
                 )
-                run_key = f"repos/{repo}/runs/{run_id}"
-                out.append(_entry("actions", run_key, run.SerializeToString()))
+                run_key = layout.actions_run_key(repo, run_id)
+                out.append(_entry(layout.ACTIONS_PARTITION, run_key, run.SerializeToString()))
                 hook = actions_pb2.TaskResultData(
                     run_id=run_id,
                     hook_run_id="0000_0000",  # actions.NewHookRunID(0, 0)
@@ -407,13 +425,18 @@ class _Generator:
                     end_time=_ts(rnd),
                     passed=passed,
                 )
-                key = f"repos/{repo}/tasks/{run_id}/0000_0000"
-                out.append(_entry("actions", key, hook.SerializeToString()))
-                index = kv_pb2.SecondaryIndex(primary_key=run_key.encode()).SerializeToString()
-                out.append(_entry("actions", f"repos/{repo}/branches/main/{run_id}", index))
-                out.append(_entry("actions", f"repos/{repo}/commits/{commit}/{run_id}", index))
+                key = layout.actions_task_key(repo, run_id, hook.hook_run_id)
+                out.append(_entry(layout.ACTIONS_PARTITION, key, hook.SerializeToString()))
+                index = kv_pb2.SecondaryIndex(primary_key=run_key).SerializeToString()
+                for kind, ref in (("branches", "main"), ("commits", commit)):
+                    index_key = layout.actions_index_key(repo, kind, ref, run_id)
+                    out.append(_entry(layout.ACTIONS_PARTITION, index_key, index))
         beat = catalog_pb2.InstanceHeartbeat(updated_at=_ts(rnd))
-        out.append(_entry("catalog", f"instances/{_xid(rnd)}", beat.SerializeToString()))
+        out.append(
+            _entry(
+                layout.CATALOG_PARTITION, layout.instance_key(_xid(rnd)), beat.SerializeToString()
+            )
+        )
         upload_id = hashlib.sha256(rnd.randbytes(8)).hexdigest()
         upload = multipart_pb2.UploadData(
             upload_id=upload_id,
@@ -423,15 +446,16 @@ class _Generator:
             content_type="application/x-parquet",
         )
         upload.metadata["x-amz-meta-source"] = "spark"
-        out.append(_entry("multiparts", upload_id, upload.SerializeToString()))
+        out.append(_entry(layout.MULTIPARTS_PARTITION, upload_id, upload.SerializeToString()))
         repo = repos[0]
         claim = mc_owner_pb2.MostlyCorrectOwnership(
             owner=f"{_uuid(rnd)}#{_nanoid(rnd, 21)}", expires=_ts(rnd), comment=""
         )
-        key = f"run-refs/approximate-branch-owner/{len(repo)}:{repo}/main"
-        out.append(_entry("mc-ownership", key, claim.SerializeToString()))
+        owner_key = f"run-refs/approximate-branch-owner/{len(repo)}:{repo}/main"
+        out.append(_entry(layout.OWNERSHIP_PARTITION, owner_key, claim.SerializeToString()))
         usage_key = f"usage/monthly/{_uuid(rnd)}/202611"
-        out.append(_entry("usage", usage_key, str(rnd.randrange(1, 10**6)).encode()))
+        usage = str(rnd.randrange(1, 10**6)).encode()
+        out.append(_entry(layout.USAGE_PARTITION, usage_key, usage))
         return out
 
     # --- staged objects ----------------------------------------------------------------------
@@ -468,8 +492,8 @@ class _Generator:
     def entries(self) -> Iterator[Entry]:
         meta, staging = self._meta()
         if len(meta) >= self.n:
-            keep = [e for e in meta if e.partition == SCHEMA_PARTITION]
-            keep += [e for e in meta if e.partition != SCHEMA_PARTITION][: self.n - 1]
+            keep = [e for e in meta if e.partition == layout.SCHEMA_PARTITION]
+            keep += [e for e in meta if e.partition != layout.SCHEMA_PARTITION][: self.n - 1]
             yield from keep[: self.n]
             return
         yield from meta
