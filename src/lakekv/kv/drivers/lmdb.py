@@ -89,10 +89,11 @@ _tuple_new = tuple.__new__
 class _Env:
     """One LMDB environment shared by every store of a process on that directory.
 
-    ``gate`` lets transactions run concurrently and a map resize run alone: LMDB requires
-    that no transaction of the process is active while the map changes. A transaction adds
-    a token to ``active`` and then checks ``resizing`` (set and list operations are atomic);
-    a resize sets ``resizing`` under ``lock`` and waits for ``active`` to drain.
+    Transactions run concurrently and a map resize runs alone (LMDB requires that no
+    transaction of the process is active while the map changes): a transaction adds a token
+    to ``active`` and only then checks ``resizing`` (set operations are atomic); a resize sets
+    ``resizing`` under ``lock`` and waits for ``active`` to drain. ``lock`` also guards
+    opening named databases, whose hidden write transaction is not in ``active``.
     """
 
     def __init__(self, key: tuple[int, str], env: lmdb.Environment) -> None:
