@@ -25,9 +25,12 @@ Scans open a read transaction per page and hold nothing in between. Processes sh
 through LMDB's lock file in shared memory: a local file system only, not NFS. One environment
 is opened per file and process (LMDB forbids two) and shared by every store on it (the first
 opens it with its ``map_size`` and ``synchronous``); do not use a store across ``fork()``.
-When a write finds the map full (``MapFullError``), the transaction is rolled back, the map
-doubled and the write run again; when another process grew the map (``MapResizedError``),
-this one adopts the new size. A resize waits until no transaction of this process runs. No
+Opened with ``create=False`` or ``read_only=True``, the directory, its ``data.mdb`` and the
+table must exist (StoreNotFoundError naming the missing one; nothing is created). The identity
+is the resolved directory and the table. When a write finds the map full (``MapFullError``),
+the transaction is rolled back, the map doubled and the write run again; when another process
+grew the map (``MapResizedError``), this one adopts the new size. A resize waits until no
+transaction of this process runs. No
 LMDB exception reaches a caller: a full disk or a lock error is a StoreUnavailableError,
 anything else a StoreError.
 """
@@ -52,14 +55,17 @@ from lakekv.errors import (
     LakekvError,
     StoreClosedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -146,7 +152,9 @@ _envs: dict[tuple[int, str], _Env] = {}
 _envs_lock = threading.Lock()
 
 
-def _acquire_env(path: Path, map_size: int, sync: str) -> _Env:
+def _acquire_env(path: Path, map_size: int, sync: str, create: bool = True) -> _Env:
+    if not create and not (path / "data.mdb").is_file():
+        raise StoreNotFoundError(f"lmdb environment {path} does not exist")
     path.mkdir(exist_ok=True)  # the directory, not its parents: a typo creates no tree
     key = (os.getpid(), str(path.resolve()))
     with _envs_lock:
@@ -219,23 +227,31 @@ class LMDBStore(Store):
     driver_errors = (lmdb.Error,)
 
     def __init__(
-        self, url: StoreURL, paging: ScanPaging, path: Path, table: str, shared: _Env
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        path: Path,
+        table: str,
+        shared: _Env,
+        options: OpenOptions = DEFAULT_OPEN,
     ) -> None:
-        super().__init__(url, paging)
+        super().__init__(url, paging, options)
         self.path = path
         self.table = table
         self._shared: _Env | None = shared
         self._env = shared.env
         self._begin = shared.env.begin
         self._active = shared.active
-        data = shared.db(table.encode(), create=True)
-        names = shared.db(f"{table}:partitions".encode(), create=True)
-        assert data is not None and names is not None
+        create = options.may_create
+        data = shared.db(table.encode(), create=create)
+        names = shared.db(f"{table}:partitions".encode(), create=create)
+        if data is None or names is None:
+            raise StoreNotFoundError(f"lmdb environment {path} has no table {table!r}")
         self._data = data
         self._names = names
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
         params = ParamReader(url)
         table = params.take_str("table", "kv")
         if not _IDENT.match(table):
@@ -248,6 +264,7 @@ class LMDBStore(Store):
             raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC)}")
         paging = ScanPaging.from_params(params, page_size=1000, page_cap=10000)
         params.reject_unknown()
+        options.take_credentials(url, ())
         if url.host or url.username or url.port:
             raise ConfigurationError(
                 f"{url}: an lmdb URL has no host; write lmdb:///relative/dir or "
@@ -258,13 +275,13 @@ class LMDBStore(Store):
             raise ConfigurationError(f"{url}: give a directory path (lmdb:///path/to/dir)")
         path = Path(raw)
         try:
-            shared = _acquire_env(path, map_size, sync)
+            shared = _acquire_env(path, map_size, sync, options.may_create)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot open lmdb environment {path}: {exc}") from exc
         except lmdb.Error as exc:
             raise _translate(path, exc) from exc
         try:
-            return cls(url, paging, path, table, shared)
+            return cls(url, paging, path, table, shared, options)
         except BaseException as exc:
             _release_env(shared)
             if isinstance(exc, lmdb.Error):
@@ -273,6 +290,9 @@ class LMDBStore(Store):
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         return _translate(self.path, exc, self.table)
+
+    def _identity(self) -> str:
+        return f"lmdb://{os.path.realpath(self.path)}?table={self.table}"
 
     # --- transactions --------------------------------------------------------------------
 

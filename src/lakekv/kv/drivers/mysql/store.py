@@ -21,7 +21,11 @@ The key sizes fill InnoDB's 3072-byte index limit exactly; they are the declared
 checked before any I/O. A value may be up to 8 MiB − 8 KiB: the text protocol sends a value
 escaped, at worst twice its size, and opening refuses a server whose ``max_allowed_packet`` is
 under 16 MiB (MariaDB's default; MySQL's is 64 MiB). Opening creates the table if it is missing
-(:meth:`MySQLStore._create_table`, the one place where DDL runs).
+(:meth:`MySQLStore._create_table`, the one place where DDL runs) unless opened with
+``create=False`` or ``read_only=True``: then a missing table is StoreNotFoundError naming it,
+and a read-only store's sessions are read-only too (``SESSION TRANSACTION READ ONLY``). The
+identity is the server (``localhost``, ``127.0.0.1`` and ``::1`` are one host; 3306 is the
+default port), the database and the table.
 
 Behaviour: every statement runs in autocommit on a pooled connection (session isolation READ
 COMMITTED, ``CLIENT_FOUND_ROWS`` so that an UPDATE counts the rows it *matched*). ``set`` is
@@ -53,6 +57,7 @@ from lakekv.errors import (
     LakekvError,
     StoreClosedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.drivers.mysql._conn import (
@@ -67,11 +72,13 @@ from lakekv.kv.drivers.mysql._conn import (
 )
 from lakekv.kv.drivers.mysql.bulk import write_batch
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -129,8 +136,14 @@ class MySQLStore(Store):
     )
     driver_errors = (pymysql.err.MySQLError, OSError)
 
-    def __init__(self, url: StoreURL, paging: ScanPaging, settings: _Settings) -> None:
-        super().__init__(url, paging)
+    def __init__(
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        settings: _Settings,
+        options: OpenOptions = DEFAULT_OPEN,
+    ) -> None:
+        super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
         self._pool: Pool | None = None
@@ -159,8 +172,8 @@ class MySQLStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
-        """Open (and if needed create) the table; see the module docstring for parameters.
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        """Open (and if needed and allowed create) the table; see the module docstring.
 
         Raises ConfigurationError for a bad URL and StoreUnavailableError, within about
         ``connect_timeout`` seconds, when the server cannot be reached.
@@ -178,6 +191,7 @@ class MySQLStore(Store):
         local_infile = params.take_bool("local_infile", True)
         paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
         params.reject_unknown()
+        options.take_credentials(url, ())
         database = url.path.lstrip("/")
         if not database or "/" in database:
             raise ConfigurationError(
@@ -199,7 +213,8 @@ class MySQLStore(Store):
             "read_timeout": read_timeout,
             "write_timeout": read_timeout,
             "max_allowed_packet": 1 << 30,  # the client's own cap; the server enforces its own
-            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+            + (", READ ONLY" if options.read_only else ""),
         }
         settings = _Settings(
             connect_args=connect_args,
@@ -209,7 +224,7 @@ class MySQLStore(Store):
             pool_timeout=pool_timeout,
             local_infile=local_infile,
         )
-        store = cls(url, paging, settings)
+        store = cls(url, paging, settings, options)
         try:
             store._open()
         except cls.driver_errors as exc:
@@ -247,12 +262,21 @@ class MySQLStore(Store):
                 (self.table,),
             )
             if cur.fetchone() is None:
+                if not self.options.may_create:
+                    raise StoreNotFoundError(f"{self._settings.where} has no table {self.table!r}")
                 self._create_table(cur)
         finally:
             conn.close()
         s = self._settings
         self._pool = Pool(self._connect, s.pool_size, s.pool_timeout)
         self._bulk_pool = Pool(self._connect_bulk, s.pool_size, s.pool_timeout)
+
+    def _identity(self) -> str:
+        args = self._settings.connect_args
+        host = str(args["host"]).lower()
+        if host in ("localhost", "127.0.0.1", "::1"):
+            host = "localhost"
+        return f"mysql://{host}:{args['port']}/{args['database']}/{self.table}"
 
     def _create_table(self, cur: pymysql.cursors.Cursor) -> None:
         """The DDL: create the table if it does not exist (idempotent, safe to race)."""
