@@ -115,11 +115,16 @@ def postgres_server() -> str:
 
 
 def dynamodb_endpoint() -> str:
-    """``$LAKEKV_TEST_DYNAMODB`` (skips, or fails under CI, when it is not set)."""
+    """``$LAKEKV_TEST_DYNAMODB`` (skips, or fails under CI, when it is not set).
+
+    Also puts the dummy AWS credentials into this process's environment (unless some are set),
+    for the lakekv stores the tests open in-process."""
     url = os.environ.get("LAKEKV_TEST_DYNAMODB")
     if not url:
         _required("LAKEKV_TEST_DYNAMODB is not set (run the tests through tests/servers.py)")
     assert url is not None
+    for name, value in AWS_ENV.items():
+        os.environ.setdefault(name, value)
     return url
 
 

@@ -297,7 +297,7 @@ def _unknown_fields(msg: Message, where: str = "") -> list[str]:
             if fd.message_type.fields_by_name["value"].message_type is not None:
                 for k, v in value.items():
                     found += _unknown_fields(v, f"{name}[{k}]")
-        elif fd.label == fd.LABEL_REPEATED:
+        elif fd.is_repeated:
             for i, v in enumerate(value):
                 found += _unknown_fields(v, f"{name}[{i}]")
         else:
@@ -397,13 +397,15 @@ def test_inspection_agrees_with_lakefs(pg_scenario: Scenario) -> None:
 def test_orphans_on_fresh_lakefs(
     lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase
 ) -> None:
-    """What lakeFS leaves behind: a deleted repository's partition and its staging partitions.
+    """What lakeFS leaves behind when it deletes a repository.
 
-    lakeFS deletes a repository by removing its ``graveler`` record and its branches (a
-    repository deletion is not a cleanup of the data: pkg/graveler/ref/manager.go,
-    DeleteRepository); a deleted branch's staging token is queued under ``cleanup-tokens`` and
-    dropped. A commit drops the sealed tokens the same way. A fresh, set-up lakeFS has no
-    orphans at all.
+    A fresh, set-up lakeFS has no orphans. Deleting a branch drops its staging partitions
+    (``Graveler.DeleteBranch`` queues them under ``cleanup-tokens``, then drops them), so that
+    leaves nothing. Deleting a repository (``ref.Manager.deleteRepository``,
+    pkg/graveler/ref/manager.go) removes its branch, tag and commit records, its metadata and
+    then its ``graveler`` record, through the ref manager, which never drops staging tokens:
+    every branch's staging partition with uncommitted objects stays behind, and so does the rest
+    of the repository partition (pull requests, settings such as branch protection).
     """
     db = make_database("postgres", "orphans")
     assert db.store_url is not None
@@ -420,22 +422,38 @@ def test_orphans_on_fresh_lakefs(
             c.commit(repo, "main", "one")
             c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="side", source="main"))
             c.upload(repo, "side", "b.txt", b"b")
-            c.upload(repo, "main", "c.txt", b"c")
+            c.commit(repo, "side", "two")
+            c.upload(repo, "side", "c.txt", b"c")
+            c.upload(repo, "main", "d.txt", b"d")
+        c.pulls.create_pull_request(
+            "gone",
+            lakefs_sdk.PullRequestCreation(
+                title="t", description="d", source_branch="side", destination_branch="main"
+            ),
+        )
+        c.repos.set_branch_protection_rules(
+            "gone", [lakefs_sdk.BranchProtectionRule(pattern="release-*")]
+        )
+        assert lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json") == []
         c.branches.delete_branch("kept", "side")
-        before = {r["id"]: r for r in lakekv_json("-s", db.store_url, "lakefs", "repos", "--json")}
+        assert lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json") == []
+        gone = next(
+            r
+            for r in lakekv_json("-s", db.store_url, "lakefs", "repos", "--json")
+            if r["id"] == "gone"
+        )
         gone_tokens = {
             b["staging_token"]
             for b in lakekv_json("-s", db.store_url, "lakefs", "branches", "gone", "--json")
         }
         c.repos.delete_repository("gone")
     orphans = lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json")
-    staged = {o["partition"] for o in orphans if o["kind"] == "staging"}
-    assert staged == gone_tokens  # both branches of "gone" had staged objects
-    assert [(o["partition"], o["owner"]) for o in orphans if o["kind"] == "repository"] == [
-        (before["gone"]["partition"], "gone")
-    ]
-    assert {o["kind"] for o in orphans} == {"staging", "repository"}
+    assert sorted((o["partition"], o["kind"], o["entries"]) for o in orphans) == sorted(
+        [(gone["partition"], "repository", 2)] + [(t, "staging", 1) for t in gone_tokens]
+    )
     assert not any(o["queued_for_cleanup"] for o in orphans)
+    left = read_all(db.store_url)[gone["partition"].encode()]
+    assert sorted(k.split(b"/")[0] for k in left) == [b"pulls", b"settings"]
 
 
 # --- 6. lakekv writes, lakeFS reads
