@@ -334,7 +334,7 @@ def test_every_entry_decodes(engine: str, request: pytest.FixtureRequest) -> Non
                 payload = catalog_pb2.Entry.FromString(msg.data)  # type: ignore[attr-defined]
                 problems += [f"{where}: unknown field data{u}" for u in _unknown_fields(payload)]
     assert seen == sum(len(keys) for keys in raw.values())
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 # --- 5. inspection agrees with lakeFS; verify; orphans
