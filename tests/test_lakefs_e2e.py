@@ -13,13 +13,12 @@ fail when ``CI`` is set. ``make test-lakefs`` runs them alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from lakekv.cli.main import main
 from lakekv.kv.registry import open_store
 from lakekv.record.proto import catalog_pb2
 from lakekv.refs.store import RefStore
@@ -46,22 +46,28 @@ Entries = dict[bytes, dict[bytes, bytes]]
 # --- helpers
 
 
-def lakekv(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the lakekv command line; fails the test (with its output) unless it exits 0."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "lakekv", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **h.AWS_ENV, **(env or {})},
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, f"lakekv {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
-    return proc
+def run_lakekv(*args: str) -> tuple[int, str, str]:
+    """Run the lakekv command line in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = 0
+    return code, out.getvalue(), err.getvalue()
+
+
+def lakekv(*args: str) -> str:
+    """The output of a lakekv command; fails the test (with its errors) unless it exits 0."""
+    code, out, err = run_lakekv(*args)
+    assert code == 0, f"lakekv {' '.join(args)} exited {code}:\n{err}"
+    return out
 
 
 def lakekv_json(*args: str) -> Any:
-    return json.loads(lakekv(*args).stdout)
+    return json.loads(lakekv(*args))
 
 
 def read_all(url: str) -> Entries:
@@ -314,8 +320,8 @@ def test_every_entry_decodes(engine: str, request: pytest.FixtureRequest) -> Non
     pool = descriptor_pool.Default()
     problems: list[str] = []
     seen = 0
-    for partition in lakekv("-s", scenario.url, "partitions").stdout.splitlines():
-        lines = lakekv("-s", scenario.url, "scan", partition, "--decode", "--json").stdout
+    for partition in lakekv("-s", scenario.url, "partitions").splitlines():
+        lines = lakekv("-s", scenario.url, "scan", partition, "--decode", "--json")
         for line in lines.splitlines():
             rec = json.loads(line)
             seen += 1
@@ -346,13 +352,8 @@ def test_verify_copy_is_clean(pg_scenario: Scenario, tmp_path: Path) -> None:
     lakekv("verify", "--from", pg_scenario.url, "--to", copy)
     with open_store(copy) as store:
         store.set(b"graveler", b"repos/alpha", b"tampered")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lakekv", "verify", "--from", pg_scenario.url, "--to", copy],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    code, out, err = run_lakekv("verify", "--from", pg_scenario.url, "--to", copy)
+    assert code == 1, out + err
 
 
 def test_inspection_agrees_with_lakefs(pg_scenario: Scenario) -> None:
