@@ -242,7 +242,9 @@ class LakeFS:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        # The first lines print the whole configuration: leave them out.
+        kept = [line for line in text.splitlines() if "msg=Config " not in line]
+        return "\n".join(kept[-lines:])
 
     def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``lakefs --config CFG ARGS`` (e.g. ``setup`` or ``kv dump``) to completion."""
