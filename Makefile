@@ -42,7 +42,8 @@ $(LAKEFS):
 	@command -v $(GO) >/dev/null || { echo "Go is not installed: cannot build lakeFS $(LAKEFS_VERSION)" >&2; exit 1; }
 	@mkdir -p $(@D)
 	@dir="$$($(GO) mod download -json $(LAKEFS_MODULE)@$(LAKEFS_VERSION) \
-		| $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')"; \
+		| $(PYTHON) -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir", "")); \
+			d.get("Dir") or sys.exit(d.get("Error", "no module directory"))')"; \
 	test -n "$$dir" || { echo "cannot download $(LAKEFS_MODULE)@$(LAKEFS_VERSION)" >&2; exit 1; }; \
 	echo "building lakeFS $(LAKEFS_VERSION) from $$dir (the first build takes several minutes)" >&2; \
 	cd "$$dir" && $(GO) build -o $(abspath $@).tmp \
@@ -52,7 +53,7 @@ $(LAKEFS):
 ## `make test` builds lakeFS when Go is there. Without Go the lakeFS tests skip locally; under CI
 ## the build is required, so a missing Go fails the run.
 lakefs-if-go:
-	@if command -v $(GO) >/dev/null || [ -n "$$CI" ]; then $(MAKE) --no-print-directory lakefs; \
+	@if command -v $(GO) >/dev/null || [ -n "$$CI" ]; then $(MAKE) -s --no-print-directory lakefs; \
 	else echo "Go is not installed: the lakeFS end-to-end tests will be skipped" >&2; fi
 
 ## Every benchmark, against throwaway servers (tests/servers.py); each prints its own ratios.
