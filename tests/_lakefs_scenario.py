@@ -2,10 +2,10 @@
 
 :func:`build` drives a running lakeFS: two repositories, uploaded objects (text, binary,
 non-ASCII paths), commits with metadata, branches, tags (one with ``~``: lakeFS 1.86 refuses
-``/`` in a tag ID), a merge, a Lua hook
-that leaves action runs, an open, a merged and a closed pull request, garbage-collection and
-branch-protection settings, a physical address awaiting a link, and uncommitted writes **and**
-deletes on three branches. lakeFS 1.86 runs basic auth only: the admin user and its credential
+``/`` in a tag ID), a merge, a Lua hook that leaves action runs, an open, a merged and a closed
+pull request, garbage-collection and branch-protection settings, a physical address awaiting a
+link, an S3 multipart upload left open, and uncommitted writes **and** deletes on three
+branches. lakeFS 1.86 runs basic auth only: the admin user and its credential
 are the users and credentials it keeps; groups and policies it refuses (``auth_refusals``).
 
 :func:`observe` is everything lakeFS's API shows of a database; two databases hold the same
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.config
 import lakefs_sdk
 from lakefs_sdk import (
     ActionsApi,
@@ -72,6 +74,8 @@ class Facts:
     """(repo, branch) → {path: "added" | "changed" | "removed"} left uncommitted"""
     auth_refusals: dict[str, str] = field(default_factory=dict)
     """auth operation → lakeFS's status and message refusing it"""
+    multipart: tuple[str, str, str] = ("", "", "")
+    """an S3-gateway multipart upload left open on alpha's main: (key, upload ID, part ETag)"""
 
 
 class Client:
@@ -103,6 +107,22 @@ class Client:
     def commit(self, repo: str, branch: str, message: str, **metadata: str) -> str:
         c = self.commits.commit(repo, branch, CommitCreation(message=message, metadata=metadata))
         return str(c.id)
+
+
+def s3_client(api: lakefs_sdk.ApiClient) -> Any:
+    """A boto3 S3 client for lakeFS's S3 gateway (path style: /<repo>/<ref>/<path>)."""
+    conf = api.configuration
+    return boto3.client(
+        "s3",
+        endpoint_url=conf.host.removesuffix("/api/v1"),
+        aws_access_key_id=conf.username,
+        aws_secret_access_key=conf.password,
+        region_name="us-east-1",
+        config=botocore.config.Config(s3={"addressing_style": "path"}),
+    )
+
+
+MULTIPART_PART = b"multipart " * 100
 
 
 def _csv(rows: int, seed: int) -> bytes:
@@ -207,6 +227,16 @@ def build(api: lakefs_sdk.ApiClient) -> Facts:
         ALPHA, [lakefs_sdk.BranchProtectionRule(pattern="release-*")]
     )
     lf.staging.get_physical_address(ALPHA, "main", "pending/upload.bin")
+    s3 = s3_client(api)
+    upload = s3.create_multipart_upload(Bucket=ALPHA, Key="main/big/upload.bin")
+    part = s3.upload_part(
+        Bucket=ALPHA,
+        Key="main/big/upload.bin",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=MULTIPART_PART,
+    )
+    facts.multipart = ("big/upload.bin", upload["UploadId"], part["ETag"])
 
     # Uncommitted writes and deletes on alpha's main and dev.
     lf.upload(ALPHA, "main", "staged/new.txt", b"new and uncommitted\n")

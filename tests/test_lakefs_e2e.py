@@ -157,9 +157,18 @@ def ddb_scenario(lakefs_binary: Path, lakefs_root: Path, make_database: MakeData
     return _scenario(lakefs_binary, lakefs_root, make_database("dynamodb", "scenario"), "ddb")
 
 
-def keeps_working(lf: h.LakeFS) -> None:
-    """A new commit (its pre-commit hook runs) and a merge succeed on a migrated lakeFS."""
+def keeps_working(lf: h.LakeFS, facts: sc.Facts) -> None:
+    """On a migrated lakeFS: the multipart upload begun before the move completes, a new commit
+    (its pre-commit hook runs) and a merge succeed."""
     c = sc.Client(lf.client())
+    key, upload_id, etag = facts.multipart
+    sc.s3_client(lf.client()).complete_multipart_upload(
+        Bucket=sc.ALPHA,
+        Key=f"main/{key}",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    assert bytes(c.objects.get_object(sc.ALPHA, "main", key)) == sc.MULTIPART_PART
     runs_before = len(c.actions.list_repository_runs(sc.ALPHA, amount=1000).results)
     main_commit = c.commit(sc.ALPHA, "main", "after migration", step="1")
     assert c.branches.diff_branch(sc.ALPHA, "main").results == []
@@ -216,9 +225,11 @@ def test_postgres_to_dynamodb(pg_scenario: Scenario, make_database: MakeDatabase
         "--to-lakefs-config",
         str(target.config_path),
     )
+    assert target_db.store_url is not None
+    lakekv("verify", "--from", pg_scenario.url, "--to", target_db.store_url)
     with target:
         assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
-        keeps_working(target)
+        keeps_working(target, pg_scenario.facts)
 
 
 def test_dynamodb_to_postgres(ddb_scenario: Scenario, make_database: MakeDatabase) -> None:
@@ -226,9 +237,10 @@ def test_dynamodb_to_postgres(ddb_scenario: Scenario, make_database: MakeDatabas
     target = ddb_scenario.lakefs(target_db, "ddb-to-pg")
     assert target_db.store_url is not None
     lakekv("copy", "--from", ddb_scenario.url, "--to", target_db.store_url)
+    lakekv("verify", "--from", ddb_scenario.url, "--to", target_db.store_url)
     with target:
         assert sc.observe(target.client(), h.ACCESS_KEY_ID) == ddb_scenario.observed
-        keeps_working(target)
+        keeps_working(target, ddb_scenario.facts)
 
 
 # --- 2. dump and load
