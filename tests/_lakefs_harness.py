@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,6 +78,12 @@ def lakefs_binary() -> Path:
     if not os.access(path, os.X_OK):
         _required(f"lakeFS is not built ({path}): run `make lakefs` (needs Go)")
     return path
+
+
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "TERM", "--"] if _SETPRIV else []
+"""util-linux's ``setpriv``: lakeFS gets SIGTERM when the test process dies, even killed
+outright, so no lakeFS outlives its test run."""
 
 
 def free_port() -> int:
@@ -280,7 +287,7 @@ class LakeFS:
             raise LakeFSError("already running")
         with open(self.workdir / "lakefs.out", "ab") as out:
             self._proc = subprocess.Popen(
-                [str(self.binary), "--config", str(self.config_path), "run"],
+                [*_DIE_WITH_PARENT, str(self.binary), "--config", str(self.config_path), "run"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self._env(),
