@@ -212,6 +212,8 @@ class LakeFS:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "lakefs.log"
         self.config_path = workdir / "lakefs.yaml"
+        self.import_dir = blockstore.with_name(blockstore.name + "-import")
+        """Files outside the blockstore that lakeFS may import (shared like the blockstore)."""
         self._proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         blockstore.mkdir(parents=True, exist_ok=True)
@@ -223,7 +225,14 @@ class LakeFS:
             "logging": {"format": "text", "level": "INFO", "output": [str(self.log_path)]},
             "database": self.database.config(),
             "auth": {"encrypt": {"secret_key": ENCRYPT_SECRET}, "cache": {"enabled": False}},
-            "blockstore": {"type": "local", "local": {"path": str(self.blockstore)}},
+            "blockstore": {
+                "type": "local",
+                "local": {
+                    "path": str(self.blockstore),
+                    "import_enabled": True,
+                    "allowed_external_prefixes": [str(self.import_dir)],
+                },
+            },
             "committed": {
                 "local_cache": {"dir": str(self.workdir / "cache"), "size_bytes": 64 << 20}
             },

@@ -3,10 +3,11 @@
 :func:`build` drives a running lakeFS: two repositories, uploaded objects (text, binary,
 non-ASCII paths), commits with metadata, branches, tags (one with ``~``: lakeFS 1.86 refuses
 ``/`` in a tag ID), a merge, a Lua hook that leaves action runs, an open, a merged and a closed
-pull request, garbage-collection and branch-protection settings, a physical address awaiting a
-link, an S3 multipart upload left open, and uncommitted writes **and** deletes on three
-branches. lakeFS 1.86 runs basic auth only: the admin user and its credential
-are the users and credentials it keeps; groups and policies it refuses (``auth_refusals``).
+pull request, garbage-collection and branch-protection settings, an import of outside files, a
+physical address awaiting a link, an S3 multipart upload left open, and uncommitted writes
+**and** deletes on three branches. lakeFS 1.86 runs basic auth only: the admin user and its
+credential are the users and credentials it keeps; groups and policies it refuses
+(``auth_refusals``).
 
 :func:`observe` is everything lakeFS's API shows of a database; two databases hold the same
 lakeFS data when lakeFS shows the same observation for both.
@@ -18,6 +19,7 @@ import hashlib
 import json
 import random
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from lakefs_sdk import (
     BranchesApi,
     CommitCreation,
     CommitsApi,
+    ImportApi,
     Merge,
     ObjectsApi,
     PullRequestBasic,
@@ -93,6 +96,7 @@ class Client:
         self.actions = ActionsApi(api)
         self.auth = AuthApi(api)
         self.staging = StagingApi(api)
+        self.imports = ImportApi(api)
 
     def upload(self, repo: str, branch: str, path: str, content: bytes) -> None:
         # The SDK uploads files by name (and takes the media type from the name).
@@ -139,8 +143,9 @@ def _refusal(call: Any) -> str:
     return "accepted"
 
 
-def build(api: lakefs_sdk.ApiClient) -> Facts:
-    """Make the scenario on the (set-up, empty) lakeFS behind ``api``."""
+def build(api: lakefs_sdk.ApiClient, import_dir: Path) -> Facts:
+    """Make the scenario on the (set-up, empty) lakeFS behind ``api``; ``import_dir`` is a
+    directory lakeFS may import from (``LakeFS.import_dir``)."""
     lf = Client(api)
     facts = Facts()
     binary = bytes(random.Random(7).getrandbits(8) for _ in range(4096))
@@ -237,6 +242,30 @@ def build(api: lakefs_sdk.ApiClient) -> Facts:
         Body=MULTIPART_PART,
     )
     facts.multipart = ("big/upload.bin", upload["UploadId"], part["ETag"])
+
+    # An import of files from outside the blockstore, committed on its own branch.
+    logs = import_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        (logs / f"day-{i}.log").write_bytes(f"log line {i}\n".encode())
+    lf.branches.create_branch(ALPHA, BranchCreation(name="imported", source="main"))
+    started = lf.imports.import_start(
+        ALPHA,
+        "imported",
+        lakefs_sdk.ImportCreation(
+            paths=[
+                lakefs_sdk.ImportLocation(
+                    type="common_prefix", path=f"local://{logs}/", destination="ext/logs/"
+                )
+            ],
+            commit=CommitCreation(message="import logs", metadata={"source": "logs"}),
+        ),
+    )
+    deadline = time.monotonic() + 60
+    while not (status := lf.imports.import_status(ALPHA, "imported", started.id)).completed:
+        assert status.error is None, status.error
+        assert time.monotonic() < deadline, "the import did not complete"
+        time.sleep(0.2)
 
     # Uncommitted writes and deletes on alpha's main and dev.
     lf.upload(ALPHA, "main", "staged/new.txt", b"new and uncommitted\n")

@@ -142,7 +142,7 @@ def _scenario(binary: Path, root: Path, database: h.Database, name: str) -> Scen
     lf = h.LakeFS(binary, root / name, root / f"{name}-blocks", database)
     lf.setup()
     with lf:
-        facts = sc.build(lf.client())
+        facts = sc.build(lf.client(), lf.import_dir)
         observed = sc.observe(lf.client(), h.ACCESS_KEY_ID)
     return Scenario(binary, root, database, lf.blockstore, lf.config_path, facts, observed)
 
@@ -200,7 +200,10 @@ def test_scenario_is_what_lakefs_shows(pg_scenario: Scenario) -> None:
     for (repo, branch), staged in pg_scenario.facts.staged.items():
         shown = pg_scenario.observed["repositories"][repo]["uncommitted"][branch]
         assert shown == sorted(staged.items())
-    assert set(alpha["branches"]) == {"main", "dev", "feature", "fix", "abandoned"}
+    assert set(alpha["branches"]) == {"main", "dev", "feature", "fix", "abandoned", "imported"}
+    assert [p for p in alpha["objects"]["imported"] if p.startswith("ext/")] == [
+        f"ext/logs/day-{i}.log" for i in range(3)
+    ]
     assert set(alpha["tags"]) == {"v1.0", "v2.0~merged"}
     assert {p[2] for p in alpha["pulls"]} == {"open", "merged", "closed"}
     assert len(alpha["action_runs"]) == 2
