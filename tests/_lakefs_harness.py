@@ -196,6 +196,10 @@ class LakeFSError(RuntimeError):
     """lakeFS failed to start, stop or run a command; the message ends with its log."""
 
 
+class _PortTakenError(Exception):
+    """lakeFS could not listen: another process took its port first."""
+
+
 class LakeFS:
     """One lakeFS server: ``setup()`` once per database, then ``start()`` / ``stop()``.
 
@@ -292,9 +296,24 @@ class LakeFS:
         )
 
     def start(self) -> None:
+        """Run lakeFS and wait until it answers. If its port was taken meanwhile (the port is
+        picked free, then bound by lakeFS), try again on another one."""
+        for _ in range(3):
+            try:
+                self._start()
+                return
+            except _PortTakenError:
+                self.port = free_port()
+                self.endpoint = f"http://127.0.0.1:{self.port}"
+                self.config_path.write_text(yaml.safe_dump(self.config()), encoding="utf-8")
+        self._start()
+
+    def _start(self) -> None:
         if self._proc is not None:
             raise LakeFSError("already running")
-        with open(self.workdir / "lakefs.out", "ab") as out:
+        out_path = self.workdir / "lakefs.out"
+        out_size = out_path.stat().st_size if out_path.exists() else 0
+        with open(out_path, "ab") as out:
             self._proc = subprocess.Popen(
                 [*_DIE_WITH_PARENT, str(self.binary), "--config", str(self.config_path), "run"],
                 stdout=out,
@@ -307,10 +326,16 @@ class LakeFS:
             if self._proc.poll() is not None:
                 code = self._proc.returncode
                 self._proc = None
-                raise LakeFSError(f"lakefs run exited {code} at start:\n{self._log_tail()}")
+                with open(out_path, "rb") as f:
+                    f.seek(out_size)
+                    said = f.read().decode(errors="replace")
+                if "address already in use" in said:
+                    raise _PortTakenError
+                raise LakeFSError(f"lakefs run exited {code} at start:\n{said}{self._log_tail()}")
             try:
                 with urllib.request.urlopen(self.endpoint + "/api/v1/healthcheck", timeout=2):
-                    return
+                    if self._proc.poll() is None:
+                        return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.2)
         self.stop()
