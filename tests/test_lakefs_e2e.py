@@ -262,6 +262,22 @@ def test_dump_load_into_empty_postgres(
         assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
 
 
+def test_lakefs_kv_load_reads_lakekv_dump(
+    pg_scenario: Scenario, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    """lakekv's ``--format lakefs`` file is a complete migration lakeFS itself can load."""
+    dump = tmp_path / "lakefs-format.json"
+    lakekv("dump", "--from", pg_scenario.url, "--format", "lakefs", str(dump))
+    target_db = make_database("postgres", "kv_load")
+    assert target_db.store_url is not None
+    target = pg_scenario.lakefs(target_db, "kv-load")
+    # lakeFS's default "skip" strategy skips the keys that are missing: overwrite loads them.
+    target.command("kv", "load", "--input", str(dump), "--strategy", "overwrite")
+    assert read_all(target_db.store_url) == read_all(pg_scenario.url)
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
+
+
 # --- 3. lakeFS's own kv dump
 
 KV_DUMP_SECTIONS = {b"auth", b"basicAuth", b"aclauth", b"pulls", b"kv-internal-metadata"}
