@@ -39,6 +39,17 @@ Scans
     the first key ``>= key``, forward or backward. Using an iterator after ``close()`` raises
     :class:`~lakekv.errors.StoreClosedError`.
 
+Snapshots
+    A driver declaring ``capabilities.snapshot_reads`` implements ``_open_snapshot``:
+    ``with store.snapshot() as view:`` yields a read-only :class:`Store` whose ``get``,
+    ``scan``, ``scan_pages`` and ``list_partitions`` all see the store as it was at one point
+    in time (when the ``with`` block was entered), whatever is written meanwhile, from any
+    number of threads at once. Writes through the view raise UnsupportedError. The snapshot
+    is released when the block ends; the view is unusable afterwards (StoreClosedError).
+    Holding a snapshot may hold back the engine's cleanup (PostgreSQL vacuum, SQLite WAL
+    checkpoints) for as long as it lasts. Without the capability ``snapshot()`` raises
+    UnsupportedError.
+
 Threads
     One ``Store`` object may be used from many threads at once. Iterators are not shared
     between threads.
@@ -47,6 +58,7 @@ Threads
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import operator
 import sys
@@ -189,6 +201,8 @@ class Capabilities:
     value_predicates: bool = True
     """Predicates compare stored values (A → B → A passes); ``False`` for version/ETag
     predicates, which fail after any intervening write."""
+    snapshot_reads: bool = False
+    """``snapshot()`` gives a view of the whole store at one point in time (see *Snapshots*)."""
 
 
 @dataclass(frozen=True)
@@ -349,6 +363,25 @@ class Store(ABC):
         self._check_open()
         return self._translating(self._list_partitions())
 
+    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
+        """A read-only view of the whole store at one point in time; see *Snapshots*.
+
+        Requires ``capabilities.snapshot_reads``; otherwise raises UnsupportedError.
+        """
+        if not self.capabilities.snapshot_reads:
+            raise UnsupportedError(f"{self.scheme}:// cannot read at one point in time")
+        self._check_open()
+        return self._snapshot_view()
+
+    @contextlib.contextmanager
+    def _snapshot_view(self) -> Iterator[Store]:
+        reads = self._call(self._open_snapshot)
+        view = _view_class(type(self))(self, reads)
+        try:
+            yield view
+        finally:
+            view.close()
+
     def write_batch(
         self,
         entries: Iterable[Entry | tuple[BytesLike, BytesLike, BytesLike]],
@@ -462,6 +495,10 @@ class Store(ABC):
                     break
                 # deleted in between: try to create again
         return result
+
+    def _open_snapshot(self) -> SnapshotReads:
+        """Start a snapshot (drivers with ``snapshot_reads`` override this)."""
+        raise UnsupportedError(f"{self.scheme}:// cannot read at one point in time")
 
     def _destroy(self) -> None:
         """Drop the table / storage (optional)."""
@@ -596,6 +633,98 @@ class Store(ABC):
                 f"{self.scheme}:// allows at most {caps.max_item_size}"
             )
         return p, k, v
+
+
+class SnapshotReads(ABC):
+    """What a driver returns from ``_open_snapshot``: reads at one point in time.
+
+    The methods mean what the driver's methods of the same name (with an underscore) mean,
+    and are called from many threads at once. :meth:`close` is called once, at the end of the
+    ``with store.snapshot()`` block.
+    """
+
+    @abstractmethod
+    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None: ...
+
+    @abstractmethod
+    def scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]: ...
+
+    def list_partitions(self) -> Iterator[bytes]:
+        raise UnsupportedError("this snapshot cannot list partitions")
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SnapshotView(Store):
+    """The read-only store ``Store.snapshot()`` yields; its capabilities are the driver's."""
+
+    def __init__(self, base: Store, reads: SnapshotReads) -> None:
+        super().__init__(base.url, base.paging)
+        self._base = base
+        self._reads = reads
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        raise UnsupportedError("a snapshot view is made by Store.snapshot(), not from a URL")
+
+    def __repr__(self) -> str:
+        return f"<snapshot of {self._base!r}>"
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        return self._base._translate_error(exc)
+
+    def _read_only(self) -> UnsupportedError:
+        return UnsupportedError(f"a snapshot of {self.url} is read-only")
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        return self._reads.get(partition, key)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        raise self._read_only()
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        raise self._read_only()
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        raise self._read_only()
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        raise self._read_only()
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        if self._base.closed:
+            raise StoreClosedError(f"store {self.url} is closed")
+        return self._reads.scan_page(partition, start, inclusive, limit)
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        return self._reads.list_partitions()
+
+    def _close(self) -> None:
+        self._reads.close()
+
+
+_VIEW_CLASSES: dict[type[Store], type[SnapshotView]] = {}
+
+
+def _view_class(driver: type[Store]) -> type[SnapshotView]:
+    """A :class:`SnapshotView` subclass carrying ``driver``'s scheme and capabilities."""
+    cls = _VIEW_CLASSES.get(driver)
+    if cls is None:
+
+        class View(SnapshotView):
+            pass
+
+        View.scheme = driver.scheme
+        View.capabilities = driver.capabilities
+        View.driver_errors = driver.driver_errors
+        View.__name__ = View.__qualname__ = f"{driver.__name__}Snapshot"
+        cls = _VIEW_CLASSES.setdefault(driver, View)
+    return cls
 
 
 def value_predicate(predicate: object) -> bytes:

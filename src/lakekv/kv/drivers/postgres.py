@@ -69,6 +69,7 @@ from lakekv.kv.store import (
     Entry,
     OnConflict,
     ScanPaging,
+    SnapshotReads,
     Store,
     ValueWithPredicate,
     value_predicate,
@@ -266,6 +267,7 @@ class PostgresStore(Store):
         max_key_size=1536,
         # bytea holds at most 1 GiB including its 4-byte header.
         max_value_size=(1 << 30) - 5,
+        snapshot_reads=True,
     )
     driver_errors = (psycopg.Error,)
 
@@ -591,15 +593,16 @@ class PostgresStore(Store):
             )
         return " UNION ALL ".join(branches)
 
-    def _list_partitions(self) -> Iterator[bytes]:
+    def _list_partitions(self, execute: _Execute | None = None) -> Iterator[bytes]:
+        run: _Execute = execute or (lambda q, p, f: self._execute(q, p, f, retry=True))
         after = b""
         page = self.paging.page_size
         while True:
             # Ask each hash partition for about twice its share of a page. Every name up to
             # the smallest "last name" among those that filled their quota is then known.
             per_child = max(2, -(-2 * page // PARTITIONS))
-            rows: list[tuple[int, bytes]] = self._execute(
-                self._q_partitions, {"after": after, "k": per_child}, _fetchall, retry=True
+            rows: list[tuple[int, bytes]] = run(
+                self._q_partitions, {"after": after, "k": per_child}, _fetchall
             )
             counts: dict[int, int] = {}
             last: dict[int, bytes] = {}
@@ -616,6 +619,16 @@ class PostgresStore(Store):
                 return
             after = names[-1]
             page = min(page * 2, self.paging.page_cap)
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def _open_snapshot(self) -> SnapshotReads:
+        """One ``REPEATABLE READ`` transaction exports its snapshot (``pg_export_snapshot``);
+        every further reading connection imports it (``SET TRANSACTION SNAPSHOT``)."""
+        lender = self._lender
+        if lender is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        return _Snapshot(self, lender.pool)
 
     # --- bulk writes ---------------------------------------------------------------------------
 
@@ -761,6 +774,101 @@ class PostgresStore(Store):
         lender, self._lender = self._lender, None
         if lender is not None:
             lender.close()
+
+
+_Execute = Callable[[str, Sequence[object] | Mapping[str, object], Callable[..., Any]], Any]
+"""Runs one read statement and returns ``fetch(cursor)``."""
+
+
+class _Snapshot(SnapshotReads):
+    """Connections sharing one exported snapshot, each in its own read-only transaction.
+
+    The first connection's transaction exports the snapshot and stays open until
+    :meth:`close`, which keeps the snapshot importable; a statement borrows an idle snapshot
+    connection, or opens one more (importing the snapshot), so concurrent readers never wait
+    for each other. All of them are rolled back and given back to the pool at the end.
+    """
+
+    def __init__(self, store: PostgresStore, pool: ConnectionPool[_Connection]) -> None:
+        self._store = store
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._idle: list[_Connection] = []
+        self._all: list[_Connection] = []
+        self._closed = False
+        self.snapshot_id = ""
+        conn = self._begin()
+        try:
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        except BaseException:
+            self.close()
+            raise
+        assert row is not None
+        self.snapshot_id = str(row[0])
+        self._idle.append(conn)
+
+    def _begin(self) -> _Connection:
+        conn = self._pool.getconn()
+        with self._lock:
+            self._all.append(conn)
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if self.snapshot_id:
+            conn.execute(
+                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot_id))
+            )
+        return conn
+
+    def execute(
+        self,
+        query: str,
+        params: Sequence[object] | Mapping[str, object],
+        fetch: Callable[..., Any],
+    ) -> Any:
+        if self._closed:
+            raise StoreClosedError(f"the snapshot of {self._store.url} has ended")
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._begin()
+        try:
+            cur = conn.reusable_cursor()
+            cur.execute(query, params)
+            return fetch(cur)
+        finally:
+            self._idle.append(conn)
+
+    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        row = self.execute(self._store._q_get, (partition, key), _fetchone)
+        if row is None:
+            return None
+        value: bytes = row[0]
+        return ValueWithPredicate(value, value)
+
+    def scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        store = self._store
+        query = store._q_page_ge if inclusive else store._q_page_gt
+        rows: list[tuple[bytes, bytes]] = self.execute(query, (partition, start, limit), _fetchall)
+        return rows, len(rows) == limit
+
+    def list_partitions(self) -> Iterator[bytes]:
+        return self._store._list_partitions(self.execute)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all, self._idle = self._all, [], []
+        for conn in conns:
+            try:
+                if not conn.lost():
+                    conn.execute("ROLLBACK")
+            except psycopg.Error:
+                conn.close()
+            try:
+                self._pool.putconn(conn)
+            except PoolClosed:
+                conn.close()
 
 
 def _fetchone(cur: psycopg.Cursor[Any]) -> Any:
