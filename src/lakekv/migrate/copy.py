@@ -15,9 +15,12 @@ from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
+    NO_SNAPSHOT,
     Stop,
     Stopped,
     StoreLike,
+    consistent,
+    is_snapshot,
     opened,
     url_of,
 )
@@ -64,6 +67,12 @@ def copy(
     target an exact mirror. ``dry_run`` reads both sides and reports what would change,
     writing nothing.
 
+    The source is read at one point in time when its driver can (``Store.snapshot()``, shared
+    by every worker), so a copy of a store being written is still the store as it was when the
+    copy started; ``report.snapshot`` says so. Otherwise ``report.warnings`` says that entries
+    written meanwhile may be missing or mixed, and that a catch-up pass (:func:`sync`) is due
+    once writes stop.
+
     ``workers`` partitions are copied at once. The ``kv-internal-metadata`` partition (the
     lakeFS schema version) is copied last, so an interrupted copy never looks complete to
     lakeFS. If both stores hold a schema version and they differ, SchemaVersionMismatchError
@@ -80,7 +89,7 @@ def copy(
     if workers < 1:
         raise ValueError("workers must be >= 1")
     started = time.monotonic()
-    with opened(source) as src, opened(target) as dst:
+    with opened(source) as src_store, opened(target) as dst, consistent(src_store) as src:
         retries = _retry.RetryCounter()
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         dst_version = _retry.call(lambda: read_schema_version(dst), retries)
@@ -98,7 +107,10 @@ def copy(
             partition_source=plan.source,
             lakefs_schema_version=src_version,
             checkpoint=os.fspath(checkpoint) if checkpoint is not None else None,
+            snapshot=is_snapshot(src),
         )
+        if not report.snapshot:
+            report.warnings.append(NO_SNAPSHOT.format(url=report.source))
         cp: Checkpoint | None = None
         if checkpoint is not None and not dry_run:
             cp = Checkpoint.open(

@@ -10,7 +10,15 @@ from typing import BinaryIO, Literal
 from lakekv.errors import ConfigurationError
 from lakekv.kv.store import entries_of
 from lakekv.migrate import _retry
-from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, opened, url_of
+from lakekv.migrate._common import (
+    LAKEKV_VERSION,
+    NO_SNAPSHOT,
+    StoreLike,
+    consistent,
+    is_snapshot,
+    opened,
+    url_of,
+)
 from lakekv.migrate._io import Compression, describe, open_sink
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import DumpWriter
@@ -38,12 +46,13 @@ def dump(
     does not grow with the store. A path is written to a temporary file and renamed when
     complete. ``format="lakefs"`` writes the lakeFS "1.0" JSON format and raises
     UnrepresentableEntryError (naming the entry) at the first partition or key that is not
-    valid UTF-8. Empty partitions are not written.
+    valid UTF-8. Empty partitions are not written. The source is read at one point in time
+    when its driver can (``report.snapshot``); otherwise ``report.warnings`` says so.
     """
     if format not in ("lakekv", "lakefs"):
         raise ConfigurationError(f"unknown dump format {format!r} (lakekv or lakefs)")
     started = time.monotonic()
-    with opened(source) as src:
+    with opened(source) as src_store, consistent(src_store) as src:
         retries = _retry.RetryCounter()
         schema = _retry.call(lambda: read_schema_version(src), retries)
         plan = plan_partitions(src, partitions)
@@ -53,7 +62,10 @@ def dump(
             format=format,
             lakefs_schema_version=schema,
             partition_source=plan.source,
+            snapshot=is_snapshot(src),
         )
+        if not report.snapshot:
+            report.warnings.append(NO_SNAPSHOT.format(url=report.source))
         tracker = Tracker(progress, "dump", partitions_total=len(plan.partitions))
         with open_sink(out, compression) as sink:
             if format == "lakekv":

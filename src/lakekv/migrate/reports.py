@@ -99,6 +99,9 @@ class DumpReport(_Timed):
     lakefs_schema_version: str | None = None
     partition_source: str = "list_partitions"
     """``list_partitions``, ``lakefs-walk`` (the source cannot list partitions) or ``given``."""
+    snapshot: bool = False
+    """The source was read at one point in time (``Store.snapshot()``)."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
@@ -150,6 +153,10 @@ class CopyReport(WriteCounts, _Timed):
     """Transient store errors that were retried successfully."""
     lakefs_schema_version: str | None = None
     checkpoint: str | None = None
+    snapshot: bool = False
+    """The source was read at one point in time (``Store.snapshot()``); if not, entries
+    written to it during the copy may be missing or mixed (see ``warnings``)."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
@@ -183,6 +190,10 @@ class VerifyReport(_Timed):
     different_partitions: int = 0
     examples: list[Difference] = field(default_factory=list)
     partition_source: str = "list_partitions"
+    snapshot_a: bool = False
+    """Side A was read at one point in time (``Store.snapshot()``)."""
+    snapshot_b: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from lakekv.kv.store import Store
 from lakekv.migrate import _retry
-from lakekv.migrate._common import StoreLike, opened, url_of
+from lakekv.migrate._common import NO_SNAPSHOT, StoreLike, consistent, is_snapshot, opened, url_of
 from lakekv.migrate._merge import merge_join
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import partition_digest
@@ -34,15 +34,31 @@ def verify(
     *missing* (from ``b``), only in ``b`` *extra*, in both with different values *different*.
     With ``quick``, each side's partitions are only counted and hashed (as in a dump's
     trailers) and a mismatch counts as one *different partition*. At most ``max_diffs``
-    examples are kept; the counts are complete. ``report.equal`` is the verdict.
+    examples are kept; the counts are complete. ``report.equal`` is the verdict. Each side is
+    read at one point in time when its driver can (``report.snapshot_a`` / ``snapshot_b``).
     """
     started = time.monotonic()
-    with opened(a) as sa, opened(b) as sb:
+    with (
+        opened(a) as store_a,
+        opened(b) as store_b,
+        consistent(store_a) as sa,
+        consistent(store_b) as sb,
+    ):
         given = list(partitions) if partitions is not None else None
         plan = plan_partitions(sa, given)
         if given is None:
             plan = union_plan(plan, plan_partitions(sb))
-        report = VerifyReport(a=url_of(sa), b=url_of(sb), quick=quick, partition_source=plan.source)
+        report = VerifyReport(
+            a=url_of(sa),
+            b=url_of(sb),
+            quick=quick,
+            partition_source=plan.source,
+            snapshot_a=is_snapshot(sa),
+            snapshot_b=is_snapshot(sb),
+        )
+        for url, snap in ((report.a, report.snapshot_a), (report.b, report.snapshot_b)):
+            if not snap:
+                report.warnings.append(NO_SNAPSHOT.format(url=url))
         tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
         lock = threading.Lock()
         retries = _retry.RetryCounter()

@@ -1,0 +1,150 @@
+"""Cutover: a first pass over a source being written, and the catch-up pass that follows."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _migrate_helpers import StoreMaker, all_entries
+
+from lakekv.kv.store import Store
+from lakekv.kv.url import StoreURL
+from lakekv.migrate import copy, dump, verify
+from lakekv.testing.plugin import configured_stores
+
+Op = tuple[str, bytes, bytes, bytes]
+"""``("set" | "delete", partition, key, value)``, one atomic write."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        stores = configured_stores(metafunc.config)
+        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
+        metafunc.parametrize("backend", stores, ids=ids)
+
+
+@pytest.fixture
+def maker(tmp_path: Path) -> Iterator[StoreMaker]:
+    m = StoreMaker(tmp_path)
+    yield m
+    m.cleanup()
+
+
+PARTITIONS = [b"p%d" % i for i in range(6)]
+
+
+def _fill(store: Store, per_partition: int) -> dict[tuple[bytes, bytes], bytes]:
+    state: dict[tuple[bytes, bytes], bytes] = {}
+    batch = []
+    for p in PARTITIONS:
+        for i in range(per_partition):
+            k, v = b"k%05d" % i, b"v0-%d" % i
+            batch.append((p, k, v))
+            state[(p, k)] = v
+    store.write_batch(batch)
+    return state
+
+
+class _Writer(threading.Thread):
+    """Writes (updates, deletes, inserts) round the partitions until stopped; logs each."""
+
+    def __init__(self, store: Store, per_partition: int) -> None:
+        super().__init__(daemon=True)
+        self.store = store
+        self.per_partition = per_partition
+        self.ops: list[Op] = []
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        i = 0
+        try:
+            while not self.stop.is_set():
+                p = PARTITIONS[i % len(PARTITIONS)]
+                k = b"k%05d" % rng.randrange(self.per_partition * 2)
+                if i % 3 == 1:
+                    self.store.delete(p, k)
+                    self.ops.append(("delete", p, k, b""))
+                else:
+                    v = b"v%d" % (i + 1)
+                    self.store.set(p, k, v)
+                    self.ops.append(("set", p, k, v))
+                i += 1
+        except BaseException as exc:
+            self.error = exc
+
+
+def _matching_prefix(
+    initial: dict[tuple[bytes, bytes], bytes],
+    ops: list[Op],
+    copied: dict[tuple[bytes, bytes], bytes],
+) -> int | None:
+    """The number of ops after which the source held exactly ``copied``, or ``None``."""
+    state = dict(initial)
+    if state == copied:
+        return 0
+    for n, (kind, p, k, v) in enumerate(ops, 1):
+        if kind == "set":
+            state[(p, k)] = v
+        else:
+            state.pop((p, k), None)
+        if state == copied:
+            return n
+    return None
+
+
+def test_copy_of_a_source_being_written_is_one_point_in_time(
+    backend: str, maker: StoreMaker
+) -> None:
+    """With a snapshot-capable source, the copy equals the source as it was at one point in
+    time although writes went on throughout; any other source is flagged in the report."""
+    src = maker.fresh(backend, "src")
+    dst = maker.fresh("memory://", "dst")
+    per_partition = 400
+    initial = _fill(src, per_partition)
+    writer = _Writer(src, per_partition)
+    writer.start()
+    try:
+        while len(writer.ops) < 20 and writer.is_alive():
+            threading.Event().wait(0.001)
+        before = len(writer.ops)
+        report = copy(src, dst, workers=2, batch_entries=7)
+        during = len(writer.ops) - before
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert writer.error is None
+    assert during > 0, "the writer must have written while the copy ran"
+    copied = {(e.partition, e.key): e.value for e in all_entries(dst)}
+    if not src.capabilities.snapshot_reads:
+        assert not report.snapshot
+        assert any("catch-up" in w for w in report.warnings)
+        return
+    assert report.snapshot
+    assert report.warnings == []
+    n = _matching_prefix(initial, writer.ops, copied)
+    assert n is not None, "the copy is no state the source ever was in"
+    assert before <= n <= before + during
+
+
+def test_reports_say_whether_a_snapshot_was_used(
+    backend: str, maker: StoreMaker, tmp_path: Path
+) -> None:
+    src = maker.fresh(backend, "src")
+    dst = maker.fresh("memory://", "dst")
+    _fill(src, 3)
+    can = src.capabilities.snapshot_reads
+    copied = copy(src, dst)
+    dumped = dump(src, tmp_path / "d.lkv")
+    checked = verify(src, dst)
+    assert checked.equal
+    assert (copied.snapshot, dumped.snapshot, checked.snapshot_a) == (can, can, can)
+    assert not checked.snapshot_b  # memory:// has no snapshots
+    assert bool(copied.warnings) is not can
+    assert bool(dumped.warnings) is not can
+    assert len(checked.warnings) == (1 if can else 2)
+    assert copied.to_json()["snapshot"] is can
