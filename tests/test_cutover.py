@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from _migrate_helpers import StoreMaker, all_entries
 
+from lakekv.errors import UnsupportedError
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate import copy, dump, verify
+from lakekv.migrate import copy, dump, sync, verify
 from lakekv.testing.plugin import configured_stores
 
 Op = tuple[str, bytes, bytes, bytes]
@@ -24,6 +25,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         stores = configured_stores(metafunc.config)
         ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
         metafunc.parametrize("backend", stores, ids=ids)
+    if "pair" in metafunc.fixturenames:
+        stores = configured_stores(metafunc.config)
+        labels = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
+        pairs = [(a, b) for a in stores for b in stores]
+        ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
+        metafunc.parametrize("pair", pairs, ids=ids)
 
 
 @pytest.fixture
@@ -148,3 +155,65 @@ def test_reports_say_whether_a_snapshot_was_used(
     assert bool(dumped.warnings) is not can
     assert len(checked.warnings) == (1 if can else 2)
     assert copied.to_json()["snapshot"] is can
+
+
+# --- the catch-up pass -----------------------------------------------------------------------
+
+
+def _change(store: Store, per_partition: int) -> None:
+    """Updates, deletes and inserts spread over the partitions, plus a new partition."""
+    rng = random.Random(11)
+    for i in range(per_partition // 5):
+        p = PARTITIONS[i % len(PARTITIONS)]
+        k = b"k%05d" % rng.randrange(per_partition)
+        if i % 3 == 0:
+            store.delete(p, k)
+        elif i % 3 == 1:
+            store.set(p, k, b"updated-%d" % i)
+        else:
+            store.set(p, k + b"/new", b"inserted-%d" % i)
+    store.set(b"brand-new", b"k", b"")  # an empty value too
+    for k in [e.key for e in store.scan(PARTITIONS[-1])]:  # a partition emptied
+        store.delete(PARTITIONS[-1], k)
+
+
+@pytest.mark.parametrize("method", ["auto", "merge"])
+def test_sync_makes_the_target_identical(
+    pair: tuple[str, str], method: str, maker: StoreMaker
+) -> None:
+    src = maker.fresh(pair[0], "src")
+    dst = maker.fresh(pair[1], "dst")
+    per_partition = 300
+    _fill(src, per_partition)
+    assert copy(src, dst).written == per_partition * len(PARTITIONS)
+    _change(src, per_partition)
+    dst.set(b"target-only", b"k", b"v")
+    before = verify(src, dst)
+    assert not before.equal
+
+    dry = sync(src, dst, method=method, dry_run=True)
+    assert dry.dry_run and dry.written > 0 and dry.deleted > 0
+    assert verify(src, dst).to_json()["missing"] == before.missing  # nothing written
+
+    report = sync(src, dst, method=method)
+    after = verify(src, dst)
+    assert after.equal, after.examples
+    assert report.entries == after.entries_a
+    assert report.written == before.missing + before.different
+    assert report.deleted == before.extra
+    both_digests = src.capabilities.digests is not None and (
+        src.capabilities.digests == dst.capabilities.digests
+    )
+    assert report.method == ("digests" if method == "auto" and both_digests else "merge")
+    if report.method == "digests":
+        assert report.inserted == before.missing
+        assert report.updated == before.different
+    again = sync(src, dst, method=method)
+    assert (again.written, again.deleted) == (0, 0)
+
+
+def test_sync_by_digests_needs_stores_that_compute_the_same(maker: StoreMaker) -> None:
+    src = maker.fresh("memory://", "src")
+    dst = maker.fresh("memory://", "dst")
+    with pytest.raises(UnsupportedError):
+        sync(src, dst, method="digests")

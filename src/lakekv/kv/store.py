@@ -50,6 +50,19 @@ Snapshots
     checkpoints) for as long as it lasts. Without the capability ``snapshot()`` raises
     UnsupportedError.
 
+Digests
+    A driver declaring ``capabilities.digests`` lets the engine hash entries where they are,
+    so two stores can be compared without moving values. ``digest_buckets(partition, bits)``
+    groups a partition's entries by ``bucket = H(key) & (2**bits - 1)`` and returns, per
+    non-empty bucket, its entry count and the XOR of a 64-bit hash of each (key, value);
+    ``digest_bits(partition)`` suggests ``bits`` for about 8 entries a bucket, from a cheap
+    estimate (any value is correct; it only changes the speed).
+    ``digest_rows(partition, bits, buckets)`` returns ``(key, row hash)`` for the entries of
+    the given buckets. ``H`` and the row hash are the scheme's; ``digest_probe()`` hashes a
+    fixed input, so a caller can check two stores really agree before trusting a comparison.
+    ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
+    (every driver has them; a native one is one round trip).
+
 Threads
     One ``Store`` object may be used from many threads at once. Iterators are not shared
     between threads.
@@ -203,6 +216,10 @@ class Capabilities:
     predicates, which fail after any intervening write."""
     snapshot_reads: bool = False
     """``snapshot()`` gives a view of the whole store at one point in time (see *Snapshots*)."""
+    digests: str | None = None
+    """The name of the scheme ``digest_buckets`` / ``digest_rows`` compute by, or ``None``
+    (unsupported). Two stores whose names and ``digest_probe()`` agree compute equal digests
+    for equal entries, so they can be compared without reading values (see *Digests*)."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +399,62 @@ class Store(ABC):
         finally:
             view.close()
 
+    def get_many(self, partition: BytesLike, keys: Iterable[BytesLike]) -> dict[bytes, bytes]:
+        """The values of those ``keys`` present in ``partition`` (absent ones are left out)."""
+        p = self._check_partition(partition)
+        ks = [self._check_key(k) for k in keys]
+        self._check_open()
+        if not ks:
+            return {}
+        return self._call(self._get_many, p, ks)
+
+    def delete_many(self, partition: BytesLike, keys: Iterable[BytesLike]) -> None:
+        """Delete ``keys`` from ``partition``; missing ones are no error. Not atomic."""
+        p = self._check_partition(partition)
+        ks = [self._check_key(k) for k in keys]
+        self._check_open()
+        if ks:
+            self._call(self._delete_many, p, ks)
+
+    def digest_probe(self) -> int:
+        """The scheme's row hash of a fixed input; see *Digests*. UnsupportedError without
+        ``capabilities.digests``."""
+        self._check_digests()
+        return self._call(self._digest_probe)
+
+    def digest_bits(self, partition: BytesLike) -> int:
+        """A good ``bits`` for :meth:`digest_buckets` of ``partition``; see *Digests*."""
+        p = self._check_partition(partition)
+        self._check_digests()
+        return max(0, min(24, self._call(self._digest_bits, p)))
+
+    def digest_buckets(self, partition: BytesLike, bits: int) -> list[tuple[int, int, int]]:
+        """``(bucket, count, xor of row hashes)`` for each non-empty bucket of ``partition``
+        under ``bits``; see *Digests*."""
+        p = self._check_partition(partition)
+        if not 0 <= bits <= 30:
+            raise InvalidArgumentError(f"bits must be between 0 and 30, not {bits!r}")
+        self._check_digests()
+        return self._call(self._digest_buckets, p, bits)
+
+    def digest_rows(
+        self, partition: BytesLike, bits: int, buckets: Iterable[int]
+    ) -> list[tuple[bytes, int]]:
+        """``(key, row hash)`` of every entry of ``partition`` in ``buckets``; see *Digests*."""
+        p = self._check_partition(partition)
+        if not 0 <= bits <= 30:
+            raise InvalidArgumentError(f"bits must be between 0 and 30, not {bits!r}")
+        wanted = list(buckets)
+        self._check_digests()
+        if not wanted:
+            return []
+        return self._call(self._digest_rows, p, bits, wanted)
+
+    def _check_digests(self) -> None:
+        if self.capabilities.digests is None:
+            raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+        self._check_open()
+
     def write_batch(
         self,
         entries: Iterable[Entry | tuple[BytesLike, BytesLike, BytesLike]],
@@ -495,6 +568,34 @@ class Store(ABC):
                     break
                 # deleted in between: try to create again
         return result
+
+    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        """Generic fallback: one ``_get`` per key; drivers override it with one query."""
+        found = {}
+        for key in keys:
+            got = self._get(partition, key)
+            if got is not None:
+                found[key] = got.value
+        return found
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        """Generic fallback: one ``_delete`` per key; drivers override it with one query."""
+        for key in keys:
+            self._delete(partition, key)
+
+    def _digest_probe(self) -> int:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _digest_bits(self, partition: bytes) -> int:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
 
     def _open_snapshot(self) -> SnapshotReads:
         """Start a snapshot (drivers with ``snapshot_reads`` override this)."""
@@ -654,6 +755,22 @@ class SnapshotReads(ABC):
     def list_partitions(self) -> Iterator[bytes]:
         raise UnsupportedError("this snapshot cannot list partitions")
 
+    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        found = {}
+        for key in keys:
+            got = self.get(partition, key)
+            if got is not None:
+                found[key] = got.value
+        return found
+
+    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        raise UnsupportedError("this snapshot cannot compute digests")
+
+    def digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        raise UnsupportedError("this snapshot cannot compute digests")
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -672,6 +789,11 @@ class SnapshotView(Store):
 
     def __repr__(self) -> str:
         return f"<snapshot of {self._base!r}>"
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
+        """A snapshot of a snapshot is itself."""
+        self._check_open()
+        return contextlib.nullcontext(self)
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         return self._base._translate_error(exc)
@@ -703,6 +825,26 @@ class SnapshotView(Store):
 
     def _list_partitions(self) -> Iterator[bytes]:
         return self._reads.list_partitions()
+
+    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self._reads.get_many(partition, keys)
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        raise self._read_only()
+
+    def _digest_probe(self) -> int:
+        return self._base._digest_probe()
+
+    def _digest_bits(self, partition: bytes) -> int:
+        return self._base._digest_bits(partition)
+
+    def _digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        return self._reads.digest_buckets(partition, bits)
+
+    def _digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        return self._reads.digest_rows(partition, bits, buckets)
 
     def _close(self) -> None:
         self._reads.close()

@@ -1,4 +1,4 @@
-"""Layer 4: dump, load, copy and verify — complete, streaming, resumable migrations.
+"""Layer 4: dump, load, copy, sync and verify — complete, streaming, resumable migrations.
 
 Each operation is a function returning a typed report (``lakekv.migrate.reports``) that
 serialises to JSON with ``report.to_json()``::
@@ -35,8 +35,10 @@ from lakekv.migrate.reports import (
     DumpReport,
     EntryRef,
     LoadReport,
+    SyncReport,
     VerifyReport,
 )
+from lakekv.migrate.sync import sync
 from lakekv.migrate.verify import verify
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "PartialLoadError",
     "Progress",
     "ProgressCallback",
+    "SyncReport",
     "UnrepresentableEntryError",
     "VerifyReport",
     "check_file",
@@ -61,6 +64,7 @@ __all__ = [
     "load",
     "plan_partitions",
     "read_schema_version",
+    "sync",
     "verify",
     "walk_lakefs",
 ]

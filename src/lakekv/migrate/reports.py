@@ -162,6 +162,38 @@ class CopyReport(WriteCounts, _Timed):
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
 
 
+@dataclass
+class SyncReport(_Timed):
+    """What ``sync`` (the catch-up pass) found and changed to make the target identical."""
+
+    source: str = ""
+    target: str = ""
+    method: str = "digests"
+    """``digests`` (compared where the data lives, only differences read) or ``merge``
+    (both sides' ordered scans merged)."""
+    partitions: int = 0
+    unchanged_partitions: int = 0
+    """Partitions found identical (digests only)."""
+    entries: int = 0
+    """Source entries compared."""
+    written: int = 0
+    """Entries written to the target (``inserted + updated`` with digests)."""
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    dry_run: bool = False
+    workers: int = 1
+    partition_source: str = "list_partitions"
+    lakefs_schema_version: str | None = None
+    retries: int = 0
+    snapshot: bool = False
+    """The source was read at one point in time (``Store.snapshot()``)."""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), **self._rates(self.entries, 0)}
+
+
 @dataclass(frozen=True)
 class Difference:
     """One entry that differs between the two stores."""

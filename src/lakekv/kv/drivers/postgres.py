@@ -85,6 +85,12 @@ MAX_TABLE_NAME_BYTES: Final = 60
 _MAX_IDENT_BYTES: Final = 63
 _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _BATCH_TABLE: Final = "lakekv_batch"
+DIGEST_SCHEME: Final = "postgres-hash-array-v1"
+"""Digests (see the store contract): bucket ``hash_array(ARRAY[key]) & mask``, row hash
+``hash_array_extended(ARRAY[key, value], 0)``, bucket digest their ``bit_xor`` (PostgreSQL
+14 or later). The hashes are PostgreSQL's own (platform-dependent), so two servers are only
+compared after their ``digest_probe()`` results agree."""
+_DIGEST_ROWS_PER_BUCKET: Final = 8
 _FNV_OFFSET: Final = 0x811C9DC5
 _FNV_PRIME: Final = 0x01000193
 
@@ -268,6 +274,7 @@ class PostgresStore(Store):
         # bytea holds at most 1 GiB including its 4-byte header.
         max_value_size=(1 << 30) - 5,
         snapshot_reads=True,
+        digests=DIGEST_SCHEME,
     )
     driver_errors = (psycopg.Error,)
 
@@ -320,6 +327,20 @@ class PostgresStore(Store):
             f"COPY {self._quote(self.table, for_params=False)} (partition_key, key, value) "
             "FROM STDIN (FORMAT BINARY)"
         )
+        self._q_estimate = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {t} WHERE partition_key = %s"
+        self._q_digest_buckets = (
+            "SELECT hash_array(ARRAY[key]) & %s::int4, count(*), "
+            f"bit_xor(hash_array_extended(ARRAY[key, value], 0)) FROM {t} "
+            "WHERE partition_key = %s GROUP BY 1"
+        )
+        self._q_digest_rows = (
+            f"SELECT key, hash_array_extended(ARRAY[key, value], 0) FROM {t} "
+            "WHERE partition_key = %s AND (hash_array(ARRAY[key]) & %s::int4) = ANY(%s::int4[])"
+        )
+        self._q_get_many = (
+            f"SELECT key, value FROM {t} WHERE partition_key = %s AND key = ANY(%s::bytea[])"
+        )
+        self._q_delete_many = f"DELETE FROM {t} WHERE partition_key = %s AND key = ANY(%s::bytea[])"
         self._direct_skip = 0
         self._direct_backoff = 0
         self._q_partitions = self._partitions_query()
@@ -570,6 +591,55 @@ class PostgresStore(Store):
             query, (partition, start, limit), _fetchall, retry=True
         )
         return rows, len(rows) == limit
+
+    # --- many keys at once, digests ------------------------------------------------------------
+
+    def _reader(self) -> _Execute:
+        return lambda q, p, f: self._execute(q, p, f, retry=True)
+
+    def _get_many(
+        self, partition: bytes, keys: Sequence[bytes], execute: _Execute | None = None
+    ) -> dict[bytes, bytes]:
+        run = execute or self._reader()
+        rows: list[tuple[bytes, bytes]] = run(self._q_get_many, (partition, list(keys)), _fetchall)
+        return dict(rows)
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        self._execute(self._q_delete_many, (partition, list(keys)), _rowcount, retry=True)
+
+    def _digest_probe(self) -> int:
+        row = self._execute(
+            "SELECT hash_array_extended(ARRAY['\\x00ff'::bytea, 'lakekv'::bytea], 0), "
+            "bit_xor(1::int8)",
+            (),
+            _fetchone,
+            retry=True,
+        )
+        return int(row[0])
+
+    def _digest_bits(self, partition: bytes) -> int:
+        """From the planner's row estimate (statistics; no scan)."""
+        plan = self._execute(self._q_estimate, (partition,), _fetchone, retry=True)[0]
+        rows = float(plan[0]["Plan"]["Plan Rows"])
+        return max(0, math.ceil(math.log2(max(1.0, rows) / _DIGEST_ROWS_PER_BUCKET)))
+
+    def _digest_buckets(
+        self, partition: bytes, bits: int, execute: _Execute | None = None
+    ) -> list[tuple[int, int, int]]:
+        run = execute or self._reader()
+        rows: list[tuple[int, int, int]] = run(
+            self._q_digest_buckets, ((1 << bits) - 1, partition), _fetchall
+        )
+        return rows
+
+    def _digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int], execute: _Execute | None = None
+    ) -> list[tuple[bytes, int]]:
+        run = execute or self._reader()
+        rows: list[tuple[bytes, int]] = run(
+            self._q_digest_rows, (partition, (1 << bits) - 1, buckets), _fetchall
+        )
+        return rows
 
     # --- listing partitions ------------------------------------------------------------------
 
@@ -854,6 +924,17 @@ class _Snapshot(SnapshotReads):
 
     def list_partitions(self) -> Iterator[bytes]:
         return self._store._list_partitions(self.execute)
+
+    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self._store._get_many(partition, keys, self.execute)
+
+    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        return self._store._digest_buckets(partition, bits, self.execute)
+
+    def digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        return self._store._digest_rows(partition, bits, buckets, self.execute)
 
     def close(self) -> None:
         with self._lock:
