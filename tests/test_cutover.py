@@ -217,3 +217,33 @@ def test_sync_by_digests_needs_stores_that_compute_the_same(maker: StoreMaker) -
     dst = maker.fresh("memory://", "dst")
     with pytest.raises(UnsupportedError):
         sync(src, dst, method="digests")
+
+
+def test_verify_counts_differences_after_a_long_equal_run(
+    pair: tuple[str, str], maker: StoreMaker
+) -> None:
+    """Verify compares equal runs of pages at once; differences after them, across page
+    boundaries of different sizes on each side, are still each found and counted."""
+    a = maker.fresh(pair[0], "a")
+    b = maker.fresh(pair[1], "b")
+    rows = [(b"big", b"k%06d" % i, b"v%d" % i) for i in range(12_000)]
+    a.write_batch(rows)
+    b.write_batch(rows)
+    assert verify(a, b).equal
+    b.set(b"big", b"k007000", b"changed")  # after the first page
+    b.delete(b"big", b"k011999")  # the very last entry
+    b.set(b"big", b"k011000x", b"extra")
+    first = verify(a, b)  # the first difference is past the first page
+    assert (first.missing, first.extra, first.different) == (1, 1, 1)
+    assert (first.entries_a, first.entries_b) == (12_000, 12_000)
+    a.set(b"big", b"k000000", b"changed first")
+    report = verify(a, b)
+    assert (report.missing, report.extra, report.different) == (1, 1, 2)
+    assert (report.entries_a, report.entries_b) == (12_000, 12_000)
+    kinds = sorted((d.kind, d.key) for d in report.examples)
+    assert kinds == [
+        ("different", "k000000"),
+        ("different", "k007000"),
+        ("extra", "k011000x"),
+        ("missing", "k011999"),
+    ]
