@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from _migrate_helpers import StoreMaker, all_entries
 
+from lakekv.cli.main import main
 from lakekv.errors import UnsupportedError
+from lakekv.kv.registry import open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import copy, dump, sync, verify
@@ -247,3 +250,52 @@ def test_verify_counts_differences_after_a_long_equal_run(
         ("extra", "k011000x"),
         ("missing", "k011999"),
     ]
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    else:
+        code = 0
+    return code, capsys.readouterr().out
+
+
+def test_cli_first_pass_hint_then_catch_up_then_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = f"sqlite:///{tmp_path}/old.db", f"sqlite:///{tmp_path}/new.db"
+    with open_store(old) as s:
+        _fill(s, 20)
+    code, out = _cli(capsys, "copy", "--from", old, "--to", new)
+    assert code == 0
+    assert "source read at one point in time (snapshot)" in out
+    assert f"lakekv sync --from {old} --to {new}" in out  # the catch-up hint
+    with open_store(old) as s:
+        _change(s, 20)
+    code, out = _cli(capsys, "verify", "--from", old, "--to", new)
+    assert code == 1
+    code, out = _cli(capsys, "sync", "--from", old, "--to", new, "--dry-run")
+    assert code == 0 and "dry run: would make" in out
+    code, out = _cli(capsys, "sync", "--from", old, "--to", new, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["snapshot"] is True and report["written"] > 0 and report["deleted"] > 0
+    code, out = _cli(capsys, "verify", "--from", old, "--to", new)
+    assert code == 0 and "identical" in out
+    code, out = _cli(capsys, "sync", "--from", old, "--to", new)
+    assert code == 0 and "written 0, deleted 0" in out
+    assert f"next: lakekv verify --from {old} --to {new}" in out
+
+
+def test_cli_copy_from_a_store_without_snapshots_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _cli(capsys, "copy", "--from", "memory://", "--to", f"sqlite:///{tmp_path}/t.db")
+    assert code == 0
+    assert "warning: memory:// cannot be read at one point in time" in out
+    assert "run the catch-up pass" in out

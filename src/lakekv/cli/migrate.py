@@ -1,4 +1,4 @@
-"""Migration commands: dump, load, copy, verify, sample.
+"""Migration commands: dump, load, copy, sync, verify, sample.
 
 Each command parses options, calls one :mod:`lakekv.migrate` function and prints its report
 (``--json`` for scripts). A progress bar is drawn on stderr when it is a terminal.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from lakekv.cli._common import (
     print_json,
     to_jsonable,
 )
+from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
     Progress as ProgressSnapshot,
 )
@@ -36,6 +38,7 @@ from lakekv.migrate import (
     dump,
     lakefs_store_url,
     load,
+    sync,
     verify,
 )
 from lakekv.migrate._common import BATCH_ENTRIES
@@ -218,6 +221,18 @@ def _rate(entries: int, seconds: float) -> str:
     return f"{entries / seconds:,.0f} entries/s" if seconds > 0 else "-"
 
 
+def _side_args(side: str, url: str | None, config: str | None) -> str:
+    """The option naming one side again, for a hint (password masked)."""
+    if config:
+        return f"--{side}-lakefs-config {shlex.quote(config)}"
+    return f"--{side} {shlex.quote(str(StoreURL.parse(url or '')))}"
+
+
+def _snapshot_lines(snapshot: bool, warnings: list[str]) -> list[str]:
+    lines = ["  source read at one point in time (snapshot)"] if snapshot else []
+    return lines + [f"  warning: {w}" for w in warnings]
+
+
 def _conflict_exit(report: CopyReport | LoadReport) -> int:
     previous = report.previous_conflicts if isinstance(report, CopyReport) else 0
     return EXIT_CONFLICT if report.conflicts or previous else EXIT_OK
@@ -288,6 +303,7 @@ def dump_cmd(
                 if report.partition_source == "lakefs-walk"
                 else []
             ),
+            *_snapshot_lines(report.snapshot, report.warnings),
         ],
         err=output == "-",
     )
@@ -427,6 +443,13 @@ def copy_cmd(
         lines.append(f"  {report.retries} transient errors retried")
     if report.partition_source == "lakefs-walk":
         lines.append("  partitions found by walking the lakeFS model (source cannot list them)")
+    lines.extend(_snapshot_lines(report.snapshot, report.warnings))
+    if not sync and not dry_run:
+        lines.append(
+            "  next, for a cutover: stop the writers (lakeFS), then run the catch-up pass:\n"
+            f"    lakekv sync {_side_args('from', from_url, from_config)} "
+            f"{_side_args('to', to_url, to_config)}"
+        )
     _emit(report, as_json, lines)
     return _conflict_exit(report)
 
@@ -481,6 +504,7 @@ def verify_cmd(
         f"{report.entries_a:,} / {report.entries_b:,} entries"
         f"{' (quick)' if quick else ''} in {report.seconds:.1f}s",
     ]
+    lines.extend(f"  warning: {w}" for w in report.warnings)
     if not report.equal:
         lines.append(
             f"  missing {report.missing:,}, extra {report.extra:,}, different {report.different:,}"
@@ -491,6 +515,88 @@ def verify_cmd(
             lines.append(f"  {d.kind}: partition '{d.partition}'{key}")
     _emit(report, as_json, lines)
     return EXIT_OK if report.equal else EXIT_NOT_FOUND
+
+
+@click.command(name="sync")
+@_store_options("from", default=False)
+@_store_options("to", default=False)
+@_partitions_option
+@encoding_option
+@click.option("--dry-run", is_flag=True, help="Count what would change, write nothing.")
+@click.option("--force", is_flag=True, help="Proceed although the lakeFS schema versions differ.")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "digests", "merge"]),
+    default="auto",
+    show_default=True,
+    help="digests: both engines hash their entries and only differences move (stores that "
+    "compute the same digests, e.g. PostgreSQL to PostgreSQL); merge: compare both sides' "
+    "scans; auto: digests when possible.",
+)
+@_workers_option(DEFAULT_WORKERS)
+@_json_option
+@click.pass_context
+def sync_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    to_url: str | None,
+    to_config: str | None,
+    partitions: tuple[str, ...],
+    encoding: str,
+    dry_run: bool,
+    force: bool,
+    method: str,
+    workers: int,
+    as_json: bool,
+) -> int:
+    """Make the target identical to the source: the catch-up pass of a cutover.
+
+    Inserts what the target lacks, overwrites what differs, deletes what the source does not
+    have (whole partitions too), touching nothing else. Run it after a first `lakekv copy`
+    once the writers (lakeFS) are stopped; then `lakekv verify`.
+
+    \b
+    Examples:
+      lakekv sync --from postgres://u@old/lakefs --to postgres://u@new/lakefs
+      lakekv sync --from-lakefs-config old.yaml --to-lakefs-config new.yaml --dry-run
+    """
+    src = _resolve(ctx, from_url, from_config, "from", default=False)
+    dst = _resolve(ctx, to_url, to_config, "to", default=False)
+    with progress_bar() as cb:
+        report = sync(
+            src,
+            dst,
+            partitions=_decode_partitions(partitions, encoding),
+            workers=workers,
+            dry_run=dry_run,
+            force=force,
+            method=method,
+            progress=cb,
+        )
+    would = "would be " if dry_run else ""
+    verb = "dry run: would make" if dry_run else "made"
+    lines = [
+        f"{verb} {report.target} identical to "
+        f"{report.source}: {report.entries:,} entries in {report.partitions:,} partitions "
+        f"compared by {report.method} in {report.seconds:.1f}s",
+    ]
+    if report.method == "digests":
+        lines.append(
+            f"  {would}inserted {report.inserted:,}, {would}updated {report.updated:,}, "
+            f"{would}deleted {report.deleted:,}; {report.unchanged_partitions:,} partitions "
+            "unchanged"
+        )
+    else:
+        lines.append(f"  {would}written {report.written:,}, {would}deleted {report.deleted:,}")
+    lines.extend(_snapshot_lines(report.snapshot, report.warnings))
+    if not dry_run:
+        lines.append(
+            "  next: lakekv verify "
+            f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
+        )
+    _emit(report, as_json, lines)
+    return EXIT_OK
 
 
 @click.command(name="sample")
@@ -531,4 +637,11 @@ def sample_cmd(
     return EXIT_OK
 
 
-COMMANDS: list[click.Command] = [dump_cmd, load_cmd, copy_cmd, verify_cmd, sample_cmd]
+COMMANDS: list[click.Command] = [
+    dump_cmd,
+    load_cmd,
+    copy_cmd,
+    sync_cmd,
+    verify_cmd,
+    sample_cmd,
+]
