@@ -45,6 +45,7 @@ from lakekv.migrate._common import BATCH_ENTRIES
 from lakekv.migrate.copy import DEFAULT_WORKERS
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
 from lakekv.migrate.sample import sample as make_sample
+from lakekv.migrate.sync import SYNC_WORKERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _POLICIES = ("fail", "skip", "overwrite")
@@ -533,7 +534,7 @@ def verify_cmd(
     "compute the same digests, e.g. PostgreSQL to PostgreSQL); merge: compare both sides' "
     "scans; auto: digests when possible.",
 )
-@_workers_option(DEFAULT_WORKERS)
+@_workers_option(SYNC_WORKERS)
 @_json_option
 @click.pass_context
 def sync_cmd(

@@ -53,6 +53,9 @@ from lakekv.migrate.reports import SyncReport
 T = TypeVar("T")
 U = TypeVar("U")
 
+SYNC_WORKERS = max(4, DEFAULT_WORKERS)
+"""Partitions compared at once: the work is mostly the engines' hashing, so more than one
+per local core."""
 _BUCKETS_PER_ROUND = 4096
 """Differing buckets examined per ``digest_rows`` call (bounds memory per worker)."""
 _KEYS_PER_CALL = 2000
@@ -64,7 +67,7 @@ def sync(
     target: StoreLike,
     *,
     partitions: Iterable[bytes] | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int = SYNC_WORKERS,
     dry_run: bool = False,
     force: bool = False,
     method: str = "auto",
@@ -205,6 +208,8 @@ class _DigestJob:
         self.batch_entries = batch_entries
         self.stop = Stop()
         self._lock = threading.Lock()
+        self.pending: list[Entry] = []
+        """Entries read from the source, waiting to be written together (:meth:`flush`)."""
         self.side = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-sync-side")
         """Runs the source's half of each pair of queries (:meth:`_both`)."""
 
@@ -213,6 +218,7 @@ class _DigestJob:
         if n == 1:
             for p in partitions:
                 self.partition(p)
+            self.flush()
             return
         errors: list[BaseException] = []
 
@@ -230,6 +236,7 @@ class _DigestJob:
             list(pool.map(guarded, partitions))
         if errors:
             raise errors[0]
+        self.flush()
 
     def _both(self, a: Callable[[], T], b: Callable[[], U]) -> tuple[T, U]:
         """``a()`` on the side thread and ``b()`` here, each retried; both results."""
@@ -287,16 +294,25 @@ class _DigestJob:
         self.tracker.add(entries, 0, 1)
 
     def _write(self, p: bytes, keys: list[bytes]) -> list[bytes]:
-        """Read ``keys`` from the source and overwrite them in the target, in bulk; return
+        """Read ``keys`` from the source and queue them for writing (:meth:`flush`); return
         the keys the source no longer has (deleted since its digests: no snapshot)."""
         vanished: list[bytes] = []
-        src, dst, retries = self.src, self.dst, self.retries
-        step = min(_KEYS_PER_CALL, self.batch_entries)
-        for j in range(0, len(keys), step):
-            chunk = keys[j : j + step]
+        src, retries = self.src, self.retries
+        for j in range(0, len(keys), _KEYS_PER_CALL):
+            chunk = keys[j : j + _KEYS_PER_CALL]
             values = _retry.call(partial(src.get_many, p, chunk), retries)
             batch = [Entry(p, k, values[k]) for k in chunk if k in values]
             vanished.extend(k for k in chunk if k not in values)
-            if batch:
-                _retry.call(partial(dst.write_batch, batch, OnConflict.OVERWRITE), retries)
+            with self._lock:
+                self.pending.extend(batch)
+                full = len(self.pending) >= self.batch_entries
+            if full:
+                self.flush()
         return vanished
+
+    def flush(self) -> None:
+        """Write the queued entries (from any partitions) in one bulk ``write_batch``."""
+        with self._lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)
