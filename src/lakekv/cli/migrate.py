@@ -42,7 +42,7 @@ from lakekv.migrate import (
     verify,
 )
 from lakekv.migrate._common import BATCH_ENTRIES
-from lakekv.migrate.copy import DEFAULT_WORKERS
+from lakekv.migrate.copy import DEFAULT_WORKERS, PARALLEL_WORKERS
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
 from lakekv.migrate.sample import sample as make_sample
 from lakekv.migrate.sync import SYNC_WORKERS
@@ -157,13 +157,13 @@ def _json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(fn)
 
 
-def _workers_option(default: int) -> Callable[[F], F]:
+def _workers_option(default: int | None, shown: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--workers",
         "-w",
         type=click.IntRange(min=1),
         default=default,
-        show_default=True,
+        show_default=shown or True,
         help="Partitions (or batches) processed in parallel.",
     )
 
@@ -379,7 +379,9 @@ def load_cmd(
     default=None,
     help="Record progress in FILE; run the same command again to resume after a crash.",
 )
-@_workers_option(DEFAULT_WORKERS)
+@_workers_option(
+    None, f"{PARALLEL_WORKERS}; {DEFAULT_WORKERS} into a single-writer store such as SQLite"
+)
 @_json_option
 @click.pass_context
 def copy_cmd(
@@ -396,7 +398,7 @@ def copy_cmd(
     batch_size: int,
     sync: bool,
     checkpoint: str | None,
-    workers: int,
+    workers: int | None,
     as_json: bool,
 ) -> int:
     """Copy every partition from one store to another (exit 4 on conflicts).

@@ -55,7 +55,7 @@ Digests
     so two stores can be compared without moving values. ``digest_buckets(partition, bits)``
     groups a partition's entries by ``bucket = H(key) & (2**bits - 1)`` and returns, per
     non-empty bucket, its entry count and the XOR of a 64-bit hash of each (key, value);
-    ``digest_bits(partition)`` suggests ``bits`` for about 8 entries a bucket, from a cheap
+    ``digest_bits(partition)`` suggests ``bits`` for about 16 entries a bucket, from a cheap
     estimate (any value is correct; it only changes the speed).
     ``digest_rows(partition, bits, buckets)`` returns ``(key, row hash)`` for the entries of
     the given buckets. ``H`` and the row hash are the scheme's; ``digest_probe()`` hashes a
@@ -214,6 +214,9 @@ class Capabilities:
     value_predicates: bool = True
     """Predicates compare stored values (A → B → A passes); ``False`` for version/ETag
     predicates, which fail after any intervening write."""
+    concurrent_writes: bool = True
+    """Bulk writes from several threads proceed in parallel (``False`` for single-writer
+    engines such as SQLite, where they only queue); tools size their worker pools by it."""
     snapshot_reads: bool = False
     """``snapshot()`` gives a view of the whole store at one point in time (see *Snapshots*)."""
     digests: str | None = None

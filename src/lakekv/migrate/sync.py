@@ -6,7 +6,7 @@ then stops the writers and runs this pass, so the downtime is this pass. Two way
 
 ``digests`` (both stores declare the same ``capabilities.digests`` and their
 ``digest_probe()`` agree, e.g. PostgreSQL to PostgreSQL)
-    For each partition both engines hash their entries where they are into buckets of about 8
+    For each partition both engines hash their entries where they are into buckets of about 16
     entries (``Store.digest_buckets``); only the buckets whose count or digest differ are
     looked at more closely (``digest_rows``: key and row hash), and only the entries that
     differ are read (``get_many``), written (bulk ``write_batch`` with overwrite) or deleted

@@ -90,7 +90,7 @@ DIGEST_SCHEME: Final = "postgres-hash-array-v1"
 ``hash_array_extended(ARRAY[key, value], 0)``, bucket digest their ``bit_xor`` (PostgreSQL
 14 or later). The hashes are PostgreSQL's own (platform-dependent), so two servers are only
 compared after their ``digest_probe()`` results agree."""
-_DIGEST_ROWS_PER_BUCKET: Final = 8
+_DIGEST_ROWS_PER_BUCKET: Final = 16
 _FNV_OFFSET: Final = 0x811C9DC5
 _FNV_PRIME: Final = 0x01000193
 

@@ -49,7 +49,9 @@ _IN_CHUNK = 400  # keys per IN (...) lookup; well under SQLite's 32766 variable 
 
 class SQLiteStore(Store):
     scheme = "sqlite"
-    capabilities = Capabilities(list_partitions=True, native_write_batch=True, snapshot_reads=True)
+    capabilities = Capabilities(
+        list_partitions=True, native_write_batch=True, snapshot_reads=True, concurrent_writes=False
+    )
     driver_errors = (sqlite3.Error,)
 
     def __init__(
