@@ -41,10 +41,10 @@ from lakekv.migrate import (
     sync,
     verify,
 )
+from lakekv.migrate import sample as make_sample
 from lakekv.migrate._common import BATCH_ENTRIES
 from lakekv.migrate.copy import DEFAULT_WORKERS, PARALLEL_WORKERS
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
-from lakekv.migrate.sample import sample as make_sample
 from lakekv.migrate.sync import SYNC_WORKERS
 
 F = TypeVar("F", bound=Callable[..., Any])

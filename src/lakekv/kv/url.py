@@ -84,11 +84,6 @@ class StoreURL:
     def __repr__(self) -> str:
         return f"StoreURL({self.render()!r})"
 
-    @property
-    def netloc_name(self) -> str:
-        """Host (or the first path segment for host-less URLs such as ``memory://name``)."""
-        return self.host or ""
-
     # --- query parameters --------------------------------------------------------------------
 
     def params(self) -> dict[str, str]:

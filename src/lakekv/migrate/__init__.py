@@ -1,7 +1,7 @@
 """Layer 4: dump, load, copy, sync and verify — complete, streaming, resumable migrations.
 
-Each operation is a function returning a typed report (``lakekv.migrate.reports``) that
-serialises to JSON with ``report.to_json()``::
+Each operation (and ``sample``, which writes a lakeFS-shaped database) is a function returning
+a typed report (``lakekv.migrate.reports``) that serialises to JSON with ``report.to_json()``::
 
     from lakekv.migrate import copy, verify
 
@@ -38,6 +38,7 @@ from lakekv.migrate.reports import (
     SyncReport,
     VerifyReport,
 )
+from lakekv.migrate.sample import SampleReport, sample
 from lakekv.migrate.sync import sync
 from lakekv.migrate.verify import verify
 
@@ -52,6 +53,7 @@ __all__ = [
     "EntryRef",
     "LoadReport",
     "PartialLoadError",
+    "SampleReport",
     "Progress",
     "ProgressCallback",
     "SyncReport",
@@ -64,6 +66,7 @@ __all__ = [
     "load",
     "plan_partitions",
     "read_schema_version",
+    "sample",
     "sync",
     "verify",
     "walk_lakefs",

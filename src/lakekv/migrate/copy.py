@@ -17,7 +17,7 @@ from lakekv.migrate._common import (
     BATCH_ENTRIES,
     NO_SNAPSHOT,
     Stop,
-    Stopped,
+    StoppedError,
     StoreLike,
     consistent,
     is_snapshot,
@@ -197,7 +197,7 @@ class _CopyJob:
             errors: list[BaseException] = []
             for f in futures:
                 exc = f.exception()
-                if exc is not None and not isinstance(exc, Stopped):
+                if exc is not None and not isinstance(exc, StoppedError):
                     errors.append(exc)
                     self.stop.set()
         if errors:

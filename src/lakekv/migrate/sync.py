@@ -32,7 +32,7 @@ from lakekv.migrate._common import (
     BATCH_ENTRIES,
     NO_SNAPSHOT,
     Stop,
-    Stopped,
+    StoppedError,
     StoreLike,
     consistent,
     is_snapshot,
@@ -226,7 +226,7 @@ class _DigestJob:
             try:
                 self.stop.check()
                 self.partition(p)
-            except Stopped:
+            except StoppedError:
                 pass
             except BaseException as exc:
                 self.stop.set()
