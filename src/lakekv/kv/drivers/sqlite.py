@@ -314,11 +314,12 @@ class _Snapshot(SnapshotReads):
     def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
         self._store = store
         self._conn = conn
+        self._cur = conn.cursor()  # reused: every statement is read to its end at once
         self._lock = threading.Lock()
 
     def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
         with self._lock:
-            row = self._conn.execute(self._store._q_get, (partition, key)).fetchone()
+            row = self._cur.execute(self._store._q_get, (partition, key)).fetchone()
         if row is None:
             return None
         value = bytes(row[0])
@@ -330,7 +331,7 @@ class _Snapshot(SnapshotReads):
         store = self._store
         query = store._q_page_ge if inclusive else store._q_page_gt
         with self._lock:
-            rows: list[tuple[bytes, bytes]] = self._conn.execute(
+            rows: list[tuple[bytes, bytes]] = self._cur.execute(
                 query, (partition, start, limit)
             ).fetchall()
         return rows, len(rows) == limit
@@ -339,7 +340,7 @@ class _Snapshot(SnapshotReads):
         last = b""
         while True:
             with self._lock:
-                row = self._conn.execute(self._store._q_next_partition, (last,)).fetchone()
+                row = self._cur.execute(self._store._q_next_partition, (last,)).fetchone()
             if row is None:
                 return
             last = bytes(row[0])
