@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _migrate_helpers import StoreMaker, all_entries
+from _migrate_helpers import FailingWrites, StoreMaker, all_entries
 
 from lakekv.cli.main import main
-from lakekv.errors import UnsupportedError
+from lakekv.errors import LakekvError, UnsupportedError
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
@@ -300,3 +300,18 @@ def test_cli_copy_from_a_store_without_snapshots_warns(
     assert code == 0
     assert "warning: memory:// cannot be read at one point in time" in out
     assert "run the catch-up pass" in out
+
+
+def test_a_resumed_copy_says_it_spans_two_points_in_time(maker: StoreMaker, tmp_path: Path) -> None:
+    """One snapshot cannot span several runs: a resumed copy warns and names the catch-up."""
+    src = maker.fresh(f"sqlite:///{tmp_path}/src.db")
+    inner = maker.fresh("memory://", "dst")
+    _fill(src, 300)
+    ckpt = tmp_path / "copy.ckpt"
+    with pytest.raises(LakekvError, match="simulated crash"):
+        copy(src, FailingWrites(inner, ok_batches=3), checkpoint=ckpt, batch_entries=100)
+    resumed = copy(src, FailingWrites(inner, ok_batches=10**6), checkpoint=ckpt)
+    assert resumed.snapshot
+    assert any(w.startswith("resumed from a checkpoint") for w in resumed.warnings)
+    fresh = copy(src, maker.fresh("memory://", "other"))
+    assert fresh.warnings == []

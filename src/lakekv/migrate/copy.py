@@ -134,6 +134,8 @@ def copy(
         try:
             todo = [p for p in plan.partitions if cp is None or p not in cp.done]
             report.resumed_partitions = len(plan.partitions) - len(todo)
+            if report.resumed_partitions or (cp is not None and cp.at):
+                report.warnings.append(RESUMED)
             report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
             tracker = Tracker(progress, "copy", partitions_total=len(todo))
             job = _CopyJob(src, dst, policy, sync, dry_run, cp, report, tracker, retries)
@@ -152,6 +154,13 @@ def copy(
         report.retries = retries.count
         report.seconds = time.monotonic() - started
         return report
+
+
+RESUMED = (
+    "resumed from a checkpoint: what earlier runs copied was read at an earlier point in time "
+    "than this run; run the catch-up pass (lakekv sync) once the writers are stopped"
+)
+"""The warning of a resumed copy: one snapshot cannot span several runs."""
 
 
 class _CopyJob:
