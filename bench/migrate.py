@@ -14,18 +14,28 @@ means as fast as the raw code and higher is better):
    after os.sync());
 4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
 5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
-6. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh ``copy`` vs
+8. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh ``copy`` vs
    ``pg_dump --table 'T*' | psql`` of the same table into an empty database (best of two
    alternating rounds, each after a CHECKPOINT); then 1% of the source changes (0.4% updates,
    0.3% deletes, 0.3% inserts, spread over partitions) and the catch-up ``sync`` is timed
    against the fresh copy (best of two rounds, each after its own changes; the target is
    then verified identical); ``verify`` vs a raw ordered scan of the slower side (best of two
    alternating rounds). ``--only cutover`` runs this step alone.
+
+With ``--mysql URL`` and ``--lmdb``, first (and with ``--only-engines``, only):
+
+6. copy SQLite -> MySQL/MariaDB vs the raw bulk path PyMySQL has, ``LOAD DATA LOCAL INFILE``
+   of the escaped rows, 50 000 per transaction, into the same table layout;
+7. copy SQLite -> LMDB vs raw ``lmdb`` in the same layout (an 8-byte id per partition, then
+   the key): ``putmulti(append=True)`` of the sorted rows, 50 000 per write transaction.
+
+Each of these is the best of two alternating rounds into emptied tables / environments.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -39,7 +49,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import lmdb
 import psycopg
+import pymysql
 
 from lakekv.kv.registry import open_store
 from lakekv.kv.url import StoreURL
@@ -51,6 +63,8 @@ TARGETS = {
     "copy_to_sqlite": 0.6,
     "dump": 0.5,
     "load": 0.6,
+    "copy_to_mysql": 0.6,
+    "copy_to_lmdb": 0.6,
     "copy_pg_to_pg": 1.0,
     "verify": 1 / 1.5,
 }
@@ -134,6 +148,117 @@ def pg_rows(pg_url: str, table: str) -> Iterator[list[tuple[bytes, bytes, bytes]
         cur.execute(f'SELECT partition_key, key, value FROM "{table}"')
         while rows := cur.fetchmany(_FETCH):
             yield rows
+
+
+def raw_mysql_load(src: Path, url: str, table: str) -> None:
+    """LOAD DATA LOCAL INFILE of escaped tab-separated rows, 50 000 per transaction."""
+    u = StoreURL.parse(url)
+    conn = pymysql.connect(
+        host=u.host or "localhost",
+        port=u.port or 3306,
+        user=u.username,
+        password=u.password or "",
+        database=u.path.lstrip("/"),
+        local_infile=True,
+    )
+
+    def esc(b: bytes) -> bytes:
+        b = b.replace(b"\\", b"\\\\")
+        return b.replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\0", b"\\0")
+
+    load = (
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` CHARACTER SET binary FIELDS "
+        "TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+        "(partition_key, `key`, value)"
+    )
+    cur = conn.cursor()
+    pending: list[bytes] = []
+    count = 0
+
+    def flush() -> None:
+        with tempfile.NamedTemporaryFile(dir="/dev/shm") as f:
+            f.write(b"".join(pending))
+            f.flush()
+            cur.execute(load, (f.name,))
+        conn.commit()
+        pending.clear()
+
+    for rows in sqlite_rows(src):
+        pending.extend(esc(p) + b"\t" + esc(k) + b"\t" + esc(v) + b"\n" for p, k, v in rows)
+        count += len(rows)
+        if len(pending) >= _TXN:
+            flush()
+    if pending:
+        flush()
+    conn.close()
+
+
+def mysql_reset(url: str, table: str) -> None:
+    with open_store(StoreURL.parse(url).with_params(table=table)) as s:
+        s.destroy()
+    open_store(StoreURL.parse(url).with_params(table=table)).close()
+
+
+def raw_lmdb_load(src: Path, path: Path) -> None:
+    """lmdb putmulti(append=True) in the store's layout, 50 000 rows per transaction."""
+    env = lmdb.open(str(path), map_size=1 << 34, max_dbs=4)
+    names = env.open_db(b"kv:partitions")
+    data = env.open_db(b"kv")
+    ids: dict[bytes, bytes] = {}
+    txn = env.begin(write=True)
+    pending = 0
+    for rows in sqlite_rows(src):
+        items = []
+        for p, k, v in rows:
+            pid = ids.get(p)
+            if pid is None:
+                pid = ids[p] = (len(ids) + 1).to_bytes(8)
+                txn.put(p, pid, db=names)
+            items.append((pid + k, v))
+        txn.cursor(db=data).putmulti(items, append=True)
+        pending += len(rows)
+        if pending >= _TXN:
+            txn.commit()
+            txn = env.begin(write=True)
+            pending = 0
+    txn.commit()
+    env.close()
+
+
+def engine_copies(args: argparse.Namespace, a: Path, n: int, tmp: Path) -> None:
+    """Steps 6 and 7: copy SQLite -> MySQL and -> LMDB against each one's raw bulk path."""
+    if args.mysql:
+        raw_t, our_t = f"bench_myraw_{os.getpid()}", f"bench_mykv_{os.getpid()}"
+        ours_url = StoreURL.parse(args.mysql).with_params(table=our_t).render(reveal_password=True)
+        raw_times, our_times = [], []
+        try:
+            for _round in range(2):
+                mysql_reset(args.mysql, raw_t)
+                raw_times.append(timed(lambda: raw_mysql_load(a, args.mysql, raw_t)))
+                mysql_reset(args.mysql, our_t)
+                our_times.append(timed(lambda: copy(f"sqlite:///{a}", ours_url)))
+        finally:
+            for t_name in (raw_t, our_t):
+                with open_store(StoreURL.parse(args.mysql).with_params(table=t_name)) as s:
+                    s.destroy()
+        ratio_line("copy_to_mysql", min(raw_times), min(our_times), n)
+    if args.lmdb:
+        raw_times, our_times, floor_times = [], [], []
+        for r in range(2):
+            for d in ("raw.lmdb", "kv.lmdb"):
+                shutil.rmtree(tmp / d, ignore_errors=True)
+            os.sync()
+            raw_times.append(timed(lambda: raw_lmdb_load(a, tmp / "raw.lmdb")))
+            os.sync()
+            our_times.append(timed(lambda: copy(f"sqlite:///{a}", f"lmdb:///{tmp}/kv.lmdb")))
+            # The same copy into memory://, whose writes cost next to nothing: what the copy
+            # itself (read, check, batch) costs, whatever the target.
+            floor = f"memory://floor{r}"
+            floor_times.append(timed(functools.partial(copy, f"sqlite:///{a}", floor)))
+        for d in ("raw.lmdb", "kv.lmdb"):
+            shutil.rmtree(tmp / d, ignore_errors=True)
+        ratio_line("copy_to_lmdb", min(raw_times), min(our_times), n)
+        ratio_line("  copy_to_memory", min(raw_times), min(floor_times), n)
 
 
 def rss_child(src: str, dst: str) -> None:
@@ -250,7 +375,7 @@ def pg_change(pg_url: str, table: str, fraction: float, seed: int) -> tuple[int,
 
 
 def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
-    """Step 6: fresh copy vs pg_dump | psql, catch-up vs fresh copy, verify vs raw scans."""
+    """Step 8: fresh copy vs pg_dump | psql, catch-up vs fresh copy, verify vs raw scans."""
     src_t, dst_t, dump_db = f"bench_csrc_{run}", f"bench_cdst_{run}", f"bench_dump_{run}"
     src, dst = (
         StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True)
@@ -323,7 +448,16 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
-        "--only", choices=["all", "cutover"], default="all", help="Run every step, or step 6."
+        "--only", choices=["all", "cutover"], default="all", help="Run every step, or step 8."
+    )
+    ap.add_argument(
+        "--mysql",
+        default=os.environ.get("LAKEKV_TEST_MYSQL"),
+        help="also copy to MySQL/MariaDB at this URL (step 6; default $LAKEKV_TEST_MYSQL)",
+    )
+    ap.add_argument("--lmdb", action="store_true", help="also copy to LMDB (step 7)")
+    ap.add_argument(
+        "--only-engines", action="store_true", help="run steps 6 and 7 only (no PostgreSQL)"
     )
     ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -345,10 +479,15 @@ def main() -> None:
         try:
             cutover(args, n, a, run)
         finally:
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
+            shutil.rmtree(tmp, ignore_errors=True)
         return
+    if args.only_engines:
+        try:
+            engine_copies(args, a, n, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    engine_copies(args, a, n, tmp)
     try:
         for t_name in tables:
             open_store(pg[t_name]).close()  # lakeFS's layout: 100 hash partitions

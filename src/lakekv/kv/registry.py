@@ -57,6 +57,9 @@ _BUILTIN = (
     DriverSpec("postgres", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
     DriverSpec("postgresql", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
     DriverSpec("dynamodb", "lakekv.kv.drivers.dynamodb:DynamoDBStore", "dynamodb"),
+    DriverSpec("mysql", "lakekv.kv.drivers.mysql:MySQLStore", "mysql"),
+    DriverSpec("mariadb", "lakekv.kv.drivers.mysql:MySQLStore", "mysql"),
+    DriverSpec("lmdb", "lakekv.kv.drivers.lmdb:LMDBStore", "lmdb"),
 )
 
 _lock = threading.RLock()
