@@ -13,7 +13,14 @@ means as fast as the raw code and higher is better):
 3. dump to a file vs a raw ordered scan of the source (best of two alternating rounds, each
    after os.sync());
 4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
-5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process.
+5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
+8. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh ``copy`` vs
+   ``pg_dump --table 'T*' | psql`` of the same table into an empty database (best of two
+   alternating rounds, each after a CHECKPOINT); then 1% of the source changes (0.4% updates,
+   0.3% deletes, 0.3% inserts, spread over partitions) and the catch-up ``sync`` is timed
+   against the fresh copy (best of two rounds, each after its own changes; the target is
+   then verified identical); ``verify`` vs a raw ordered scan of the slower side (best of two
+   alternating rounds). ``--only cutover`` runs this step alone.
 
 With ``--mysql URL`` and ``--lmdb``, first (and with ``--only-engines``, only):
 
@@ -31,6 +38,7 @@ import argparse
 import functools
 import json
 import os
+import random
 import resource
 import shutil
 import sqlite3
@@ -47,7 +55,7 @@ import pymysql
 
 from lakekv.kv.registry import open_store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate import copy, dump, load
+from lakekv.migrate import copy, dump, load, sync, verify
 from lakekv.migrate.sample import sample
 
 TARGETS = {
@@ -57,7 +65,12 @@ TARGETS = {
     "load": 0.6,
     "copy_to_mysql": 0.6,
     "copy_to_lmdb": 0.6,
+    "copy_pg_to_pg": 1.0,
+    "verify": 1 / 1.5,
 }
+"""Lowest acceptable ratio (raw time / lakekv time) per step."""
+CATCH_UP_TARGET = 0.25
+"""Highest acceptable catch-up time as a fraction of a fresh copy."""
 _FETCH = 10000
 _TXN = 50000
 
@@ -274,6 +287,156 @@ def ratio_line(name: str, raw: float, ours: float, n: int) -> float:
     return ratio
 
 
+def pg_tool(name: str) -> str:
+    """``name`` (pg_dump, psql) from PATH, else from Debian's PostgreSQL directory."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not candidates:
+        raise SystemExit(f"{name} not found (install postgresql-client)")
+    return str(candidates[-1])
+
+
+def pg_database_url(pg_url: str, database: str) -> str:
+    parsed = StoreURL.parse(pg_url).without_params()
+    moved = StoreURL(
+        parsed.scheme, parsed.username, parsed.password, parsed.host, parsed.port, "/" + database
+    )
+    return moved.render(reveal_password=True).replace("postgres://", "postgresql://", 1)
+
+
+def pg_exec(pg_url: str, *statements: str) -> None:
+    with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())
+
+
+def pg_dump_psql(pg_url: str, table: str, database: str) -> None:
+    """What a PostgreSQL user runs: ``pg_dump --table 'T*' | psql`` into an empty database."""
+    dump_cmd = [pg_tool("pg_dump"), "--table", f"{table}*", "--dbname", pg_conninfo(pg_url)]
+    psql_cmd = [
+        pg_tool("psql"),
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--dbname",
+        pg_database_url(pg_url, database),
+    ]
+    with subprocess.Popen(dump_cmd, stdout=subprocess.PIPE) as producer:
+        subprocess.run(psql_cmd, stdin=producer.stdout, stdout=subprocess.DEVNULL, check=True)
+        assert producer.stdout is not None
+        producer.stdout.close()
+    if producer.returncode:
+        raise SystemExit(f"pg_dump failed with {producer.returncode}")
+
+
+def pg_ordered_scan(pg_url: str, table: str) -> int:
+    """A raw ordered scan of the whole table (server-side cursor, binary): the floor for
+    reading one side."""
+    n = 0
+    with (
+        psycopg.connect(pg_conninfo(pg_url)) as conn,
+        conn.cursor(name="scan", binary=True) as cur,
+    ):
+        cur.execute(f'SELECT partition_key, key, value FROM "{table}" ORDER BY partition_key, key')
+        while rows := cur.fetchmany(_FETCH):
+            n += len(rows)
+    return n
+
+
+def pg_change(pg_url: str, table: str, fraction: float, seed: int) -> tuple[int, int, int]:
+    """Change ``fraction`` of the entries, spread over partitions at random: 40% of the
+    changes update a value, 30% delete an entry, 30% insert a new key next to an old one."""
+    rng = random.Random(seed)
+    with psycopg.connect(pg_conninfo(pg_url)) as conn, conn.cursor() as cur:
+        keys: list[tuple[bytes, bytes]] = cur.execute(
+            f'SELECT partition_key, key FROM "{table}"'
+        ).fetchall()
+        k = max(3, int(len(keys) * fraction))
+        picked = rng.sample(keys, k)
+        n_up, n_del = int(k * 0.4), int(k * 0.3)
+        cur.executemany(
+            f"UPDATE \"{table}\" SET value = value || '\\x2a'::bytea "
+            "WHERE partition_key = %s AND key = %s",
+            picked[:n_up],
+        )
+        cur.executemany(
+            f'DELETE FROM "{table}" WHERE partition_key = %s AND key = %s',
+            picked[n_up : n_up + n_del],
+        )
+        inserts = [
+            (p, key + b"/v%d-%d" % (seed, i), b"new value %d" % i)
+            for i, (p, key) in enumerate(picked[n_up + n_del :])
+        ]
+        cur.executemany(f'INSERT INTO "{table}" VALUES (%s, %s, %s)', inserts)
+        conn.commit()
+    return n_up, n_del, len(inserts)
+
+
+def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
+    """Step 8: fresh copy vs pg_dump | psql, catch-up vs fresh copy, verify vs raw scans."""
+    src_t, dst_t, dump_db = f"bench_csrc_{run}", f"bench_cdst_{run}", f"bench_dump_{run}"
+    src, dst = (
+        StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True)
+        for t in (src_t, dst_t)
+    )
+    try:
+        t = timed(lambda: copy(f"sqlite:///{a}", src))
+        print(f"cutover setup   source table {src_t} loaded in {t:.2f}s", flush=True)
+        open_store(dst).close()
+        dump_times, copy_times = [], []
+        for _round in range(2):
+            pg_exec(args.pg, f'DROP DATABASE IF EXISTS "{dump_db}"', f'CREATE DATABASE "{dump_db}"')
+            pg_exec(args.pg, "CHECKPOINT")
+            dump_times.append(timed(lambda: pg_dump_psql(args.pg, src_t, dump_db)))
+            pg_reset(args.pg, dst_t)
+            copy_times.append(timed(lambda: copy(src, dst)))
+        fresh = min(copy_times)
+        ratio_line("copy_pg_to_pg", min(dump_times), fresh, n)
+        print("                (raw = pg_dump --table 'T*' | psql into an empty database)")
+
+        sync_times = []
+        for seed in (1, 2):
+            changed = pg_change(args.pg, src_t, 0.01, seed)
+            pg_exec(args.pg, "CHECKPOINT")
+            sync_times.append(timed(lambda: sync(src, dst)))
+        catch_up = min(sync_times)
+        check = verify(src, dst)
+        if not check.equal:
+            raise SystemExit(f"catch-up left differences: {check.to_json()}")
+        frac = catch_up / fresh
+        print(
+            f"catch_up        fresh copy {fresh:7.2f}s   sync after 1% changed "
+            f"(updates/deletes/inserts {changed[0]:,}/{changed[1]:,}/{changed[2]:,}) "
+            f"{catch_up:7.2f}s   fraction {frac:.3f}  target <= {CATCH_UP_TARGET}: "
+            f"{'ok' if frac <= CATCH_UP_TARGET else 'MISSED'}",
+            flush=True,
+        )
+
+        raw_times, our_times = [], []
+        for _round in range(2):
+            raw_times.append(
+                max(
+                    timed(lambda: pg_ordered_scan(args.pg, src_t)),
+                    timed(lambda: pg_ordered_scan(args.pg, dst_t)),
+                )
+            )
+            our_times.append(timed(lambda: verify(src, dst)))
+        ratio_line("verify", min(raw_times), min(our_times), n)
+        print("                (raw = ordered scan of the slower side)")
+        print(
+            f"downtime        stop lakeFS, sync, verify: {catch_up + min(our_times):.1f}s "
+            f"for {n:,} entries (copy while lakeFS runs: {fresh:.1f}s)",
+            flush=True,
+        )
+    finally:
+        for url in (src, dst):
+            with open_store(url) as s:
+                s.destroy()
+        pg_exec(args.pg, f'DROP DATABASE IF EXISTS "{dump_db}"')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,6 +447,9 @@ def main() -> None:
         default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--only", choices=["all", "cutover"], default="all", help="Run every step, or step 8."
+    )
     ap.add_argument(
         "--mysql",
         default=os.environ.get("LAKEKV_TEST_MYSQL"),
@@ -309,6 +475,12 @@ def main() -> None:
     print(f"lakekv migration benchmark: N = {n:,} sample entries, temp dir {tmp}", flush=True)
     t = timed(lambda: sample(f"sqlite:///{a}", n, seed=args.seed))
     print(f"sample          {t:7.2f}s", flush=True)
+    if args.only == "cutover":
+        try:
+            cutover(args, n, a, run)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     if args.only_engines:
         try:
             engine_copies(args, a, n, tmp)
@@ -363,6 +535,7 @@ def main() -> None:
             f"{'ok' if ok else 'MISSED'}",
             flush=True,
         )
+        cutover(args, n, a, run)
     finally:
         for t_name in tables:
             with open_store(pg[t_name]) as s:

@@ -1,4 +1,4 @@
-"""Migration commands: dump, load, copy, verify, sample.
+"""Migration commands: dump, load, copy, sync, verify, sample.
 
 Each command parses options, calls one :mod:`lakekv.migrate` function and prints its report
 (``--json`` for scripts). A progress bar is drawn on stderr when it is a terminal.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from lakekv.cli._common import (
     stop_on_signals,
     to_jsonable,
 )
+from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
     Progress as ProgressSnapshot,
 )
@@ -37,13 +39,15 @@ from lakekv.migrate import (
     copy,
     dump,
     load,
+    sync,
     verify,
 )
 from lakekv.migrate import sample as make_sample
 from lakekv.migrate._common import BATCH_ENTRIES, StoreLike
-from lakekv.migrate.copy import DEFAULT_WORKERS
+from lakekv.migrate.copy import DEFAULT_WORKERS, PARALLEL_WORKERS
 from lakekv.migrate.lakefs_config import lakefs_sides
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
+from lakekv.migrate.sync import SYNC_WORKERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _POLICIES = ("fail", "skip", "overwrite")
@@ -168,13 +172,13 @@ def _json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(fn)
 
 
-def _workers_option(default: int) -> Callable[[F], F]:
+def _workers_option(default: int | None, shown: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--workers",
         "-w",
         type=click.IntRange(min=1),
         default=default,
-        show_default=True,
+        show_default=shown or True,
         help="Partitions (or batches) processed in parallel.",
     )
 
@@ -243,6 +247,18 @@ def _withheld_lines(report: CopyReport | LoadReport) -> list[str]:
 
 def _rate(entries: int, seconds: float) -> str:
     return f"{entries / seconds:,.0f} entries/s" if seconds > 0 else "-"
+
+
+def _side_args(side: str, url: str | None, config: str | None) -> str:
+    """The option naming one side again, for a hint (password masked)."""
+    if config:
+        return f"--{side}-lakefs-config {shlex.quote(config)}"
+    return f"--{side} {shlex.quote(str(StoreURL.parse(url or '')))}"
+
+
+def _snapshot_lines(snapshot: bool, warnings: list[str]) -> list[str]:
+    lines = ["  source read at one point in time (snapshot)"] if snapshot else []
+    return lines + [f"  warning: {w}" for w in warnings]
 
 
 def _conflict_exit(report: CopyReport | LoadReport) -> int:
@@ -316,6 +332,7 @@ def dump_cmd(
                 if report.partition_source == "lakefs-walk"
                 else []
             ),
+            *_snapshot_lines(report.snapshot, report.warnings),
         ],
         err=_is_stdout(output),
     )
@@ -412,7 +429,9 @@ def load_cmd(
     help="Record progress in FILE; run the same command again to resume after a crash or "
     "stop (after a finished pass, the same command runs a new full pass).",
 )
-@_workers_option(DEFAULT_WORKERS)
+@_workers_option(
+    None, f"{PARALLEL_WORKERS}; {DEFAULT_WORKERS} into a single-writer store such as SQLite"
+)
 @_json_option
 @click.pass_context
 def copy_cmd(
@@ -430,7 +449,7 @@ def copy_cmd(
     sync: bool,
     max_delete: int | None,
     checkpoint: str | None,
-    workers: int,
+    workers: int | None,
     as_json: bool,
 ) -> int:
     """Copy every partition from one store to another (exit 4 on conflicts).
@@ -493,6 +512,13 @@ def copy_cmd(
         lines.append(f"  {report.retries} transient errors retried")
     if report.partition_source == "lakefs-walk":
         lines.append("  partitions found by walking the lakeFS model (source cannot list them)")
+    lines.extend(_snapshot_lines(report.snapshot, report.warnings))
+    if not sync and not dry_run:
+        lines.append(
+            "  next, for a cutover: stop the writers (lakeFS), then run the catch-up pass:\n"
+            f"    lakekv sync {_side_args('from', from_url, from_config)} "
+            f"{_side_args('to', to_url, to_config)}"
+        )
     _emit(report, as_json, lines)
     return _conflict_exit(report)
 
@@ -551,6 +577,7 @@ def verify_cmd(
         f"{report.entries_a:,} / {report.entries_b:,} entries"
         f"{' (quick)' if quick else ''} in {report.seconds:.1f}s",
     ]
+    lines.extend(f"  warning: {w}" for w in report.warnings)
     if not report.equal:
         lines.append(
             f"  missing {report.missing:,}, extra {report.extra:,}, different {report.different:,}"
@@ -561,6 +588,88 @@ def verify_cmd(
             lines.append(f"  {d.kind}: partition '{d.partition}'{key}")
     _emit(report, as_json, lines)
     return EXIT_OK if report.equal else EXIT_NOT_FOUND
+
+
+@click.command(name="sync")
+@_store_options("from", default=False)
+@_store_options("to", default=False)
+@_partitions_option
+@encoding_option
+@click.option("--dry-run", is_flag=True, help="Count what would change, write nothing.")
+@click.option("--force", is_flag=True, help="Proceed although the lakeFS schema versions differ.")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "digests", "merge"]),
+    default="auto",
+    show_default=True,
+    help="digests: both engines hash their entries and only differences move (stores that "
+    "compute the same digests, e.g. PostgreSQL to PostgreSQL); merge: compare both sides' "
+    "scans; auto: digests when possible.",
+)
+@_workers_option(SYNC_WORKERS)
+@_json_option
+@click.pass_context
+def sync_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    to_url: str | None,
+    to_config: str | None,
+    partitions: tuple[str, ...],
+    encoding: str,
+    dry_run: bool,
+    force: bool,
+    method: str,
+    workers: int,
+    as_json: bool,
+) -> int:
+    """Make the target identical to the source: the catch-up pass of a cutover.
+
+    Inserts what the target lacks, overwrites what differs, deletes what the source does not
+    have (whole partitions too), touching nothing else. Run it after a first `lakekv copy`
+    once the writers (lakeFS) are stopped; then `lakekv verify`.
+
+    \b
+    Examples:
+      lakekv sync --from postgres://u@old/lakefs --to postgres://u@new/lakefs
+      lakekv sync --from-lakefs-config old.yaml --to-lakefs-config new.yaml --dry-run
+    """
+    src = _resolve(ctx, from_url, from_config, "from", default=False)
+    dst = _resolve(ctx, to_url, to_config, "to", default=False)
+    with progress_bar() as cb:
+        report = sync(
+            src,
+            dst,
+            partitions=_decode_partitions(partitions, encoding),
+            workers=workers,
+            dry_run=dry_run,
+            force=force,
+            method=method,
+            progress=cb,
+        )
+    would = "would be " if dry_run else ""
+    verb = "dry run: would make" if dry_run else "made"
+    lines = [
+        f"{verb} {report.target} identical to "
+        f"{report.source}: {report.entries:,} entries in {report.partitions:,} partitions "
+        f"compared by {report.method} in {report.seconds:.1f}s",
+    ]
+    if report.method == "digests":
+        lines.append(
+            f"  {would}inserted {report.inserted:,}, {would}updated {report.updated:,}, "
+            f"{would}deleted {report.deleted:,}; {report.unchanged_partitions:,} partitions "
+            "unchanged"
+        )
+    else:
+        lines.append(f"  {would}written {report.written:,}, {would}deleted {report.deleted:,}")
+    lines.extend(_snapshot_lines(report.snapshot, report.warnings))
+    if not dry_run:
+        lines.append(
+            "  next: lakekv verify "
+            f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
+        )
+    _emit(report, as_json, lines)
+    return EXIT_OK
 
 
 @click.command(name="sample")
@@ -607,4 +716,11 @@ def sample_cmd(
     return EXIT_OK
 
 
-COMMANDS: list[click.Command] = [dump_cmd, load_cmd, copy_cmd, verify_cmd, sample_cmd]
+COMMANDS: list[click.Command] = [
+    dump_cmd,
+    load_cmd,
+    copy_cmd,
+    sync_cmd,
+    verify_cmd,
+    sample_cmd,
+]

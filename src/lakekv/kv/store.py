@@ -39,6 +39,30 @@ Scans
     the first key ``>= key``, forward or backward. Using an iterator after ``close()`` raises
     :class:`~lakekv.errors.StoreClosedError`.
 
+Snapshots
+    A driver declaring ``capabilities.snapshot_reads`` implements ``_open_snapshot``:
+    ``with store.snapshot() as view:`` yields a read-only :class:`Store` whose ``get``,
+    ``scan``, ``scan_pages`` and ``list_partitions`` all see the store as it was at one point
+    in time (when the ``with`` block was entered), whatever is written meanwhile, from any
+    number of threads at once. Writes through the view raise UnsupportedError. The snapshot
+    is released when the block ends; the view is unusable afterwards (StoreClosedError).
+    Holding a snapshot may hold back the engine's cleanup (PostgreSQL vacuum, SQLite WAL
+    checkpoints) for as long as it lasts. Without the capability ``snapshot()`` raises
+    UnsupportedError.
+
+Digests
+    A driver declaring ``capabilities.digests`` lets the engine hash entries where they are,
+    so two stores can be compared without moving values. ``digest_buckets(partition, bits)``
+    groups a partition's entries by ``bucket = H(key) & (2**bits - 1)`` and returns, per
+    non-empty bucket, its entry count and the XOR of a 64-bit hash of each (key, value);
+    ``digest_bits(partition)`` suggests ``bits`` for about 16 entries a bucket, from a cheap
+    estimate (any value is correct; it only changes the speed).
+    ``digest_rows(partition, bits, buckets)`` returns ``(key, row hash)`` for the entries of
+    the given buckets. ``H`` and the row hash are the scheme's; ``digest_probe()`` hashes a
+    fixed input, so a caller can check two stores really agree before trusting a comparison.
+    ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
+    (every driver has them; a native one is one round trip).
+
 Threads
     One ``Store`` object may be used from many threads at once. Iterators are not shared
     between threads. ``close()`` may be called from any thread while others are inside a
@@ -226,6 +250,15 @@ class Capabilities:
     value_predicates: bool = True
     """Predicates compare stored values (A → B → A passes); ``False`` for version/ETag
     predicates, which fail after any intervening write."""
+    concurrent_writes: bool = True
+    """Bulk writes from several threads proceed in parallel (``False`` for single-writer
+    engines such as SQLite, where they only queue); tools size their worker pools by it."""
+    snapshot_reads: bool = False
+    """``snapshot()`` gives a view of the whole store at one point in time (see *Snapshots*)."""
+    digests: str | None = None
+    """The name of the scheme ``digest_buckets`` / ``digest_rows`` compute by, or ``None``
+    (unsupported). Two stores whose names and ``digest_probe()`` agree compute equal digests
+    for equal entries, so they can be compared without reading values (see *Digests*)."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +474,81 @@ class Store(ABC):
         self._check_open()
         return self._translating(self._list_partitions())
 
+    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
+        """A read-only view of the whole store at one point in time; see *Snapshots*.
+
+        Requires ``capabilities.snapshot_reads``; otherwise raises UnsupportedError.
+        """
+        if not self.capabilities.snapshot_reads:
+            raise UnsupportedError(f"{self.scheme}:// cannot read at one point in time")
+        self._check_open()
+        return self._snapshot_view()
+
+    @contextlib.contextmanager
+    def _snapshot_view(self) -> Iterator[Store]:
+        reads = self._call(self._open_snapshot)
+        view = _view_class(type(self))(self, reads)
+        try:
+            yield view
+        finally:
+            view.close()
+
+    def get_many(self, partition: BytesLike, keys: Iterable[BytesLike]) -> dict[bytes, bytes]:
+        """The values of those ``keys`` present in ``partition`` (absent ones are left out)."""
+        p = self._check_partition(partition)
+        ks = [self._check_key(k) for k in keys]
+        self._check_open()
+        if not ks:
+            return {}
+        return self._call(self._get_many, p, ks)
+
+    def delete_many(self, partition: BytesLike, keys: Iterable[BytesLike]) -> None:
+        """Delete ``keys`` from ``partition``; missing ones are no error. Not atomic."""
+        p = self._check_partition(partition)
+        ks = [self._check_key(k) for k in keys]
+        self._check_open()
+        if ks:
+            self._call(self._delete_many, p, ks)
+
+    def digest_probe(self) -> int:
+        """The scheme's row hash of a fixed input; see *Digests*. UnsupportedError without
+        ``capabilities.digests``."""
+        self._check_digests()
+        return self._call(self._digest_probe)
+
+    def digest_bits(self, partition: BytesLike) -> int:
+        """A good ``bits`` for :meth:`digest_buckets` of ``partition``; see *Digests*."""
+        p = self._check_partition(partition)
+        self._check_digests()
+        return max(0, min(24, self._call(self._digest_bits, p)))
+
+    def digest_buckets(self, partition: BytesLike, bits: int) -> list[tuple[int, int, int]]:
+        """``(bucket, count, xor of row hashes)`` for each non-empty bucket of ``partition``
+        under ``bits``; see *Digests*."""
+        p = self._check_partition(partition)
+        if not 0 <= bits <= 30:
+            raise InvalidArgumentError(f"bits must be between 0 and 30, not {bits!r}")
+        self._check_digests()
+        return self._call(self._digest_buckets, p, bits)
+
+    def digest_rows(
+        self, partition: BytesLike, bits: int, buckets: Iterable[int]
+    ) -> list[tuple[bytes, int]]:
+        """``(key, row hash)`` of every entry of ``partition`` in ``buckets``; see *Digests*."""
+        p = self._check_partition(partition)
+        if not 0 <= bits <= 30:
+            raise InvalidArgumentError(f"bits must be between 0 and 30, not {bits!r}")
+        wanted = list(buckets)
+        self._check_digests()
+        if not wanted:
+            return []
+        return self._call(self._digest_rows, p, bits, wanted)
+
+    def _check_digests(self) -> None:
+        if self.capabilities.digests is None:
+            raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+        self._check_open()
+
     def write_batch(
         self,
         entries: Iterable[Entry | tuple[BytesLike, BytesLike, BytesLike]],
@@ -572,6 +680,38 @@ class Store(ABC):
                     break
                 # deleted in between: try to create again
         return result
+
+    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        """Generic fallback: one ``_get`` per key; drivers override it with one query."""
+        found = {}
+        for key in keys:
+            got = self._get(partition, key)
+            if got is not None:
+                found[key] = got.value
+        return found
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        """Generic fallback: one ``_delete`` per key; drivers override it with one query."""
+        for key in keys:
+            self._delete(partition, key)
+
+    def _digest_probe(self) -> int:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _digest_bits(self, partition: bytes) -> int:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+
+    def _open_snapshot(self) -> SnapshotReads:
+        """Start a snapshot (drivers with ``snapshot_reads`` override this)."""
+        raise UnsupportedError(f"{self.scheme}:// cannot read at one point in time")
 
     def _destroy(self) -> None:
         """Drop the table / storage (optional)."""
@@ -737,6 +877,142 @@ class Store(ABC):
                 f"{self.scheme}:// allows at most {caps.max_item_size}"
             )
         return p, k, v
+
+
+class SnapshotReads(ABC):
+    """What a driver returns from ``_open_snapshot``: reads at one point in time.
+
+    The methods mean what the driver's methods of the same name (with an underscore) mean,
+    and are called from many threads at once. :meth:`close` is called once, at the end of the
+    ``with store.snapshot()`` block.
+    """
+
+    @abstractmethod
+    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None: ...
+
+    @abstractmethod
+    def scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]: ...
+
+    def list_partitions(self) -> Iterator[bytes]:
+        raise UnsupportedError("this snapshot cannot list partitions")
+
+    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        found = {}
+        for key in keys:
+            got = self.get(partition, key)
+            if got is not None:
+                found[key] = got.value
+        return found
+
+    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        raise UnsupportedError("this snapshot cannot compute digests")
+
+    def digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        raise UnsupportedError("this snapshot cannot compute digests")
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SnapshotView(Store):
+    """The read-only store ``Store.snapshot()`` yields; its capabilities are the driver's."""
+
+    def __init__(self, base: Store, reads: SnapshotReads) -> None:
+        super().__init__(base.url, base.paging, base.options)
+        self._base = base
+        self._reads = reads
+
+    @classmethod
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        raise UnsupportedError("a snapshot view is made by Store.snapshot(), not from a URL")
+
+    def _identity(self) -> str:
+        return self._base._identity()
+
+    def __repr__(self) -> str:
+        return f"<snapshot of {self._base!r}>"
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
+        """A snapshot of a snapshot is itself."""
+        self._check_open()
+        return contextlib.nullcontext(self)
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        return self._base._translate_error(exc)
+
+    def _read_only(self) -> UnsupportedError:
+        return UnsupportedError(f"a snapshot of {self.url} is read-only")
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        return self._reads.get(partition, key)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        raise self._read_only()
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        raise self._read_only()
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        raise self._read_only()
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        raise self._read_only()
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        if self._base.closed:
+            raise StoreClosedError(f"store {self.url} is closed")
+        return self._reads.scan_page(partition, start, inclusive, limit)
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        return self._reads.list_partitions()
+
+    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self._reads.get_many(partition, keys)
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        raise self._read_only()
+
+    def _digest_probe(self) -> int:
+        return self._base._digest_probe()
+
+    def _digest_bits(self, partition: bytes) -> int:
+        return self._base._digest_bits(partition)
+
+    def _digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        return self._reads.digest_buckets(partition, bits)
+
+    def _digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        return self._reads.digest_rows(partition, bits, buckets)
+
+    def _close(self) -> None:
+        self._reads.close()
+
+
+_VIEW_CLASSES: dict[type[Store], type[SnapshotView]] = {}
+
+
+def _view_class(driver: type[Store]) -> type[SnapshotView]:
+    """A :class:`SnapshotView` subclass carrying ``driver``'s scheme and capabilities."""
+    cls = _VIEW_CLASSES.get(driver)
+    if cls is None:
+
+        class View(SnapshotView):
+            pass
+
+        View.scheme = driver.scheme
+        View.capabilities = driver.capabilities
+        View.driver_errors = driver.driver_errors
+        View.__name__ = View.__qualname__ = f"{driver.__name__}Snapshot"
+        cls = _VIEW_CLASSES.setdefault(driver, View)
+    return cls
 
 
 def value_predicate(predicate: object) -> bytes:

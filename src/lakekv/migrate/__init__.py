@@ -1,4 +1,4 @@
-"""Layer 4: dump, load, copy and verify — complete, streaming, resumable migrations.
+"""Layer 4: dump, load, copy, sync and verify — complete, streaming, resumable migrations.
 
 Each operation (and ``sample``, which writes a lakeFS-shaped database) is a function returning
 a typed report (``lakekv.migrate.reports``) that serialises to JSON with ``report.to_json()``::
@@ -35,9 +35,11 @@ from lakekv.migrate.reports import (
     DumpReport,
     EntryRef,
     LoadReport,
+    SyncReport,
     VerifyReport,
 )
 from lakekv.migrate.sample import SampleReport, sample
+from lakekv.migrate.sync import sync
 from lakekv.migrate.verify import verify
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "SampleReport",
     "Progress",
     "ProgressCallback",
+    "SyncReport",
     "UnrepresentableEntryError",
     "VerifyReport",
     "check_file",
@@ -64,6 +67,7 @@ __all__ = [
     "plan_partitions",
     "read_schema_version",
     "sample",
+    "sync",
     "verify",
     "walk_lakefs",
 ]

@@ -11,7 +11,7 @@ from typing import Final
 from lakekv import __version__
 from lakekv.errors import InterruptedMigrationError, SameStoreError, StoreNotFoundError
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import Store
+from lakekv.kv.store import SnapshotView, Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate.lakefs_config import LakeFSDatabase
 
@@ -85,6 +85,30 @@ def refuse_same_store(a: Store, b: Store, what: str) -> None:
             f"{what}: {url_of(a)} and {url_of(b)} are the same store ({a.identity()}); "
             "refusing to run it against itself"
         )
+
+
+@contextlib.contextmanager
+def consistent(store: Store) -> Iterator[Store]:
+    """``store`` seen at one point in time (``Store.snapshot()``) when its driver can, else
+    ``store`` itself; :func:`is_snapshot` tells which. The snapshot ends with the block."""
+    if not store.capabilities.snapshot_reads:
+        yield store
+        return
+    with store.snapshot() as view:
+        yield view
+
+
+def is_snapshot(store: Store) -> bool:
+    """Whether ``store`` reads at one point in time (a view from :func:`consistent`)."""
+    return isinstance(store, SnapshotView)
+
+
+NO_SNAPSHOT = (
+    "{url} cannot be read at one point in time: entries written during this pass may be "
+    "missing or mixed. Stop the writers (lakeFS), then run the catch-up pass: "
+    "lakekv sync --from SOURCE --to TARGET"
+)
+"""The warning a report carries when a source was read without a snapshot."""
 
 
 def url_of(store: Store) -> str:

@@ -18,10 +18,13 @@ from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
+    NO_SNAPSHOT,
     Stop,
     StoppedError,
     StoreLike,
+    consistent,
     interrupted,
+    is_snapshot,
     opened,
     opened_for_dry_run,
     refuse_same_store,
@@ -42,7 +45,19 @@ from lakekv.migrate.partitions import (
 from lakekv.migrate.reports import CopyReport, show_bytes
 
 DEFAULT_WORKERS = min(8, max(2, os.cpu_count() or 2))
-"""Partitions copied at once: one per core (at least 2, so reads overlap writes)."""
+"""Partitions copied at once into a single-writer store: one per core (at least 2, so reads
+overlap writes)."""
+PARALLEL_WORKERS = max(4, DEFAULT_WORKERS)
+"""Partitions copied at once into a store with ``capabilities.concurrent_writes``: a database
+server's writers wait on I/O and commits, so more than one per local core (measured 1.6×
+faster than 2 for PostgreSQL to PostgreSQL on 2 cores)."""
+
+
+def default_workers(target: Store) -> int:
+    """How many partitions to copy at once into ``target``."""
+    return PARALLEL_WORKERS if target.capabilities.concurrent_writes else DEFAULT_WORKERS
+
+
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
 
@@ -53,7 +68,7 @@ def copy(
     *,
     partitions: Iterable[bytes] | None = None,
     on_conflict: OnConflict | str = OnConflict.FAIL,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
     sync: bool = False,
@@ -81,10 +96,16 @@ def copy(
     schema version and they differ, SchemaVersionMismatchError unless ``force``. ``sync``
     deleting more than ``max_delete`` entries stops with UnsafeOperationError at that point.
 
-    ``workers`` partitions are copied at once. The ``kv-internal-metadata`` partition (the
-    lakeFS schema version) is copied last, and not at all when the copy met conflicts
-    (``report.schema_version_withheld``), so an interrupted or conflicting copy never looks
-    complete to lakeFS.
+    The source is read at one point in time when its driver can (``Store.snapshot()``, shared
+    by every worker), so a copy of a store being written is still the store as it was when the
+    copy started; ``report.snapshot`` says so. Otherwise ``report.warnings`` says that entries
+    written meanwhile may be missing or mixed, and that a catch-up pass (:func:`sync`) is due
+    once writes stop.
+
+    ``workers`` partitions are copied at once (default: :func:`default_workers`). The
+    ``kv-internal-metadata`` partition (the lakeFS schema version) is copied last, and not at
+    all when the copy met conflicts (``report.schema_version_withheld``), so an interrupted or
+    conflicting copy never looks complete to lakeFS.
 
     With ``checkpoint``, progress is appended to that file after every batch; running the
     same copy again (same source, target and options, or the file is refused) skips finished
@@ -99,18 +120,20 @@ def copy(
     Memory is bounded by ``workers`` × one batch (``batch_entries`` / ``batch_bytes``).
     """
     policy = OnConflict(on_conflict)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError("workers must be >= 1")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        src = stack.enter_context(opened(source, read_only=True))
+        src_store = stack.enter_context(opened(source, read_only=True))
         standin: str | None = None
         if dry_run:
             dst, standin = stack.enter_context(opened_for_dry_run(target))
         else:
             dst = stack.enter_context(opened(target))
         if standin is None:
-            refuse_same_store(src, dst, "copy")
+            refuse_same_store(src_store, dst, "copy")
+        src = stack.enter_context(consistent(src_store))
+        workers = workers or default_workers(dst)
         retries = _retry.RetryCounter()
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         dst_version = _retry.call(lambda: read_schema_version(dst), retries)
@@ -136,7 +159,10 @@ def copy(
             partition_source=plan.source,
             lakefs_schema_version=src_version,
             checkpoint=os.fspath(checkpoint) if checkpoint is not None else None,
+            snapshot=is_snapshot(src),
         )
+        if not report.snapshot:
+            report.warnings.append(NO_SNAPSHOT.format(url=report.source))
         cp: Checkpoint | None = None
         if checkpoint is not None and not dry_run:
             cp = Checkpoint.open(
@@ -155,6 +181,8 @@ def copy(
         try:
             todo = [p for p in plan.partitions if cp is None or p not in cp.done]
             report.resumed_partitions = len(plan.partitions) - len(todo)
+            if report.resumed_partitions or (cp is not None and cp.at):
+                report.warnings.append(RESUMED)
             report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
             tracker = Tracker(progress, "copy", partitions_total=len(todo))
             job = _CopyJob(src, dst, policy, sync, dry_run, cp, report, tracker, retries)
@@ -184,6 +212,13 @@ def copy(
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+RESUMED = (
+    "resumed from a checkpoint: what earlier runs copied was read at an earlier point in time "
+    "than this run; run the catch-up pass (lakekv sync) once the writers are stopped"
+)
+"""The warning of a resumed copy: one snapshot cannot span several runs."""
 
 
 class _CopyJob:

@@ -11,7 +11,16 @@ from typing import BinaryIO, Literal
 from lakekv.errors import ConfigurationError
 from lakekv.kv.store import entries_of
 from lakekv.migrate import _retry
-from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, check_stop, opened, url_of
+from lakekv.migrate._common import (
+    LAKEKV_VERSION,
+    NO_SNAPSHOT,
+    StoreLike,
+    check_stop,
+    consistent,
+    is_snapshot,
+    opened,
+    url_of,
+)
 from lakekv.migrate._io import Compression, check_output, describe, open_sink
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import DumpWriter
@@ -41,6 +50,8 @@ def dump(
     complete. ``format="lakefs"`` writes the lakeFS "1.0" JSON format and raises
     UnrepresentableEntryError (naming the entry) at the first partition or key that is not
     valid UTF-8 or a value larger than the format allows. Empty partitions are not written.
+    The source is read at one point in time when its driver can (``report.snapshot``);
+    otherwise ``report.warnings`` says so.
 
     Before the source is read, a path is checked (ConfigurationError for an empty name, a
     directory, a missing or read-only directory); a partition named in ``partitions`` that
@@ -56,7 +67,7 @@ def dump(
     if isinstance(out, str | os.PathLike) and os.fspath(out) != "-":
         check_output(out)
     started = time.monotonic()
-    with opened(source, read_only=True) as src:
+    with opened(source, read_only=True) as src_store, consistent(src_store) as src:
         retries = _retry.RetryCounter()
         schema = _retry.call(lambda: read_schema_version(src), retries)
         plan = plan_partitions(src, partitions)
@@ -68,7 +79,10 @@ def dump(
             format=format,
             lakefs_schema_version=schema,
             partition_source=plan.source,
+            snapshot=is_snapshot(src),
         )
+        if not report.snapshot:
+            report.warnings.append(NO_SNAPSHOT.format(url=report.source))
         tracker = Tracker(progress, "dump", partitions_total=len(plan.partitions))
         with open_sink(out, compression) as sink:
             if format == "lakekv":

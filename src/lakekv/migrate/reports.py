@@ -132,6 +132,9 @@ class DumpReport(_Timed):
     lakefs_schema_version: str | None = None
     partition_source: str = "list_partitions"
     """``list_partitions``, ``lakefs-walk`` (the source cannot list partitions) or ``given``."""
+    snapshot: bool = False
+    """The source was read at one point in time (``Store.snapshot()``)."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
@@ -192,9 +195,45 @@ class CopyReport(WriteCounts, _Timed):
     must not look like a complete lakeFS database. A later run without conflicts copies it."""
     new_pass: bool = False
     """The checkpoint's previous pass had finished, so this run was a new full pass."""
+    snapshot: bool = False
+    """The source was read at one point in time (``Store.snapshot()``); if not, entries
+    written to it during the copy may be missing or mixed (see ``warnings``)."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}
+
+
+@dataclass
+class SyncReport(_Timed):
+    """What ``sync`` (the catch-up pass) found and changed to make the target identical."""
+
+    source: str = ""
+    target: str = ""
+    method: str = "digests"
+    """``digests`` (compared where the data lives, only differences read) or ``merge``
+    (both sides' ordered scans merged)."""
+    partitions: int = 0
+    unchanged_partitions: int = 0
+    """Partitions found identical (digests only)."""
+    entries: int = 0
+    """Source entries compared."""
+    written: int = 0
+    """Entries written to the target (``inserted + updated`` with digests)."""
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    dry_run: bool = False
+    workers: int = 1
+    partition_source: str = "list_partitions"
+    lakefs_schema_version: str | None = None
+    retries: int = 0
+    snapshot: bool = False
+    """The source was read at one point in time (``Store.snapshot()``)."""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), **self._rates(self.entries, 0)}
 
 
 @dataclass(frozen=True)
@@ -225,6 +264,10 @@ class VerifyReport(_Timed):
     different_partitions: int = 0
     examples: list[Difference] = field(default_factory=list)
     partition_source: str = "list_partitions"
+    snapshot_a: bool = False
+    """Side A was read at one point in time (``Store.snapshot()``)."""
+    snapshot_b: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:

@@ -2,19 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
+from operator import itemgetter
 
-from lakekv.kv.store import Store
+from lakekv.kv.store import Entry, Store, entries_of
 from lakekv.migrate import _retry
-from lakekv.migrate._common import StoreLike, opened, refuse_same_store, url_of
+from lakekv.migrate._common import (
+    NO_SNAPSHOT,
+    StoreLike,
+    consistent,
+    is_snapshot,
+    opened,
+    refuse_same_store,
+    url_of,
+)
 from lakekv.migrate._merge import merge_join
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import partition_digest
 from lakekv.migrate.partitions import plan_partitions, union_plan
 from lakekv.migrate.reports import Difference, VerifyReport, show_bytes
+
+_KEY = itemgetter(0)
+_VALUE = itemgetter(1)
+_PAGE = 5000
+"""First page size of each side's scan (pages double up to the store's ``page_cap``)."""
+
+
+def _entries(p: bytes, pages: Iterator[Sequence[tuple[bytes, bytes]]]) -> Iterator[Entry]:
+    return chain.from_iterable(entries_of(p, page) for page in pages)
+
+
+def _equal_prefix(
+    pages_a: Iterator[Sequence[tuple[bytes, bytes]]],
+    pages_b: Iterator[Sequence[tuple[bytes, bytes]]],
+) -> tuple[int, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """Consume both page streams while they hold the same ``(key, value)`` pairs, comparing
+    whole runs of pairs at once (no Python code per entry: the common case of a verify is two
+    equal stores). Returns the pairs found equal, their key and value bytes, and the rows of
+    each side from the first difference on (the rest of each stream is still unread);
+    two empty lists when the streams were equal to their ends."""
+    n = nbytes = 0
+    a: list[tuple[bytes, bytes]] = []
+    b: list[tuple[bytes, bytes]] = []
+    while True:
+        if not a:
+            a = list(next(pages_a, ()))
+        if not b:
+            b = list(next(pages_b, ()))
+        if not a or not b:
+            return n, nbytes, a, b
+        m = min(len(a), len(b))
+        run = a if m == len(a) else a[:m]
+        if run != (b if m == len(b) else b[:m]):
+            return n, nbytes, a, b
+        n += m
+        nbytes += sum(map(len, map(_KEY, run))) + sum(map(len, map(_VALUE, run)))
+        a, b = a[m:], b[m:]
 
 
 def verify(
@@ -34,20 +82,35 @@ def verify(
     *missing* (from ``b``), only in ``b`` *extra*, in both with different values *different*.
     With ``quick``, each side's partitions are only counted and hashed (as in a dump's
     trailers) and a mismatch counts as one *different partition*. At most ``max_diffs``
-    examples are kept; the counts are complete. ``report.equal`` is the verdict.
+    examples are kept; the counts are complete. ``report.equal`` is the verdict. Each side is
+    read at one point in time when its driver can (``report.snapshot_a`` / ``snapshot_b``).
 
     Both stores are opened read-only and must exist (StoreNotFoundError: comparing with a
     mistyped, hence empty, store proves nothing); one store given twice, however spelled, is
     SameStoreError.
     """
     started = time.monotonic()
-    with opened(a, read_only=True) as sa, opened(b, read_only=True) as sb:
-        refuse_same_store(sa, sb, "verify")
+    with contextlib.ExitStack() as stack:
+        store_a = stack.enter_context(opened(a, read_only=True))
+        store_b = stack.enter_context(opened(b, read_only=True))
+        refuse_same_store(store_a, store_b, "verify")
+        sa = stack.enter_context(consistent(store_a))
+        sb = stack.enter_context(consistent(store_b))
         given = list(partitions) if partitions is not None else None
         plan = plan_partitions(sa, given)
         if given is None:
             plan = union_plan(plan, plan_partitions(sb))
-        report = VerifyReport(a=url_of(sa), b=url_of(sb), quick=quick, partition_source=plan.source)
+        report = VerifyReport(
+            a=url_of(sa),
+            b=url_of(sb),
+            quick=quick,
+            partition_source=plan.source,
+            snapshot_a=is_snapshot(sa),
+            snapshot_b=is_snapshot(sb),
+        )
+        for url, snap in ((report.a, report.snapshot_a), (report.b, report.snapshot_b)):
+            if not snap:
+                report.warnings.append(NO_SNAPSHOT.format(url=url))
         tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
         lock = threading.Lock()
         retries = _retry.RetryCounter()
@@ -61,10 +124,15 @@ def verify(
                 )
 
         def compare_full(p: bytes) -> None:
-            na = nb = bytes_a = 0
+            pages_a = _retry.retrying_pages(sa, p, page_size=_PAGE, counter=retries)
+            pages_b = _retry.retrying_pages(sb, p, page_size=_PAGE, counter=retries)
+            na, bytes_a, rest_a, rest_b = _equal_prefix(pages_a, pages_b)
+            nb = na
             missing = extra = different = 0
-            with sa.scan(p) as ia, sb.scan(p) as ib:
-                for x, y in merge_join(_retry.retrying(ia, retries), _retry.retrying(ib, retries)):
+            if rest_a or rest_b:  # they differ from here on: compare entry by entry
+                ia = chain(entries_of(p, rest_a), _entries(p, pages_a))
+                ib = chain(entries_of(p, rest_b), _entries(p, pages_b))
+                for x, y in merge_join(ia, ib):
                     if x is not None:
                         na += 1
                         bytes_a += len(x.key) + len(x.value)

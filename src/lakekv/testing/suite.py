@@ -722,6 +722,43 @@ class StoreContractSuite:
         listed = [p for p in store.list_partitions() if p.startswith(base)]
         assert listed == sorted(names[1:])
 
+    # --- snapshots -----------------------------------------------------------------------------
+
+    def test_snapshot_sees_one_point_in_time(
+        self, store: Store, make_partition: MakePartition
+    ) -> None:
+        part, other = make_partition("snap"), make_partition("snap-new")
+        if not store.capabilities.snapshot_reads:
+            with pytest.raises(UnsupportedError):
+                store.snapshot()
+            return
+        before = sample(b"s", 12)
+        fill(store, part, before)
+        with store.snapshot() as view:
+            store.set(part, before[0].key, b"changed")
+            store.delete(part, before[1].key)
+            store.set(part, b"s-key-9999", b"inserted")
+            store.set(other, b"k", b"v")
+            # Many threads read the same point in time.
+            with ThreadPoolExecutor(4) as pool:
+                scans = list(pool.map(lambda _: pairs(view.scan(part)), range(8)))
+            assert all(got == [(e.key, e.value) for e in before] for got in scans)
+            assert [(k, v) for page in view.scan_pages(part) for k, v in page] == scans[0]
+            assert view.get(part, before[0].key).value == before[0].value
+            with pytest.raises(KeyNotFoundError):
+                view.get(part, b"s-key-9999")
+            if store.capabilities.list_partitions:
+                assert other not in set(view.list_partitions())
+            with pytest.raises(UnsupportedError):
+                view.set(part, b"k", b"v")
+            with pytest.raises(UnsupportedError):
+                view.write_batch([Entry(part, b"k", b"v")])
+        with pytest.raises(StoreClosedError):
+            list(view.scan(part))
+        assert store.get(part, before[0].key).value == b"changed"
+        with store.snapshot() as view:  # a new snapshot sees the writes
+            assert view.get(part, b"s-key-9999").value == b"inserted"
+
     # --- properties --------------------------------------------------------------------------
 
     @settings(

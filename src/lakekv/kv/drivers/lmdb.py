@@ -223,6 +223,7 @@ class LMDBStore(Store):
         shared_between_processes=True,
         max_partition_size=MAX_PARTITION_SIZE,
         max_key_size=MAX_KEY_SIZE,
+        concurrent_writes=False,  # one write transaction at a time
     )
     driver_errors = (lmdb.Error,)
 

@@ -78,6 +78,7 @@ from lakekv.kv.store import (
     OnConflict,
     OpenOptions,
     ScanPaging,
+    SnapshotReads,
     Store,
     ValueWithPredicate,
     value_predicate,
@@ -94,6 +95,12 @@ PostgreSQL's 63-byte identifiers (a 60-byte name fails: "could not form array ty
 _MAX_IDENT_BYTES: Final = 63
 _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _BATCH_TABLE: Final = "lakekv_batch"
+DIGEST_SCHEME: Final = "postgres-hash-array-v1"
+"""Digests (see the store contract): bucket ``hash_array(ARRAY[key]) & mask``, row hash
+``hash_array_extended(ARRAY[key, value], 0)``, bucket digest their ``bit_xor`` (PostgreSQL
+14 or later). The hashes are PostgreSQL's own (platform-dependent), so two servers are only
+compared after their ``digest_probe()`` results agree."""
+_DIGEST_ROWS_PER_BUCKET: Final = 16
 _FNV_OFFSET: Final = 0x811C9DC5
 _FNV_PRIME: Final = 0x01000193
 
@@ -288,6 +295,8 @@ class PostgresStore(Store):
         max_key_size=1536,
         # bytea holds at most 1 GiB including its 4-byte header.
         max_value_size=(1 << 30) - 5,
+        snapshot_reads=True,
+        digests=DIGEST_SCHEME,
     )
     driver_errors = (psycopg.Error,)
 
@@ -346,6 +355,20 @@ class PostgresStore(Store):
             f"COPY {self._quote(self.table, for_params=False)} (partition_key, key, value) "
             "FROM STDIN (FORMAT BINARY)"
         )
+        self._q_estimate = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {t} WHERE partition_key = %s"
+        self._q_digest_buckets = (
+            "SELECT hash_array(ARRAY[key]) & %s::int4, count(*), "
+            f"bit_xor(hash_array_extended(ARRAY[key, value], 0)) FROM {t} "
+            "WHERE partition_key = %s GROUP BY 1"
+        )
+        self._q_digest_rows = (
+            f"SELECT key, hash_array_extended(ARRAY[key, value], 0) FROM {t} "
+            "WHERE partition_key = %s AND (hash_array(ARRAY[key]) & %s::int4) = ANY(%s::int4[])"
+        )
+        self._q_get_many = (
+            f"SELECT key, value FROM {t} WHERE partition_key = %s AND key = ANY(%s::bytea[])"
+        )
+        self._q_delete_many = f"DELETE FROM {t} WHERE partition_key = %s AND key = ANY(%s::bytea[])"
         self._direct_skip = 0
         self._direct_backoff = 0
         self._q_partitions = self._partitions_query()
@@ -621,6 +644,55 @@ class PostgresStore(Store):
         )
         return rows, len(rows) == limit
 
+    # --- many keys at once, digests ------------------------------------------------------------
+
+    def _reader(self) -> _Execute:
+        return lambda q, p, f: self._execute(q, p, f, retry=True)
+
+    def _get_many(
+        self, partition: bytes, keys: Sequence[bytes], execute: _Execute | None = None
+    ) -> dict[bytes, bytes]:
+        run = execute or self._reader()
+        rows: list[tuple[bytes, bytes]] = run(self._q_get_many, (partition, list(keys)), _fetchall)
+        return dict(rows)
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        self._execute(self._q_delete_many, (partition, list(keys)), _rowcount, retry=True)
+
+    def _digest_probe(self) -> int:
+        row = self._execute(
+            "SELECT hash_array_extended(ARRAY['\\x00ff'::bytea, 'lakekv'::bytea], 0), "
+            "bit_xor(1::int8)",
+            (),
+            _fetchone,
+            retry=True,
+        )
+        return int(row[0])
+
+    def _digest_bits(self, partition: bytes) -> int:
+        """From the planner's row estimate (statistics; no scan)."""
+        plan = self._execute(self._q_estimate, (partition,), _fetchone, retry=True)[0]
+        rows = float(plan[0]["Plan"]["Plan Rows"])
+        return max(0, math.ceil(math.log2(max(1.0, rows) / _DIGEST_ROWS_PER_BUCKET)))
+
+    def _digest_buckets(
+        self, partition: bytes, bits: int, execute: _Execute | None = None
+    ) -> list[tuple[int, int, int]]:
+        run = execute or self._reader()
+        rows: list[tuple[int, int, int]] = run(
+            self._q_digest_buckets, ((1 << bits) - 1, partition), _fetchall
+        )
+        return rows
+
+    def _digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int], execute: _Execute | None = None
+    ) -> list[tuple[bytes, int]]:
+        run = execute or self._reader()
+        rows: list[tuple[bytes, int]] = run(
+            self._q_digest_rows, (partition, (1 << bits) - 1, buckets), _fetchall
+        )
+        return rows
+
     # --- listing partitions ------------------------------------------------------------------
 
     def _partitions_query(self) -> str:
@@ -643,15 +715,16 @@ class PostgresStore(Store):
             )
         return " UNION ALL ".join(branches)
 
-    def _list_partitions(self) -> Iterator[bytes]:
+    def _list_partitions(self, execute: _Execute | None = None) -> Iterator[bytes]:
+        run: _Execute = execute or (lambda q, p, f: self._execute(q, p, f, retry=True))
         after = b""
         page = self.paging.page_size
         while True:
             # Ask each hash partition for about twice its share of a page. Every name up to
             # the smallest "last name" among those that filled their quota is then known.
             per_child = max(2, -(-2 * page // PARTITIONS))
-            rows: list[tuple[int, bytes]] = self._execute(
-                self._q_partitions, {"after": after, "k": per_child}, _fetchall, retry=True
+            rows: list[tuple[int, bytes]] = run(
+                self._q_partitions, {"after": after, "k": per_child}, _fetchall
             )
             counts: dict[int, int] = {}
             last: dict[int, bytes] = {}
@@ -668,6 +741,16 @@ class PostgresStore(Store):
                 return
             after = names[-1]
             page = min(page * 2, self.paging.page_cap)
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def _open_snapshot(self) -> SnapshotReads:
+        """One ``REPEATABLE READ`` transaction exports its snapshot (``pg_export_snapshot``);
+        every further reading connection imports it (``SET TRANSACTION SNAPSHOT``)."""
+        lender = self._lender
+        if lender is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        return _Snapshot(self, lender.pool)
 
     # --- bulk writes ---------------------------------------------------------------------------
 
@@ -813,6 +896,112 @@ class PostgresStore(Store):
         lender, self._lender = self._lender, None
         if lender is not None:
             lender.close()
+
+
+_Execute = Callable[[str, Sequence[object] | Mapping[str, object], Callable[..., Any]], Any]
+"""Runs one read statement and returns ``fetch(cursor)``."""
+
+
+class _Snapshot(SnapshotReads):
+    """Connections sharing one exported snapshot, each in its own read-only transaction.
+
+    The first connection's transaction exports the snapshot and stays open until
+    :meth:`close`, which keeps the snapshot importable; a statement borrows an idle snapshot
+    connection, or opens one more (importing the snapshot), so concurrent readers never wait
+    for each other. All of them are rolled back and given back to the pool at the end.
+    """
+
+    def __init__(self, store: PostgresStore, pool: ConnectionPool[_Connection]) -> None:
+        self._store = store
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._idle: list[_Connection] = []
+        self._all: list[_Connection] = []
+        self._closed = False
+        self.snapshot_id = ""
+        conn = self._begin()
+        try:
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        except BaseException:
+            self.close()
+            raise
+        assert row is not None
+        self.snapshot_id = str(row[0])
+        self._idle.append(conn)
+
+    def _begin(self) -> _Connection:
+        conn = self._pool.getconn()
+        with self._lock:
+            self._all.append(conn)
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if self.snapshot_id:
+            conn.execute(
+                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot_id))
+            )
+        return conn
+
+    def execute(
+        self,
+        query: str,
+        params: Sequence[object] | Mapping[str, object],
+        fetch: Callable[..., Any],
+    ) -> Any:
+        if self._closed:
+            raise StoreClosedError(f"the snapshot of {self._store.url} has ended")
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._begin()
+        try:
+            cur = conn.reusable_cursor()
+            cur.execute(query, params)
+            return fetch(cur)
+        finally:
+            self._idle.append(conn)
+
+    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        row = self.execute(self._store._q_get, (partition, key), _fetchone)
+        if row is None:
+            return None
+        value: bytes = row[0]
+        return ValueWithPredicate(value, value)
+
+    def scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        store = self._store
+        query = store._q_page_ge if inclusive else store._q_page_gt
+        rows: list[tuple[bytes, bytes]] = self.execute(query, (partition, start, limit), _fetchall)
+        return rows, len(rows) == limit
+
+    def list_partitions(self) -> Iterator[bytes]:
+        return self._store._list_partitions(self.execute)
+
+    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self._store._get_many(partition, keys, self.execute)
+
+    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
+        return self._store._digest_buckets(partition, bits, self.execute)
+
+    def digest_rows(
+        self, partition: bytes, bits: int, buckets: list[int]
+    ) -> list[tuple[bytes, int]]:
+        return self._store._digest_rows(partition, bits, buckets, self.execute)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all, self._idle = self._all, [], []
+        for conn in conns:
+            try:
+                if not conn.lost():
+                    conn.execute("ROLLBACK")
+            except psycopg.Error:
+                conn.close()
+            try:
+                self._pool.putconn(conn)
+            except PoolClosed:
+                conn.close()
 
 
 def _fetchone(cur: psycopg.Cursor[Any]) -> Any:

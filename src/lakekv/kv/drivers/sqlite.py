@@ -21,6 +21,7 @@ relative paths followed) and the table.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -46,6 +47,7 @@ from lakekv.kv.store import (
     OnConflict,
     OpenOptions,
     ScanPaging,
+    SnapshotReads,
     Store,
     ValueWithPredicate,
     value_predicate,
@@ -59,7 +61,9 @@ _IN_CHUNK = 400  # keys per IN (...) lookup; well under SQLite's 32766 variable 
 
 class SQLiteStore(Store):
     scheme = "sqlite"
-    capabilities = Capabilities(list_partitions=True, native_write_batch=True)
+    capabilities = Capabilities(
+        list_partitions=True, native_write_batch=True, snapshot_reads=True, concurrent_writes=False
+    )
     driver_errors = (sqlite3.Error,)
 
     def __init__(
@@ -321,6 +325,22 @@ class SQLiteStore(Store):
                     found[(partition, bytes(key))] = bytes(value)
         return found
 
+    def _open_snapshot(self) -> SnapshotReads:
+        """One connection holding one read transaction (WAL: writers go on meanwhile)."""
+        self._check_open()
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute("BEGIN")
+            # A WAL read transaction starts at its first read: take it now.
+            conn.execute(f"SELECT 1 FROM {self._table} LIMIT 1").fetchall()
+        except BaseException:
+            conn.close()
+            raise
+        return _Snapshot(self, conn)
+
     def _destroy(self) -> None:
         self._conn().execute(f"DROP TABLE IF EXISTS {self._table}")
 
@@ -339,3 +359,50 @@ class SQLiteStore(Store):
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+
+class _Snapshot(SnapshotReads):
+    """One connection in one read transaction; threads take turns on it (a lock), since an
+    SQLite transaction belongs to one connection and a connection runs one statement at a
+    time. Every statement is read to the end before the lock is released."""
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self._cur = conn.cursor()  # reused: every statement is read to its end at once
+        self._lock = threading.Lock()
+
+    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        with self._lock:
+            row = self._cur.execute(self._store._q_get, (partition, key)).fetchone()
+        if row is None:
+            return None
+        value = bytes(row[0])
+        return ValueWithPredicate(value, value)
+
+    def scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        store = self._store
+        query = store._q_page_ge if inclusive else store._q_page_gt
+        with self._lock:
+            rows: list[tuple[bytes, bytes]] = self._cur.execute(
+                query, (partition, start, limit)
+            ).fetchall()
+        return rows, len(rows) == limit
+
+    def list_partitions(self) -> Iterator[bytes]:
+        last = b""
+        while True:
+            with self._lock:
+                row = self._cur.execute(self._store._q_next_partition, (last,)).fetchone()
+            if row is None:
+                return
+            last = bytes(row[0])
+            yield last
+
+    def close(self) -> None:
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._conn.close()

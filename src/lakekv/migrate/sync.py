@@ -1,0 +1,341 @@
+"""``sync``: the catch-up pass. Make a target identical to its source, touching only what
+differs.
+
+A cutover copies a live store first (:func:`~lakekv.migrate.copy`, at one point in time),
+then stops the writers and runs this pass, so the downtime is this pass. Two ways:
+
+``digests`` (both stores declare the same ``capabilities.digests`` and their
+``digest_probe()`` agree, e.g. PostgreSQL to PostgreSQL)
+    For each partition both engines hash their entries where they are into buckets of about 16
+    entries (``Store.digest_buckets``); only the buckets whose count or digest differ are
+    looked at more closely (``digest_rows``: key and row hash), and only the entries that
+    differ are read (``get_many``), written (bulk ``write_batch`` with overwrite) or deleted
+    (``delete_many``). Values that did not change never leave either server.
+``merge``
+    Anything else: ``copy(sync=True, on_conflict="overwrite")``, a merge of both sides'
+    ordered scans that writes only the differences.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+from lakekv.errors import LakekvError, UnsafeOperationError, UnsupportedError
+from lakekv.kv.store import Entry, OnConflict, Store
+from lakekv.migrate import _retry
+from lakekv.migrate._common import (
+    BATCH_ENTRIES,
+    NO_SNAPSHOT,
+    Stop,
+    StoppedError,
+    StoreLike,
+    consistent,
+    is_snapshot,
+    opened,
+    opened_for_dry_run,
+    refuse_same_store,
+    url_of,
+)
+from lakekv.migrate._progress import ProgressCallback, Tracker
+from lakekv.migrate.copy import DEFAULT_WORKERS, copy
+from lakekv.migrate.partitions import (
+    SCHEMA_PARTITION,
+    check_schema_versions,
+    plan_partitions,
+    read_schema_version,
+    union_plan,
+)
+from lakekv.migrate.reports import SyncReport
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+SYNC_WORKERS = max(4, DEFAULT_WORKERS)
+"""Partitions compared at once: the work is mostly the engines' hashing, so more than one
+per local core."""
+_BUCKETS_PER_ROUND = 4096
+"""Differing buckets examined per ``digest_rows`` call (bounds memory per worker)."""
+_KEYS_PER_CALL = 2000
+"""Keys per ``get_many`` / ``delete_many`` call."""
+
+
+def sync(
+    source: StoreLike,
+    target: StoreLike,
+    *,
+    partitions: Iterable[bytes] | None = None,
+    workers: int = SYNC_WORKERS,
+    dry_run: bool = False,
+    force: bool = False,
+    method: str = "auto",
+    batch_entries: int = BATCH_ENTRIES,
+    progress: ProgressCallback | None = None,
+) -> SyncReport:
+    """Make ``target`` identical to ``source`` (or only ``partitions`` of it): insert what is
+    missing, overwrite what differs, delete what the source does not have (including whole
+    partitions only the target has). Afterwards ``verify(source, target)`` finds nothing,
+    provided nothing wrote to either store meanwhile.
+
+    ``method`` is ``"auto"`` (digests when both stores can compute the same ones, see the
+    module docstring; otherwise merge), ``"digests"`` (UnsupportedError when impossible) or
+    ``"merge"``. The source is read at one point in time when its driver can
+    (``report.snapshot``). ``dry_run`` counts what would change and writes nothing. The
+    lakeFS schema versions of both sides must agree unless ``force`` (as for ``copy``); the
+    ``kv-internal-metadata`` partition is synchronised last. Running it twice is harmless: the
+    second run finds nothing to do.
+
+    Refusals, before anything is written (as for ``copy --sync``): the source is opened
+    read-only and must exist (StoreNotFoundError); source and target must not be the same
+    store however spelled (SameStoreError); a source without a lakeFS schema version is
+    UnsafeOperationError unless ``force``. A dry run creates nothing on the target.
+    """
+    if method not in ("auto", "digests", "merge"):
+        raise ValueError(f"method must be auto, digests or merge, not {method!r}")
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        src_store = stack.enter_context(opened(source, read_only=True))
+        standin: str | None = None
+        if dry_run:
+            dst, standin = stack.enter_context(opened_for_dry_run(target))
+        else:
+            dst = stack.enter_context(opened(target))
+        if standin is None:
+            refuse_same_store(src_store, dst, "sync")
+        src = stack.enter_context(consistent(src_store))
+        use_digests = method == "digests" or (method == "auto" and _digests_agree(src, dst))
+        if method == "digests" and not _digests_agree(src, dst):
+            raise UnsupportedError(
+                f"{url_of(src)} and {url_of(dst)} cannot compare digests (use method merge)"
+            )
+        if not force and _retry.call(lambda: read_schema_version(src)) is None:
+            raise UnsafeOperationError(
+                f"sync: the source {url_of(src)} holds no lakeFS schema version (is it the "
+                "database you meant?); syncing would delete from the target everything it "
+                "lacks. Use --force if it is"
+            )
+        if not use_digests:
+            return _by_merge(src, dst, partitions, workers, dry_run, force, batch_entries, progress)
+        retries = _retry.RetryCounter()
+        src_version = _retry.call(lambda: read_schema_version(src), retries)
+        dst_version = _retry.call(lambda: read_schema_version(dst), retries)
+        check_schema_versions(src_version, dst_version, force=force)
+        given = list(partitions) if partitions is not None else None
+        plan = plan_partitions(src, given)
+        if given is None:
+            plan = union_plan(plan, plan_partitions(dst))
+        report = SyncReport(
+            source=url_of(src),
+            target=url_of(dst),
+            method="digests",
+            dry_run=dry_run,
+            workers=workers,
+            partition_source=plan.source,
+            lakefs_schema_version=src_version,
+            snapshot=is_snapshot(src),
+        )
+        if not report.snapshot:
+            report.warnings.append(NO_SNAPSHOT.format(url=report.source))
+        tracker = Tracker(progress, "sync", partitions_total=len(plan.partitions))
+        job = _DigestJob(src, dst, report, tracker, retries, dry_run, batch_entries, workers)
+        try:
+            job.run([p for p in plan.partitions if p != SCHEMA_PARTITION], workers)
+            if SCHEMA_PARTITION in plan.partitions:
+                job.run([SCHEMA_PARTITION], 1)
+        finally:
+            job.side.shutdown()
+        tracker.finish()
+        report.partitions = len(plan.partitions)
+        report.retries = retries.count
+        report.seconds = time.monotonic() - started
+        return report
+
+
+def _digests_agree(a: Store, b: Store) -> bool:
+    """Both stores compute the same digests: same scheme, same probe result."""
+    scheme = a.capabilities.digests
+    if scheme is None or scheme != b.capabilities.digests:
+        return False
+    try:
+        return a.digest_probe() == b.digest_probe()
+    except LakekvError:  # e.g. a server too old for the functions the scheme needs
+        return False
+
+
+def _by_merge(
+    src: Store,
+    dst: Store,
+    partitions: Iterable[bytes] | None,
+    workers: int,
+    dry_run: bool,
+    force: bool,
+    batch_entries: int,
+    progress: ProgressCallback | None,
+) -> SyncReport:
+    """The generic way: ``copy(sync=True, on_conflict=overwrite)`` from the (snapshot) source."""
+    r = copy(
+        src,
+        dst,
+        partitions=partitions,
+        on_conflict=OnConflict.OVERWRITE,
+        workers=workers,
+        dry_run=dry_run,
+        sync=True,
+        force=force,
+        batch_entries=batch_entries,
+        progress=progress,
+    )
+    return SyncReport(
+        source=r.source,
+        target=r.target,
+        method="merge",
+        dry_run=dry_run,
+        workers=workers,
+        partition_source=r.partition_source,
+        lakefs_schema_version=r.lakefs_schema_version,
+        snapshot=r.snapshot,
+        warnings=r.warnings,
+        partitions=r.partitions,
+        entries=r.entries,
+        written=r.written,
+        deleted=r.deleted,
+        retries=r.retries,
+        seconds=r.seconds,
+    )
+
+
+class _DigestJob:
+    """One digest sync: partitions on worker threads, counts into the shared report."""
+
+    def __init__(
+        self,
+        src: Store,
+        dst: Store,
+        report: SyncReport,
+        tracker: Tracker,
+        retries: _retry.RetryCounter,
+        dry_run: bool,
+        batch_entries: int,
+        workers: int,
+    ) -> None:
+        self.src, self.dst = src, dst
+        self.report, self.tracker, self.retries = report, tracker, retries
+        self.dry_run = dry_run
+        self.batch_entries = batch_entries
+        self.stop = Stop()
+        self._lock = threading.Lock()
+        self.pending: list[Entry] = []
+        """Entries read from the source, waiting to be written together (:meth:`flush`)."""
+        self.side = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-sync-side")
+        """Runs the source's half of each pair of queries (:meth:`_both`)."""
+
+    def run(self, partitions: list[bytes], workers: int) -> None:
+        n = max(1, min(workers, len(partitions)))
+        if n == 1:
+            for p in partitions:
+                self.partition(p)
+            self.flush()
+            return
+        errors: list[BaseException] = []
+
+        def guarded(p: bytes) -> None:
+            try:
+                self.stop.check()
+                self.partition(p)
+            except StoppedError:
+                pass
+            except BaseException as exc:
+                self.stop.set()
+                errors.append(exc)
+
+        with ThreadPoolExecutor(n, thread_name_prefix="lakekv-sync") as pool:
+            list(pool.map(guarded, partitions))
+        if errors:
+            raise errors[0]
+        self.flush()
+
+    def _both(self, a: Callable[[], T], b: Callable[[], U]) -> tuple[T, U]:
+        """``a()`` on the side thread and ``b()`` here, each retried; both results."""
+        future = self.side.submit(_retry.call, a, self.retries)
+        try:
+            second = _retry.call(b, self.retries)
+        finally:
+            first = future.result()
+        return first, second
+
+    def partition(self, p: bytes) -> None:
+        """Compare one partition by bucket digests; fix the entries of differing buckets."""
+        src, dst, retries = self.src, self.dst, self.retries
+        bits = _retry.call(partial(src.digest_bits, p), retries)
+        # Both engines hash at once.
+        src_buckets, dst_buckets = self._both(
+            partial(src.digest_buckets, p, bits), partial(dst.digest_buckets, p, bits)
+        )
+        entries = sum(count for _, count, _ in src_buckets)
+        theirs = {b: (count, x) for b, count, x in dst_buckets}
+        differing = [b for b, count, x in src_buckets if theirs.pop(b, None) != (count, x)]
+        differing.extend(theirs)  # buckets only the target has
+        inserted = updated = deleted = 0
+        for i in range(0, len(differing), _BUCKETS_PER_ROUND):
+            self.stop.check()
+            chunk = differing[i : i + _BUCKETS_PER_ROUND]
+            mine_rows, there_rows = self._both(
+                partial(src.digest_rows, p, bits, chunk), partial(dst.digest_rows, p, bits, chunk)
+            )
+            mine, there = dict(mine_rows), dict(there_rows)
+            write: list[bytes] = []
+            for key, h in mine.items():
+                old = there.pop(key, None)
+                if old is None:
+                    inserted += 1
+                    write.append(key)
+                elif old != h:
+                    updated += 1
+                    write.append(key)
+            gone = sorted(there)  # left in the target only
+            deleted += len(gone)
+            if not self.dry_run:
+                gone.extend(self._write(p, sorted(write)))
+                for j in range(0, len(gone), _KEYS_PER_CALL):
+                    keys = gone[j : j + _KEYS_PER_CALL]
+                    _retry.call(partial(dst.delete_many, p, keys), retries)
+        with self._lock:
+            r = self.report
+            r.entries += entries
+            r.inserted += inserted
+            r.updated += updated
+            r.written += inserted + updated
+            r.deleted += deleted
+            r.unchanged_partitions += not differing
+        self.tracker.add(entries, 0, 1)
+
+    def _write(self, p: bytes, keys: list[bytes]) -> list[bytes]:
+        """Read ``keys`` from the source and queue them for writing (:meth:`flush`); return
+        the keys the source no longer has (deleted since its digests: no snapshot)."""
+        vanished: list[bytes] = []
+        src, retries = self.src, self.retries
+        for j in range(0, len(keys), _KEYS_PER_CALL):
+            chunk = keys[j : j + _KEYS_PER_CALL]
+            values = _retry.call(partial(src.get_many, p, chunk), retries)
+            batch = [Entry(p, k, values[k]) for k in chunk if k in values]
+            vanished.extend(k for k in chunk if k not in values)
+            with self._lock:
+                self.pending.extend(batch)
+                full = len(self.pending) >= self.batch_entries
+            if full:
+                self.flush()
+        return vanished
+
+    def flush(self) -> None:
+        """Write the queued entries (from any partitions) in one bulk ``write_batch``."""
+        with self._lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)

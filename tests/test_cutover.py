@@ -1,0 +1,358 @@
+"""Cutover: a first pass over a source being written, and the catch-up pass that follows."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _migrate_helpers import FailingWrites, StoreMaker, all_entries
+
+from lakekv.cli.main import main
+from lakekv.errors import (
+    LakekvError,
+    SameStoreError,
+    StoreNotFoundError,
+    UnsafeOperationError,
+    UnsupportedError,
+)
+from lakekv.kv.registry import open_store
+from lakekv.kv.store import Store
+from lakekv.kv.url import StoreURL
+from lakekv.migrate import (
+    LAKEFS_SCHEMA_VERSION,
+    SCHEMA_KEY,
+    SCHEMA_PARTITION,
+    copy,
+    dump,
+    sync,
+    verify,
+)
+from lakekv.testing.plugin import configured_stores
+
+Op = tuple[str, bytes, bytes, bytes]
+"""``("set" | "delete", partition, key, value)``, one atomic write."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        stores = configured_stores(metafunc.config)
+        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
+        metafunc.parametrize("backend", stores, ids=ids)
+    if "pair" in metafunc.fixturenames:
+        stores = configured_stores(metafunc.config)
+        labels = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
+        pairs = [(a, b) for a in stores for b in stores]
+        ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
+        metafunc.parametrize("pair", pairs, ids=ids)
+
+
+@pytest.fixture
+def maker(tmp_path: Path) -> Iterator[StoreMaker]:
+    m = StoreMaker(tmp_path)
+    yield m
+    m.cleanup()
+
+
+PARTITIONS = [b"p%d" % i for i in range(6)]
+
+
+def _fill(store: Store, per_partition: int) -> dict[tuple[bytes, bytes], bytes]:
+    state: dict[tuple[bytes, bytes], bytes] = {}
+    batch = []
+    for p in PARTITIONS:
+        for i in range(per_partition):
+            k, v = b"k%05d" % i, b"v0-%d" % i
+            batch.append((p, k, v))
+            state[(p, k)] = v
+    store.write_batch(batch)
+    return state
+
+
+class _Writer(threading.Thread):
+    """Writes (updates, deletes, inserts) round the partitions until stopped; logs each."""
+
+    def __init__(self, store: Store, per_partition: int) -> None:
+        super().__init__(daemon=True)
+        self.store = store
+        self.per_partition = per_partition
+        self.ops: list[Op] = []
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        i = 0
+        try:
+            while not self.stop.is_set():
+                p = PARTITIONS[i % len(PARTITIONS)]
+                k = b"k%05d" % rng.randrange(self.per_partition * 2)
+                if i % 3 == 1:
+                    self.store.delete(p, k)
+                    self.ops.append(("delete", p, k, b""))
+                else:
+                    v = b"v%d" % (i + 1)
+                    self.store.set(p, k, v)
+                    self.ops.append(("set", p, k, v))
+                i += 1
+        except BaseException as exc:
+            self.error = exc
+
+
+def _matching_prefixes(
+    initial: dict[tuple[bytes, bytes], bytes],
+    ops: list[Op],
+    copied: dict[tuple[bytes, bytes], bytes],
+) -> set[int]:
+    """Every number of ops after which the source held exactly ``copied`` (several when an
+    op changed nothing, e.g. deleting an absent key)."""
+    state = dict(initial)
+    found = {0} if state == copied else set()
+    for n, (kind, p, k, v) in enumerate(ops, 1):
+        if kind == "set":
+            state[(p, k)] = v
+        else:
+            state.pop((p, k), None)
+        if state == copied:
+            found.add(n)
+    return found
+
+
+def test_copy_of_a_source_being_written_is_one_point_in_time(
+    backend: str, maker: StoreMaker
+) -> None:
+    """With a snapshot-capable source, the copy equals the source as it was at one point in
+    time although writes went on throughout; any other source is flagged in the report."""
+    src = maker.fresh(backend, "src")
+    dst = maker.fresh("memory://", "dst")
+    per_partition = 400
+    initial = _fill(src, per_partition)
+    writer = _Writer(src, per_partition)
+    writer.start()
+    try:
+        while len(writer.ops) < 20 and writer.is_alive():
+            threading.Event().wait(0.001)
+        before = len(writer.ops)
+        report = copy(src, dst, workers=2, batch_entries=7)
+        during = len(writer.ops) - before
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert writer.error is None
+    assert during > 0, "the writer must have written while the copy ran"
+    copied = {(e.partition, e.key): e.value for e in all_entries(dst)}
+    if not src.capabilities.snapshot_reads:
+        assert not report.snapshot
+        assert any("catch-up" in w for w in report.warnings)
+        return
+    assert report.snapshot
+    assert report.warnings == []
+    matching = _matching_prefixes(initial, writer.ops, copied)
+    assert matching, "the copy is no state the source ever was in"
+    # ... and a state of the time the copy ran
+    assert any(before <= n <= before + during for n in matching), (before, during, matching)
+
+
+def test_reports_say_whether_a_snapshot_was_used(
+    backend: str, maker: StoreMaker, tmp_path: Path
+) -> None:
+    src = maker.fresh(backend, "src")
+    dst = maker.fresh("memory://", "dst")
+    _fill(src, 3)
+    can = src.capabilities.snapshot_reads
+    copied = copy(src, dst)
+    dumped = dump(src, tmp_path / "d.lkv")
+    checked = verify(src, dst)
+    assert checked.equal
+    assert (copied.snapshot, dumped.snapshot, checked.snapshot_a) == (can, can, can)
+    assert not checked.snapshot_b  # memory:// has no snapshots
+    assert bool(copied.warnings) is not can
+    assert bool(dumped.warnings) is not can
+    assert len(checked.warnings) == (1 if can else 2)
+    assert copied.to_json()["snapshot"] is can
+
+
+# --- the catch-up pass -----------------------------------------------------------------------
+
+
+def _change(store: Store, per_partition: int) -> None:
+    """Updates, deletes and inserts spread over the partitions, plus a new partition."""
+    rng = random.Random(11)
+    for i in range(per_partition // 5):
+        p = PARTITIONS[i % len(PARTITIONS)]
+        k = b"k%05d" % rng.randrange(per_partition)
+        if i % 3 == 0:
+            store.delete(p, k)
+        elif i % 3 == 1:
+            store.set(p, k, b"updated-%d" % i)
+        else:
+            store.set(p, k + b"/new", b"inserted-%d" % i)
+    store.set(b"brand-new", b"k", b"")  # an empty value too
+    for k in [e.key for e in store.scan(PARTITIONS[-1])]:  # a partition emptied
+        store.delete(PARTITIONS[-1], k)
+
+
+@pytest.mark.parametrize("method", ["auto", "merge"])
+def test_sync_makes_the_target_identical(
+    pair: tuple[str, str], method: str, maker: StoreMaker
+) -> None:
+    src = maker.fresh(pair[0], "src")
+    dst = maker.fresh(pair[1], "dst")
+    per_partition = 300
+    _fill(src, per_partition)
+    src.set(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)  # a lakeFS database
+    assert copy(src, dst).written == per_partition * len(PARTITIONS) + 1
+    _change(src, per_partition)
+    dst.set(b"target-only", b"k", b"v")
+    before = verify(src, dst)
+    assert not before.equal
+
+    dry = sync(src, dst, method=method, dry_run=True)
+    assert dry.dry_run and dry.written > 0 and dry.deleted > 0
+    assert verify(src, dst).to_json()["missing"] == before.missing  # nothing written
+
+    report = sync(src, dst, method=method)
+    after = verify(src, dst)
+    assert after.equal, after.examples
+    assert report.entries == after.entries_a
+    assert report.written == before.missing + before.different
+    assert report.deleted == before.extra
+    both_digests = src.capabilities.digests is not None and (
+        src.capabilities.digests == dst.capabilities.digests
+    )
+    assert report.method == ("digests" if method == "auto" and both_digests else "merge")
+    if report.method == "digests":
+        assert report.inserted == before.missing
+        assert report.updated == before.different
+    again = sync(src, dst, method=method)
+    assert (again.written, again.deleted) == (0, 0)
+
+
+def test_sync_refuses_what_copy_sync_refuses(maker: StoreMaker, tmp_path: Path) -> None:
+    """A mistyped source, the same store twice, a source that is no lakeFS database."""
+    dst = maker.fresh("memory://", "dst")
+    dst.set(b"p", b"k", b"keep me")
+    missing = f"sqlite:///{tmp_path}/typo.db"
+    with pytest.raises(StoreNotFoundError):
+        sync(missing, dst)
+    assert not (tmp_path / "typo.db").exists()
+    db = f"sqlite:///{tmp_path}/one.db"
+    with open_store(db) as one:
+        one.set(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)
+    with pytest.raises(SameStoreError):
+        sync(db, f"sqlite:///{tmp_path}/./one.db")
+    not_lakefs = maker.fresh("memory://", "src")
+    not_lakefs.set(b"other", b"k", b"v")
+    with pytest.raises(UnsafeOperationError):
+        sync(not_lakefs, dst)
+    assert dst.get(b"p", b"k").value == b"keep me"
+    assert sync(not_lakefs, dst, force=True).deleted == 1
+
+
+def test_sync_by_digests_needs_stores_that_compute_the_same(maker: StoreMaker) -> None:
+    src = maker.fresh("memory://", "src")
+    dst = maker.fresh("memory://", "dst")
+    with pytest.raises(UnsupportedError):
+        sync(src, dst, method="digests")
+
+
+def test_verify_counts_differences_after_a_long_equal_run(
+    pair: tuple[str, str], maker: StoreMaker
+) -> None:
+    """Verify compares equal runs of pages at once; differences after them, across page
+    boundaries of different sizes on each side, are still each found and counted."""
+    a = maker.fresh(pair[0], "a")
+    b = maker.fresh(pair[1], "b")
+    rows = [(b"big", b"k%06d" % i, b"v%d" % i) for i in range(12_000)]
+    a.write_batch(rows)
+    b.write_batch(rows)
+    assert verify(a, b).equal
+    b.set(b"big", b"k007000", b"changed")  # after the first page
+    b.delete(b"big", b"k011999")  # the very last entry
+    b.set(b"big", b"k011000x", b"extra")
+    first = verify(a, b)  # the first difference is past the first page
+    assert (first.missing, first.extra, first.different) == (1, 1, 1)
+    assert (first.entries_a, first.entries_b) == (12_000, 12_000)
+    a.set(b"big", b"k000000", b"changed first")
+    report = verify(a, b)
+    assert (report.missing, report.extra, report.different) == (1, 1, 2)
+    assert (report.entries_a, report.entries_b) == (12_000, 12_000)
+    kinds = sorted((d.kind, d.key) for d in report.examples)
+    assert kinds == [
+        ("different", "k000000"),
+        ("different", "k007000"),
+        ("extra", "k011000x"),
+        ("missing", "k011999"),
+    ]
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    else:
+        code = 0
+    return code, capsys.readouterr().out
+
+
+def test_cli_first_pass_hint_then_catch_up_then_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = f"sqlite:///{tmp_path}/old.db", f"sqlite:///{tmp_path}/new.db"
+    with open_store(old) as s:
+        _fill(s, 20)
+        s.set(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)  # a lakeFS database
+    code, out = _cli(capsys, "copy", "--from", old, "--to", new)
+    assert code == 0
+    assert "source read at one point in time (snapshot)" in out
+    assert f"lakekv sync --from {old} --to {new}" in out  # the catch-up hint
+    with open_store(old) as s:
+        _change(s, 20)
+    code, out = _cli(capsys, "verify", "--from", old, "--to", new)
+    assert code == 1
+    code, out = _cli(capsys, "sync", "--from", old, "--to", new, "--dry-run")
+    assert code == 0 and "dry run: would make" in out
+    code, out = _cli(capsys, "sync", "--from", old, "--to", new, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["snapshot"] is True and report["written"] > 0 and report["deleted"] > 0
+    code, out = _cli(capsys, "verify", "--from", old, "--to", new)
+    assert code == 0 and "identical" in out
+    code, out = _cli(capsys, "sync", "--from", old, "--to", new)
+    assert code == 0 and "written 0, deleted 0" in out
+    assert f"next: lakekv verify --from {old} --to {new}" in out
+
+
+def test_cli_copy_from_a_store_without_snapshots_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_store("memory://no-snapshots") as src:  # a source must exist: keep it open
+        src.set(b"p", b"k", b"v")
+        code, out = _cli(
+            capsys, "copy", "--from", "memory://no-snapshots", "--to", f"sqlite:///{tmp_path}/t.db"
+        )
+    assert code == 0
+    assert "warning: memory://no-snapshots cannot be read at one point in time" in out
+    assert "run the catch-up pass" in out
+
+
+def test_a_resumed_copy_says_it_spans_two_points_in_time(maker: StoreMaker, tmp_path: Path) -> None:
+    """One snapshot cannot span several runs: a resumed copy warns and names the catch-up."""
+    src = maker.fresh(f"sqlite:///{tmp_path}/src.db")
+    inner = maker.fresh("memory://", "dst")
+    _fill(src, 300)
+    ckpt = tmp_path / "copy.ckpt"
+    with pytest.raises(LakekvError, match="simulated crash"):
+        copy(src, FailingWrites(inner, ok_batches=3), checkpoint=ckpt, batch_entries=100)
+    resumed = copy(src, FailingWrites(inner, ok_batches=10**6), checkpoint=ckpt)
+    assert resumed.snapshot
+    assert any(w.startswith("resumed from a checkpoint") for w in resumed.warnings)
+    fresh = copy(src, maker.fresh("memory://", "other"))
+    assert fresh.warnings == []
