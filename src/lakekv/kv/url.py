@@ -46,9 +46,9 @@ class StoreURL:
             parts = urlsplit(text)
             hostinfo = parts.netloc.rpartition("@")[2]
             if "," in hostinfo:  # several servers: host is "h1:p1,h2:p2", see host_list()
+                _split_hosts(hostinfo, 0)
                 host: str | None = hostinfo.lower()
                 port = None
-                _split_hosts(host, 0)
             else:
                 host, port = parts.hostname, parts.port
         except ValueError as exc:
