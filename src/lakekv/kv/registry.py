@@ -65,9 +65,7 @@ _BUILTIN = (
     DriverSpec("postgres", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
     DriverSpec("postgresql", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
     DriverSpec("dynamodb", "lakekv.kv.drivers.dynamodb:DynamoDBStore", "dynamodb"),
-    DriverSpec(
-        "redis", "lakekv.kv.drivers.redis:RedisStore", "redis", note=_REDIS_DURABILITY
-    ),
+    DriverSpec("redis", "lakekv.kv.drivers.redis:RedisStore", "redis", note=_REDIS_DURABILITY),
     DriverSpec(
         "redis+cluster",
         "lakekv.kv.drivers.redis:RedisClusterStore",
