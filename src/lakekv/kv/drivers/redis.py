@@ -213,6 +213,24 @@ def slot_tags() -> tuple[bytes, ...]:
     return tuple(t for t in tags if t is not None)
 
 
+def _translate(url: StoreURL, exc: BaseException) -> LakekvError:
+    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
+        return StoreError(f"{url}: {exc}")
+    unavailable = (
+        rex.ConnectionError,
+        rex.TimeoutError,
+        rex.BusyLoadingError,
+        rex.ClusterDownError,
+        rex.TryAgainError,
+        rex.MasterDownError,
+        rex.ClusterError,
+        rex.RedisClusterException,
+    )
+    if isinstance(exc, unavailable):
+        return StoreUnavailableError(f"{url} unavailable: {exc}")
+    return StoreError(f"{url}: {exc}")
+
+
 class RedisStore(Store):
     scheme = "redis"
     capabilities = Capabilities(list_partitions=True, native_write_batch=True)
@@ -262,7 +280,10 @@ class RedisStore(Store):
             "socket_connect_timeout": connect_timeout,
             "max_connections": max_connections,
         }
-        client = cls._client_for(url, hosts, common)
+        try:  # a cluster client connects here, to learn the slot map
+            client = cls._client_for(url, hosts, common)
+        except cls.driver_errors as exc:
+            raise _translate(url, exc) from exc
         return cls(url, paging, client, namespace)
 
     @classmethod
@@ -296,21 +317,7 @@ class RedisStore(Store):
             return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
-        if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
-            return StoreError(f"{self._url}: {exc}")
-        unavailable = (
-            rex.ConnectionError,
-            rex.TimeoutError,
-            rex.BusyLoadingError,
-            rex.ClusterDownError,
-            rex.TryAgainError,
-            rex.MasterDownError,
-            rex.ClusterError,
-            rex.RedisClusterException,
-        )
-        if isinstance(exc, unavailable):
-            return StoreUnavailableError(f"{self._url} unavailable: {exc}")
-        return StoreError(f"{self._url}: {exc}")
+        return _translate(self._url, exc)
 
     # --- the contract ------------------------------------------------------------------------
 
