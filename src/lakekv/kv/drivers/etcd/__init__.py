@@ -43,8 +43,10 @@ Failures
     a leader change) is sent again, with backoff, until ``timeout`` runs out. A ``set_if``
     that was sent more than once and then fails its compare reads the key back in the same
     transaction: when the stored value is the one it wrote, its earlier attempt was applied
-    and it reports success. A cluster without quorum makes every call fail with
-    StoreUnavailableError after ``timeout`` seconds; it never hangs and never half-succeeds.
+    and it reports success. A cluster without quorum makes every call, reads included, fail
+    with StoreUnavailableError after ``timeout`` seconds; it never hangs. As with any timeout,
+    a write that failed so may still be applied later, if its proposal reached the leader's
+    log before quorum was lost: re-read before deciding it was not.
 
 Client
     etcd's v3 protocol buffers (``rpc.proto``, ``kv.proto``, ``auth.proto`` from
