@@ -33,6 +33,13 @@ if [ -x scripts/dynalite.sh ]; then
     stores+=(--store "dynamodb://lakekv_test?region=us-east-1&endpoint=${DYNAMO_ENDPOINT}")
 fi
 
+# Redis, Redis Cluster and etcd, from the servers tests/servers.py starts (or existing ones).
+for var in LAKEKV_TEST_REDIS LAKEKV_TEST_REDIS_CLUSTER LAKEKV_TEST_ETCD; do
+    if [[ -n "${!var:-}" ]]; then
+        stores+=(--store "${!var}")
+    fi
+done
+
 echo "== ruff"
 .venv/bin/ruff check src tests bench scripts
 .venv/bin/ruff format --check src tests bench scripts
