@@ -21,6 +21,12 @@ run: install
 test: install
 	scripts/test.sh
 
+## Every benchmark, against throwaway servers (tests/servers.py); each prints its own ratios.
+bench: install
+	.venv/bin/python tests/servers.py run --engines postgres,dynamodb -- sh -c '\
+	  .venv/bin/python bench/ops.py && .venv/bin/python bench/dynamodb.py && \
+	  .venv/bin/python bench/migrate.py && .venv/bin/python bench/refs.py'
+
 lint: install
 	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/ruff format --check src tests bench scripts

@@ -253,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--endpoint", help="DynamoDB endpoint (default: start dynalite)")
+    parser.add_argument(
+        "--endpoint",
+        default=os.environ.get("LAKEKV_TEST_DYNAMODB"),
+        help="DynamoDB endpoint (default: $LAKEKV_TEST_DYNAMODB, else start dynalite)",
+    )
     parser.add_argument("--points", type=int, default=3000, help="point sets and gets per side")
     parser.add_argument(
         "--scan-items", type=int, default=20000, help="items in the scanned partition"

@@ -148,7 +148,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/test")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args()

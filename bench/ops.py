@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--pg",
-        default=os.environ.get("LAKEKV_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+        default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
         help="PostgreSQL URL (a table bench_ops_<pid> is created and dropped)",
     )
     args = parser.parse_args(argv)

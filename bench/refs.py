@@ -243,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--seconds", type=float, default=1.5, help="per measurement (default 1.5)")
     parser.add_argument(
-        "--pg", default="postgres://postgres@127.0.0.1:5432/test", help="PostgreSQL URL"
+        "--pg",
+        default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL URL",
     )
     parser.add_argument("--max-tries", type=int, default=10, help="retry limit (lakeFS: 10)")
     args = parser.parse_args(argv)

@@ -88,7 +88,7 @@ def endpoint(request: pytest.FixtureRequest, _dummy_credentials: None) -> Iterat
         if not found:
             pytest.skip("--store dynamodb:// has no endpoint: these tests need a local server")
     else:
-        found = _script("url")
+        found = os.environ.get("LAKEKV_TEST_DYNAMODB") or _script("url")
         if found is None:
             if shutil.which("node") is None or not (ROOT / ".tools" / "dynalite").is_dir():
                 _unavailable("dynalite is not installed (run scripts/dynalite.sh install)")
