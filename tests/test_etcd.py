@@ -33,6 +33,7 @@ from lakekv.testing import RUN_ID, require_available
 
 pytest.importorskip("grpc")
 import grpc
+import servers
 
 from lakekv.kv.drivers.etcd import MAX_REQUEST_BYTES, EtcdStore, Revision, _keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
@@ -217,7 +218,6 @@ def _exercise(store: Store, round_: int) -> None:
 
 
 def test_three_members_survive_one_loss_and_fail_cleanly_without_quorum(tmp_path: Path) -> None:
-    servers = pytest.importorskip("servers")  # tests/servers.py
     timeout = 3.0
     with servers.EtcdCluster(tmp_path / "etcd", size=3) as cluster:
         url = cluster.url
