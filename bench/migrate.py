@@ -13,7 +13,17 @@ means as fast as the raw code and higher is better):
 3. dump to a file vs a raw ordered scan of the source (best of two alternating rounds, each
    after os.sync());
 4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
-5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process.
+5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
+6. with ``--to redis,redis-cluster,etcd``: copy SQLite -> each of them vs that engine's raw
+   bulk path (Redis: pipelined ``HSET`` + ``ZADD`` of the same keys, 10,000 rows per
+   pipeline; etcd: ``Txn`` requests of 128 plain ``Put`` operations, etcd's
+   ``--max-txn-ops``), best of two alternating rounds, each into an emptied namespace.
+   URLs come from ``--redis``, ``--redis-cluster`` and ``--etcd`` (defaults: the
+   ``LAKEKV_TEST_*`` variables that ``tests/servers.py run`` exports). ``--pg none`` skips
+   the PostgreSQL steps (1, 2 and 5)::
+
+    python tests/servers.py run --engines redis,redis-cluster,etcd -- .venv/bin/python \
+        bench/migrate.py --pg none --to redis,redis-cluster,etcd --entries 200000
 """
 
 from __future__ import annotations
@@ -32,12 +42,34 @@ from pathlib import Path
 
 import psycopg
 
+from lakekv.kv.drivers.etcd import EtcdStore
+from lakekv.kv.drivers.etcd import _keys as etcd_keys
+from lakekv.kv.drivers.etcd.proto import rpc_pb2
+from lakekv.kv.drivers.redis import RedisStore
 from lakekv.kv.registry import open_store
+from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import copy, dump, load
 from lakekv.migrate.sample import sample
 
-TARGETS = {"copy_to_pg": 0.6, "copy_to_sqlite": 0.6, "dump": 0.5, "load": 0.6}
+TARGETS = {
+    "copy_to_pg": 0.6,
+    "copy_to_sqlite": 0.6,
+    "dump": 0.5,
+    "load": 0.6,
+    "copy_to_redis": 0.6,
+    "copy_to_rediscl": 0.6,
+    "copy_to_etcd": 0.6,
+}
+ENGINE_URLS = {
+    "redis": ("LAKEKV_TEST_REDIS", "redis://127.0.0.1:6379/0", "namespace"),
+    "redis-cluster": (
+        "LAKEKV_TEST_REDIS_CLUSTER",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",
+        "namespace",
+    ),
+    "etcd": ("LAKEKV_TEST_ETCD", "etcd://127.0.0.1:2379", "prefix"),
+}
 _FETCH = 10000
 _TXN = 50000
 
@@ -117,6 +149,86 @@ def pg_rows(pg_url: str, table: str) -> Iterator[list[tuple[bytes, bytes, bytes]
             yield rows
 
 
+def raw_redis_bulk(src: Path, store: RedisStore) -> None:
+    """Pipelined HSET + ZADD of every row (and one ZADD per partition into its list)."""
+    client = store._client
+    names: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+    for rows in sqlite_rows(src):
+        pipe = client.pipeline(transaction=False)
+        for p, k, v in rows:
+            keys = names.get(p)
+            if keys is None:
+                keys = names[p] = store._keys(p)
+                pipe.zadd(keys[2], {p: 0})
+            pipe.hset(keys[0], k, v)
+            pipe.zadd(keys[1], {k: 0})
+        pipe.execute()
+
+
+def raw_etcd_bulk(src: Path, store: EtcdStore) -> None:
+    """Txn requests of 128 plain Puts (etcd's default --max-txn-ops), one after another."""
+    txn = store._channel.unary_unary(
+        "/etcdserverpb.KV/Txn",
+        request_serializer=rpc_pb2.TxnRequest.SerializeToString,
+        response_deserializer=rpc_pb2.TxnResponse.FromString,
+    )
+    ops: list[rpc_pb2.RequestOp] = []
+    heads: dict[bytes, bytes] = {}
+    for rows in sqlite_rows(src):
+        for p, k, v in rows:
+            head = heads.get(p)
+            if head is None:
+                head = heads[p] = etcd_keys.partition_head(store.prefix, p)
+            ops.append(rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=head + k, value=v)))
+            if len(ops) == 128:
+                txn(rpc_pb2.TxnRequest(success=ops), timeout=30)
+                ops = []
+    if ops:
+        txn(rpc_pb2.TxnRequest(success=ops), timeout=30)
+
+
+def bench_copy_to_engine(engine: str, base: str, src: Path, n: int, run: str) -> None:
+    """copy SQLite -> ``engine`` against its raw bulk path, best of two alternating rounds."""
+    param = ENGINE_URLS[engine][2]
+    urls = [
+        StoreURL.parse(base)
+        .with_params(**{param: f"bench-{side}-{run}"})
+        .render(reveal_password=True)
+        for side in ("raw", "kv")
+    ]
+
+    def emptied(url: str) -> Store:
+        store = open_store(url)
+        store.destroy()
+        return open_store(url)
+
+    def raw_run() -> None:
+        with emptied(urls[0]) as store:
+            if isinstance(store, RedisStore):
+                raw_redis_bulk(src, store)
+            else:
+                assert isinstance(store, EtcdStore)
+                raw_etcd_bulk(src, store)
+
+    def our_run() -> None:
+        emptied(urls[1]).close()
+        copy(f"sqlite:///{src}", urls[1])
+
+    raw_times, our_times = [], []
+    try:
+        for _round in range(2):
+            raw_times.append(timed(raw_run))
+            our_times.append(timed(our_run))
+        with open_store(urls[0]) as a, open_store(urls[1]) as b:  # both hold every entry
+            assert sum(1 for _ in a.list_partitions()) == sum(1 for _ in b.list_partitions())
+        name = "copy_to_" + engine.replace("redis-cluster", "rediscl")
+        ratio_line(name, min(raw_times), min(our_times), n)
+    finally:
+        for url in urls:
+            with open_store(url) as s:
+                s.destroy()
+
+
 def rss_child(src: str, dst: str) -> None:
     copy(src, dst)
     print(json.dumps({"max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -153,6 +265,11 @@ def main() -> None:
         default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--to", default="", help="also copy SQLite to these: redis, redis-cluster, etcd"
+    )
+    for engine, (variable, default, _param) in ENGINE_URLS.items():
+        ap.add_argument(f"--{engine}", default=os.environ.get(variable, default))
     ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -164,11 +281,25 @@ def main() -> None:
     a = tmp / "a.db"
     tables = [f"bench_raw_{run}", f"bench_kv_{run}", f"bench_rss_{run}", f"bench_rss10_{run}"]
     pg = {
-        t: StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True) for t in tables
+        t: StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True)
+        for t in (tables if args.pg != "none" else [])
     }
     print(f"lakekv migration benchmark: N = {n:,} sample entries, temp dir {tmp}", flush=True)
     t = timed(lambda: sample(f"sqlite:///{a}", n, seed=args.seed))
     print(f"sample          {t:7.2f}s", flush=True)
+    engines = [e.strip() for e in args.to.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINE_URLS)
+    if unknown:
+        ap.error(f"--to: unknown engine(s) {', '.join(sorted(unknown))}")
+    if args.pg == "none":  # step 6 alone
+        try:
+            for engine in engines:
+                bench_copy_to_engine(engine, getattr(args, engine.replace("-", "_")), a, n, run)
+        finally:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+        return
     try:
         for t_name in tables:
             open_store(pg[t_name]).close()  # lakeFS's layout: 100 hash partitions
@@ -216,6 +347,8 @@ def main() -> None:
             f"{'ok' if ok else 'MISSED'}",
             flush=True,
         )
+        for engine in engines:
+            bench_copy_to_engine(engine, getattr(args, engine.replace("-", "_")), a, n, run)
     finally:
         for t_name in tables:
             with open_store(pg[t_name]) as s:
