@@ -23,9 +23,10 @@ test: install
 
 ## Every benchmark, against throwaway servers (tests/servers.py); each prints its own ratios.
 bench: install
-	.venv/bin/python tests/servers.py run --engines postgres,dynamodb -- sh -c '\
-	  .venv/bin/python bench/ops.py && .venv/bin/python bench/dynamodb.py && \
-	  .venv/bin/python bench/migrate.py && .venv/bin/python bench/refs.py'
+	.venv/bin/python tests/servers.py run --engines postgres,dynamodb,redis,redis-cluster,etcd -- sh -c '\
+	  .venv/bin/python bench/ops.py --backend sqlite,postgres,kvlibs,redis,redis-cluster,etcd && \
+	  .venv/bin/python bench/dynamodb.py && \
+	  .venv/bin/python bench/migrate.py --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py'
 
 lint: install
 	.venv/bin/ruff check src tests bench scripts
