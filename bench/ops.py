@@ -55,8 +55,8 @@ from lakekv.kv.drivers.etcd import EtcdStore
 from lakekv.kv.drivers.etcd import _keys as etcd_keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
 from lakekv.kv.drivers.postgres import PostgresStore
-from lakekv.kv.drivers.redis import _SCRIPTS as REDIS_SCRIPTS
 from lakekv.kv.drivers.redis import RedisStore
+from lakekv.kv.drivers.redis._layout import SCRIPTS as REDIS_SCRIPTS
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry, Store
 from lakekv.kv.url import StoreURL

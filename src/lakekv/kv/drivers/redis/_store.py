@@ -1,69 +1,10 @@
-"""``redis://host:6379/0?namespace=lakekv`` and ``redis+cluster://h1:p1,h2:p2?namespace=lakekv``.
-
-Redis (standalone) and Redis Cluster through redis-py with the hiredis parser.
-
-URL
-    ``redis://[user:password@]host[:port][/db]`` (port 6379, database 0 by default) or
-    ``redis+cluster://[user:password@]h1:p1[,h2:p2…]`` naming one or more seed nodes of a
-    cluster (which has only database 0). Parameters (anything else is a ConfigurationError):
-
-    ``namespace``        prefix of every key this store writes (default ``lakekv``); letters,
-                         digits and ``_ . - /`` only. Stores with different namespaces on one
-                         server are independent.
-    ``socket_timeout``   seconds to wait for a reply before StoreUnavailableError (default 5)
-    ``connect_timeout``  seconds to connect (default 5)
-    ``max_connections``  connection pool size per server (default 64)
-    ``page_size``/``page_cap``  scan pages (default 1000, doubling up to 2000; at most 4000,
-                         Lua's argument limit)
-
-Layout (``N`` the namespace, ``P`` the partition with ``%`` → ``%25`` and ``}`` → ``%7D``)
-    ``N:v:{P}``   a hash: key → value, the partition's entries;
-    ``N:i:{P}``   a sorted set of the same keys, all with score 0, so ``ZRANGEBYLEX`` returns
-                  them in bytewise (memcmp) order: the scan index;
-    ``N:p``       (standalone) a sorted set of every non-empty partition name, score 0;
-    ``N:p:{T}``   (cluster) the same, one per hash slot: ``T`` is a short tag that hashes to
-                  the slot of ``{P}``, so it lists the partitions whose keys live in that slot.
-
-    The ``{…}`` hash tag puts all keys of one partition (and its slot's partition list) in one
-    cluster slot: every write is one Lua script touching one slot, so the values, the index
-    and the partition list change together, atomically, and never disagree. A partition
-    therefore lives on one cluster node. Escaping makes the tag injective: two partitions never
-    share keys. In standalone mode the tags are harmless.
-
-Operations
-    ``get`` is ``HGET``. ``set``, ``set_if`` and ``delete`` are Lua scripts (``EVALSHA``,
-    loaded again after ``NOSCRIPT``). ``set_if`` compares *values*: with a predicate from
-    ``get`` it writes only if the stored value equals the one read (A → B → A passes); with
-    ``None`` only if the key is absent; with ``MUST_EXIST`` only if present. A scan page is one
-    read-only script (``ZRANGEBYLEX`` then ``HMGET``: one consistent snapshot, one round
-    trip). ``list_partitions`` pages through the partition list (in a cluster, through the
-    non-empty per-slot lists of all nodes, merged in bytewise order). ``write_batch`` sends
-    one script per partition and chunk of up to 500 entries, pipelined.
-
-Errors and retries
-    redis-py's automatic retries are off, so a write is never sent twice behind the caller's
-    back (a repeated ``set_if`` could report a failure for its own success). A pooled
-    connection the server closed while idle is noticed before use and replaced. Connection
-    errors, timeouts, a loading server and cluster reconfiguration (``CLUSTERDOWN``,
-    ``TRYAGAIN``) raise StoreUnavailableError; other server errors StoreError. In a cluster,
-    ``MOVED``/``ASK`` redirections are followed by the client.
-
-Durability
-    Whatever the server's persistence settings give: with ``appendonly yes`` and
-    ``appendfsync always`` a write is on disk when acknowledged; with the defaults
-    (``everysec``, or RDB snapshots only, or no persistence) acknowledged writes can be lost
-    in a crash. A cluster without replicas loses a node's slots with the node. lakekv does not
-    change server settings; ``lakekv drivers`` repeats this.
-"""
+"""The Redis and Redis Cluster drivers; :mod:`lakekv.kv.drivers.redis` describes them."""
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import re
-from binascii import crc_hqx
 from collections.abc import Iterator, Sequence
-from functools import cache
 from typing import Any, ClassVar, Final, Self
 
 import redis
@@ -78,6 +19,7 @@ from lakekv.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from lakekv.kv.drivers.redis._layout import SCRIPTS, escape, key_slot, slot_tags
 from lakekv.kv.store import (
     MUST_EXIST,
     BatchResult,
@@ -92,125 +34,12 @@ from lakekv.kv.store import (
 from lakekv.kv.url import ParamReader, StoreURL
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
-_SLOTS: Final = 16384
 _MAX_PAGE: Final = 4000  # keys unpacked into one HMGET inside Lua (its C stack holds ~8000)
 _BATCH_ENTRIES: Final = 500
 _BATCH_BYTES: Final = 4 << 20
-_PIPELINE_SCRIPTS: Final = 16
+_PIPELINESCRIPTS: Final = 16
 
-# KEYS: values hash, index zset, partition list. ARGV: key, value, partition.
-_SET = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('ZADD', KEYS[2], 0, ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[3], 0, ARGV[3])
-end
-return 1
-"""
-
-# ARGV: key, value, partition, mode (c: create only, e: must exist, v: value equals), expected.
-_SET_IF = """
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local mode = ARGV[4]
-if mode == 'c' then
-  if cur then return 0 end
-elseif not cur or (mode == 'v' and cur ~= ARGV[5]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if not cur then
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-  redis.call('ZADD', KEYS[3], 0, ARGV[3])
-end
-return 1
-"""
-
-# ARGV: key, partition.
-_DELETE = """
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  if redis.call('EXISTS', KEYS[2]) == 0 then
-    redis.call('ZREM', KEYS[3], ARGV[2])
-  end
-end
-return 1
-"""
-
-# KEYS: values hash, index zset. ARGV: ZRANGEBYLEX min, limit. Returns key, value, key, ...
-_PAGE = """
-local ks = redis.call('ZRANGEBYLEX', KEYS[2], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
-if #ks == 0 then return ks end
-local vs = redis.call('HMGET', KEYS[1], unpack(ks))
-local out = {}
-for i = 1, #ks do
-  out[2 * i - 1] = ks[i]
-  out[2 * i] = vs[i]
-end
-return out
-"""
-
-# ARGV: policy (f, s, o), partition, key1, value1, key2, value2, ...
-# Returns per entry 0 (written), 1 (unchanged) or 2 (a different value kept).
-_BATCH = """
-local policy = ARGV[1]
-local out = {}
-local added = false
-for i = 3, #ARGV, 2 do
-  local k, v = ARGV[i], ARGV[i + 1]
-  local cur = redis.call('HGET', KEYS[1], k)
-  if not cur then
-    redis.call('HSET', KEYS[1], k, v)
-    redis.call('ZADD', KEYS[2], 0, k)
-    added = true
-    out[#out + 1] = 0
-  elseif cur == v then
-    out[#out + 1] = 1
-  elseif policy == 'o' then
-    redis.call('HSET', KEYS[1], k, v)
-    out[#out + 1] = 0
-  else
-    out[#out + 1] = 2
-  end
-end
-if added then redis.call('ZADD', KEYS[3], 0, ARGV[2]) end
-return out
-"""
-
-_SCRIPTS: Final = {
-    "set": _SET,
-    "set_if": _SET_IF,
-    "delete": _DELETE,
-    "page": _PAGE,
-    "batch": _BATCH,
-}
 _POLICY = {OnConflict.FAIL: b"f", OnConflict.SKIP: b"s", OnConflict.OVERWRITE: b"o"}
-
-
-def _escape(partition: bytes) -> bytes:
-    """The partition as a hash-tag body: no ``}``, and injective."""
-    if b"%" in partition or b"}" in partition:
-        return partition.replace(b"%", b"%25").replace(b"}", b"%7D")
-    return partition
-
-
-def key_slot(tag: bytes) -> int:
-    """The Redis Cluster slot of a key whose hash tag is ``tag`` (CRC16/XMODEM mod 16384)."""
-    return crc_hqx(tag, 0) % _SLOTS
-
-
-@cache
-def slot_tags() -> tuple[bytes, ...]:
-    """For each slot, the shortest hex string whose CRC16 falls in it (computed once, ~50 ms)."""
-    tags: list[bytes | None] = [None] * _SLOTS
-    missing = _SLOTS
-    for i in itertools.count():
-        tag = b"%x" % i
-        slot = crc_hqx(tag, 0) % _SLOTS
-        if tags[slot] is None:
-            tags[slot] = tag
-            missing -= 1
-            if missing == 0:
-                break
-    return tuple(t for t in tags if t is not None)
 
 
 def _translate(url: StoreURL, exc: BaseException) -> LakekvError:
@@ -249,7 +78,7 @@ class RedisStore(Store):
         self._shas: dict[str, bytes] = {}
         try:
             client.ping()
-            for name, source in _SCRIPTS.items():
+            for name, source in SCRIPTS.items():
                 self._shas[name] = client.script_load(source)
         except self.driver_errors as exc:
             self._close()
@@ -306,14 +135,14 @@ class RedisStore(Store):
 
     def _keys(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
         """Values hash, index and partition-list keys of ``partition``."""
-        tag = _escape(partition) + b"}"
+        tag = escape(partition) + b"}"
         return self._v_prefix + tag, self._i_prefix + tag, self._p_key
 
     def _eval(self, name: str, keys: Sequence[bytes], *args: bytes | int) -> Any:
         try:
             return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
         except rex.NoScriptError:  # the server lost its script cache (restart, SCRIPT FLUSH)
-            self._shas[name] = self._client.script_load(_SCRIPTS[name])
+            self._shas[name] = self._client.script_load(SCRIPTS[name])
             return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
@@ -322,7 +151,7 @@ class RedisStore(Store):
     # --- the contract ------------------------------------------------------------------------
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        value = self._client.hget(self._v_prefix + _escape(partition) + b"}", key)
+        value = self._client.hget(self._v_prefix + escape(partition) + b"}", key)
         if value is None:
             return None
         return ValueWithPredicate(value, value)
@@ -383,8 +212,8 @@ class RedisStore(Store):
                 chunks.append(chunk)
         result = BatchResult()
         policy = _POLICY[on_conflict]
-        for i in range(0, len(chunks), _PIPELINE_SCRIPTS):
-            window = chunks[i : i + _PIPELINE_SCRIPTS]
+        for i in range(0, len(chunks), _PIPELINESCRIPTS):
+            window = chunks[i : i + _PIPELINESCRIPTS]
             for chunk, codes in zip(window, self._run_batches(window, policy), strict=True):
                 for entry, code in zip(chunk, codes, strict=True):
                     if code == 0:
@@ -418,7 +247,7 @@ class RedisStore(Store):
             except rex.NoScriptError:
                 if attempt:
                     raise
-                self._shas["batch"] = client.script_load(_SCRIPTS["batch"])
+                self._shas["batch"] = client.script_load(SCRIPTS["batch"])
         raise AssertionError("unreachable")
 
     def _destroy(self) -> None:
@@ -457,7 +286,7 @@ class RedisClusterStore(RedisStore):
         )
 
     def _keys(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
-        body = _escape(partition)
+        body = escape(partition)
         tag = body + b"}"
         plist = self._p_key + b":{" + slot_tags()[key_slot(body)] + b"}"
         return self._v_prefix + tag, self._i_prefix + tag, plist
