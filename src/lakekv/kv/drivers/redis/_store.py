@@ -37,7 +37,8 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
 _MAX_PAGE: Final = 4000  # keys unpacked into one HMGET inside Lua (its C stack holds ~8000)
 _BATCH_ENTRIES: Final = 500
 _BATCH_BYTES: Final = 4 << 20
-_PIPELINESCRIPTS: Final = 16
+_PIPELINE_SCRIPTS: Final = 16
+_KEY_CACHE: Final = 4096
 
 _POLICY = {OnConflict.FAIL: b"f", OnConflict.SKIP: b"s", OnConflict.OVERWRITE: b"o"}
 
@@ -76,6 +77,7 @@ class RedisStore(Store):
         self._i_prefix = ns + b":i:{"
         self._p_key = ns + b":p"
         self._shas: dict[str, bytes] = {}
+        self._key_cache: dict[bytes, tuple[bytes, bytes, bytes]] = {}
         try:
             client.ping()
             for name, source in SCRIPTS.items():
@@ -134,7 +136,16 @@ class RedisStore(Store):
     # --- keys --------------------------------------------------------------------------------
 
     def _keys(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
-        """Values hash, index and partition-list keys of ``partition``."""
+        """Values hash, index and partition-list keys of ``partition`` (remembered for the
+        last few thousand partitions: building them costs a fifth of a local round trip)."""
+        keys = self._key_cache.get(partition)
+        if keys is None:
+            if len(self._key_cache) >= _KEY_CACHE:
+                self._key_cache.clear()
+            keys = self._key_cache[partition] = self._names(partition)
+        return keys
+
+    def _names(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
         tag = escape(partition) + b"}"
         return self._v_prefix + tag, self._i_prefix + tag, self._p_key
 
@@ -151,7 +162,7 @@ class RedisStore(Store):
     # --- the contract ------------------------------------------------------------------------
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        value = self._client.hget(self._v_prefix + escape(partition) + b"}", key)
+        value = self._client.hget(self._keys(partition)[0], key)
         if value is None:
             return None
         return ValueWithPredicate(value, value)
@@ -212,8 +223,8 @@ class RedisStore(Store):
                 chunks.append(chunk)
         result = BatchResult()
         policy = _POLICY[on_conflict]
-        for i in range(0, len(chunks), _PIPELINESCRIPTS):
-            window = chunks[i : i + _PIPELINESCRIPTS]
+        for i in range(0, len(chunks), _PIPELINE_SCRIPTS):
+            window = chunks[i : i + _PIPELINE_SCRIPTS]
             for chunk, codes in zip(window, self._run_batches(window, policy), strict=True):
                 for entry, code in zip(chunk, codes, strict=True):
                     if code == 0:
@@ -285,7 +296,7 @@ class RedisClusterStore(RedisStore):
             **common,
         )
 
-    def _keys(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
+    def _names(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
         body = escape(partition)
         tag = body + b"}"
         plist = self._p_key + b":{" + slot_tags()[key_slot(body)] + b"}"
