@@ -198,27 +198,25 @@ def bench_copy_to_engine(engine: str, base: str, src: Path, n: int, run: str) ->
     ]
 
     def emptied(url: str) -> Store:
+        """The store at ``url``, emptied (not timed)."""
         store = open_store(url)
         store.destroy()
         return open_store(url)
 
-    def raw_run() -> None:
-        with emptied(urls[0]) as store:
-            if isinstance(store, RedisStore):
-                raw_redis_bulk(src, store)
-            else:
-                assert isinstance(store, EtcdStore)
-                raw_etcd_bulk(src, store)
-
-    def our_run() -> None:
-        emptied(urls[1]).close()
-        copy(f"sqlite:///{src}", urls[1])
+    def raw_run(store: Store) -> None:
+        if isinstance(store, RedisStore):
+            raw_redis_bulk(src, store)
+        else:
+            assert isinstance(store, EtcdStore)
+            raw_etcd_bulk(src, store)
 
     raw_times, our_times = [], []
     try:
         for _round in range(2):
-            raw_times.append(timed(raw_run))
-            our_times.append(timed(our_run))
+            with emptied(urls[0]) as target:
+                raw_times.append(timed(lambda: raw_run(target)))
+            emptied(urls[1]).close()
+            our_times.append(timed(lambda: copy(f"sqlite:///{src}", urls[1])))
         with open_store(urls[0]) as a, open_store(urls[1]) as b:  # both hold every entry
             assert sum(1 for _ in a.list_partitions()) == sum(1 for _ in b.list_partitions())
         name = "copy_to_" + engine.replace("redis-cluster", "rediscl")

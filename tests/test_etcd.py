@@ -58,7 +58,8 @@ def store(etcd_url: str) -> Iterator[EtcdStore]:
     try:
         yield s
     finally:
-        s.destroy()
+        if not s.closed:
+            s.destroy()
 
 
 def raw_range(url: str, key: bytes, end: bytes = b"") -> list[tuple[bytes, bytes]]:
@@ -187,6 +188,19 @@ def test_the_largest_item_is_accepted_and_a_larger_refused(store: EtcdStore) -> 
     store.set_if(partition, key, value, got.predicate)
     with pytest.raises(InvalidArgumentError):
         store.set(partition, key, value + b"x")
+
+
+def test_destroy_deletes_in_slices(
+    store: EtcdStore, etcd_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lakekv.kv.drivers.etcd._store._DELETE_SLICE", 7)
+    store.write_batch([Entry(b"p%d" % (i % 3), b"k%02d" % i, b"v") for i in range(30)])
+    with open_store(f"{etcd_url}?prefix={store.prefix.decode()}-kept") as other:
+        other.set(b"p0", b"k", b"v")  # a prefix that starts with this one: untouched
+        store.destroy()
+        assert raw_range(etcd_url, *_keys.prefix_range(other.prefix)) != []
+        other.destroy()
+    assert raw_range(etcd_url, *_keys.prefix_range(store.prefix)) == []
 
 
 # --- fail-over --------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ _MAX_NAME: Final = 4096
 _KEY_OVERHEAD: Final = 32_768  # two encoded keys of the largest size, prefix and framing
 _BATCH_BYTES: Final = 1_000_000
 _BATCH_ATTEMPTS: Final = 8
+_DELETE_SLICE: Final = 5000
 _PREFIX_CHARS: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/:"
 )
@@ -327,8 +328,23 @@ class EtcdStore(Store):
         result.add(super()._write_batch([e for e, _ in pending], on_conflict))
 
     def _destroy(self) -> None:
+        # In slices of _DELETE_SLICE keys: one DeleteRange of a large store is one raft
+        # proposal that can take longer than any sensible timeout.
         start, end = _keys.prefix_range(self.prefix)
-        self._call_rpc(self._delete_range, rpc_pb2.DeleteRangeRequest(key=start, range_end=end))
+        while True:
+            request = rpc_pb2.RangeRequest(
+                key=start, range_end=end, limit=_DELETE_SLICE, keys_only=True
+            )
+            response = self._call_rpc(self._range, request)
+            if not response.kvs:
+                return
+            last = response.kvs[-1].key + b"\x00"
+            self._call_rpc(
+                self._delete_range, rpc_pb2.DeleteRangeRequest(key=start, range_end=last)
+            )
+            if not response.more:
+                return
+            start = last
 
     def _close(self) -> None:
         self._channel.close()
