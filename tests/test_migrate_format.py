@@ -207,6 +207,8 @@ def test_lakefs_file_loads(backend_url: str, maker: StoreMaker, tmp_path: Path) 
     dst = maker.fresh(backend_url, "dst")
     r = load(dst, path)
     assert (r.format, r.written, r.lakefs_schema_version) == ("lakefs", 4, "4")
+    # four partitions, the schema-version one (written last) included
+    assert r.partitions == 4 == check_file(path).partitions
     assert dst.get(b"graveler", b"repos/r1").value == b"\x0a\x02r1"
     assert dst.get(b"r1-abc", b"branches/main").value == b""
     assert dst.get(b"auth", "users/ünï".encode()).value == b"\x00\x01\x02"

@@ -21,7 +21,15 @@ from lakekv.record import (
     set_message,
     set_message_if,
 )
-from lakekv.record.proto import catalog_pb2, graveler_pb2, kv_pb2
+from lakekv.record.proto import (
+    actions_pb2,
+    auth_pb2,
+    catalog_pb2,
+    graveler_pb2,
+    kv_pb2,
+    mc_owner_pb2,
+    multipart_pb2,
+)
 from lakekv.refs.ids import new_instance_uid, new_staging_token
 
 P = b"records"
@@ -105,44 +113,108 @@ def test_secondary_iterator_skips_dangling_entries(fresh_store: Store) -> None:
     assert [e.message for e in elsewhere] == [tag(9)]
 
 
+def test_secondary_iterator_reads_lakefs_pull_index(fresh_store: Store) -> None:
+    # lakeFS (pkg/graveler/ref/manager.go CreatePullRequest) writes the bare pull ID into a
+    # SecondaryIndex (field 1) in partition `pulls`; the pull lives at pulls/<id> of the
+    # repository partition.
+    repo_part = P + b"-repo"
+    pull = graveler_pb2.PullRequestData(id="p1", source_branch="dev", destination_branch="main")
+    set_message(fresh_store, repo_part, b"pulls/p1", pull)
+    index_part = P + b"-pulls"
+    index_key = b"repos/" + repo_part + b"/dev/main"
+    fresh_store.set(index_part, index_key, b"\x0a\x02p1")  # lakeFS's bytes
+    got = list(
+        scan_secondary(
+            fresh_store,
+            index_part,
+            graveler_pb2.PullRequestData,
+            prefix=b"repos/" + repo_part + b"/",
+            primary_partition=repo_part,
+            primary_prefix=b"pulls/",
+        )
+    )
+    assert [(e.key, e.message) for e in got] == [(b"pulls/p1", pull)]
+
+
 # --- the type registry ------------------------------------------------------------------------
 
 REPO_PART = f"my-repo-{new_instance_uid()}".encode()
 STAGING = new_staging_token("my-repo", "feature-x").encode()
+NANO = b"V1StGXR8_Z5jdHi6B-myT"[:20]
 
 EXPECTED: list[tuple[bytes, bytes, type[Message] | None, str]] = [
+    # Every key pattern lakeFS v1.86.0 writes (file named per group), with lakeFS's type.
+    # pkg/kv/store.go
     (b"kv-internal-metadata", b"kv/schema/version", None, "schema-version"),
+    # pkg/graveler/model.go, pkg/graveler/ref/manager.go, pkg/graveler/staging/manager.go
     (b"graveler", b"repos/my-repo", graveler_pb2.RepositoryData, "repository"),
-    (b"graveler", b"other", None, "graveler-other"),
     (REPO_PART, b"branches/main", graveler_pb2.BranchData, "branch"),
     (REPO_PART, b"commits/abc", graveler_pb2.CommitData, "commit"),
     (REPO_PART, b"tags/v1/rc", graveler_pb2.TagData, "tag"),
     (REPO_PART, b"repo-metadata", graveler_pb2.RepoMetadata, "repo-metadata"),
-    (REPO_PART, b"settings/gc_rules", graveler_pb2.GarbageCollectionRules, "gc-rules"),
+    (REPO_PART, b"pulls/p1", graveler_pb2.PullRequestData, "pull-request"),
+    (STAGING, b"any/object/path\xff", graveler_pb2.StagedEntryData, "staged-entry"),
+    (b"cleanup-tokens", STAGING, None, "cleanup-token"),
+    (b"pulls", b"repos/" + REPO_PART + b"/a/b", kv_pb2.SecondaryIndex, "pull-request-index"),
+    # pkg/graveler/branch/protection_manager.go
     (
         REPO_PART,
         b"settings/protected_branches",
         graveler_pb2.BranchProtectionRules,
         "branch-protection",
     ),
-    (REPO_PART, b"settings/other", None, "setting"),
+    # pkg/catalog/catalog.go, task.go, import.go
     (REPO_PART, b"imports/xyz", graveler_pb2.ImportStatusData, "import"),
+    (REPO_PART, b"tasks/DR" + NANO, catalog_pb2.RepositoryDumpStatus, "dump-refs-task"),
+    (REPO_PART, b"tasks/RR" + NANO, catalog_pb2.RepositoryRestoreStatus, "restore-refs-task"),
+    (
+        REPO_PART,
+        b"tasks/GCPC" + NANO,
+        catalog_pb2.GarbageCollectionPrepareStatus,
+        "gc-prepare-task",
+    ),
     (REPO_PART, b"tasks/CA123", catalog_pb2.TaskMsg, "task"),
-    (REPO_PART, b"pulls/p1", graveler_pb2.PullRequestData, "pull-request"),
-    (REPO_PART, b"link-addresses/data/x", graveler_pb2.LinkAddressData, "link-address"),
-    (REPO_PART, b"whatever/else", None, "repository-other"),
-    (STAGING, b"any/object/path\xff", graveler_pb2.StagedEntryData, "staged-entry"),
-    (b"cleanup-tokens", STAGING, None, "cleanup-token"),
-    (b"pulls", b"repos/" + REPO_PART + b"/a/b", kv_pb2.SecondaryIndex, "pull-request-index"),
-    (b"pulls", b"other", None, "pulls-record"),
-    (b"auth", b"users/alice", None, "auth-record"),
-    (b"basicAuth", b"x", None, "basicAuth-record"),
-    (b"aclauth", b"x", None, "aclauth-record"),
-    (b"actions", b"runs/1", None, "actions-record"),
-    (b"catalog", b"x", None, "catalog-record"),
-    (b"multiparts", b"x", None, "multiparts-record"),
-    (b"usage", b"x", None, "usage-record"),
-    (b"mc-ownership", b"x", None, "mc-ownership-record"),
+    (b"catalog", b"instances/i-1", catalog_pb2.InstanceHeartbeat, "instance-heartbeat"),
+    # pkg/auth/model/model.go (contrib/auth/acl and older servers), pkg/auth/metadata.go
+    (b"auth", b"users/alice", auth_pb2.UserData, "auth-user"),
+    (b"auth", b"groups/Admins", auth_pb2.GroupData, "auth-group"),
+    (b"auth", b"policies/FSFullAccess", auth_pb2.PolicyData, "auth-policy"),
+    (
+        b"auth",
+        b"uCredentials/alice/credentials/AKIAEXAMPLE",
+        auth_pb2.CredentialData,
+        "auth-credential",
+    ),
+    (b"auth", b"gUsers/Admins/users/alice", kv_pb2.SecondaryIndex, "auth-group-member"),
+    (b"auth", b"gPolicies/Admins/policies/P", kv_pb2.SecondaryIndex, "auth-group-policy"),
+    (b"auth", b"uPolicies/alice/policies/P", kv_pb2.SecondaryIndex, "auth-user-policy"),
+    (b"auth", b"expiredTokens/t1", auth_pb2.TokenData, "auth-expired-token"),
+    (b"auth", b"installation_id", None, "auth-installation-id"),
+    (b"auth", b"setup_timestamp", None, "auth-setup-timestamp"),
+    (b"auth", b"installation_metadata/setup_timestamp", None, "auth-installation-metadata"),
+    (b"aclauth", b"installation_metadata/x", None, "aclauth-installation-metadata"),
+    # pkg/auth/basic_service.go
+    (b"basicAuth", b"users/superAdmin", auth_pb2.UserData, "basicAuth-user"),
+    (
+        b"basicAuth",
+        b"uCredentials/superAdmin/credentials/AKIAEXAMPLE",
+        auth_pb2.CredentialData,
+        "basicAuth-credential",
+    ),
+    # pkg/actions/service.go, store.go
+    (b"actions", b"repos/my-repo/runs/r1", actions_pb2.RunResultData, "action-run"),
+    (b"actions", b"repos/my-repo/tasks/r1/h1", actions_pb2.TaskResultData, "action-hook-run"),
+    (b"actions", b"repos/my-repo/branches/main/r1", kv_pb2.SecondaryIndex, "action-run-by-branch"),
+    (b"actions", b"repos/my-repo/commits/c1/r1", kv_pb2.SecondaryIndex, "action-run-by-commit"),
+    # pkg/gateway/multipart/tracker.go, pkg/distributed/mc_owner.go, pkg/stats/usage_counter.go
+    (b"multiparts", b"upload-id", multipart_pb2.UploadData, "multipart-upload"),
+    (
+        b"mc-ownership",
+        b"run-refs/approximate-branch-owner/7:my-repo/main",
+        mc_owner_pb2.MostlyCorrectOwnership,
+        "ownership",
+    ),
+    (b"usage", b"usage/monthly/inst/202611", None, "usage"),
 ]
 
 
@@ -157,6 +229,23 @@ def test_registry_covers_every_lakefs_partition_and_key(
     assert LAKEFS_TYPES.message_type(partition, key) is msg_type
 
 
+def test_every_registry_rule_is_tested() -> None:
+    assert sorted(r.name for r in LAKEFS_TYPES.rules) == sorted(rule for *_, rule in EXPECTED)
+
+
+def test_unknown_fields_are_reported() -> None:
+    index = kv_pb2.SecondaryIndex(primary_key=b"p1").SerializeToString()
+    assert decode_entry(b"pulls", b"repos/" + REPO_PART + b"/a/b", index).unknown_field_bytes == 0
+    # what lakekv wrote before field 1 was fixed: field 99, unknown to lakeFS's schema
+    old = b"\x9a\x06\x02p1"
+    record = decode_entry(b"pulls", b"repos/" + REPO_PART + b"/a/b", old)
+    assert record.unknown_field_bytes == len(old)
+    assert record.to_json()["unknown_field_bytes"] == len(old)
+    task = catalog_pb2.Task(id="x").SerializeToString() + b"\xa0\x06\x01"  # field 100 = 1
+    bad = b"\x0a" + bytes([len(task)]) + task  # RepositoryDumpStatus.task holding it
+    assert decode_entry(REPO_PART, b"tasks/DR" + NANO, bad).unknown_field_bytes == 3
+
+
 @pytest.mark.parametrize(
     ("partition", "key"),
     [
@@ -165,6 +254,13 @@ def test_registry_covers_every_lakefs_partition_and_key(
         (b"MY-REPO-" + REPO_PART[8:], b"branches/main"),  # repository IDs are lowercase
         (b"my-repo-main:not-a-uuid", b"k"),
         (b"\xff\xfe", b"k"),
+        # what lakeFS does not write (any more): unknown, not a guessed type
+        (REPO_PART, b"settings/gc_rules"),  # lives in object storage
+        (REPO_PART, b"link-addresses/data/x"),  # removed from lakeFS
+        (REPO_PART, b"whatever/else"),
+        (b"graveler", b"other"),
+        (b"actions", b"runs/1"),
+        (b"pulls", b"other"),
     ],
 )
 def test_unknown_entries_are_never_decoded_as_staged(partition: bytes, key: bytes) -> None:

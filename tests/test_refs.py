@@ -48,7 +48,7 @@ from lakekv.refs import (
     TagExistsError,
     TagNotFoundError,
 )
-from lakekv.refs.inspect import OrphanKind, find_orphans
+from lakekv.refs.orphans import OrphanKind, find_orphans
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(max_tries=200, initial_interval=0.0005, max_interval=0.02)
@@ -396,7 +396,7 @@ BAD_REPOSITORY_IDS = [
 BAD_BRANCH_IDS = ["", "-x", "a/b", "a b", "é", "a:b", "a.b"]
 BAD_TAG_IDS = [
     *("", "@", "a..b", "a//b", "a/", "a.", "x.lock", "a b", "a~^", "q?", "a[", "a\\b"),
-    *("a@{b", ".hidden", "a/.b", "/abs", "tab\tx"),
+    *("a@{b", "a/.b", "/abs", "tab\tx", "v1/patch", "release/v1"),
 ]
 
 
@@ -434,8 +434,10 @@ def test_invalid_tag_ids_rejected_before_any_io(refs: RefStore, no_writes: None)
 
 def test_valid_unusual_ids(refs: RefStore) -> None:
     repo = refs.create_repository("a-b", "s3://b", "_x-1")
-    refs.create_tag(repo, "release/v1.0~rc1", "_x-1")
-    assert [t.id for t in refs.list_tags(repo)] == ["release/v1.0~rc1"]
+    # lakeFS allows these (pkg/graveler/validate.go): '~', a leading '.', DEL.
+    for tag in ("release-v1.0~rc1", ".hidden", "del\x7f"):
+        refs.create_tag(repo, tag, "_x-1")
+    assert [t.id for t in refs.list_tags(repo)] == [".hidden", "del\x7f", "release-v1.0~rc1"]
 
 
 # --- tags -------------------------------------------------------------------------------------
@@ -445,12 +447,12 @@ def test_tags(refs: RefStore, repo: Repository) -> None:
     head = refs.get_branch(repo, "main").commit_id
     t1 = refs.create_tag(repo, "v1", "main")
     assert t1 == Tag("v1", head)
-    refs.create_tag(repo, "v1/patch", head)
+    refs.create_tag(repo, "v1-patch", head)
     refs.create_tag(repo, "v2", "v1")
     assert refs.get_tag(repo, "v2").commit_id == head
-    assert [t.id for t in refs.list_tags(repo)] == ["v1", "v1/patch", "v2"]
-    assert [t.id for t in refs.list_tags(repo, prefix="v1/")] == ["v1/patch"]
-    assert [t.id for t in refs.list_tags(repo, after="v1/patch")] == ["v2"]
+    assert [t.id for t in refs.list_tags(repo)] == ["v1", "v1-patch", "v2"]
+    assert [t.id for t in refs.list_tags(repo, prefix="v1-")] == ["v1-patch"]
+    assert [t.id for t in refs.list_tags(repo, after="v1-patch")] == ["v2"]
     with pytest.raises(TagExistsError):
         refs.create_tag(repo, "v1", "main")
     refs.delete_tag(repo, "v1")
@@ -544,13 +546,13 @@ def test_commit_detects_branch_moved(
     refs: RefStore, fresh_store: Store, repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = refs.add_commit(repo, committer="x", message="elsewhere", creation_date=T0)
-    real_put = refs._put_commit
+    real_put = refs.refs.put_commit
 
     def put_then_move(r: Repository, c: Commit) -> None:
         real_put(r, c)
         refs.update_branch(repo, "main", lambda b: dataclasses.replace(b, commit_id=other.id))
 
-    monkeypatch.setattr(refs, "_put_commit", put_then_move)
+    monkeypatch.setattr(refs.refs, "put_commit", put_then_move)
     with pytest.raises(BranchMovedError):
         refs.commit(repo, "main", committer="me", message="m")
     assert refs.get_branch(repo, "main").commit_id == other.id
@@ -694,7 +696,7 @@ def build_sample(refs: RefStore) -> list[Repository]:
         refs.delete_staged(repo, "dev", b"gone")
         refs.commit(repo, "dev", committer="me", message="c1", metadata={"a": "b"})
         refs.stage_object(repo, "dev", b"later", entry("later"))
-        refs.create_tag(repo, "v1/rc", "dev")
+        refs.create_tag(repo, "v1-rc", "dev")
         refs.stage_object(repo, "main", b"m", entry("m"))
         repos.append(repo)
     return repos

@@ -1,6 +1,6 @@
 """``lakekv lakefs …``: inspect the lakeFS metadata in any store (read-only).
 
-Each command calls :class:`lakekv.refs.RefStore` (or :mod:`lakekv.refs.inspect`) and prints a
+Each command calls :class:`lakekv.refs.RefStore` (or :mod:`lakekv.refs.orphans`) and prints a
 table, or JSON with ``--json``.
 """
 
@@ -14,7 +14,7 @@ from lakekv.cli._common import json_option, print_json, store_option
 from lakekv.kv.registry import open_store
 from lakekv.refs import RefStore
 from lakekv.refs.errors import InvalidRefError
-from lakekv.refs.inspect import find_orphans
+from lakekv.refs.orphans import find_orphans
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

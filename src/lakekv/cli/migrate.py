@@ -38,10 +38,10 @@ from lakekv.migrate import (
     load,
     verify,
 )
+from lakekv.migrate import sample as make_sample
 from lakekv.migrate._common import BATCH_ENTRIES
 from lakekv.migrate.copy import DEFAULT_WORKERS
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
-from lakekv.migrate.sample import sample as make_sample
 
 F = TypeVar("F", bound=Callable[..., Any])
 _POLICIES = ("fail", "skip", "overwrite")

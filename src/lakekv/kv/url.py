@@ -100,11 +100,6 @@ class StoreURL:
             return [(self.host, self.port if self.port is not None else default_port)]
         return _split_hosts(self.host, default_port)
 
-    @property
-    def netloc_name(self) -> str:
-        """Host (or the first path segment for host-less URLs such as ``memory://name``)."""
-        return self.host or ""
-
     # --- query parameters --------------------------------------------------------------------
 
     def params(self) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Layer 4: dump, load, copy and verify — complete, streaming, resumable migrations.
 
-Each operation is a function returning a typed report (``lakekv.migrate.reports``) that
-serialises to JSON with ``report.to_json()``::
+Each operation (and ``sample``, which writes a lakeFS-shaped database) is a function returning
+a typed report (``lakekv.migrate.reports``) that serialises to JSON with ``report.to_json()``::
 
     from lakekv.migrate import copy, verify
 
@@ -37,6 +37,7 @@ from lakekv.migrate.reports import (
     LoadReport,
     VerifyReport,
 )
+from lakekv.migrate.sample import SampleReport, sample
 from lakekv.migrate.verify import verify
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "EntryRef",
     "LoadReport",
     "PartialLoadError",
+    "SampleReport",
     "Progress",
     "ProgressCallback",
     "UnrepresentableEntryError",
@@ -61,6 +63,7 @@ __all__ = [
     "load",
     "plan_partitions",
     "read_schema_version",
+    "sample",
     "verify",
     "walk_lakefs",
 ]

@@ -69,6 +69,3 @@ class Stop:
 
 class StoppedError(Exception):
     """Raised inside a worker when another worker failed."""
-
-
-Stopped = StoppedError

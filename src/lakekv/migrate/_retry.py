@@ -7,7 +7,6 @@ failed to fetch), so retrying after a dropped connection is always safe.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,13 +14,27 @@ from typing import TypeVar
 
 from lakekv.errors import RetryableError
 from lakekv.kv.store import Entry, Store
+from lakekv.retry import Attempts, RetryPolicy
 
 T = TypeVar("T")
 
 ATTEMPTS = 6
 """Tries per operation (the first plus five retries), about 6 s of backoff in total."""
-_BASE = 0.1
-_CAP = 2.0
+
+
+def policy(attempts: int = ATTEMPTS) -> RetryPolicy:
+    """The migration policy: ``attempts`` tries, intervals from 0.1 s doubling up to 2 s,
+    each sleep in the upper half of its interval."""
+    return RetryPolicy(max_tries=attempts, initial_interval=0.1, max_interval=2.0, jitter=0.5)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _attempts(attempts: int) -> Attempts:
+    # _sleep is looked up per operation, so tests can replace it.
+    return policy(attempts).attempts(_sleep)
 
 
 class RetryCounter:
@@ -39,30 +52,23 @@ class RetryCounter:
 _NULL = RetryCounter()
 
 
-def _sleep(attempt: int) -> None:
-    delay = min(_CAP, _BASE * 2**attempt)
-    time.sleep(delay * (0.5 + random.random() / 2))
-
-
-def _back_off(failures: int, attempts: int, counter: RetryCounter) -> bool:
-    """After the ``failures``-th consecutive failure: ``False`` when out of attempts (the
-    caller re-raises), else count a retry, sleep and return ``True``."""
-    if failures >= attempts:
+def _back_off(state: Attempts, counter: RetryCounter) -> bool:
+    """After a failure: ``False`` when out of attempts (the caller re-raises), else count a
+    retry, sleep and return ``True``."""
+    if not state.backoff():
         return False
     counter.bump()
-    _sleep(failures - 1)
     return True
 
 
 def call(fn: Callable[[], T], counter: RetryCounter = _NULL, attempts: int = ATTEMPTS) -> T:
     """``fn()``, retried on RetryableError; the last error propagates."""
-    failures = 0
+    state = _attempts(attempts)
     while True:
         try:
             return fn()
         except RetryableError:
-            failures += 1
-            if not _back_off(failures, attempts, counter):
+            if not _back_off(state, counter):
                 raise
 
 
@@ -74,16 +80,18 @@ def retrying(
     A scan iterator that raised re-asks for the page it failed to fetch when iterated again,
     so nothing is skipped or repeated. ``attempts`` bounds consecutive failures.
     """
-    failures = 0
+    state = _attempts(attempts)
     while True:
+        progressed = False
         try:
             for entry in it:
-                failures = 0
+                progressed = True
                 yield entry
             return
         except RetryableError:
-            failures += 1
-            if not _back_off(failures, attempts, counter):
+            if progressed:
+                state.progress()
+            if not _back_off(state, counter):
                 raise
 
 
@@ -98,15 +106,17 @@ def retrying_pages(
     """``store.scan_pages(partition, start)``, restarted after a transient failure just after
     the last key handed out: nothing is skipped or repeated. ``attempts`` bounds consecutive
     failures."""
-    failures = 0
+    state = _attempts(attempts)
     while True:
+        progressed = False
         try:
             for page in store.scan_pages(partition, start, page_size):
-                failures = 0
+                progressed = True
                 yield page
                 start = page[-1][0] + b"\x00"
             return
         except RetryableError:
-            failures += 1
-            if not _back_off(failures, attempts, counter):
+            if progressed:
+                state.progress()
+            if not _back_off(state, counter):
                 raise

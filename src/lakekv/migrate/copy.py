@@ -16,7 +16,7 @@ from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
     Stop,
-    Stopped,
+    StoppedError,
     StoreLike,
     opened,
     url_of,
@@ -171,7 +171,7 @@ class _CopyJob:
             errors: list[BaseException] = []
             for f in futures:
                 exc = f.exception()
-                if exc is not None and not isinstance(exc, Stopped):
+                if exc is not None and not isinstance(exc, StoppedError):
                     errors.append(exc)
                     self.stop.set()
         if errors:

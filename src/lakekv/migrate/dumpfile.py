@@ -234,11 +234,6 @@ class DumpWriter:
         """Whether :meth:`begin_partition` was called without its :meth:`end_partition`."""
         return self._partition is not None
 
-    @property
-    def entries_in_partition(self) -> int:
-        """Entries added to the open partition so far."""
-        return self._p_entries
-
     def end_partition(self) -> PartitionTrailer:
         """Close the open partition with its trailer."""
         if self._partition is None or self._part_hash is None:

@@ -7,12 +7,20 @@ in upper case: ``LAKEFS_DATABASE_TYPE``, ``LAKEFS_DATABASE_POSTGRES_CONNECTION_S
 ``…_DYNAMODB_AWS_PROFILE``, ``…_DYNAMODB_AWS_ACCESS_KEY_ID``, ``…_DYNAMODB_AWS_SECRET_ACCESS_KEY``.
 
 lakekv opens ``postgres``, ``dynamodb`` and ``mem``; ``local`` (lakeFS's embedded Badger
-store) and ``cosmosdb`` have no lakekv driver and are refused with a clear error.
+store), ``cosmosdb`` and ``redis`` have no lakekv driver and are refused with a clear error.
+
+Every setting of lakeFS v1.86.0 (``pkg/config/config.go`` ``Database``, ``pkg/kv/kvparams``,
+``pkg/kv/postgres/store.go``, ``pkg/kv/dynamodb/store.go``) that decides *where* the data lives
+is honoured: PostgreSQL's connection string (libpq keyword/value or URL form) with its
+``lakefskv_table`` parameter (the table name, default ``kv``) and ``search_path`` (the schema
+the table lives in); DynamoDB's ``table_name`` (default ``kvstore``), ``endpoint``,
+``aws_region``, ``aws_profile`` and credentials.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +102,42 @@ def _dsn_to_url(dsn: str) -> str:
     return f"postgres://{netloc}/{quote(dbname, safe='')}{query}"
 
 
+_SCHEMA_NAME = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
+
+
+def _postgres_location(url: StoreURL, where: str) -> StoreURL:
+    """Translate the connection parameters lakeFS reads to choose its table into lakekv's.
+
+    lakeFS (``pkg/kv/postgres/store.go`` ``parseStoreConfig``) takes the table name from the
+    connection string's ``lakefskv_table`` runtime parameter; pgx sends ``search_path`` to the
+    server, so lakeFS's unqualified table lives in that schema. They become the driver's
+    ``table`` and ``schema``. A ``search_path`` naming several schemas is refused: which one
+    holds the table depends on what exists in the database.
+    """
+    params = url.params()
+    table = params.pop("lakefskv_table", None)
+    search_path = params.pop("search_path", None)
+    if table is None and search_path is None:
+        return url
+    if table is not None:
+        if "table" in params:
+            raise ConfigurationError(f"{where}: give either lakefskv_table or table, not both")
+        if not table:
+            raise ConfigurationError(f"{where}: lakefskv_table is empty")
+        params["table"] = table
+    if search_path is not None:
+        schema = search_path.strip()
+        if _SCHEMA_NAME.match(schema) is None:
+            raise ConfigurationError(
+                f"{where}: search_path {search_path!r} is not one schema name; put the schema "
+                "holding lakeFS's table alone in search_path"
+            )
+        # A quoted name is taken as is; PostgreSQL folds an unquoted one to lower case.
+        quoted = schema.startswith('"')
+        params["schema"] = schema[1:-1].replace('""', '"') if quoted else schema.lower()
+    return url.without_params().with_params(**params)
+
+
 def lakefs_store_url(
     config: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
 ) -> LakeFSDatabase:
@@ -123,7 +167,7 @@ def lakefs_store_url(
     kind = str(db.get("type") or "").lower()
     if not kind:
         raise ConfigurationError(f"{where}: no database.type (or LAKEFS_DATABASE_TYPE) given")
-    if kind in ("local", "cosmosdb"):
+    if kind in ("local", "cosmosdb", "redis"):
         raise ConfigurationError(
             f"{where}: database type {kind!r} cannot be opened by lakekv (it supports "
             "postgres, dynamodb and mem); migrate it with lakeFS's own 'kv dump' and load "
@@ -144,6 +188,7 @@ def lakefs_store_url(
                 raise ConfigurationError(f"{where}: connection_string is not a postgres URL")
         else:
             url = StoreURL.parse(_dsn_to_url(conn))
+        url = _postgres_location(url, where)
         if sub.get("max_open_connections"):
             url = url.with_params(pool_size=int(sub["max_open_connections"]))
         return LakeFSDatabase(url.render(reveal_password=True), "postgres")

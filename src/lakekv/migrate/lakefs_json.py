@@ -3,9 +3,11 @@
 ``{"version": "1.0", "timestamp": "<RFC 3339>", "entries": [{"partition": "…", "key": "…",
 "value": "<base64>"}, …]}``; ``entries`` is omitted when empty. Partitions and keys are JSON
 strings, so only UTF-8 names can be represented: :class:`LakeFSJSONWriter` refuses any other
-entry (naming it) instead of corrupting it. :func:`read_lakefs_json` parses one entry object
-at a time, never the whole document; ``version`` must precede ``entries`` (lakeFS writes it
-first).
+entry (naming it) instead of corrupting it (lakeFS replaces such bytes with U+FFFD). Otherwise
+the writer's output is byte-identical to lakeFS's ``kv dump`` of the same entries (field order,
+Go's string escaping, a whole-second timestamp), so the two can be diffed.
+:func:`read_lakefs_json` parses one entry object at a time, never the whole document;
+``version`` must precede ``entries`` (lakeFS writes it first).
 """
 
 from __future__ import annotations
@@ -42,13 +44,55 @@ def rfc3339_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def lakefs_timestamp(when: datetime | None = None) -> str:
+    """``when`` (default now) as lakeFS stamps a dump: Go's ``time.Now().UTC().Format(
+    time.RFC3339)``, whole seconds with a ``Z`` suffix, e.g. ``2026-11-30T20:45:07Z``."""
+    moment = datetime.now(UTC) if when is None else when.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_GO_ESCAPES: dict[int, str] = {c: f"\\u{c:04x}" for c in range(0x20)}
+_GO_ESCAPES.update(
+    {
+        0x08: "\\b",
+        0x09: "\\t",
+        0x0A: "\\n",
+        0x0C: "\\f",
+        0x0D: "\\r",
+        0x22: '\\"',
+        0x5C: "\\\\",
+        0x3C: "\\u003c",
+        0x3E: "\\u003e",
+        0x26: "\\u0026",
+        0x2028: "\\u2028",
+        0x2029: "\\u2029",
+    }
+)
+
+
+def go_json_string(text: str) -> str:
+    """``text`` as a JSON string exactly as Go's ``encoding/json`` writes it with its default
+    HTML escaping (what lakeFS's ``kv dump`` uses): ``<``, ``>``, ``&``, U+2028 and U+2029 as
+    ``\\u003c``-style escapes, ``\\b \\f \\n \\r \\t`` short, other control characters as
+    ``\\u00xx`` (lowercase hex), everything else (DEL, non-ASCII) as is."""
+    return '"' + text.translate(_GO_ESCAPES) + '"'
+
+
 class LakeFSJSONWriter:
-    """Streams a lakeFS "1.0" dump: :meth:`add_many` any number of times, then :meth:`finish`."""
+    """Streams a lakeFS "1.0" dump byte for byte as lakeFS's ``kv dump`` writes one.
+
+    lakeFS (v1.86.0 ``pkg/kv/dump.go``, ``cmd/lakefs/cmd/kv.go``) encodes its ``DumpFormat``
+    with Go's ``json.Encoder``: one compact line ending in a newline, fields in the order
+    ``version``, ``timestamp``, ``entries`` (omitted when empty), each entry ``partition``,
+    ``key``, ``value`` (standard base64 with padding), strings escaped as
+    :func:`go_json_string` does, the timestamp from :func:`lakefs_timestamp`. Call
+    :meth:`add_many` any number of times, then :meth:`finish`.
+    """
 
     def __init__(self, out: BinaryIO, timestamp: str | None = None) -> None:
         self._out = out
         self._buf: list[str] = [
-            '{"version":"1.0","timestamp":' + json.dumps(timestamp or rfc3339_now())
+            '{"version":"1.0","timestamp":' + go_json_string(timestamp or lakefs_timestamp())
         ]
         self._size = 0
         self._first = True
@@ -56,8 +100,8 @@ class LakeFSJSONWriter:
         self.bytes = 0
 
     def add_many(self, entries: Iterable[Entry]) -> int:
-        """Append entries; returns their key+value bytes. Non-UTF-8 names raise."""
-        dumps = json.dumps
+        """Append entries; returns their key+value bytes. Non-UTF-8 names raise (lakeFS would
+        silently replace them with U+FFFD)."""
         b64 = base64.b64encode
         buf = self._buf
         nbytes = 0
@@ -70,11 +114,11 @@ class LakeFSJSONWriter:
                     f"partition '{show_bytes(p)}' key '{show_bytes(k)}' is not valid UTF-8 and "
                     "cannot be written in the lakeFS dump format; use the lakekv format"
                 ) from None
-            lead = ',"entries":[\n' if self._first else ",\n"
+            lead = ',"entries":[' if self._first else ","
             self._first = False
             row = (
-                f'{lead}{{"partition":{dumps(ps, ensure_ascii=False)},'
-                f'"key":{dumps(ks, ensure_ascii=False)},"value":"{b64(v).decode("ascii")}"}}'
+                f'{lead}{{"partition":{go_json_string(ps)},'
+                f'"key":{go_json_string(ks)},"value":"{b64(v).decode("ascii")}"}}'
             )
             buf.append(row)
             self._size += len(row)
@@ -91,8 +135,8 @@ class LakeFSJSONWriter:
         self._size = 0
 
     def finish(self) -> None:
-        """Close the document and flush."""
-        self._buf.append("}\n" if self._first else "\n]}\n")
+        """Close the document (and its line) and flush."""
+        self._buf.append("}\n" if self._first else "]}\n")
         self._flush()
         self._out.flush()
 

@@ -86,12 +86,12 @@ def check_file(
 
         entries, version = _entries(src.stream, src.name, fmt, count)
         n = 0
-        last_partition = b""
+        seen: set[bytes] = set()  # lakeFS format: its partitions, wherever they recur
         for e in entries:
             n += 1
-            if fmt == "lakefs" and e.partition != last_partition:
+            if fmt == "lakefs" and e.partition not in seen:
+                seen.add(e.partition)
                 partitions += 1
-                last_partition = e.partition
             if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
                 version = e.value.decode("ascii", errors="backslashreplace")
             if n % _PROGRESS_EVERY == 0:
@@ -174,14 +174,16 @@ def load(
             held: Entry | None = None
             try:
                 try:
-                    last_partition = b""
+                    seen: set[bytes] = set()  # lakeFS format: partitions counted so far
                     for e in entries:
+                        if fmt == "lakefs" and e.partition not in seen:
+                            # Counted here, so the schema-version partition (held back and
+                            # written last) counts too.
+                            seen.add(e.partition)
+                            report.partitions += 1
                         if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
                             held = e
                             continue
-                        if fmt == "lakefs" and e.partition != last_partition:
-                            report.partitions += 1
-                            last_partition = e.partition
                         loader.add(e)
                 except CorruptInputError as exc:
                     if fmt == "lakekv":

@@ -2,7 +2,7 @@
 
 A complete migration needs every partition. A driver that declares
 ``capabilities.list_partitions`` enumerates them. For any other store lakekv walks the lakeFS
-model instead (``LAKEFS_FORMAT.md`` §6): the fixed partitions, ``graveler`` → each
+model instead (:func:`lakekv.record.layout.walk`): the fixed partitions, ``graveler`` → each
 repository's partition (``<repoID>-<instanceUID>``) → every branch's staging token and sealed
 tokens, plus the staging tokens queued in ``cleanup-tokens``. The walk cannot find partitions
 nothing points to any more (e.g. staging partitions of a deleted repository); listing can.
@@ -13,33 +13,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError as ProtoDecodeError
-
 from lakekv.errors import KeyNotFoundError, SchemaVersionMismatchError
 from lakekv.kv.store import Store
 from lakekv.migrate._retry import retrying
-from lakekv.record.proto import graveler_pb2
+from lakekv.record import layout
+from lakekv.record.layout import FIXED_PARTITIONS, LAKEFS_SCHEMA_VERSION
 
-SCHEMA_PARTITION = b"kv-internal-metadata"
-SCHEMA_KEY = b"kv/schema/version"
-LAKEFS_SCHEMA_VERSION = b"4"
-"""The latest lakeFS KV schema version."""
+SCHEMA_PARTITION = layout.SCHEMA_PARTITION
+SCHEMA_KEY = layout.SCHEMA_VERSION_KEY
 
-FIXED_PARTITIONS: tuple[bytes, ...] = (
-    SCHEMA_PARTITION,
-    b"graveler",
-    b"cleanup-tokens",
-    b"pulls",
-    b"actions",
-    b"auth",
-    b"basicAuth",
-    b"aclauth",
-    b"catalog",
-    b"multiparts",
-    b"usage",
-    b"mc-ownership",
-)
-"""Partitions lakeFS uses under fixed names."""
+__all__ = [
+    "FIXED_PARTITIONS",
+    "LAKEFS_SCHEMA_VERSION",
+    "SCHEMA_KEY",
+    "SCHEMA_PARTITION",
+    "PartitionPlan",
+    "check_schema_versions",
+    "plan_partitions",
+    "read_schema_version",
+    "union_plan",
+    "walk_lakefs",
+]
 
 
 @dataclass(frozen=True)
@@ -51,42 +45,10 @@ class PartitionPlan:
     """``list_partitions``, ``lakefs-walk`` or ``given``."""
 
 
-def _scan_prefix(store: Store, partition: bytes, prefix: bytes) -> Iterable[bytes]:
-    """Values of the keys starting with ``prefix``."""
-    with store.scan(partition, start=prefix) as it:
-        for entry in retrying(it):
-            if not entry.key.startswith(prefix):
-                return
-            yield entry.value
-
-
 def walk_lakefs(store: Store) -> list[bytes]:
-    """Partition names reachable through the lakeFS model, bytewise sorted.
-
-    Includes the fixed partitions even when empty. Values that do not decode are skipped.
-    """
-    found: set[bytes] = set(FIXED_PARTITIONS)
-    for raw in _scan_prefix(store, b"graveler", b"repos/"):
-        try:
-            repo = graveler_pb2.RepositoryData.FromString(raw)
-        except ProtoDecodeError:
-            continue
-        if not repo.id:
-            continue
-        repo_partition = f"{repo.id}-{repo.instance_uid}".encode()
-        found.add(repo_partition)
-        for braw in _scan_prefix(store, repo_partition, b"branches/"):
-            try:
-                branch = graveler_pb2.BranchData.FromString(braw)
-            except ProtoDecodeError:
-                continue
-            for token in (branch.staging_token, *branch.sealed_tokens):
-                if token:
-                    found.add(token.encode())
-    with store.scan(b"cleanup-tokens") as it:
-        for entry in retrying(it):
-            found.add(entry.key)
-    return sorted(found)
+    """Partition names reachable through the lakeFS model (:func:`lakekv.record.layout.walk`),
+    with the fixed partitions even when empty, bytewise sorted."""
+    return layout.walk(layout.reader(store, retrying)).partitions()
 
 
 def plan_partitions(store: Store, given: Iterable[bytes] | None = None) -> PartitionPlan:

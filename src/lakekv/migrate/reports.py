@@ -11,7 +11,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lakekv.kv.store import BatchResult, Entry
+from lakekv.kv.store import BatchResult
 
 MAX_EXAMPLES = 20
 """Examples of conflicting entries kept in a report (the count is always complete)."""
@@ -75,10 +75,6 @@ class WriteCounts:
                 if len(self.conflict_examples) >= MAX_EXAMPLES:
                     break
                 self.conflict_examples.append(EntryRef.of(entry.partition, entry.key))
-
-    def add_conflict(self, entry: Entry) -> None:
-        """Count one conflict found without writing (dry run)."""
-        self.add_batch(BatchResult(conflicts=[entry]))
 
 
 @dataclass

@@ -35,6 +35,8 @@ from lakekv.record.registry import (
     TypeRule,
     decode_entry,
     message_to_dict,
+    undecodable,
+    unknown_field_bytes,
 )
 
 __all__ = [
@@ -54,4 +56,6 @@ __all__ = [
     "scan_secondary",
     "set_message",
     "set_message_if",
+    "undecodable",
+    "unknown_field_bytes",
 ]

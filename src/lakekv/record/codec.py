@@ -156,20 +156,23 @@ def scan_secondary(
     after: bytes = b"",
     batch_size: int = 0,
     primary_partition: bytes | None = None,
+    primary_prefix: bytes = b"",
 ) -> Iterator[MessageEntry[M]]:
     """The secondary-index iterator: for each index entry under ``prefix`` (a
     ``SecondaryIndex``), the primary record it names, decoded as ``msg_type``. The primary
     record lives in the same ``partition`` (lakeFS's rule) unless ``primary_partition`` is
-    given. The yielded ``key`` is the *primary* key. Dangling index entries (primary record
-    deleted, or an empty primary key) are skipped."""
+    given, at ``primary_prefix + primary_key`` (lakeFS's ``pulls`` index holds the bare pull
+    ID of the record at ``pulls/<id>`` of the repository partition). The yielded ``key`` is
+    the primary record's key. Dangling index entries (primary record deleted, or an empty
+    primary key) are skipped."""
     target = partition if primary_partition is None else primary_partition
     for key, value in scan_raw(
         store, partition, prefix=prefix, start=start, after=after, batch_size=batch_size
     ):
         index = decode_message(kv_pb2.SecondaryIndex, value, at=(partition, key))
-        primary = index.primary_key
-        if not primary:
+        if not index.primary_key:
             continue
+        primary = primary_prefix + index.primary_key
         try:
             data, _ = store.get(target, primary)
         except KeyNotFoundError:

@@ -5,19 +5,20 @@ key pattern (regular expressions over bytes, matched in full) and the message ty
 for a value that is not a protobuf message (an ASCII integer, a ``stub-value``, opaque bytes).
 The first matching rule wins; an entry no rule matches is *unknown* and decodes to its raw bytes.
 
-:data:`LAKEFS_TYPES` covers every partition and key of a lakeFS database (the table in
-:mod:`lakekv.record.layout`, plus the auth / actions / … partitions, which decode raw). The rules
-are precise on purpose: lakeFS's own registry decodes any unrecognised key as a staged entry, so
+:data:`LAKEFS_TYPES` covers every partition and key lakeFS v1.86.0 writes to its database (the
+table in :mod:`lakekv.record.layout`), each with lakeFS's message type. The rules are precise on
+purpose: lakeFS's own registry decodes any unrecognised key as a staged entry, so
 its tools print garbage for them; here an entry decodes to the right message or to raw bytes,
 never to a wrong type. A value that does not parse as its rule's type also falls back to raw,
-with the parse error recorded.
+with the parse error recorded; a value that parses but carries fields the schema does not name
+reports them in :attr:`DecodedRecord.unknown_field_bytes`.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,15 @@ from google.protobuf.message import Message
 
 from lakekv.errors import InvalidArgumentError
 from lakekv.record import layout
-from lakekv.record.proto import catalog_pb2, graveler_pb2, kv_pb2
+from lakekv.record.proto import (
+    actions_pb2,
+    auth_pb2,
+    catalog_pb2,
+    graveler_pb2,
+    kv_pb2,
+    mc_owner_pb2,
+    multipart_pb2,
+)
 
 MessageType = type[Message]
 
@@ -65,6 +74,12 @@ class DecodedRecord:
     error: str | None = None
 
     @property
+    def unknown_field_bytes(self) -> int:
+        """Bytes of the decoded message (nested ones included) that its schema does not name;
+        0 for a raw value. Non-zero means the value was written with a schema lakekv lacks."""
+        return 0 if self.message is None else unknown_field_bytes(self.message)
+
+    @property
     def type_name(self) -> str | None:
         """The full protobuf name of the decoded message, or ``None`` for a raw value."""
         return None if self.message is None else self.message.DESCRIPTOR.full_name
@@ -89,6 +104,8 @@ class DecodedRecord:
                 out["error"] = self.error
             return out
         out["value"] = message_to_dict(self.message)
+        if unknown := self.unknown_field_bytes:
+            out["unknown_field_bytes"] = unknown
         if isinstance(self.message, graveler_pb2.StagedEntryData):
             out["object_key"] = _text(self.message.key)
             out["tombstone"] = not self.message.identity
@@ -100,6 +117,18 @@ class DecodedRecord:
                 except ProtoDecodeError as exc:
                     out["entry_error"] = str(exc)
         return out
+
+
+def unknown_field_bytes(msg: Message) -> int:
+    """How many encoded bytes of ``msg`` (nested messages included) are unknown fields.
+
+    Computed as the size difference after dropping unknown fields, so map order does not
+    matter (re-serialising is not byte-stable for maps).
+    """
+    known = type(msg)()
+    known.CopyFrom(msg)
+    known.DiscardUnknownFields()
+    return msg.ByteSize() - known.ByteSize()
 
 
 def message_to_dict(msg: Message) -> dict[str, Any]:
@@ -175,12 +204,23 @@ def _compile(source: str | bytes) -> re.Pattern[bytes]:
 
 
 def _lakefs_registry() -> TypeRegistry:
+    """Every partition and key lakeFS v1.86.0 writes, with lakeFS's message type.
+
+    Sources (lakeFS v1.86.0): ``pkg/kv/store.go`` (schema version), ``pkg/graveler/model.go``
+    and ``pkg/graveler/ref/manager.go`` (repositories, refs, pull requests and their index),
+    ``pkg/graveler/settings`` and ``pkg/graveler/branch/protection_manager.go`` (settings),
+    ``pkg/graveler/staging/manager.go`` (staged entries, cleanup tokens), ``pkg/catalog``
+    (imports, tasks, instance heartbeats), ``pkg/auth/model/model.go``,
+    ``pkg/auth/basic_service.go``, ``pkg/auth/metadata.go`` and ``contrib/auth/acl`` (auth),
+    ``pkg/actions/service.go`` and ``store.go`` (action runs), ``pkg/gateway/multipart``
+    (uploads), ``pkg/distributed/mc_owner.go`` (ownership), ``pkg/stats/usage_counter.go``.
+    """
     reg = TypeRegistry()
     any_key = rb".+"
-    repo_part = rf"{layout.REPOSITORY_ID_PATTERN}-{layout.INSTANCE_UID_PATTERN}".encode()
-    staging_part = (
-        rf"{layout.REPOSITORY_ID_PATTERN}-{layout.BRANCH_ID_PATTERN}:{layout.UUID_PATTERN}"
-    ).encode()
+    repo_id = layout.REPOSITORY_ID_PATTERN
+    repo_part = rf"{repo_id}-{layout.INSTANCE_UID_PATTERN}".encode()
+    staging_part = (rf"{repo_id}-{layout.BRANCH_ID_PATTERN}:{layout.UUID_PATTERN}").encode()
+    segment = r"[^/]+"
     # Fixed partitions first: no fixed name can match the repository or staging patterns.
     reg.register(
         "schema-version",
@@ -190,12 +230,8 @@ def _lakefs_registry() -> TypeRegistry:
         "lakeFS KV schema version (ASCII integer)",
     )
     reg.register(
-        "internal-metadata", rb"kv-internal-metadata", any_key, None, "other internal metadata"
-    )
-    reg.register(
         "repository", rb"graveler", rb"repos/.+", graveler_pb2.RepositoryData, "repository record"
     )
-    reg.register("graveler-other", rb"graveler", any_key, None, "unrecognised graveler key")
     reg.register(
         "cleanup-token",
         rb"cleanup-tokens",
@@ -206,28 +242,120 @@ def _lakefs_registry() -> TypeRegistry:
     reg.register(
         "pull-request-index",
         rb"pulls",
-        rb"repos/.+",
+        rf"repos/{repo_id}-{layout.INSTANCE_UID_PATTERN}/.+".encode(),
         kv_pb2.SecondaryIndex,
-        "pull request index by source/destination branch",
+        "pull request by source/destination branch (primary key: the bare pull ID)",
     )
-    for name in (
-        "auth",
-        "basicAuth",
-        "aclauth",
-        "actions",
-        "catalog",
-        "multiparts",
-        "usage",
-        "mc-ownership",
-        "pulls",
-    ):
+    # Auth: the ACL server (contrib/auth/acl) and older lakeFS servers write partition `auth`;
+    # the basic auth service writes its one user and its credentials to `basicAuth`.
+    for part in ("auth", "basicAuth"):
         reg.register(
-            f"{name}-record",
-            re.escape(name).encode(),
-            any_key,
-            None,
-            f"{name} record (not decoded)",
+            f"{part}-credential",
+            part,
+            rf"uCredentials/{segment}/credentials/.+",
+            auth_pb2.CredentialData,
+            "access key of a user",
         )
+        reg.register(f"{part}-user", part, rb"users/.+", auth_pb2.UserData, "user")
+    reg.register("auth-group", "auth", rb"groups/.+", auth_pb2.GroupData, "group")
+    reg.register("auth-policy", "auth", rb"policies/.+", auth_pb2.PolicyData, "policy")
+    reg.register(
+        "auth-group-member",
+        "auth",
+        rf"gUsers/{segment}/users/.+",
+        kv_pb2.SecondaryIndex,
+        "group membership (primary key: users/<name>)",
+    )
+    reg.register(
+        "auth-group-policy",
+        "auth",
+        rf"gPolicies/{segment}/policies/.+",
+        kv_pb2.SecondaryIndex,
+        "policy attached to a group (primary key: policies/<name>)",
+    )
+    reg.register(
+        "auth-user-policy",
+        "auth",
+        rf"uPolicies/{segment}/policies/.+",
+        kv_pb2.SecondaryIndex,
+        "policy attached to a user (primary key: policies/<name>)",
+    )
+    reg.register(
+        "auth-expired-token", "auth", rb"expiredTokens/.+", auth_pb2.TokenData, "used reset token"
+    )
+    reg.register(
+        "auth-installation-id", "auth", rb"installation_id", None, "installation ID (text)"
+    )
+    reg.register(
+        "auth-setup-timestamp", "auth", rb"setup_timestamp", None, "setup time (RFC 3339 text)"
+    )
+    for part in ("auth", "aclauth"):
+        reg.register(
+            f"{part}-installation-metadata",
+            part,
+            rb"installation_metadata/.+",
+            None,
+            "installation metadata value (text)",
+        )
+    # Actions: runs, hook runs and the two run indexes (primary key: repos/<repo>/runs/<id>).
+    actions_repo = rf"repos/{repo_id}"
+    reg.register(
+        "action-run",
+        rb"actions",
+        rf"{actions_repo}/runs/{segment}",
+        actions_pb2.RunResultData,
+        "action run",
+    )
+    reg.register(
+        "action-hook-run",
+        rb"actions",
+        rf"{actions_repo}/tasks/{segment}/.+",
+        actions_pb2.TaskResultData,
+        "hook run of an action run",
+    )
+    reg.register(
+        "action-run-by-branch",
+        rb"actions",
+        rf"{actions_repo}/branches/{layout.BRANCH_ID_PATTERN}/{segment}",
+        kv_pb2.SecondaryIndex,
+        "action run by branch",
+    )
+    reg.register(
+        "action-run-by-commit",
+        rb"actions",
+        rf"{actions_repo}/commits/{segment}/{segment}",
+        kv_pb2.SecondaryIndex,
+        "action run by commit",
+    )
+    reg.register(
+        "instance-heartbeat",
+        rb"catalog",
+        rb"instances/.+",
+        catalog_pb2.InstanceHeartbeat,
+        "liveness of a lakeFS server instance",
+    )
+    reg.register(
+        "multipart-upload",
+        rb"multiparts",
+        any_key,
+        multipart_pb2.UploadData,
+        "S3 gateway multipart upload (key: the upload ID)",
+    )
+    reg.register(
+        "ownership",
+        rb"mc-ownership",
+        any_key,
+        mc_owner_pb2.MostlyCorrectOwnership,
+        "mostly-correct ownership claim (e.g. of a branch)",
+    )
+    reg.register(
+        "usage",
+        rb"usage",
+        rb"usage/monthly/.+",
+        None,
+        "monthly API usage count (ASCII integer)",
+    )
+    # The repository partition.
     reg.register("branch", repo_part, rb"branches/.+", graveler_pb2.BranchData, "branch")
     reg.register("commit", repo_part, rb"commits/.+", graveler_pb2.CommitData, "commit")
     reg.register("tag", repo_part, rb"tags/.+", graveler_pb2.TagData, "tag")
@@ -239,41 +367,37 @@ def _lakefs_registry() -> TypeRegistry:
         "repository metadata",
     )
     reg.register(
-        "gc-rules",
-        repo_part,
-        rb"settings/gc_rules",
-        graveler_pb2.GarbageCollectionRules,
-        "garbage collection rules",
-    )
-    reg.register(
         "branch-protection",
         repo_part,
         rb"settings/protected_branches",
         graveler_pb2.BranchProtectionRules,
         "branch protection rules",
     )
-    reg.register("setting", repo_part, rb"settings/.+", None, "other repository setting")
     reg.register(
         "import", repo_part, rb"imports/.+", graveler_pb2.ImportStatusData, "import status"
     )
+    nanoid = r"[A-Za-z0-9_-]{20}"  # catalog.NewTaskID: prefix + a 20-character nanoid
+    for name, prefix, msg_type, what in (
+        ("dump-refs-task", "DR", catalog_pb2.RepositoryDumpStatus, "refs dump task"),
+        ("restore-refs-task", "RR", catalog_pb2.RepositoryRestoreStatus, "refs restore task"),
+        (
+            "gc-prepare-task",
+            "GCPC",
+            catalog_pb2.GarbageCollectionPrepareStatus,
+            "garbage collection prepare task",
+        ),
+    ):
+        reg.register(name, repo_part, rf"tasks/{prefix}{nanoid}", msg_type, what)
     reg.register(
         "task",
         repo_part,
         rb"tasks/.+",
         catalog_pb2.TaskMsg,
-        "asynchronous task status (every status record starts with its Task)",
+        "other asynchronous task status (every status record starts with its Task)",
     )
     reg.register(
         "pull-request", repo_part, rb"pulls/.+", graveler_pb2.PullRequestData, "pull request"
     )
-    reg.register(
-        "link-address",
-        repo_part,
-        rb"link-addresses/.+",
-        graveler_pb2.LinkAddressData,
-        "physical address awaiting a link",
-    )
-    reg.register("repository-other", repo_part, any_key, None, "unrecognised repository key")
     reg.register(
         "staged-entry",
         staging_part,
@@ -291,3 +415,35 @@ LAKEFS_TYPES = _lakefs_registry()
 def decode_entry(partition: bytes, key: bytes, value: bytes) -> DecodedRecord:
     """Decode one entry with :data:`LAKEFS_TYPES`."""
     return LAKEFS_TYPES.decode(partition, key, value)
+
+
+def undecodable(
+    entries: Iterable[tuple[bytes, bytes, bytes]], registry: TypeRegistry | None = None
+) -> Iterator[str]:
+    """One line per entry that ``registry`` (default :data:`LAKEFS_TYPES`) does not fully
+    decode: no rule matches it, its value does not parse as its rule's type, or the message
+    (or a staged entry's ``catalog.Entry`` payload) carries fields the schema does not name.
+
+    An empty result means every entry decoded to a known message or a known raw value.
+    ``entries`` are ``(partition, key, value)`` triples (an :class:`~lakekv.kv.store.Entry`
+    is one).
+    """
+    reg = LAKEFS_TYPES if registry is None else registry
+    for partition, key, value in entries:
+        where = f"partition {_text(partition)!r} key {_text(key)!r}"
+        record = reg.decode(partition, key, value)
+        if record.rule == "unknown":
+            yield f"{where}: no type rule matches"
+        elif record.error is not None:
+            yield f"{where}: not a valid {record.rule} value: {record.error}"
+        elif record.unknown_field_bytes:
+            yield f"{where}: {record.unknown_field_bytes} bytes of unknown fields"
+        elif isinstance(record.message, graveler_pb2.StagedEntryData) and record.message.identity:
+            entry = catalog_pb2.Entry()
+            try:
+                entry.ParseFromString(record.message.data)
+            except ProtoDecodeError as exc:
+                yield f"{where}: staged payload is not a catalog.Entry: {exc}"
+                continue
+            if unknown := unknown_field_bytes(entry):
+                yield f"{where}: staged payload has {unknown} bytes of unknown fields"

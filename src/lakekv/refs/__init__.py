@@ -1,12 +1,12 @@
 """Layer 3: lakeFS repositories, branches, tags, commits and staged objects over any Store.
 
-The entry point is :class:`RefStore`; results are the frozen dataclasses of
-:mod:`lakekv.refs.models`; errors live in :mod:`lakekv.refs.errors` (all under ``RefError``);
-:mod:`lakekv.refs.ident` computes content addresses; :mod:`lakekv.refs.inspect` finds orphaned
-partitions.
+The entry point is :class:`RefStore`, a facade over a :class:`RefManager` (repositories,
+branches, tags, commits) and a :class:`StagingManager` (staged entries by staging token).
+Results are the frozen dataclasses of :mod:`lakekv.refs.models`; errors live in
+:mod:`lakekv.refs.errors` (all under ``RefError``); :mod:`lakekv.refs.ident` computes content
+addresses; :mod:`lakekv.refs.orphans` finds orphaned partitions.
 """
 
-from lakekv.refs._base import RepoArg, RetryPolicy
 from lakekv.refs.errors import (
     BranchExistsError,
     BranchMovedError,
@@ -27,6 +27,7 @@ from lakekv.refs.errors import (
     TagExistsError,
     TagNotFoundError,
 )
+from lakekv.refs.manager import RefManager, RepoArg
 from lakekv.refs.models import (
     Branch,
     Commit,
@@ -36,7 +37,9 @@ from lakekv.refs.models import (
     StagedEntry,
     Tag,
 )
+from lakekv.refs.staging import StagingManager
 from lakekv.refs.store import FIRST_COMMIT_MESSAGE, BranchUpdate, RefStore
+from lakekv.retry import RetryPolicy
 
 __all__ = [
     "FIRST_COMMIT_MESSAGE",
@@ -56,6 +59,7 @@ __all__ = [
     "RefExistsError",
     "RefNotFoundError",
     "RefNotResolvedError",
+    "RefManager",
     "RefStore",
     "RepoArg",
     "Repository",
@@ -66,6 +70,7 @@ __all__ = [
     "RetryPolicy",
     "StagedEntry",
     "StagedObjectNotFoundError",
+    "StagingManager",
     "Tag",
     "TagExistsError",
     "TagNotFoundError",

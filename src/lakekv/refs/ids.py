@@ -27,7 +27,7 @@ from lakekv.refs.errors import InvalidIDError
 
 _REPO_RE: Final = re.compile(rf"^{layout.REPOSITORY_ID_PATTERN}$", re.ASCII)
 _BRANCH_RE: Final = re.compile(rf"^{layout.BRANCH_ID_PATTERN}$", re.ASCII)
-_TAG_FORBIDDEN: Final = re.compile(r"[\x00-\x20\x7f^:?*\[\\]")
+_TAG_FORBIDDEN: Final = re.compile(r"[\x00-\x20^:?*\[\\]")
 
 
 def _require_str(kind: str, value: object) -> str:
@@ -60,21 +60,23 @@ def validate_branch_id(value: object) -> str:
 
 
 def validate_tag_id(value: object) -> str:
-    """``value`` if it is a valid tag ID (git ref-name rules), else InvalidIDError."""
+    """``value`` if it is a valid tag ID, else InvalidIDError.
+
+    lakeFS's rules (``pkg/graveler/validate.go`` ``ValidateTagID``, v1.86.0), git's ref-name
+    rules made stricter: not ``@`` alone; not ending in ``.`` or ``.lock``; no ``..``, ``/`` or
+    ``@{``; none of ``^ : ? * [ \\``; no space or control character up to U+0020 (``~`` and
+    DEL are allowed, as in lakeFS).
+    """
     s = _require_str("tag", value)
     problem: str | None = None
     if s == "@":
         problem = "'@' alone is not a tag"
-    elif s.endswith(("/", ".", ".lock")):
-        problem = "ends with '/', '.' or '.lock'"
-    elif "//" in s or ".." in s or "@{" in s:
-        problem = "contains '//', '..' or '@{'"
+    elif s.endswith((".", ".lock")):
+        problem = "ends with '.' or '.lock'"
+    elif "/" in s or ".." in s or "@{" in s:
+        problem = "contains '/', '..' or '@{'"
     elif _TAG_FORBIDDEN.search(s):
         problem = "contains a space, control character or one of ^ : ? * [ \\"
-    elif any(part.startswith(".") for part in s.split("/")):
-        problem = "a '/'-separated component starts with '.'"
-    elif s.startswith("/"):
-        problem = "starts with '/'"
     if problem is not None:
         raise InvalidIDError(f"invalid tag ID {s!r}: {problem}")
     return s
@@ -121,4 +123,4 @@ def new_instance_uid() -> str:
 
 def new_staging_token(repository_id: str, branch_id: str) -> str:
     """``<repoID>-<branchID>:<uuid4>``: the name of a fresh staging partition."""
-    return f"{repository_id}-{branch_id}:{uuid.uuid4()}"
+    return layout.staging_token(repository_id, branch_id, str(uuid.uuid4()))

@@ -1,18 +1,14 @@
 """The ref store: lakeFS repositories, branches, tags, commits and staged objects over a Store.
 
+:class:`RefStore` is a facade, as lakeFS's ``Graveler`` is: a
+:class:`~lakekv.refs.manager.RefManager` (repositories, branches, tags, commits) and a
+:class:`~lakekv.refs.staging.StagingManager`
+(staged entries by staging token) do the work, and the facade owns what needs both — staged
+operations on a branch (resolving it to its tokens), deleting branches and repositories with
+their staging data, and the commit flow.
+
 Everything is stored exactly as lakeFS stores it (see :mod:`lakekv.record.layout`), so a lakeFS
-server can share the database. Policies are expressed with the store's atomic primitive:
-
-* create-only records (repository, branch, tag, commit) are ``set_if(None)``; a predicate failure
-  becomes ``RepositoryExistsError`` / ``BranchExistsError`` / ``TagExistsError`` — or, for a
-  commit, means "already there" (commits are content-addressed, so adding is idempotent);
-* a branch update is optimistic: read (value + predicate), compute, ``set_if(predicate)``, and
-  on a lost race back off exponentially and retry, up to ``RetryPolicy.max_tries``
-  (then ``ConcurrentUpdateError``).
-
-IDs are validated with lakeFS's rules (:mod:`lakekv.refs.ids`) before any read or write.
-Every method taking ``repo`` accepts a repository ID or a :class:`Repository` already read.
-A ``RefStore`` is safe to share between threads.
+server can share the database. A ``RefStore`` is safe to share between threads.
 
 Example::
 
@@ -28,62 +24,62 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import heapq
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
 
-from lakekv.errors import KeyNotFoundError, PredicateFailedError
+from lakekv.errors import InvalidArgumentError
+from lakekv.kv.store import Store
 from lakekv.record import layout
-from lakekv.record.codec import get_message, set_message_if
-from lakekv.record.proto import graveler_pb2
-from lakekv.refs._base import RepoArg
+from lakekv.record.proto import catalog_pb2
+from lakekv.refs._optimistic import LostRaceError, optimistic_update
 from lakekv.refs.errors import (
-    BranchExistsError,
     BranchMovedError,
-    BranchNotFoundError,
-    CommitNotFoundError,
     ConcurrentUpdateError,
-    DeleteDefaultBranchError,
     InvalidRefError,
-    RefNotResolvedError,
-    RepositoryExistsError,
-    RepositoryNotFoundError,
-    TagExistsError,
-    TagNotFoundError,
+    StagedObjectNotFoundError,
 )
-from lakekv.refs.ident import commit_id as compute_commit_id
-from lakekv.refs.ids import (
-    new_instance_uid,
-    new_staging_token,
-    validate_branch_id,
-    validate_commit_id,
-    validate_ref,
-    validate_repository_id,
-    validate_tag_id,
+from lakekv.refs.ids import new_staging_token, validate_branch_id
+from lakekv.refs.manager import (
+    FIRST_COMMIT_MESSAGE,
+    BranchUpdate,
+    RefManager,
+    RepoArg,
+    drop_partition,
+    utc_now,
 )
-from lakekv.refs.models import (
-    Branch,
-    Commit,
-    Page,
-    Repository,
-    RepositoryState,
-    Tag,
-)
-from lakekv.refs.staging import StagingOps
+from lakekv.refs.models import Branch, Commit, Repository, StagedEntry
+from lakekv.refs.staging import StagingManager, check_staged_key
+from lakekv.retry import RetryPolicy
 
-FIRST_COMMIT_MESSAGE = "Repository created"
-"""The message of a repository's initial commit (as in lakeFS)."""
-COMMIT_VERSION = 1
-"""``CommitData.version`` written for new commits (lakeFS's current commit version)."""
+__all__ = ["FIRST_COMMIT_MESSAGE", "BranchUpdate", "RefStore", "StagedUpdate"]
 
-BranchUpdate = Callable[[Branch], Branch]
-"""``update_branch`` callback: the current branch → the branch to store (same ``id``).
-Returning it unchanged writes nothing; raising aborts the update."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+StagedUpdate = Callable[[StagedEntry | None], StagedEntry | None]
+"""``update_staged`` callback: the current entry in the staging token (or ``None``) → the entry
+to write, or ``None`` to leave it as it is."""
 
 
-class RefStore(StagingOps):
+def _delegate(
+    method: Callable[Concatenate[RefManager, P], R],
+) -> Callable[Concatenate[RefStore, P], R]:
+    """A RefStore method that calls the RefManager method of the same name."""
+    name = method.__name__
+
+    def call(self: RefStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = getattr(self._refs, name)(*args, **kwargs)
+        return result
+
+    call.__name__ = name
+    call.__doc__ = method.__doc__
+    return call
+
+
+class RefStore:
     """Repositories, branches, tags, commits and staged objects over one Store.
 
     ``retry`` governs optimistic branch and staged-entry updates; ``staged_write_tries`` bounds
@@ -91,91 +87,64 @@ class RefStore(StagingOps):
     times (UTC); ``sleep`` is the backoff sleep (tests may replace it).
     """
 
-    # --- repositories ------------------------------------------------------------------------
-
-    def create_repository(
+    def __init__(
         self,
-        repository_id: str,
-        storage_namespace: str,
-        default_branch_id: str = "main",
+        store: Store,
         *,
-        creation_date: datetime | None = None,
-        read_only: bool = False,
-        storage_id: str = "",
-        committer: str = "",
-    ) -> Repository:
-        """Create a repository with its initial commit and default branch.
+        retry: RetryPolicy | None = None,
+        staged_write_tries: int = 3,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if staged_write_tries < 1:
+            raise InvalidArgumentError("staged_write_tries must be >= 1")
+        self._refs = RefManager(store, retry=retry, clock=clock, sleep=sleep)
+        self._staging = StagingManager(store)
+        self._staged_write_tries = staged_write_tries
+        self._sleep = sleep
 
-        In lakeFS's order, each write create-only: the initial commit (generation 1, message
-        "Repository created"), the default branch (fresh staging token), then the repository
-        record. The repository gets a fresh instance UID, hence a fresh partition, even if a
-        deleted repository had the same ID. RepositoryExistsError if the ID is taken (then the
-        commit and branch just written to the fresh partition are removed again).
-        """
-        rid = validate_repository_id(repository_id)
-        bid = validate_branch_id(default_branch_id)
-        if not isinstance(storage_namespace, str) or not storage_namespace:
-            raise InvalidRefError("storage namespace is empty")
-        record_key = layout.repository_key(rid)
-        try:
-            self._store.get(layout.GRAVELER_PARTITION, record_key)
-        except KeyNotFoundError:
-            pass
-        else:
-            raise RepositoryExistsError(f"repository {rid!r} already exists")
-        when = creation_date if creation_date is not None else self._clock()
-        repo = Repository(
-            id=rid,
-            storage_namespace=storage_namespace,
-            default_branch_id=bid,
-            creation_date=when,
-            instance_uid=new_instance_uid(),
-            read_only=read_only,
-            storage_id=storage_id,
-        )
-        first = self._new_commit(
-            committer=committer,
-            message=FIRST_COMMIT_MESSAGE,
-            meta_range_id="",
-            creation_date=when,
-            metadata={},
-            parents=(),
-            generation=1,
-        )
-        self._put_commit(repo, first)
-        branch = Branch(id=bid, commit_id=first.id, staging_token=new_staging_token(rid, bid))
-        set_message_if(self._store, repo.partition, layout.branch_key(bid), branch.to_proto(), None)
-        try:
-            set_message_if(
-                self._store, layout.GRAVELER_PARTITION, record_key, repo.to_proto(), None
-            )
-        except PredicateFailedError as exc:
-            self._drop_partition(repo.partition)
-            raise RepositoryExistsError(f"repository {rid!r} already exists") from exc
-        return repo
+    @property
+    def store(self) -> Store:
+        """The underlying key-value store."""
+        return self._refs.store
 
-    def list_repositories(
-        self, *, prefix: str = "", after: str = "", limit: int | None = None
-    ) -> Iterator[Repository]:
-        """Repositories in ID order whose ID starts with ``prefix``, strictly after ``after``,
-        at most ``limit``. Includes repositories being deleted (see ``state``)."""
-        return self._list_records(
-            layout.GRAVELER_PARTITION,
-            layout.REPOS_PREFIX,
-            graveler_pb2.RepositoryData,
-            Repository.from_proto,
-            prefix=prefix,
-            after=after,
-            limit=limit,
-        )
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._refs.retry
 
-    def list_repositories_page(
-        self, *, prefix: str = "", after: str = "", amount: int = 100
-    ) -> Page[Repository]:
-        """One page of :meth:`list_repositories`; continue with ``after=page.next_after``."""
-        return self._page(
-            self.list_repositories(prefix=prefix, after=after), amount, lambda r: r.id
-        )
+    @property
+    def refs(self) -> RefManager:
+        """The ref manager (repositories, branches, tags, commits)."""
+        return self._refs
+
+    @property
+    def staging(self) -> StagingManager:
+        """The staging manager (staged entries by staging token)."""
+        return self._staging
+
+    # --- repositories, branches, tags, commits: the ref manager's ----------------------------
+
+    get_repository = _delegate(RefManager.get_repository)
+    create_repository = _delegate(RefManager.create_repository)
+    list_repositories = _delegate(RefManager.list_repositories)
+    list_repositories_page = _delegate(RefManager.list_repositories_page)
+    get_branch = _delegate(RefManager.get_branch)
+    create_branch = _delegate(RefManager.create_branch)
+    list_branches = _delegate(RefManager.list_branches)
+    list_branches_page = _delegate(RefManager.list_branches_page)
+    update_branch = _delegate(RefManager.update_branch)
+    get_tag = _delegate(RefManager.get_tag)
+    create_tag = _delegate(RefManager.create_tag)
+    list_tags = _delegate(RefManager.list_tags)
+    list_tags_page = _delegate(RefManager.list_tags_page)
+    delete_tag = _delegate(RefManager.delete_tag)
+    add_commit = _delegate(RefManager.add_commit)
+    get_commit = _delegate(RefManager.get_commit)
+    list_commits = _delegate(RefManager.list_commits)
+    resolve_ref = _delegate(RefManager.resolve_ref)
+    log = _delegate(RefManager.log)
+
+    # --- deletion, with the staging data -------------------------------------------------------
 
     def delete_repository(self, repository_id: str) -> None:
         """Delete a repository and everything it reaches.
@@ -186,334 +155,142 @@ class RefStore(StagingOps):
         commits, metadata, settings, …), and finally the record. Re-running after a crash
         resumes the deletion. RepositoryNotFoundError if there is no such repository.
         """
-        rid = validate_repository_id(repository_id)
-        repo = self._mark_in_deletion(rid)
-        for branch in self.list_branches(repo):
-            for token in branch.tokens:
-                self._drop_partition(token.encode())
-        self._drop_partition(layout.PULLS_INDEX_PARTITION, b"repos/" + repo.partition + b"/")
-        self._drop_partition(repo.partition)
-        self._store.delete(layout.GRAVELER_PARTITION, layout.repository_key(rid))
-
-    def _mark_in_deletion(self, rid: str) -> Repository:
-        key = layout.repository_key(rid)
-        delays = self._retry.delays()
-        while True:
-            try:
-                got = get_message(
-                    self._store, layout.GRAVELER_PARTITION, key, graveler_pb2.RepositoryData
-                )
-            except KeyNotFoundError as exc:
-                raise RepositoryNotFoundError(f"repository {rid!r} not found") from exc
-            repo = Repository.from_proto(got.message)
-            if repo.state is RepositoryState.IN_DELETION:
-                return repo
-            deleting = dataclasses.replace(repo, state=RepositoryState.IN_DELETION)
-            try:
-                set_message_if(
-                    self._store, layout.GRAVELER_PARTITION, key, deleting.to_proto(), got.predicate
-                )
-            except PredicateFailedError as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise ConcurrentUpdateError(
-                        f"repository {rid!r} kept changing while marking it for deletion"
-                    ) from exc
-                self._sleep(delay)
-                continue
-            return deleting
-
-    # --- branches ----------------------------------------------------------------------------
-
-    def create_branch(self, repo: RepoArg, branch_id: str, source: str) -> Branch:
-        """Create ``branch_id`` at the commit ``source`` names (a branch, tag or commit ID),
-        with a fresh staging token. BranchExistsError if it exists (create-only write);
-        RefNotResolvedError if ``source`` names nothing."""
-        bid = validate_branch_id(branch_id)
-        validate_ref(source)
-        r = self._repo(repo)
-        commit = self.resolve_ref(r, source)
-        branch = Branch(id=bid, commit_id=commit, staging_token=new_staging_token(r.id, bid))
-        try:
-            set_message_if(
-                self._store, r.partition, layout.branch_key(bid), branch.to_proto(), None
-            )
-        except PredicateFailedError as exc:
-            raise BranchExistsError(
-                f"branch {bid!r} already exists in repository {r.id!r}"
-            ) from exc
-        return branch
-
-    def list_branches(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", limit: int | None = None
-    ) -> Iterator[Branch]:
-        """Branches in ID order (``prefix``, strictly ``after``, at most ``limit``)."""
-        r = self._repo(repo, allow_deleting=True)
-        return self._list_records(
-            r.partition,
-            layout.BRANCHES_PREFIX,
-            graveler_pb2.BranchData,
-            Branch.from_proto,
-            prefix=prefix,
-            after=after,
-            limit=limit,
-        )
-
-    def list_branches_page(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", amount: int = 100
-    ) -> Page[Branch]:
-        """One page of :meth:`list_branches`."""
-        return self._page(
-            self.list_branches(repo, prefix=prefix, after=after), amount, lambda b: b.id
-        )
+        repo = self._refs.mark_in_deletion(repository_id)
+        for branch in self._refs.list_branches(repo):
+            self._staging.drop(branch.tokens)
+        store = self._refs.store
+        drop_partition(store, layout.PULLS_INDEX_PARTITION, b"repos/" + repo.partition + b"/")
+        drop_partition(store, repo.partition)
+        self._refs.delete_repository_record(repo.id)
 
     def delete_branch(self, repo: RepoArg, branch_id: str) -> None:
         """Delete a branch and drop its staging and sealed partitions.
 
         BranchNotFoundError if missing; DeleteDefaultBranchError for the default branch."""
+        self._staging.drop(self._refs.delete_branch(repo, branch_id).tokens)
+
+    # --- staged objects on a branch -------------------------------------------------------------
+
+    def _branch(self, repo: RepoArg, branch_id: str) -> tuple[Repository, Branch]:
         bid = validate_branch_id(branch_id)
-        r = self._repo(repo)
-        if bid == r.default_branch_id:
-            raise DeleteDefaultBranchError(
-                f"branch {bid!r} is the default branch of repository {r.id!r}"
-            )
-        branch = self._get_branch_with_predicate(r, bid)[0]
-        self._store.delete(r.partition, layout.branch_key(bid))
-        for token in branch.tokens:
-            self._drop_partition(token.encode())
+        r = self._refs.repository(repo)
+        return r, self._refs.branch_and_predicate(r, bid)[0]
 
-    def update_branch(self, repo: RepoArg, branch_id: str, fn: BranchUpdate) -> Branch:
-        """Optimistically replace the branch with ``fn(branch)``.
+    def _staged_write(self, repo: Repository, branch_id: str, entry: StagedEntry) -> str:
+        """Write into the branch's current staging token, then re-read the branch: if a commit
+        replaced the token meanwhile, write again into the new one (lakeFS's staged-write
+        protocol), up to ``staged_write_tries`` times (then ConcurrentUpdateError). The token
+        written."""
+        for _ in range(self._staged_write_tries):
+            token = self._refs.branch_and_predicate(repo, branch_id)[0].staging_token
+            self._staging.set(token, entry)
+            if self._refs.branch_and_predicate(repo, branch_id)[0].staging_token == token:
+                return token
+        raise ConcurrentUpdateError(
+            f"staging token of branch {branch_id!r} in {repo.id!r} kept changing during a write "
+            f"({self._staged_write_tries} tries)"
+        )
 
-        Reads the branch and its predicate, calls ``fn``, and writes with ``set_if``; when a
-        concurrent writer got there first, backs off (exponentially, with jitter) and retries
-        with a fresh read — ``fn`` may therefore run several times and must not have side
-        effects it cannot repeat. Returns the stored branch. BranchNotFoundError if missing;
-        ConcurrentUpdateError after ``retry.max_tries`` lost races; whatever ``fn`` raises.
-        """
+    def set_staged(self, repo: RepoArg, branch_id: str, entry: StagedEntry) -> None:
+        """Stage ``entry`` (an object or a tombstone) on the branch, replacing any staged value."""
         bid = validate_branch_id(branch_id)
-        r = self._repo(repo)
-        key = layout.branch_key(bid)
-        delays = self._retry.delays()
-        while True:
-            current, predicate = self._get_branch_with_predicate(r, bid)
-            new = fn(current)
-            if not isinstance(new, Branch) or new.id != current.id:
-                raise InvalidRefError(f"update_branch callback must return branch {bid!r}")
-            if new == current:
-                return current
-            try:
-                set_message_if(self._store, r.partition, key, new.to_proto(), predicate)
-            except PredicateFailedError as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise ConcurrentUpdateError(
-                        f"branch {bid!r} of repository {r.id!r}: update lost to concurrent "
-                        f"writers {self._retry.max_tries} times"
-                    ) from exc
-                self._sleep(delay)
-                continue
-            return new
+        check_staged_key(entry.key)
+        self._staged_write(self._refs.repository(repo), bid, entry)
 
-    # --- tags --------------------------------------------------------------------------------
+    def stage_object(
+        self, repo: RepoArg, branch_id: str, key: bytes, entry: catalog_pb2.Entry
+    ) -> StagedEntry:
+        """Stage an object described by ``entry``; its identity is computed as lakeFS does."""
+        staged = StagedEntry.from_catalog(check_staged_key(key), entry)
+        self.set_staged(repo, branch_id, staged)
+        return staged
 
-    def create_tag(self, repo: RepoArg, tag_id: str, source: str) -> Tag:
-        """Tag the commit ``source`` names. TagExistsError if the tag exists (create-only)."""
-        tid = validate_tag_id(tag_id)
-        validate_ref(source)
-        r = self._repo(repo)
-        tag = Tag(id=tid, commit_id=self.resolve_ref(r, source))
-        try:
-            set_message_if(self._store, r.partition, layout.tag_key(tid), tag.to_proto(), None)
-        except PredicateFailedError as exc:
-            raise TagExistsError(f"tag {tid!r} already exists in repository {r.id!r}") from exc
-        return tag
+    def delete_staged(self, repo: RepoArg, branch_id: str, key: bytes) -> None:
+        """Stage a delete: write a tombstone that hides ``key`` in older tokens and commits."""
+        self.set_staged(repo, branch_id, StagedEntry.tombstone(check_staged_key(key)))
 
-    def get_tag(self, repo: RepoArg, tag_id: str) -> Tag:
-        """The tag; TagNotFoundError if missing."""
-        tid = validate_tag_id(tag_id)
-        r = self._repo(repo)
-        try:
-            got = get_message(self._store, r.partition, layout.tag_key(tid), graveler_pb2.TagData)
-        except KeyNotFoundError as exc:
-            raise TagNotFoundError(f"tag {tid!r} not found in repository {r.id!r}") from exc
-        return Tag.from_proto(got.message)
-
-    def list_tags(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", limit: int | None = None
-    ) -> Iterator[Tag]:
-        """Tags in ID order (``prefix``, strictly ``after``, at most ``limit``)."""
-        r = self._repo(repo, allow_deleting=True)
-        return self._list_records(
-            r.partition,
-            layout.TAGS_PREFIX,
-            graveler_pb2.TagData,
-            Tag.from_proto,
-            prefix=prefix,
-            after=after,
-            limit=limit,
-        )
-
-    def list_tags_page(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", amount: int = 100
-    ) -> Page[Tag]:
-        """One page of :meth:`list_tags`."""
-        return self._page(self.list_tags(repo, prefix=prefix, after=after), amount, lambda t: t.id)
-
-    def delete_tag(self, repo: RepoArg, tag_id: str) -> None:
-        """Delete a tag; TagNotFoundError if missing."""
-        tid = validate_tag_id(tag_id)
-        r = self._repo(repo)
-        self.get_tag(r, tid)
-        self._store.delete(r.partition, layout.tag_key(tid))
-
-    # --- commits -----------------------------------------------------------------------------
-
-    def _new_commit(
-        self,
-        *,
-        committer: str,
-        message: str,
-        meta_range_id: str,
-        creation_date: datetime,
-        metadata: Mapping[str, str],
-        parents: Sequence[str],
-        generation: int,
-        version: int = COMMIT_VERSION,
-    ) -> Commit:
-        cid = compute_commit_id(
-            committer=committer,
-            message=message,
-            meta_range_id=meta_range_id,
-            creation_date=creation_date,
-            metadata=metadata,
-            parents=parents,
-        )
-        return Commit(
-            id=cid,
-            committer=committer,
-            message=message,
-            creation_date=creation_date,
-            meta_range_id=meta_range_id,
-            metadata=dict(metadata),
-            parents=tuple(parents),
-            version=version,
-            generation=generation,
-        )
-
-    def _put_commit(self, repo: Repository, commit: Commit) -> None:
-        # Content-addressed: a commit already stored under this ID is this commit.
-        with contextlib.suppress(PredicateFailedError):
-            set_message_if(
-                self._store, repo.partition, layout.commit_key(commit.id), commit.to_proto(), None
+    def get_staged(self, repo: RepoArg, branch_id: str, key: bytes) -> StagedEntry:
+        """The staged entry for ``key`` (possibly a tombstone: check ``is_tombstone``) from the
+        first token holding it; StagedObjectNotFoundError if no token does."""
+        k = check_staged_key(key)
+        r, branch = self._branch(repo, branch_id)
+        found = self._staging.find(branch.tokens, k)
+        if found is None:
+            raise StagedObjectNotFoundError(
+                f"key {k!r} is not staged on branch {branch.id!r} of repository {r.id!r}"
             )
+        return found
 
-    def add_commit(
+    def drop_staged(self, repo: RepoArg, branch_id: str, key: bytes) -> None:
+        """Remove ``key`` from the branch's current staging token (no tombstone: older data,
+        if any, shows again). Idempotent."""
+        k = check_staged_key(key)
+        self._staging.delete(self._branch(repo, branch_id)[1].staging_token, k)
+
+    def drop_staged_by_prefix(self, repo: RepoArg, branch_id: str, prefix: bytes) -> int:
+        """Remove every key starting with ``prefix`` from the current staging token; the number
+        removed. An empty prefix clears the staging token."""
+        if not isinstance(prefix, bytes):
+            raise InvalidRefError(f"prefix must be bytes, not {type(prefix).__name__}")
+        branch = self._branch(repo, branch_id)[1]
+        return self._staging.drop_by_prefix(branch.staging_token, prefix)
+
+    def list_staged(
         self,
         repo: RepoArg,
+        branch_id: str,
         *,
-        committer: str,
-        message: str,
-        parents: Sequence[str] = (),
-        meta_range_id: str = "",
-        metadata: Mapping[str, str] | None = None,
-        creation_date: datetime | None = None,
-        generation: int | None = None,
-        version: int = COMMIT_VERSION,
-    ) -> Commit:
-        """Store a commit under its content address and return it.
-
-        Create-only and idempotent: adding the same commit again stores nothing and returns
-        the same ID. ``generation`` defaults to 1 + the highest parent generation (1 without
-        parents); the parents must then exist (CommitNotFoundError otherwise).
-        """
-        for p in parents:
-            validate_commit_id(p)
-        r = self._repo(repo)
-        if generation is None:
-            generation = 1 + max((self.get_commit(r, p).generation for p in parents), default=0)
-        commit = self._new_commit(
-            committer=committer,
-            message=message,
-            meta_range_id=meta_range_id,
-            creation_date=creation_date if creation_date is not None else self._clock(),
-            metadata=metadata or {},
-            parents=parents,
-            generation=generation,
-            version=version,
-        )
-        self._put_commit(r, commit)
-        return commit
-
-    def get_commit(self, repo: RepoArg, commit_id: str) -> Commit:
-        """The commit; CommitNotFoundError if missing."""
-        cid = validate_commit_id(commit_id)
-        r = self._repo(repo, allow_deleting=True)
-        try:
-            got = get_message(
-                self._store, r.partition, layout.commit_key(cid), graveler_pb2.CommitData
-            )
-        except KeyNotFoundError as exc:
-            raise CommitNotFoundError(f"commit {cid!r} not found in repository {r.id!r}") from exc
-        return Commit.from_proto(got.message)
-
-    def list_commits(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", limit: int | None = None
-    ) -> Iterator[Commit]:
-        """Every stored commit, in commit-ID order (not history order: see :meth:`log`)."""
-        r = self._repo(repo, allow_deleting=True)
-        return self._list_records(
-            r.partition,
-            layout.COMMITS_PREFIX,
-            graveler_pb2.CommitData,
-            Commit.from_proto,
+        prefix: bytes = b"",
+        after: bytes = b"",
+        include_tombstones: bool = True,
+        tokens: tuple[str, ...] | None = None,
+    ) -> Iterator[StagedEntry]:
+        """The branch's staged entries in key order, merged over its staging token and sealed
+        tokens (for a key in several, the newest token wins). Keys start with ``prefix`` and
+        come strictly after ``after``. ``tokens`` restricts the merge to those tokens."""
+        branch = self._branch(repo, branch_id)[1]
+        return self._staging.list(
+            branch.tokens if tokens is None else tokens,
             prefix=prefix,
             after=after,
-            limit=limit,
+            include_tombstones=include_tombstones,
         )
 
-    def resolve_ref(self, repo: RepoArg, ref: str) -> str:
-        """The commit ID ``ref`` names: a branch, else a tag, else a commit ID.
+    def update_staged(
+        self, repo: RepoArg, branch_id: str, key: bytes, fn: StagedUpdate
+    ) -> StagedEntry | None:
+        """Compare-and-set on the staging token: ``fn`` gets the entry currently in the branch's
+        staging token (``None`` if absent there) and returns the entry to write, or ``None``
+        to write nothing. Retries (calling ``fn`` again) when another writer changed the key
+        or a commit replaced the token; ConcurrentUpdateError when the retry budget runs out.
+        Returns what is now stored (the written entry, or the unchanged current one)."""
+        bid = validate_branch_id(branch_id)
+        k = check_staged_key(key)
+        r = self._refs.repository(repo)
 
-        RefNotResolvedError if it is none of them."""
-        name = validate_ref(ref)
-        r = self._repo(repo, allow_deleting=True)
-        try:
-            return self._get_branch_with_predicate(r, validate_branch_id(name))[0].commit_id
-        except (BranchNotFoundError, InvalidRefError):
-            pass
-        try:
-            return self.get_tag(r, name).commit_id
-        except (TagNotFoundError, InvalidRefError):
-            pass
-        try:
-            return self.get_commit(r, name).id
-        except (CommitNotFoundError, InvalidRefError):
-            pass
-        raise RefNotResolvedError(f"{name!r} is no branch, tag or commit of repository {r.id!r}")
+        def attempt() -> StagedEntry | None:
+            token = self._refs.branch_and_predicate(r, bid)[0].staging_token
+            current, predicate = self._staging.get(token, k)
+            new = fn(current)
+            if new is None:
+                return current
+            if new.key != k:
+                raise InvalidRefError(
+                    f"update_staged callback changed the key {k!r} to {new.key!r}"
+                )
+            self._staging.set_if(token, new, predicate)
+            if self._refs.branch_and_predicate(r, bid)[0].staging_token != token:
+                raise LostRaceError(f"a commit replaced staging token {token}")
+            return new
 
-    def log(self, repo: RepoArg, ref: str, *, limit: int | None = None) -> Iterator[Commit]:
-        """The history of ``ref``: it and all its ancestors, each once, newest first — by
-        generation, then creation date, then ID (all descending). A missing ancestor raises
-        CommitNotFoundError."""
-        r = self._repo(repo, allow_deleting=True)
-        start = self.resolve_ref(r, ref)
-        if limit is not None and limit < 0:
-            raise InvalidRefError(f"limit must be >= 0, not {limit}")
-        return self._walk(r, start, limit)
+        return optimistic_update(
+            attempt,
+            self._refs.retry,
+            self._sleep,
+            lambda: f"staged key {k!r} on branch {bid!r} in {r.id!r}",
+        )
 
-    def _walk(self, repo: Repository, start: str, limit: int | None) -> Iterator[Commit]:
-        heap = [_Newest(self.get_commit(repo, start))]
-        seen = {start}
-        produced = 0
-        while heap and (limit is None or produced < limit):
-            commit = heapq.heappop(heap).commit
-            yield commit
-            produced += 1
-            for parent in commit.parents:
-                if parent not in seen:
-                    seen.add(parent)
-                    heapq.heappush(heap, _Newest(self.get_commit(repo, parent)))
+    # --- the commit flow -----------------------------------------------------------------------
 
     def commit(
         self,
@@ -541,7 +318,8 @@ class RefStore(StagingOps):
         caller built for the staged data (empty by default).
         """
         bid = validate_branch_id(branch_id)
-        r = self._repo(repo)
+        refs = self._refs
+        r = refs.repository(repo)
         new_token = new_staging_token(r.id, bid)
 
         def seal(b: Branch) -> Branch:
@@ -549,20 +327,20 @@ class RefStore(StagingOps):
                 b, staging_token=new_token, sealed_tokens=(b.staging_token, *b.sealed_tokens)
             )
 
-        sealed = self.update_branch(r, bid, seal)
+        sealed = refs.update_branch(r, bid, seal)
         committed_tokens = set(sealed.sealed_tokens)
         parent_id = sealed.commit_id
-        parent = self.get_commit(r, parent_id)
-        new_commit = self._new_commit(
+        parent = refs.get_commit(r, parent_id)
+        new_commit = refs.new_commit(
             committer=committer,
             message=message,
             meta_range_id=meta_range_id,
-            creation_date=creation_date if creation_date is not None else self._clock(),
+            creation_date=creation_date if creation_date is not None else refs.now(),
             metadata=metadata or {},
             parents=(parent_id,),
             generation=parent.generation + 1,
         )
-        self._put_commit(r, new_commit)
+        refs.put_commit(r, new_commit)
 
         def advance(b: Branch) -> Branch:
             if b.commit_id != parent_id:
@@ -572,24 +350,10 @@ class RefStore(StagingOps):
             remaining = tuple(t for t in b.sealed_tokens if t not in committed_tokens)
             return dataclasses.replace(b, commit_id=new_commit.id, sealed_tokens=remaining)
 
-        self.update_branch(r, bid, advance)
+        refs.update_branch(r, bid, advance)
+        store = refs.store
         for token in sealed.sealed_tokens:
-            self._store.set(
-                layout.CLEANUP_TOKENS_PARTITION, token.encode(), layout.CLEANUP_STUB_VALUE
-            )
-            self._drop_partition(token.encode())
-            self._store.delete(layout.CLEANUP_TOKENS_PARTITION, token.encode())
+            store.set(layout.CLEANUP_TOKENS_PARTITION, token.encode(), layout.CLEANUP_STUB_VALUE)
+            self._staging.drop([token])
+            store.delete(layout.CLEANUP_TOKENS_PARTITION, token.encode())
         return new_commit
-
-
-class _Newest:
-    """Heap item: the newest commit (generation, then date, then ID, descending) pops first."""
-
-    __slots__ = ("commit",)
-
-    def __init__(self, commit: Commit) -> None:
-        self.commit = commit
-
-    def __lt__(self, other: _Newest) -> bool:
-        a, b = self.commit, other.commit
-        return (a.generation, a.creation_date, a.id) > (b.generation, b.creation_date, b.id)

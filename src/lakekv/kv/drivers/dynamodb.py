@@ -105,7 +105,6 @@ Threads
 from __future__ import annotations
 
 import itertools
-import random
 import re
 import threading
 import time
@@ -152,6 +151,7 @@ from lakekv.kv.store import (
     value_predicate,
 )
 from lakekv.kv.url import ParamReader, StoreURL
+from lakekv.retry import Attempts, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -234,49 +234,28 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by attempts and by time."""
-
-    max_attempts: int = 10
-    """Attempts per request, the first included; ``1`` disables retries."""
-    budget: float = 20.0
-    """Seconds one request may spend from its first attempt to its last retry."""
-    base: float = _BACKOFF_BASE
-    cap: float = _BACKOFF_CAP
-
-    def delay(self, retry: int) -> float:
-        """Sleep before retry ``retry`` (1-based): uniform in ``[0, min(cap, base·2^retry)]``."""
-        return random.uniform(0.0, min(self.cap, self.base * (2 ** min(retry, 30))))
+def retry_policy(max_attempts: int = 10, budget: float = 20.0) -> RetryPolicy:
+    """The driver's retry policy: full jitter, intervals from 25 ms doubling up to 2 s,
+    ``max_attempts`` attempts (the first included) within ``budget`` seconds."""
+    return RetryPolicy(
+        max_tries=max_attempts,
+        initial_interval=_BACKOFF_BASE * 2,
+        max_interval=_BACKOFF_CAP,
+        jitter=1.0,
+        budget=budget,
+    )
 
 
-class _Attempts:
-    """The retry state of one logical request: how many tries, since when, what went wrong."""
+class _Attempts(Attempts):
+    """The retry state of one logical request, plus what went wrong."""
 
-    __slots__ = ("ambiguous", "reconnect", "retries", "started")
+    __slots__ = ("ambiguous", "reconnect")
 
-    def __init__(self, *, reconnect: bool = True) -> None:
-        self.retries = 0
-        self.started = time.monotonic()
+    def __init__(self, policy: RetryPolicy, *, reconnect: bool = True) -> None:
+        super().__init__(policy)
         self.ambiguous = False
         self.reconnect = reconnect
         """Whether connection failures are retried (not when opening: fail fast there)."""
-
-    def progress(self) -> None:
-        """Something was processed: the next stall gets the full budget again."""
-        self.retries = 0
-        self.started = time.monotonic()
-
-    def backoff(self, policy: RetryPolicy) -> bool:
-        """Sleep before the next attempt; ``False`` (no sleep) when attempts or time ran out."""
-        self.retries += 1
-        if self.retries >= policy.max_attempts:
-            return False
-        pause = policy.delay(self.retries)
-        if time.monotonic() + pause - self.started > policy.budget:
-            return False
-        time.sleep(pause)
-        return True
 
 
 @dataclass(frozen=True)
@@ -365,15 +344,15 @@ class DynamoDBStore(Store):
         Raises SlowDownError / StoreUnavailableError when retries run out; other errors
         propagate unchanged (the base class translates them).
         """
-        state = _Attempts() if attempts is None else attempts
+        state = _Attempts(self._retry) if attempts is None else attempts
         while True:
             try:
                 return fn(**kwargs)
             except ClientError as exc:
                 code = error_code(exc)
                 if code in _THROTTLE_CODES:
-                    if not state.backoff(self._retry):
-                        spent = time.monotonic() - state.started
+                    if not state.backoff():
+                        spent = state.elapsed
                         raise SlowDownError(
                             f"dynamodb table {self.table}: throttled ({code}); gave up after "
                             f"{state.retries} attempt(s) in {spent:.1f} s"
@@ -381,7 +360,7 @@ class DynamoDBStore(Store):
                     continue
                 if code in _SERVER_CODES or _status(exc) >= 500:
                     state.ambiguous = True
-                    if not state.backoff(self._retry):
+                    if not state.backoff():
                         raise StoreUnavailableError(
                             f"dynamodb table {self.table}: server error {code or _status(exc)} "
                             f"after {state.retries} attempt(s): {exc}"
@@ -391,7 +370,7 @@ class DynamoDBStore(Store):
             except (*_NOT_SENT, *_AMBIGUOUS) as exc:
                 if isinstance(exc, _AMBIGUOUS):
                     state.ambiguous = True
-                if not state.reconnect or not state.backoff(self._retry):
+                if not state.reconnect or not state.backoff():
                     raise StoreUnavailableError(
                         f"dynamodb endpoint {self._endpoint_name()} unreachable after "
                         f"{state.retries} attempt(s): {exc}"
@@ -434,7 +413,7 @@ class DynamoDBStore(Store):
     def _ensure_table(self) -> None:
         # One attempt for connection failures (fail fast on a wrong endpoint); throttling of
         # the control plane is still retried.
-        desc = self._describe(_Attempts(reconnect=False))
+        desc = self._describe(_Attempts(self._retry, reconnect=False))
         deadline = time.monotonic() + _TABLE_WAIT
         pause = 0.02
         while True:
@@ -459,7 +438,7 @@ class DynamoDBStore(Store):
                 )
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
-            desc = self._describe(_Attempts())
+            desc = self._describe(_Attempts(self._retry))
 
     def _create_table(self) -> None:
         try:
@@ -536,7 +515,7 @@ class DynamoDBStore(Store):
                     ":pred": {"B": b""},
                     ":null": {"S": "NULL"},
                 }
-        attempts = _Attempts()
+        attempts = _Attempts(self._retry)
         try:
             self._request(self._client.put_item, request, attempts)
         except ClientError as exc:
@@ -717,7 +696,7 @@ class DynamoDBStore(Store):
             {PARTITION_ATTR: {"B": e.partition}, KEY_ATTR: {"B": e.key}} for e in chunk
         ]
         found: dict[tuple[bytes, bytes], bytes] = {}
-        attempts = _Attempts()
+        attempts = _Attempts(self._retry)
         while keys:
             out = self._request(
                 self._client.batch_get_item,
@@ -736,7 +715,7 @@ class DynamoDBStore(Store):
 
     def _batch_put(self, entries: Sequence[Entry]) -> None:
         requests: list[Item] = [{"PutRequest": {"Item": _item(*e)}} for e in entries]
-        attempts = _Attempts()
+        attempts = _Attempts(self._retry)
         while requests:
             out = self._request(
                 self._client.batch_write_item, {"RequestItems": {self.table: requests}}, attempts
@@ -753,10 +732,10 @@ class DynamoDBStore(Store):
             return
         if left < sent:
             attempts.progress()
-        if not attempts.backoff(self._retry):
+        if not attempts.backoff():
             raise SlowDownError(
                 f"dynamodb table {self.table}: {op} left {left} item(s) unprocessed for "
-                f"{attempts.retries} round(s) / {time.monotonic() - attempts.started:.1f} s"
+                f"{attempts.retries} round(s) / {attempts.elapsed:.1f} s"
             )
 
     def _parallel(
@@ -827,7 +806,7 @@ class DynamoDBStore(Store):
             return
         deadline = time.monotonic() + _TABLE_WAIT
         pause = 0.02
-        while self._describe(_Attempts()) is not None:
+        while self._describe(_Attempts(self._retry)) is not None:
             if time.monotonic() > deadline:
                 raise StoreUnavailableError(
                     f"dynamodb table {self.table} still exists {_TABLE_WAIT:.0f} s after delete"
@@ -936,7 +915,7 @@ def _parse(url: StoreURL) -> tuple[_Settings, ScanPaging]:
     paging = ScanPaging.from_params(params, page_size=MAX_PAGE_SIZE, page_cap=4096)
     if paging.page_size > MAX_PAGE_SIZE:
         raise ConfigurationError(f"{url}: page_size must be <= {MAX_PAGE_SIZE}")
-    retry = RetryPolicy(
+    retry = retry_policy(
         max_attempts=params.take_int("max_attempts", 10, minimum=1),
         budget=params.take_float("retry_budget", 20.0),
     )

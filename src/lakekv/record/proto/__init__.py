@@ -3,20 +3,32 @@
 Do not edit the ``*_pb2.py`` / ``*_pb2.pyi`` files: edit the ``.proto`` source next to them and
 run ``python scripts/gen_protos.py`` (``--check`` reports stale modules; a test runs it).
 
-``graveler_pb2`` — package ``io.treeverse.lakefs.graveler``
+Each module mirrors one file of lakeFS v1.86.0 (same package, message names, field numbers):
+
+``graveler_pb2`` — ``pkg/graveler/graveler.proto``, package ``io.treeverse.lakefs.graveler``
     ``RepositoryData`` (+ enum ``RepositoryState``), ``BranchData``, ``TagData``,
     ``CommitData``, ``StagedEntryData``, ``RepoMetadata``, ``ImportStatusData``,
     ``PullRequestData`` (+ enum ``PullRequestStatus``), ``GarbageCollectionRules``,
-    ``GarbageCollectionRunMetadata``, ``BranchProtectionRules``,
-    ``BranchProtectionBlockedActions`` (+ enum ``BranchProtectionBlockedAction``),
-    ``LinkAddressData``.
-``catalog_pb2`` — package ``catalog``
+    ``BranchProtectionRules``, ``BranchProtectionBlockedActions`` (+ enum
+    ``BranchProtectionBlockedAction``), ``LinkAddressData``.
+``catalog_pb2`` — ``pkg/catalog/catalog.proto``, package ``catalog``
     ``Entry`` (the payload inside ``StagedEntryData.data``; nested enum ``Entry.AddressType``),
-    ``Task``, ``TaskMsg`` and the task status records (``RepositoryDumpStatus``,
-    ``RepositoryRestoreStatus``, ``GarbageCollectionPrepareStatus``, ``CommitAsyncStatus``,
-    ``MergeAsyncStatus`` with their ``*Info`` messages).
-``kv_pb2`` — package ``io.treeverse.lakefs.kv``
-    ``SecondaryIndex`` (field ``primary_key`` is number 99, as in lakeFS), ``WeakOwnership``.
+    ``Task``, ``TaskMsg``, ``InstanceHeartbeat`` and the task status records
+    (``RepositoryDumpStatus``, ``RepositoryRestoreStatus``, ``GarbageCollectionPrepareStatus``,
+    ``CommitAsyncStatusData`` with a ``graveler.CommitData``, ``MergeAsyncStatusData`` with
+    ``MergeData``).
+``kv_pb2`` — ``pkg/kv/secondary_index.proto``, package ``io.treeverse.lakefs.kv``
+    ``SecondaryIndex`` (``primary_key`` is field 1: an entry starts ``0a <len>``).
+``mc_owner_pb2`` — ``pkg/distributed/mc_owner.proto``, package ``io.treeverse.lakefs.kv``
+    ``MostlyCorrectOwnership``.
+``auth_pb2`` — ``pkg/auth/model/model.proto``, package ``io.treeverse.lakefs.auth.model``
+    ``UserData``, ``GroupData``, ``PolicyData`` (``StatementData``, ``ConditionOperator``,
+    ``StringList``, ``ACLData``), ``CredentialData``, ``TokenData``, ``RepositoriesData``,
+    ``UIData``.
+``actions_pb2`` — ``pkg/actions/actions.proto``, package ``io.treeverse.lakefs.actions``
+    ``RunResultData``, ``TaskResultData``.
+``multipart_pb2`` — ``pkg/gateway/multipart/multipart.proto``, package
+    ``io.treeverse.lakefs.multipart``: ``UploadData``.
 
 Example::
 

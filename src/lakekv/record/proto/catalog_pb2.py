@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from lakekv.record.proto import graveler_pb2 as lakekv_dot_record_dot_proto_dot_graveler__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!lakekv/record/proto/catalog.proto\x12\x07\x63\x61talog\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x02\n\x05\x45ntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x31\n\rlast_modified\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\r\n\x05\x65_tag\x18\x04 \x01(\t\x12.\n\x08metadata\x18\x05 \x03(\x0b\x32\x1c.catalog.Entry.MetadataEntry\x12\x30\n\x0c\x61\x64\x64ress_type\x18\x06 \x01(\x0e\x32\x1a.catalog.Entry.AddressType\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x0b\x41\x64\x64ressType\x12\x18\n\x14\x42Y_PREFIX_DEPRECATED\x10\x00\x12\x0c\n\x08RELATIVE\x10\x01\x12\x08\n\x04\x46ULL\x10\x02\"\x8a\x01\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08progress\x18\x04 \x01(\x03\x12\x11\n\terror_msg\x18\x05 \x01(\t\x12\x13\n\x0bstatus_code\x18\x06 \x01(\x03\"l\n\x12RepositoryDumpInfo\x12\x1c\n\x14\x63ommits_metarange_id\x18\x01 \x01(\t\x12\x19\n\x11tags_metarange_id\x18\x02 \x01(\t\x12\x1d\n\x15\x62ranches_metarange_id\x18\x03 \x01(\t\"^\n\x14RepositoryDumpStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12)\n\x04info\x18\x02 \x01(\x0b\x32\x1b.catalog.RepositoryDumpInfo\"6\n\x17RepositoryRestoreStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\"q\n#GarbageCollectionPrepareCommitsInfo\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x1b\n\x13gc_commits_location\x18\x02 \x01(\t\x12\x1d\n\x15gc_addresses_location\x18\x03 \x01(\t\"y\n\x1eGarbageCollectionPrepareStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12:\n\x04info\x18\x02 \x01(\x0b\x32,.catalog.GarbageCollectionPrepareCommitsInfo\"\xac\x02\n\x0f\x43ommitAsyncInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07parents\x18\x02 \x03(\t\x12\x11\n\tcommitter\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x31\n\rcreation_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmeta_range_id\x18\x06 \x01(\t\x12\x38\n\x08metadata\x18\x07 \x03(\x0b\x32&.catalog.CommitAsyncInfo.MetadataEntry\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x0f\n\x07version\x18\t \x01(\x03\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x11\x43ommitAsyncStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12&\n\x04info\x18\x02 \x01(\x0b\x32\x18.catalog.CommitAsyncInfo\"#\n\x0eMergeAsyncInfo\x12\x11\n\treference\x18\x01 \x01(\t\"V\n\x10MergeAsyncStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12%\n\x04info\x18\x02 \x01(\x0b\x32\x17.catalog.MergeAsyncInfo\"&\n\x07TaskMsg\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.TaskB$Z\"github.com/treevese/lakefs/catalogb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!lakekv/record/proto/catalog.proto\x12\x07\x63\x61talog\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"lakekv/record/proto/graveler.proto\"\xd2\x02\n\x05\x45ntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x31\n\rlast_modified\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\r\n\x05\x65_tag\x18\x04 \x01(\t\x12.\n\x08metadata\x18\x05 \x03(\x0b\x32\x1c.catalog.Entry.MetadataEntry\x12\x30\n\x0c\x61\x64\x64ress_type\x18\x06 \x01(\x0e\x32\x1a.catalog.Entry.AddressType\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x0b\x41\x64\x64ressType\x12\x18\n\x14\x42Y_PREFIX_DEPRECATED\x10\x00\x12\x0c\n\x08RELATIVE\x10\x01\x12\x08\n\x04\x46ULL\x10\x02\"\xb8\x01\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08progress\x18\x04 \x01(\x03\x12\x11\n\terror_msg\x18\x05 \x01(\t\x12\x13\n\x0bstatus_code\x18\x06 \x01(\x05\x12\x11\n\toperation\x18\x07 \x01(\t\x12\x19\n\x11owner_instance_id\x18\x08 \x01(\t\"C\n\x11InstanceHeartbeat\x12.\n\nupdated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x12RepositoryDumpInfo\x12\x1c\n\x14\x63ommits_metarange_id\x18\x01 \x01(\t\x12\x19\n\x11tags_metarange_id\x18\x02 \x01(\t\x12\x1d\n\x15\x62ranches_metarange_id\x18\x03 \x01(\t\"^\n\x14RepositoryDumpStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12)\n\x04info\x18\x02 \x01(\x0b\x32\x1b.catalog.RepositoryDumpInfo\"6\n\x17RepositoryRestoreStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\"q\n#GarbageCollectionPrepareCommitsInfo\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x1b\n\x13gc_commits_location\x18\x02 \x01(\t\x12\x1d\n\x15gc_addresses_location\x18\x03 \x01(\t\"y\n\x1eGarbageCollectionPrepareStatus\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12:\n\x04info\x18\x02 \x01(\x0b\x32,.catalog.GarbageCollectionPrepareCommitsInfo\"l\n\x15\x43ommitAsyncStatusData\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12\x36\n\x04info\x18\x02 \x01(\x0b\x32(.io.treeverse.lakefs.graveler.CommitData\"\x1e\n\tMergeData\x12\x11\n\treference\x18\x01 \x01(\t\"U\n\x14MergeAsyncStatusData\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.Task\x12 \n\x04info\x18\x02 \x01(\x0b\x32\x12.catalog.MergeData\"&\n\x07TaskMsg\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.catalog.TaskB$Z\"github.com/treevese/lakefs/catalogb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,36 +36,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z\"github.com/treevese/lakefs/catalog'
   _globals['_ENTRY_METADATAENTRY']._loaded_options = None
   _globals['_ENTRY_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_COMMITASYNCINFO_METADATAENTRY']._loaded_options = None
-  _globals['_COMMITASYNCINFO_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_ENTRY']._serialized_start=80
-  _globals['_ENTRY']._serialized_end=418
-  _globals['_ENTRY_METADATAENTRY']._serialized_start=306
-  _globals['_ENTRY_METADATAENTRY']._serialized_end=353
-  _globals['_ENTRY_ADDRESSTYPE']._serialized_start=355
-  _globals['_ENTRY_ADDRESSTYPE']._serialized_end=418
-  _globals['_TASK']._serialized_start=421
-  _globals['_TASK']._serialized_end=559
-  _globals['_REPOSITORYDUMPINFO']._serialized_start=561
-  _globals['_REPOSITORYDUMPINFO']._serialized_end=669
-  _globals['_REPOSITORYDUMPSTATUS']._serialized_start=671
-  _globals['_REPOSITORYDUMPSTATUS']._serialized_end=765
-  _globals['_REPOSITORYRESTORESTATUS']._serialized_start=767
-  _globals['_REPOSITORYRESTORESTATUS']._serialized_end=821
-  _globals['_GARBAGECOLLECTIONPREPARECOMMITSINFO']._serialized_start=823
-  _globals['_GARBAGECOLLECTIONPREPARECOMMITSINFO']._serialized_end=936
-  _globals['_GARBAGECOLLECTIONPREPARESTATUS']._serialized_start=938
-  _globals['_GARBAGECOLLECTIONPREPARESTATUS']._serialized_end=1059
-  _globals['_COMMITASYNCINFO']._serialized_start=1062
-  _globals['_COMMITASYNCINFO']._serialized_end=1362
-  _globals['_COMMITASYNCINFO_METADATAENTRY']._serialized_start=306
-  _globals['_COMMITASYNCINFO_METADATAENTRY']._serialized_end=353
-  _globals['_COMMITASYNCSTATUS']._serialized_start=1364
-  _globals['_COMMITASYNCSTATUS']._serialized_end=1452
-  _globals['_MERGEASYNCINFO']._serialized_start=1454
-  _globals['_MERGEASYNCINFO']._serialized_end=1489
-  _globals['_MERGEASYNCSTATUS']._serialized_start=1491
-  _globals['_MERGEASYNCSTATUS']._serialized_end=1577
-  _globals['_TASKMSG']._serialized_start=1579
-  _globals['_TASKMSG']._serialized_end=1617
+  _globals['_ENTRY']._serialized_start=116
+  _globals['_ENTRY']._serialized_end=454
+  _globals['_ENTRY_METADATAENTRY']._serialized_start=342
+  _globals['_ENTRY_METADATAENTRY']._serialized_end=389
+  _globals['_ENTRY_ADDRESSTYPE']._serialized_start=391
+  _globals['_ENTRY_ADDRESSTYPE']._serialized_end=454
+  _globals['_TASK']._serialized_start=457
+  _globals['_TASK']._serialized_end=641
+  _globals['_INSTANCEHEARTBEAT']._serialized_start=643
+  _globals['_INSTANCEHEARTBEAT']._serialized_end=710
+  _globals['_REPOSITORYDUMPINFO']._serialized_start=712
+  _globals['_REPOSITORYDUMPINFO']._serialized_end=820
+  _globals['_REPOSITORYDUMPSTATUS']._serialized_start=822
+  _globals['_REPOSITORYDUMPSTATUS']._serialized_end=916
+  _globals['_REPOSITORYRESTORESTATUS']._serialized_start=918
+  _globals['_REPOSITORYRESTORESTATUS']._serialized_end=972
+  _globals['_GARBAGECOLLECTIONPREPARECOMMITSINFO']._serialized_start=974
+  _globals['_GARBAGECOLLECTIONPREPARECOMMITSINFO']._serialized_end=1087
+  _globals['_GARBAGECOLLECTIONPREPARESTATUS']._serialized_start=1089
+  _globals['_GARBAGECOLLECTIONPREPARESTATUS']._serialized_end=1210
+  _globals['_COMMITASYNCSTATUSDATA']._serialized_start=1212
+  _globals['_COMMITASYNCSTATUSDATA']._serialized_end=1320
+  _globals['_MERGEDATA']._serialized_start=1322
+  _globals['_MERGEDATA']._serialized_end=1352
+  _globals['_MERGEASYNCSTATUSDATA']._serialized_start=1354
+  _globals['_MERGEASYNCSTATUSDATA']._serialized_end=1439
+  _globals['_TASKMSG']._serialized_start=1441
+  _globals['_TASKMSG']._serialized_end=1479
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lakekv/record/proto/graveler.proto\x12\x1cio.treeverse.lakefs.graveler\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x02\n\x0eRepositoryData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x11storage_namespace\x18\x02 \x01(\t\x12\x19\n\x11\x64\x65\x66\x61ult_branch_id\x18\x03 \x01(\t\x12\x31\n\rcreation_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x05state\x18\x05 \x01(\x0e\x32-.io.treeverse.lakefs.graveler.RepositoryState\x12\x14\n\x0cinstance_uid\x18\x06 \x01(\t\x12\x11\n\tread_only\x18\x07 \x01(\x08\x12\x12\n\nstorage_id\x18\x08 \x01(\t\"i\n\nBranchData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcommit_id\x18\x02 \x01(\t\x12\x15\n\rstaging_token\x18\x03 \x01(\t\x12\x15\n\rsealed_tokens\x18\x04 \x03(\t\x12\x0e\n\x06hidden\x18\x05 \x01(\x08\"(\n\x07TagData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcommit_id\x18\x02 \x01(\t\"\xb7\x02\n\nCommitData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcommitter\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x31\n\rcreation_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmeta_range_id\x18\x05 \x01(\t\x12H\n\x08metadata\x18\x06 \x03(\x0b\x32\x36.io.treeverse.lakefs.graveler.CommitData.MetadataEntry\x12\x0f\n\x07parents\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\x05\x12\x12\n\ngeneration\x18\t \x01(\x05\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe2\x01\n\x16GarbageCollectionRules\x12\x1e\n\x16\x64\x65\x66\x61ult_retention_days\x18\x01 \x01(\x05\x12l\n\x15\x62ranch_retention_days\x18\x02 \x03(\x0b\x32M.io.treeverse.lakefs.graveler.GarbageCollectionRules.BranchRetentionDaysEntry\x1a:\n\x18\x42ranchRetentionDaysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"f\n\x1cGarbageCollectionRunMetadata\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x1c\n\x14\x43ommits_csv_location\x18\x02 \x01(\t\x12\x18\n\x10\x41\x64\x64ress_location\x18\x03 \x01(\t\"l\n\x1e\x42ranchProtectionBlockedActions\x12J\n\x05value\x18\x01 \x03(\x0e\x32;.io.treeverse.lakefs.graveler.BranchProtectionBlockedAction\"\xa0\x02\n\x15\x42ranchProtectionRules\x12\x81\x01\n!branch_pattern_to_blocked_actions\x18\x01 \x03(\x0b\x32V.io.treeverse.lakefs.graveler.BranchProtectionRules.BranchPatternToBlockedActionsEntry\x1a\x82\x01\n\"BranchPatternToBlockedActionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12K\n\x05value\x18\x02 \x01(\x0b\x32<.io.treeverse.lakefs.graveler.BranchProtectionBlockedActions:\x02\x38\x01\">\n\x0fStagedEntryData\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x10\n\x08identity\x18\x02 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\"\n\x0fLinkAddressData\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"\xd2\x01\n\x10ImportStatusData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcompleted\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08progress\x18\x04 \x01(\x03\x12\x14\n\x0cmetarange_id\x18\x05 \x01(\t\x12\x38\n\x06\x63ommit\x18\x06 \x01(\x0b\x32(.io.treeverse.lakefs.graveler.CommitData\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\x8b\x01\n\x0cRepoMetadata\x12J\n\x08metadata\x18\x01 \x03(\x0b\x32\x38.io.treeverse.lakefs.graveler.RepoMetadata.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdd\x02\n\x0fPullRequestData\x12\n\n\x02id\x18\x01 \x01(\t\x12?\n\x06status\x18\x02 \x01(\x0e\x32/.io.treeverse.lakefs.graveler.PullRequestStatus\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x15\n\rsource_branch\x18\x07 \x01(\t\x12\x1a\n\x12\x64\x65stination_branch\x18\x08 \x01(\t\x12\x16\n\tcommit_id\x18\t \x01(\tH\x00\x88\x01\x01\x12\x32\n\tclosed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x42\x0c\n\n_commit_idB\x0c\n\n_closed_at*.\n\x0fRepositoryState\x12\n\n\x06\x41\x43TIVE\x10\x00\x12\x0f\n\x0bIN_DELETION\x10\x01*>\n\x1d\x42ranchProtectionBlockedAction\x12\x11\n\rSTAGING_WRITE\x10\x00\x12\n\n\x06\x43OMMIT\x10\x01*5\n\x11PullRequestStatus\x12\x08\n\x04OPEN\x10\x00\x12\n\n\x06\x43LOSED\x10\x01\x12\n\n\x06MERGED\x10\x02\x42&Z$github.com/treeverse/lakefs/gravelerb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lakekv/record/proto/graveler.proto\x12\x1cio.treeverse.lakefs.graveler\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x02\n\x0eRepositoryData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x11storage_namespace\x18\x02 \x01(\t\x12\x19\n\x11\x64\x65\x66\x61ult_branch_id\x18\x03 \x01(\t\x12\x31\n\rcreation_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x05state\x18\x05 \x01(\x0e\x32-.io.treeverse.lakefs.graveler.RepositoryState\x12\x14\n\x0cinstance_uid\x18\x06 \x01(\t\x12\x11\n\tread_only\x18\x07 \x01(\x08\x12\x12\n\nstorage_id\x18\x08 \x01(\t\"i\n\nBranchData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcommit_id\x18\x02 \x01(\t\x12\x15\n\rstaging_token\x18\x03 \x01(\t\x12\x15\n\rsealed_tokens\x18\x04 \x03(\t\x12\x0e\n\x06hidden\x18\x05 \x01(\x08\"(\n\x07TagData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcommit_id\x18\x02 \x01(\t\"\xb7\x02\n\nCommitData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcommitter\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x31\n\rcreation_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmeta_range_id\x18\x05 \x01(\t\x12H\n\x08metadata\x18\x06 \x03(\x0b\x32\x36.io.treeverse.lakefs.graveler.CommitData.MetadataEntry\x12\x0f\n\x07parents\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\x05\x12\x12\n\ngeneration\x18\t \x01(\x05\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe2\x01\n\x16GarbageCollectionRules\x12\x1e\n\x16\x64\x65\x66\x61ult_retention_days\x18\x01 \x01(\x05\x12l\n\x15\x62ranch_retention_days\x18\x02 \x03(\x0b\x32M.io.treeverse.lakefs.graveler.GarbageCollectionRules.BranchRetentionDaysEntry\x1a:\n\x18\x42ranchRetentionDaysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"l\n\x1e\x42ranchProtectionBlockedActions\x12J\n\x05value\x18\x01 \x03(\x0e\x32;.io.treeverse.lakefs.graveler.BranchProtectionBlockedAction\"\xa0\x02\n\x15\x42ranchProtectionRules\x12\x81\x01\n!branch_pattern_to_blocked_actions\x18\x01 \x03(\x0b\x32V.io.treeverse.lakefs.graveler.BranchProtectionRules.BranchPatternToBlockedActionsEntry\x1a\x82\x01\n\"BranchPatternToBlockedActionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12K\n\x05value\x18\x02 \x01(\x0b\x32<.io.treeverse.lakefs.graveler.BranchProtectionBlockedActions:\x02\x38\x01\">\n\x0fStagedEntryData\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x10\n\x08identity\x18\x02 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\"\n\x0fLinkAddressData\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"\xd2\x01\n\x10ImportStatusData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcompleted\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08progress\x18\x04 \x01(\x03\x12\x14\n\x0cmetarange_id\x18\x05 \x01(\t\x12\x38\n\x06\x63ommit\x18\x06 \x01(\x0b\x32(.io.treeverse.lakefs.graveler.CommitData\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\x8b\x01\n\x0cRepoMetadata\x12J\n\x08metadata\x18\x01 \x03(\x0b\x32\x38.io.treeverse.lakefs.graveler.RepoMetadata.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdd\x02\n\x0fPullRequestData\x12\n\n\x02id\x18\x01 \x01(\t\x12?\n\x06status\x18\x02 \x01(\x0e\x32/.io.treeverse.lakefs.graveler.PullRequestStatus\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x15\n\rsource_branch\x18\x07 \x01(\t\x12\x1a\n\x12\x64\x65stination_branch\x18\x08 \x01(\t\x12\x16\n\tcommit_id\x18\t \x01(\tH\x00\x88\x01\x01\x12\x32\n\tclosed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x42\x0c\n\n_commit_idB\x0c\n\n_closed_at*.\n\x0fRepositoryState\x12\n\n\x06\x41\x43TIVE\x10\x00\x12\x0f\n\x0bIN_DELETION\x10\x01*>\n\x1d\x42ranchProtectionBlockedAction\x12\x11\n\rSTAGING_WRITE\x10\x00\x12\n\n\x06\x43OMMIT\x10\x01*5\n\x11PullRequestStatus\x12\x08\n\x04OPEN\x10\x00\x12\n\n\x06\x43LOSED\x10\x01\x12\n\n\x06MERGED\x10\x02\x42&Z$github.com/treeverse/lakefs/gravelerb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,12 +41,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BRANCHPROTECTIONRULES_BRANCHPATTERNTOBLOCKEDACTIONSENTRY']._serialized_options = b'8\001'
   _globals['_REPOMETADATA_METADATAENTRY']._loaded_options = None
   _globals['_REPOMETADATA_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_REPOSITORYSTATE']._serialized_start=2364
-  _globals['_REPOSITORYSTATE']._serialized_end=2410
-  _globals['_BRANCHPROTECTIONBLOCKEDACTION']._serialized_start=2412
-  _globals['_BRANCHPROTECTIONBLOCKEDACTION']._serialized_end=2474
-  _globals['_PULLREQUESTSTATUS']._serialized_start=2476
-  _globals['_PULLREQUESTSTATUS']._serialized_end=2529
+  _globals['_REPOSITORYSTATE']._serialized_start=2260
+  _globals['_REPOSITORYSTATE']._serialized_end=2306
+  _globals['_BRANCHPROTECTIONBLOCKEDACTION']._serialized_start=2308
+  _globals['_BRANCHPROTECTIONBLOCKEDACTION']._serialized_end=2370
+  _globals['_PULLREQUESTSTATUS']._serialized_start=2372
+  _globals['_PULLREQUESTSTATUS']._serialized_end=2425
   _globals['_REPOSITORYDATA']._serialized_start=102
   _globals['_REPOSITORYDATA']._serialized_end=358
   _globals['_BRANCHDATA']._serialized_start=360
@@ -61,24 +61,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GARBAGECOLLECTIONRULES']._serialized_end=1050
   _globals['_GARBAGECOLLECTIONRULES_BRANCHRETENTIONDAYSENTRY']._serialized_start=992
   _globals['_GARBAGECOLLECTIONRULES_BRANCHRETENTIONDAYSENTRY']._serialized_end=1050
-  _globals['_GARBAGECOLLECTIONRUNMETADATA']._serialized_start=1052
-  _globals['_GARBAGECOLLECTIONRUNMETADATA']._serialized_end=1154
-  _globals['_BRANCHPROTECTIONBLOCKEDACTIONS']._serialized_start=1156
-  _globals['_BRANCHPROTECTIONBLOCKEDACTIONS']._serialized_end=1264
-  _globals['_BRANCHPROTECTIONRULES']._serialized_start=1267
-  _globals['_BRANCHPROTECTIONRULES']._serialized_end=1555
-  _globals['_BRANCHPROTECTIONRULES_BRANCHPATTERNTOBLOCKEDACTIONSENTRY']._serialized_start=1425
-  _globals['_BRANCHPROTECTIONRULES_BRANCHPATTERNTOBLOCKEDACTIONSENTRY']._serialized_end=1555
-  _globals['_STAGEDENTRYDATA']._serialized_start=1557
-  _globals['_STAGEDENTRYDATA']._serialized_end=1619
-  _globals['_LINKADDRESSDATA']._serialized_start=1621
-  _globals['_LINKADDRESSDATA']._serialized_end=1655
-  _globals['_IMPORTSTATUSDATA']._serialized_start=1658
-  _globals['_IMPORTSTATUSDATA']._serialized_end=1868
-  _globals['_REPOMETADATA']._serialized_start=1871
-  _globals['_REPOMETADATA']._serialized_end=2010
+  _globals['_BRANCHPROTECTIONBLOCKEDACTIONS']._serialized_start=1052
+  _globals['_BRANCHPROTECTIONBLOCKEDACTIONS']._serialized_end=1160
+  _globals['_BRANCHPROTECTIONRULES']._serialized_start=1163
+  _globals['_BRANCHPROTECTIONRULES']._serialized_end=1451
+  _globals['_BRANCHPROTECTIONRULES_BRANCHPATTERNTOBLOCKEDACTIONSENTRY']._serialized_start=1321
+  _globals['_BRANCHPROTECTIONRULES_BRANCHPATTERNTOBLOCKEDACTIONSENTRY']._serialized_end=1451
+  _globals['_STAGEDENTRYDATA']._serialized_start=1453
+  _globals['_STAGEDENTRYDATA']._serialized_end=1515
+  _globals['_LINKADDRESSDATA']._serialized_start=1517
+  _globals['_LINKADDRESSDATA']._serialized_end=1551
+  _globals['_IMPORTSTATUSDATA']._serialized_start=1554
+  _globals['_IMPORTSTATUSDATA']._serialized_end=1764
+  _globals['_REPOMETADATA']._serialized_start=1767
+  _globals['_REPOMETADATA']._serialized_end=1906
   _globals['_REPOMETADATA_METADATAENTRY']._serialized_start=774
   _globals['_REPOMETADATA_METADATAENTRY']._serialized_end=821
-  _globals['_PULLREQUESTDATA']._serialized_start=2013
-  _globals['_PULLREQUESTDATA']._serialized_end=2362
+  _globals['_PULLREQUESTDATA']._serialized_start=1909
+  _globals['_PULLREQUESTDATA']._serialized_end=2258
 # @@protoc_insertion_point(module_scope)

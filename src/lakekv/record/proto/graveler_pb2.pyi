@@ -3,7 +3,7 @@
 isort:skip_file
 Graveler metadata records: repositories, branches, commits, tags, staged entries and the
 per-repository settings and status records. Package, message names and field numbers match
-lakeFS (pkg/graveler) so that encoded values are byte-identical.
+lakeFS v1.86.0 pkg/graveler/graveler.proto so that encoded values are byte-identical.
 """
 
 from collections import abc as _abc
@@ -285,31 +285,6 @@ class GarbageCollectionRules(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GarbageCollectionRules: _TypeAlias = GarbageCollectionRules  # noqa: Y015
-
-@_typing.final
-class GarbageCollectionRunMetadata(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    RUN_ID_FIELD_NUMBER: _builtins.int
-    COMMITS_CSV_LOCATION_FIELD_NUMBER: _builtins.int
-    ADDRESS_LOCATION_FIELD_NUMBER: _builtins.int
-    run_id: _builtins.str
-    Commits_csv_location: _builtins.str
-    Address_location: _builtins.str
-    def __init__(
-        self,
-        *,
-        run_id: _builtins.str = ...,
-        Commits_csv_location: _builtins.str = ...,
-        Address_location: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["Address_location", b"Address_location", "Commits_csv_location", b"Commits_csv_location", "run_id", b"run_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___GarbageCollectionRunMetadata: _TypeAlias = GarbageCollectionRunMetadata  # noqa: Y015
 
 @_typing.final
 class BranchProtectionBlockedActions(_message.Message):

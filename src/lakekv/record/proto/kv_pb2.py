@@ -22,10 +22,9 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clakekv/record/proto/kv.proto\x12\x16io.treeverse.lakefs.kv\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x0eSecondaryIndex\x12\x13\n\x0bprimary_key\x18\x63 \x01(\x0c\"\\\n\rWeakOwnership\x12\r\n\x05owner\x18\x01 \x01(\t\x12+\n\x07\x65xpires\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x03 \x01(\tB Z\x1egithub.com/treeverse/lakefs/kvb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clakekv/record/proto/kv.proto\x12\x16io.treeverse.lakefs.kv\"%\n\x0eSecondaryIndex\x12\x13\n\x0bprimary_key\x18\x01 \x01(\x0c\x42 Z\x1egithub.com/treeverse/lakefs/kvb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +32,6 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lakekv.record.proto.kv_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\036github.com/treeverse/lakefs/kv'
-  _globals['_SECONDARYINDEX']._serialized_start=89
-  _globals['_SECONDARYINDEX']._serialized_end=126
-  _globals['_WEAKOWNERSHIP']._serialized_start=128
-  _globals['_WEAKOWNERSHIP']._serialized_end=220
+  _globals['_SECONDARYINDEX']._serialized_start=56
+  _globals['_SECONDARYINDEX']._serialized_end=93
 # @@protoc_insertion_point(module_scope)

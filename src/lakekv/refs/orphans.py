@@ -16,30 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 from lakekv.errors import UnsupportedError
 from lakekv.kv.store import Store
 from lakekv.record import layout
-from lakekv.refs.store import RefStore
-
-FIXED_PARTITIONS: Final = frozenset(
-    {
-        layout.SCHEMA_PARTITION,
-        layout.GRAVELER_PARTITION,
-        layout.CLEANUP_TOKENS_PARTITION,
-        layout.PULLS_INDEX_PARTITION,
-        b"auth",
-        b"basicAuth",
-        b"aclauth",
-        b"actions",
-        b"catalog",
-        b"multiparts",
-        b"usage",
-        b"mc-ownership",
-    }
-)
-"""Partitions lakeFS uses under fixed names: always reachable."""
 
 
 class OrphanKind(StrEnum):
@@ -75,16 +56,6 @@ class OrphanPartition:
         }
 
 
-def reachable_partitions(refs: RefStore) -> set[bytes]:
-    """Every partition reachable from the ``graveler`` partition, plus the fixed ones."""
-    reached: set[bytes] = set(FIXED_PARTITIONS)
-    for repo in refs.list_repositories():
-        reached.add(repo.partition)
-        for branch in refs.list_branches(repo):
-            reached.update(token.encode() for token in branch.tokens)
-    return reached
-
-
 def _classify(partition: bytes) -> tuple[OrphanKind, str | None]:
     text = layout.decode_text(partition)
     if text is not None:
@@ -106,9 +77,8 @@ def iter_orphans(store: Store) -> Iterator[OrphanPartition]:
         raise UnsupportedError(
             f"{store.scheme}:// cannot list partitions, so orphans cannot be found"
         )
-    refs = RefStore(store)
-    reached = reachable_partitions(refs)
-    queued = {key for key, _ in _keys(store, layout.CLEANUP_TOKENS_PARTITION)}
+    walked = layout.walk(layout.reader(store))
+    reached = set(layout.FIXED_PARTITIONS) | walked.repositories | walked.tokens
     for partition in store.list_partitions():
         if partition in reached:
             continue
@@ -118,14 +88,8 @@ def iter_orphans(store: Store) -> Iterator[OrphanPartition]:
             kind=kind,
             owner=owner,
             entries=_count(store, partition),
-            queued_for_cleanup=partition in queued,
+            queued_for_cleanup=partition in walked.cleanup_queued,
         )
-
-
-def _keys(store: Store, partition: bytes) -> Iterator[tuple[bytes, bytes]]:
-    with store.scan(partition) as it:
-        for entry in it:
-            yield entry.key, entry.value
 
 
 def find_orphans(store: Store) -> list[OrphanPartition]:
