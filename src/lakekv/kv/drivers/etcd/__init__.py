@@ -29,9 +29,10 @@ Operations
     ``capabilities.value_predicates`` is false).
 
     ``write_batch`` writes up to 128 entries (etcd's ``--max-txn-ops``) in one ``Txn`` whose
-    compares expect every key absent; if one exists, the failure branch returns all their
-    current values in the same round trip, entries are classified, and the rest is tried again
-    under compares on what was seen. Entries too large to share a request go one by one.
+    compares expect every key absent (a fresh copy: one round trip per 128 entries); if one
+    exists, one read-only ``Txn`` fetches all their current values, entries are classified,
+    and the rest is tried again under compares on what was seen. Entries too large to share a
+    request go one by one.
 
 Limits (declared in ``capabilities``, checked before any request)
     etcd refuses requests over ``--max-request-bytes`` (1.5 MiB by default): partition and key

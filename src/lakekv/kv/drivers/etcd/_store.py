@@ -270,7 +270,7 @@ class EtcdStore(Store):
         chunk: list[Entry] = []
         size = 0
         for entry in entries:
-            cost = 3 * (len(self.prefix) + 2 * len(entry.partition) + len(entry.key) + 16)
+            cost = 2 * (len(self.prefix) + 2 * len(entry.partition) + len(entry.key) + 16)
             cost += len(entry.value)
             if cost > _BATCH_BYTES:  # too large to share a transaction: on its own
                 result.add(super()._write_batch([entry], on_conflict))
@@ -287,9 +287,9 @@ class EtcdStore(Store):
     def _write_chunk(
         self, chunk: list[Entry], on_conflict: OnConflict, result: BatchResult
     ) -> None:
-        """One transaction for the whole chunk, expecting every key absent; when a compare
-        fails, the failure branch returns every key's state, entries are classified against
-        it and the rest is tried again under compares on what was seen."""
+        """One transaction for the whole chunk, expecting every key absent. When a compare
+        fails, one read-only transaction fetches every key's state, entries are classified
+        against it and the rest is tried again under compares on what was seen."""
         pending = [(entry, 0) for entry in chunk]  # (entry, expected mod_revision; 0: absent)
         for _ in range(_BATCH_ATTEMPTS):
             keys = [_keys.partition_head(self.prefix, e.partition) + e.key for e, _ in pending]
@@ -299,16 +299,15 @@ class EtcdStore(Store):
                     rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=k, value=e.value))
                     for k, (e, _) in zip(keys, pending, strict=True)
                 ],
-                failure=[
-                    rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=k)) for k in keys
-                ],
             )
-            response = self._call_rpc(self._txn, request)
-            if response.succeeded:
+            if self._call_rpc(self._txn, request).succeeded:
                 result.written += len(pending)
                 return
+            read = rpc_pb2.TxnRequest(
+                success=[rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=k)) for k in keys]
+            )
+            states = self._call_rpc(self._txn, read).responses
             still: list[tuple[Entry, int]] = []
-            states = response.responses
             for (entry, _), state in zip(pending, states, strict=True):
                 kvs = state.response_range.kvs
                 if not kvs:
