@@ -16,8 +16,9 @@ means as fast as the raw code and higher is better):
 5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
 6. with ``--to redis,redis-cluster,etcd``: copy SQLite -> each of them vs that engine's raw
    bulk path (Redis: pipelined ``HSET`` + ``ZADD`` of the same keys, 10,000 rows per
-   pipeline; etcd: ``Txn`` requests of 128 plain ``Put`` operations, etcd's
-   ``--max-txn-ops``), best of two alternating rounds, each into an emptied namespace.
+   pipeline, in a cluster one pipeline per node; etcd: ``Txn`` requests of 128 plain ``Put``
+   operations, etcd's ``--max-txn-ops``), best of two alternating rounds, each into an
+   emptied namespace.
    URLs come from ``--redis``, ``--redis-cluster`` and ``--etcd`` (defaults: the
    ``LAKEKV_TEST_*`` variables that ``tests/servers.py run`` exports). ``--pg none`` skips
    the PostgreSQL steps (1, 2 and 5)::
@@ -39,13 +40,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from lakekv.kv.drivers.etcd import EtcdStore
 from lakekv.kv.drivers.etcd import _keys as etcd_keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
-from lakekv.kv.drivers.redis import RedisStore
+from lakekv.kv.drivers.redis import RedisClusterStore, RedisStore
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
@@ -150,19 +152,31 @@ def pg_rows(pg_url: str, table: str) -> Iterator[list[tuple[bytes, bytes, bytes]
 
 
 def raw_redis_bulk(src: Path, store: RedisStore) -> None:
-    """Pipelined HSET + ZADD of every row (and one ZADD per partition into its list)."""
+    """Pipelined HSET + ZADD of every row (and one ZADD per partition into its list). In a
+    cluster, one plain pipeline per node (redis-py's cluster pipeline is several times
+    slower), each partition's commands to the node serving its slot."""
     client = store._client
-    names: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+    cluster = isinstance(store, RedisClusterStore)
+    names: dict[bytes, tuple[tuple[bytes, bytes, bytes], Any]] = {}
     for rows in sqlite_rows(src):
-        pipe = client.pipeline(transaction=False)
+        pipes: dict[int, Any] = {}
         for p, k, v in rows:
-            keys = names.get(p)
-            if keys is None:
-                keys = names[p] = store._keys(p)
+            known = names.get(p)
+            first = known is None
+            if known is None:
+                keys = store._keys(p)
+                node = client.get_node_from_key(keys[0]).redis_connection if cluster else client
+                known = names[p] = (keys, node)
+            keys, node = known
+            pipe = pipes.get(id(node))
+            if pipe is None:
+                pipe = pipes[id(node)] = node.pipeline(transaction=False)
+            if first:
                 pipe.zadd(keys[2], {p: 0})
             pipe.hset(keys[0], k, v)
             pipe.zadd(keys[1], {k: 0})
-        pipe.execute()
+        for pipe in pipes.values():
+            pipe.execute()
 
 
 def raw_etcd_bulk(src: Path, store: EtcdStore) -> None:
