@@ -26,6 +26,7 @@ from lakekv.errors import (
     ConfigurationError,
     InvalidArgumentError,
     PredicateFailedError,
+    StoreError,
     StoreUnavailableError,
 )
 from lakekv.kv.registry import open_store
@@ -138,6 +139,62 @@ def test_limits_are_declared_from_the_request_size() -> None:
     assert caps.max_item_size is not None and caps.max_item_size < MAX_REQUEST_BYTES
     assert caps.max_item_size >= 1 << 20  # a 1 MiB value fits
     assert not caps.value_predicates
+
+
+class _FailedCall(grpc.RpcError, grpc.Call):
+    """What a failed unary call raises: an RpcError that is also a Call."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def initial_metadata(self) -> None:
+        return None
+
+    def trailing_metadata(self) -> None:
+        return None
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: object) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "kind"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader", StoreUnavailableError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", StoreUnavailableError),
+        # etcd's own request context running out without quorum
+        (grpc.StatusCode.UNKNOWN, "context deadline exceeded", StoreUnavailableError),
+        (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "etcdserver: request is too large",
+            InvalidArgumentError,
+        ),
+        (grpc.StatusCode.PERMISSION_DENIED, "etcdserver: permission denied", StoreError),
+    ],
+)
+def test_grpc_errors_are_translated(
+    code: grpc.StatusCode, details: str, kind: type[Exception]
+) -> None:
+    store = EtcdStore.__new__(EtcdStore)
+    store._url = StoreURL.parse("etcd://127.0.0.1:1")
+    err = store._translate_error(_FailedCall(code, details))
+    assert type(err) is kind
+    assert details in str(err)
 
 
 # --- against a cluster ------------------------------------------------------------------------

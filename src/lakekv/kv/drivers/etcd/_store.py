@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import random
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from lakekv.kv.store import (
     ValueWithPredicate,
 )
 from lakekv.kv.url import ParamReader, StoreURL
+from lakekv.retry import RetryPolicy
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -94,6 +94,10 @@ class EtcdStore(Store):
         super().__init__(url, paging)
         self.prefix = prefix
         self.timeout = timeout
+        # UNAVAILABLE (no leader, a member down) is retried until ``timeout`` has passed
+        self._retry = RetryPolicy(
+            max_tries=1_000_000, initial_interval=0.02, max_interval=0.5, budget=timeout
+        )
         self._channel = grpc.insecure_channel(
             target,
             options=[
@@ -162,8 +166,8 @@ class EtcdStore(Store):
         self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req
     ) -> tuple[Resp, bool]:
         """The response, and whether an earlier attempt might have been applied."""
-        deadline = time.monotonic() + self.timeout
-        delay = 0.02
+        attempts = self._retry.attempts()
+        deadline = attempts.started + self.timeout
         retried = False
         while True:
             try:
@@ -171,18 +175,19 @@ class EtcdStore(Store):
                 return response, retried
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
-                left = deadline - time.monotonic()
-                if code != grpc.StatusCode.UNAVAILABLE or left <= delay or self._closed:
+                if code != grpc.StatusCode.UNAVAILABLE or self._closed or not attempts.backoff():
                     raise
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 0.5)
             retried = True
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         code = exc.code() if isinstance(exc, grpc.Call) else None
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         name = code.name if code is not None else "error"
-        if code in _UNAVAILABLE:
+        # etcd reports its own request deadline passing (no quorum) as UNKNOWN
+        lost = code == grpc.StatusCode.UNKNOWN and any(
+            text in str(details) for text in ("deadline exceeded", "context canceled")
+        )
+        if code in _UNAVAILABLE or lost:
             return StoreUnavailableError(f"{self._url} unavailable: {name}: {details}")
         if code == grpc.StatusCode.INVALID_ARGUMENT and "too large" in str(details):
             return InvalidArgumentError(f"{self._url}: {details}")
