@@ -13,26 +13,37 @@ means as fast as the raw code and higher is better):
 3. dump to a file vs a raw ordered scan of the source (best of two alternating rounds, each
    after os.sync());
 4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
-5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
-6. with ``--to redis,redis-cluster,etcd``: copy SQLite -> each of them vs that engine's raw
-   bulk path (Redis: pipelined ``HSET`` + ``ZADD`` of the same keys, 10,000 rows per
-   pipeline, in a cluster one pipeline per node; etcd: ``Txn`` requests of 128 plain ``Put``
-   operations, etcd's ``--max-txn-ops``), best of two alternating rounds, each into an
-   emptied namespace.
-   URLs come from ``--redis``, ``--redis-cluster`` and ``--etcd`` (defaults: the
-   ``LAKEKV_TEST_*`` variables that ``tests/servers.py run`` exports). ``--pg none`` skips
-   the PostgreSQL steps (1, 2 and 5)::
+5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process.
+
+With ``--mysql URL``, ``--lmdb`` and ``--to redis,redis-cluster,etcd``, first (and with
+``--only-engines``, only):
+
+6. copy SQLite -> MySQL/MariaDB vs the raw bulk path PyMySQL has, ``LOAD DATA LOCAL INFILE``
+   of the escaped rows, 50 000 per transaction, into the same table layout;
+7. copy SQLite -> LMDB vs raw ``lmdb`` in the same layout (an 8-byte id per partition, then
+   the key): ``putmulti(append=True)`` of the sorted rows, 50 000 per write transaction.
+
+8. copy SQLite -> Redis, Redis Cluster and etcd vs each one's raw bulk path (Redis:
+   pipelined ``HSET`` + ``ZADD`` of the same keys, 10,000 rows per pipeline, in a cluster one
+   pipeline per node; etcd: ``Txn`` requests of 128 plain ``Put`` operations, etcd's
+   ``--max-txn-ops``). URLs come from ``--redis``, ``--redis-cluster`` and ``--etcd``
+   (defaults: the ``LAKEKV_TEST_*`` variables that ``tests/servers.py run`` exports)::
 
     python tests/servers.py run --engines redis,redis-cluster,etcd -- .venv/bin/python \
-        bench/migrate.py --pg none --to redis,redis-cluster,etcd --entries 200000
+        bench/migrate.py --only-engines --to redis,redis-cluster,etcd --entries 200000
+
+Each of these is the best of two alternating rounds into emptied tables / environments /
+namespaces.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -42,7 +53,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import psycopg
+import pymysql
 
 from lakekv.kv.drivers.etcd import EtcdStore
 from lakekv.kv.drivers.etcd import _keys as etcd_keys
@@ -59,6 +72,8 @@ TARGETS = {
     "copy_to_sqlite": 0.6,
     "dump": 0.5,
     "load": 0.6,
+    "copy_to_mysql": 0.6,
+    "copy_to_lmdb": 0.6,
     "copy_to_redis": 0.6,
     "copy_to_rediscl": 0.6,
     "copy_to_etcd": 0.6,
@@ -151,6 +166,81 @@ def pg_rows(pg_url: str, table: str) -> Iterator[list[tuple[bytes, bytes, bytes]
             yield rows
 
 
+def raw_mysql_load(src: Path, url: str, table: str) -> None:
+    """LOAD DATA LOCAL INFILE of escaped tab-separated rows, 50 000 per transaction."""
+    u = StoreURL.parse(url)
+    conn = pymysql.connect(
+        host=u.host or "localhost",
+        port=u.port or 3306,
+        user=u.username,
+        password=u.password or "",
+        database=u.path.lstrip("/"),
+        local_infile=True,
+    )
+
+    def esc(b: bytes) -> bytes:
+        b = b.replace(b"\\", b"\\\\")
+        return b.replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\0", b"\\0")
+
+    load = (
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` CHARACTER SET binary FIELDS "
+        "TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+        "(partition_key, `key`, value)"
+    )
+    cur = conn.cursor()
+    pending: list[bytes] = []
+    count = 0
+
+    def flush() -> None:
+        with tempfile.NamedTemporaryFile(dir="/dev/shm") as f:
+            f.write(b"".join(pending))
+            f.flush()
+            cur.execute(load, (f.name,))
+        conn.commit()
+        pending.clear()
+
+    for rows in sqlite_rows(src):
+        pending.extend(esc(p) + b"\t" + esc(k) + b"\t" + esc(v) + b"\n" for p, k, v in rows)
+        count += len(rows)
+        if len(pending) >= _TXN:
+            flush()
+    if pending:
+        flush()
+    conn.close()
+
+
+def mysql_reset(url: str, table: str) -> None:
+    with open_store(StoreURL.parse(url).with_params(table=table)) as s:
+        s.destroy()
+    open_store(StoreURL.parse(url).with_params(table=table)).close()
+
+
+def raw_lmdb_load(src: Path, path: Path) -> None:
+    """lmdb putmulti(append=True) in the store's layout, 50 000 rows per transaction."""
+    env = lmdb.open(str(path), map_size=1 << 34, max_dbs=4)
+    names = env.open_db(b"kv:partitions")
+    data = env.open_db(b"kv")
+    ids: dict[bytes, bytes] = {}
+    txn = env.begin(write=True)
+    pending = 0
+    for rows in sqlite_rows(src):
+        items = []
+        for p, k, v in rows:
+            pid = ids.get(p)
+            if pid is None:
+                pid = ids[p] = (len(ids) + 1).to_bytes(8)
+                txn.put(p, pid, db=names)
+            items.append((pid + k, v))
+        txn.cursor(db=data).putmulti(items, append=True)
+        pending += len(rows)
+        if pending >= _TXN:
+            txn.commit()
+            txn = env.begin(write=True)
+            pending = 0
+    txn.commit()
+    env.close()
+
+
 def raw_redis_bulk(src: Path, store: RedisStore) -> None:
     """Pipelined HSET + ZADD of every row (and one ZADD per partition into its list). In a
     cluster, one plain pipeline per node (redis-py's cluster pipeline is several times
@@ -241,6 +331,47 @@ def bench_copy_to_engine(engine: str, base: str, src: Path, n: int, run: str) ->
                 s.destroy()
 
 
+def engine_copies(args: argparse.Namespace, a: Path, n: int, tmp: Path) -> None:
+    """Steps 6 to 8: copy SQLite -> MySQL, LMDB, Redis, Redis Cluster and etcd against each
+    one's raw bulk path."""
+    for engine in args.to_engines:
+        bench_copy_to_engine(
+            engine, getattr(args, engine.replace("-", "_")), a, n, f"{os.getpid()}"
+        )
+    if args.mysql:
+        raw_t, our_t = f"bench_myraw_{os.getpid()}", f"bench_mykv_{os.getpid()}"
+        ours_url = StoreURL.parse(args.mysql).with_params(table=our_t).render(reveal_password=True)
+        raw_times, our_times = [], []
+        try:
+            for _round in range(2):
+                mysql_reset(args.mysql, raw_t)
+                raw_times.append(timed(lambda: raw_mysql_load(a, args.mysql, raw_t)))
+                mysql_reset(args.mysql, our_t)
+                our_times.append(timed(lambda: copy(f"sqlite:///{a}", ours_url)))
+        finally:
+            for t_name in (raw_t, our_t):
+                with open_store(StoreURL.parse(args.mysql).with_params(table=t_name)) as s:
+                    s.destroy()
+        ratio_line("copy_to_mysql", min(raw_times), min(our_times), n)
+    if args.lmdb:
+        raw_times, our_times, floor_times = [], [], []
+        for r in range(2):
+            for d in ("raw.lmdb", "kv.lmdb"):
+                shutil.rmtree(tmp / d, ignore_errors=True)
+            os.sync()
+            raw_times.append(timed(lambda: raw_lmdb_load(a, tmp / "raw.lmdb")))
+            os.sync()
+            our_times.append(timed(lambda: copy(f"sqlite:///{a}", f"lmdb:///{tmp}/kv.lmdb")))
+            # The same copy into memory://, whose writes cost next to nothing: what the copy
+            # itself (read, check, batch) costs, whatever the target.
+            floor = f"memory://floor{r}"
+            floor_times.append(timed(functools.partial(copy, f"sqlite:///{a}", floor)))
+        for d in ("raw.lmdb", "kv.lmdb"):
+            shutil.rmtree(tmp / d, ignore_errors=True)
+        ratio_line("copy_to_lmdb", min(raw_times), min(our_times), n)
+        ratio_line("  copy_to_memory", min(raw_times), min(floor_times), n)
+
+
 def rss_child(src: str, dst: str) -> None:
     copy(src, dst)
     print(json.dumps({"max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -278,12 +409,25 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
-        "--to", default="", help="also copy SQLite to these: redis, redis-cluster, etcd"
+        "--mysql",
+        default=os.environ.get("LAKEKV_TEST_MYSQL"),
+        help="also copy to MySQL/MariaDB at this URL (step 6; default $LAKEKV_TEST_MYSQL)",
+    )
+    ap.add_argument("--lmdb", action="store_true", help="also copy to LMDB (step 7)")
+    ap.add_argument(
+        "--to", default="", help="also copy to these (step 8): redis, redis-cluster, etcd"
     )
     for engine, (variable, default, _param) in ENGINE_URLS.items():
         ap.add_argument(f"--{engine}", default=os.environ.get(variable, default))
+    ap.add_argument(
+        "--only-engines", action="store_true", help="run steps 6 to 8 only (no PostgreSQL)"
+    )
     ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.to_engines = [e.strip() for e in args.to.split(",") if e.strip()]
+    unknown = set(args.to_engines) - set(ENGINE_URLS)
+    if unknown:
+        ap.error(f"--to: unknown engine(s) {', '.join(sorted(unknown))}")
     if args.rss_child:
         rss_child(*args.rss_child)
         return
@@ -293,25 +437,18 @@ def main() -> None:
     a = tmp / "a.db"
     tables = [f"bench_raw_{run}", f"bench_kv_{run}", f"bench_rss_{run}", f"bench_rss10_{run}"]
     pg = {
-        t: StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True)
-        for t in (tables if args.pg != "none" else [])
+        t: StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True) for t in tables
     }
     print(f"lakekv migration benchmark: N = {n:,} sample entries, temp dir {tmp}", flush=True)
     t = timed(lambda: sample(f"sqlite:///{a}", n, seed=args.seed))
     print(f"sample          {t:7.2f}s", flush=True)
-    engines = [e.strip() for e in args.to.split(",") if e.strip()]
-    unknown = set(engines) - set(ENGINE_URLS)
-    if unknown:
-        ap.error(f"--to: unknown engine(s) {', '.join(sorted(unknown))}")
-    if args.pg == "none":  # step 6 alone
+    if args.only_engines:
         try:
-            for engine in engines:
-                bench_copy_to_engine(engine, getattr(args, engine.replace("-", "_")), a, n, run)
+            engine_copies(args, a, n, tmp)
         finally:
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
+            shutil.rmtree(tmp, ignore_errors=True)
         return
+    engine_copies(args, a, n, tmp)
     try:
         for t_name in tables:
             open_store(pg[t_name]).close()  # lakeFS's layout: 100 hash partitions
@@ -359,8 +496,6 @@ def main() -> None:
             f"{'ok' if ok else 'MISSED'}",
             flush=True,
         )
-        for engine in engines:
-            bench_copy_to_engine(engine, getattr(args, engine.replace("-", "_")), a, n, run)
     finally:
         for t_name in tables:
             with open_store(pg[t_name]) as s:

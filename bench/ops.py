@@ -1,12 +1,13 @@
 """lakekv against the raw client, operation by operation, in one run on this machine.
 
-For SQLite and PostgreSQL this measures ``get``, ``set``, ``set_if`` (compare-and-set on the
-previous value) and a full ``scan`` of one partition, each done once through lakekv and once
-with the raw client (``sqlite3``, ``psycopg``) issuing the same statements on the same table,
-and prints operations per second and the ratio. For point operations the ratio is lakekv's
-time per operation over the raw client's (the overhead: lower is better; targets 1.3 on
-SQLite, 1.15 on PostgreSQL); for scans it is lakekv's rows per second over the raw keyset
-scan's (higher is better; target 0.7). It also compares lakekv's SQLite ``get``/``set`` with
+For SQLite, PostgreSQL, MySQL/MariaDB and LMDB this measures ``get``, ``set``, ``set_if``
+(compare-and-set on the previous value) and a full ``scan`` of one partition, each done once
+through lakekv and once with the raw client (``sqlite3``, ``psycopg``, ``pymysql``, ``lmdb``)
+issuing the same statements on the same table, and prints operations per second and the
+ratio. For point operations the ratio is lakekv's time per operation over the raw client's
+(the overhead: lower is better; targets 1.3 on SQLite, MySQL and LMDB, 1.15 on PostgreSQL);
+for scans it is lakekv's rows per second over the raw keyset scan's (higher is better; target
+0.7). It also compares lakekv's SQLite ``get``/``set`` with
 ``diskcache`` and ``sqlitedict`` (both durable per write, like lakekv's autocommit).
 
 Timings on a shared machine drift, so raw and lakekv runs alternate in many short rounds and
@@ -17,6 +18,7 @@ differently, which alone moves a point read by up to 2x between runs). Usage::
     python bench/ops.py                        # everything, about 1-2 minutes
     python bench/ops.py --backend sqlite --n 20000
     python bench/ops.py --backend postgres --pg postgres://postgres@127.0.0.1:5432/test
+    python bench/ops.py --backend mysql,lmdb --mysql mysql://root@127.0.0.1:3306/test
 
 Redis (standalone and Cluster) and etcd are measured the same way: the raw side is redis-py
 running the driver's own Lua scripts on the same keys through the same connection pool, and
@@ -54,6 +56,8 @@ from sqlitedict import SqliteDict
 from lakekv.kv.drivers.etcd import EtcdStore
 from lakekv.kv.drivers.etcd import _keys as etcd_keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
+from lakekv.kv.drivers.lmdb import LMDBStore
+from lakekv.kv.drivers.mysql import MySQLStore
 from lakekv.kv.drivers.postgres import PostgresStore
 from lakekv.kv.drivers.redis import RedisStore
 from lakekv.kv.drivers.redis._layout import SCRIPTS as REDIS_SCRIPTS
@@ -227,6 +231,102 @@ class RawPostgres:
         return self.cur.execute(q, (p, start, limit)).fetchall()
 
 
+class RawMySQL:
+    """PyMySQL on the very connection the store's pool lends (as :class:`RawPostgres`)."""
+
+    def __init__(self, store: MySQLStore) -> None:
+        assert store._pool is not None
+        self.pool = store._pool
+        self.conn: Any = None
+        t = f"`{store.table}`"
+        self.q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND `key` = %s"
+        self.q_set = (
+            f"INSERT INTO {t} (partition_key, `key`, value) VALUES (%s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE value = VALUES(value)"
+        )
+        self.q_cas = (
+            f"UPDATE {t} SET value = %s WHERE partition_key = %s AND `key` = %s AND value = %s"
+        )
+        page = f"SELECT `key`, value FROM {t} WHERE partition_key = %s AND `key` {{}} %s "
+        self.q_ge = page.format(">=") + "ORDER BY `key` LIMIT %s"
+        self.q_gt = page.format(">") + "ORDER BY `key` LIMIT %s"
+
+    def begin(self) -> None:
+        self.conn = self.pool.take()
+        self.cur = self.conn.cursor()
+
+    def end(self) -> None:
+        self.pool.give(self.conn)
+        self.conn = None
+
+    def get(self, p: bytes, k: bytes) -> bytes | None:
+        self.cur.execute(self.q_get, (p, k))
+        row = self.cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set(self, p: bytes, k: bytes, v: bytes) -> None:
+        self.cur.execute(self.q_set, (p, k, v))
+
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool:
+        return bool(self.cur.execute(self.q_cas, (v, p, k, old)) == 1)
+
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
+        self.cur.execute(self.q_ge if inclusive else self.q_gt, (p, start, limit))
+        return list(self.cur.fetchall())
+
+
+class RawLMDB:
+    """The lmdb package on the store's environment and layout: in one transaction, the
+    partition's 8-byte id from the names database, then ``id + key`` in the data database."""
+
+    def __init__(self, store: LMDBStore) -> None:
+        self.env = store._env
+        self.names = store._names
+        self.data = store._data
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+    def get(self, p: bytes, k: bytes) -> bytes | None:
+        # Positional arguments: py-lmdb parses keywords slowly (a third of a get).
+        with self.env.begin() as txn:
+            pid = txn.get(p, None, self.names)
+            return None if pid is None else txn.get(pid + k, None, self.data)
+
+    def set(self, p: bytes, k: bytes, v: bytes) -> None:
+        with self.env.begin(write=True) as txn:
+            pid = txn.get(p, db=self.names)
+            assert pid is not None
+            txn.put(pid + k, v, db=self.data)
+
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool:
+        with self.env.begin(write=True) as txn:
+            pid = txn.get(p, db=self.names)
+            assert pid is not None
+            if txn.get(pid + k, db=self.data) != old:
+                return False
+            txn.put(pid + k, v, db=self.data)
+            return True
+
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
+        rows: list[tuple[bytes, bytes]] = []
+        with self.env.begin() as txn:
+            pid = txn.get(p, None, self.names)
+            if pid is None:
+                return rows
+            cur = txn.cursor(self.data)
+            if not cur.set_range(pid + start if inclusive else pid + start + b"\x00"):
+                return rows
+            for k, v in cur:
+                if not k.startswith(pid) or len(rows) == limit:
+                    break
+                rows.append((k[8:], v))
+        return rows
+
+
 # --- one backend ---------------------------------------------------------------------------
 
 
@@ -350,6 +450,23 @@ def bench_postgres(url: str, n: int, scan_rows: int, rounds: int) -> list[Result
             )
         finally:
             store.destroy()
+
+
+def bench_mysql(url: str, n: int, scan_rows: int, rounds: int) -> list[Result]:
+    table = f"bench_ops_{os.getpid()}"
+    store_url = StoreURL.parse(url).with_params(table=table).render(reveal_password=True)
+    with open_store(store_url) as store:
+        assert isinstance(store, MySQLStore)
+        try:
+            return compare_backend("mysql", store, RawMySQL(store), n, scan_rows, rounds, 1.3)
+        finally:
+            store.destroy()
+
+
+def bench_lmdb(tmp: Path, n: int, scan_rows: int, rounds: int) -> list[Result]:
+    with open_store(f"lmdb:///{tmp / 'ops.lmdb'}") as store:
+        assert isinstance(store, LMDBStore)
+        return compare_backend("lmdb", store, RawLMDB(store), n, scan_rows, rounds, 1.3)
 
 
 class RawRedis:
@@ -548,14 +665,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=40, help="alternating rounds per side (40)")
     parser.add_argument(
         "--backend",
-        default="sqlite,postgres,kvlibs",
-        help="comma-separated: sqlite, postgres, kvlibs (diskcache/sqlitedict), redis, "
-        "redis-cluster, etcd; default sqlite,postgres,kvlibs",
+        default="sqlite,postgres,mysql,lmdb,kvlibs",
+        help="comma-separated: sqlite, postgres, mysql, lmdb, kvlibs (diskcache/sqlitedict), "
+        "redis, redis-cluster, etcd; default sqlite,postgres,mysql,lmdb,kvlibs",
     )
     parser.add_argument(
         "--pg",
         default=os.environ.get("LAKEKV_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
         help="PostgreSQL URL (a table bench_ops_<pid> is created and dropped)",
+    )
+    parser.add_argument(
+        "--mysql",
+        default=os.environ.get("LAKEKV_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test"),
+        help="MySQL/MariaDB URL (a table bench_ops_<pid> is created and dropped)",
     )
     for engine, default in (
         ("redis", "redis://127.0.0.1:6379/0"),
@@ -570,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     args = parser.parse_args(argv)
     chosen = {b.strip() for b in args.backend.split(",") if b.strip()}
-    unknown = chosen - {"sqlite", "postgres", "kvlibs", "redis", "redis-cluster", "etcd"}
+    known = {"sqlite", "postgres", "mysql", "lmdb", "kvlibs", "redis", "redis-cluster", "etcd"}
+    unknown = chosen - known
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
     results: list[Result] = []
@@ -581,6 +704,10 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_sqlite(tmp, args.n, args.scan_rows, args.rounds)
         if "postgres" in chosen:
             results += bench_postgres(args.pg, args.n, args.scan_rows, args.rounds)
+        if "mysql" in chosen:
+            results += bench_mysql(args.mysql, args.n, args.scan_rows, args.rounds)
+        if "lmdb" in chosen:
+            results += bench_lmdb(tmp, args.n, args.scan_rows, args.rounds)
         if "kvlibs" in chosen:
             results += bench_kv_libraries(tmp, args.n, args.rounds)
         if "redis" in chosen:

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The engines whose drivers the suite runs; each one's server is started for the run.
-ENGINES="${LAKEKV_TEST_ENGINES:-postgres,dynamodb,redis,redis-cluster,etcd}"
+ENGINES="${LAKEKV_TEST_ENGINES:-postgres,dynamodb,mysql,redis,redis-cluster,etcd}"
 
 if [[ "${1:-}" != "--inside-servers" ]]; then
     echo "== ruff"
@@ -25,11 +25,15 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 stores=(--store "memory://" --store "sqlite:///{tmp}/lakekv-test.db")
+stores+=(--store "lmdb:///{tmp}/lakekv-test.lmdb")
 if [[ -n "${LAKEKV_TEST_POSTGRES:-}" ]]; then
     stores+=(--store "$LAKEKV_TEST_POSTGRES")
 fi
 if [[ -n "${LAKEKV_TEST_DYNAMODB:-}" ]]; then
     stores+=(--store "dynamodb://lakekv_test?region=us-east-1&endpoint=${LAKEKV_TEST_DYNAMODB}")
+fi
+if [[ -n "${LAKEKV_TEST_MYSQL:-}" ]]; then
+    stores+=(--store "$LAKEKV_TEST_MYSQL")
 fi
 
 # Redis, Redis Cluster and etcd, from the servers tests/servers.py starts (or existing ones).

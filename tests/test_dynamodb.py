@@ -305,6 +305,8 @@ def test_reads_a_table_written_in_lakefs_layout(table_url: str, endpoint: str) -
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    # dynalite makes even a 0 ms table creation asynchronous: wait until the table answers.
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.1})
     rows: dict[tuple[bytes, bytes], dict[str, Any]] = {
         (b"graveler", b"repos/r1"): {"B": b"\x0a\x02r1"},
         (b"graveler", b"repos/r2"): {"NULL": True},  # legacy empty value

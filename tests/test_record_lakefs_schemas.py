@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc_tools
 import pytest
+from _lakefs_harness import lakefs_version
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 from grpc_tools import protoc
@@ -33,7 +34,8 @@ from lakekv.record.proto import (
     multipart_pb2,
 )
 
-LAKEFS_RELEASE = "v1.86.0"
+LAKEFS_RELEASE = lakefs_version()
+"""The lakeFS release the Makefile pins (``LAKEFS_VERSION``)."""
 LAKEFS_PROTOS = {
     "graveler/graveler.proto": graveler_pb2,
     "catalog/catalog.proto": catalog_pb2,

@@ -26,6 +26,7 @@ from lakekv.errors import (
     UnsupportedError,
 )
 from lakekv.kv.url import redact
+from lakekv.migrate.reports import show_bytes, show_text
 
 DEFAULT_STORE = "sqlite:///./lakekv.db"
 
@@ -65,9 +66,9 @@ def exit_code_for(exc: LakekvError) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    """``error: <message>`` on a single line, passwords masked."""
+    """``error: <message>`` on a single line, secrets masked, control characters escaped."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return "error: " + redact(text)
+    return "error: " + show_text(redact(text)).replace("\\\\", "\\")
 
 
 ENCODINGS = ("utf8", "hex", "base64")
@@ -86,12 +87,14 @@ def decode_arg(text: str, encoding: str, what: str) -> bytes:
 
 
 def encode_out(data: bytes, encoding: str) -> str:
-    """Bytes for display: utf8 (undecodable bytes as ``\\xNN``), hex or base64."""
+    """Bytes for display: hex, base64 or utf8 (printable text as is, a backslash doubled,
+    undecodable bytes and non-printable characters escaped: see
+    :func:`~lakekv.migrate.reports.show_bytes`)."""
     if encoding == "hex":
         return data.hex()
     if encoding == "base64":
         return base64.b64encode(data).decode("ascii")
-    return data.decode("utf-8", errors="backslashreplace")
+    return show_bytes(data)
 
 
 def to_jsonable(obj: object) -> Any:

@@ -12,6 +12,7 @@ import click
 
 from lakekv.cli._common import json_option, print_json, store_option
 from lakekv.kv.registry import open_store
+from lakekv.migrate.reports import show_text
 from lakekv.refs import RefStore
 from lakekv.refs.errors import InvalidRefError
 from lakekv.refs.orphans import find_orphans
@@ -22,9 +23,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], len(show_text(cell)))
 
     def line(cells: Sequence[str]) -> str:
+        cells = [show_text(c) for c in cells]
         padded = [c.ljust(widths[i]) for i, c in enumerate(cells[:-1])]
         return "  ".join([*padded, cells[-1]]).rstrip()
 

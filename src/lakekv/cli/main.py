@@ -2,10 +2,16 @@
 
 Exit codes: 0 ok; 1 not found / differences; 2 usage or configuration error; 3 store
 unavailable; 4 conflict; 5 corrupt or unsupported input file; 6 other error.
+
+Library logging (lakekv, psycopg, psycopg_pool, botocore, …) is silent unless ``-v`` is
+given (``-v`` warnings, ``-vv`` info, ``-vvv`` debug), so an error stays one line on stderr.
+Everything written to stderr here, tracebacks and log records included, is redacted.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import traceback
 
@@ -17,9 +23,24 @@ from lakekv.cli import lakefs as lakefs_commands
 from lakekv.cli import migrate as migrate_commands
 from lakekv.cli._common import DEFAULT_STORE, EXIT_ERROR, EXIT_USAGE, exit_code_for, one_line
 from lakekv.errors import LakekvError
+from lakekv.kv.url import redact
+
+
+class _OutputClosedError(Exception):
+    """The reader of stdout went away (``lakekv scan … | head``)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # click turns a broken pipe into exit 1 ("not found") on its own: take it first.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _OutputClosedError from exc
 
 
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
 Examples:
@@ -37,13 +58,56 @@ Examples:
     help=f"The store to use (default: $LAKEKV_STORE, else {DEFAULT_STORE}).",
 )
 @click.option("--traceback", is_flag=True, help="Show the full stack trace on errors.")
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="Show library log messages on stderr: -v warnings, -vv info, -vvv debug.",
+)
 @click.version_option(__version__, prog_name="lakekv")
 @click.pass_context
-def cli(ctx: click.Context, store_url: str | None, traceback: bool) -> None:
+def cli(ctx: click.Context, store_url: str | None, traceback: bool, verbose: int) -> None:
     """lakekv: lakeFS-compatible metadata storage on any database, and lossless migration."""
     ctx.ensure_object(dict)
     ctx.obj["store"] = store_url
     ctx.obj["traceback"] = traceback
+    configure_logging(verbose)
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+_handler: logging.Handler | None = None
+
+
+def configure_logging(verbose: int) -> None:
+    """Route all library logging through one stderr handler shown only with ``-v``.
+
+    Without ``-v`` nothing is logged (Python's last-resort handler, which would print every
+    warning, is never reached); with it, records are redacted and shown from WARNING
+    (``-v``), INFO (``-vv``) or DEBUG (``-vvv``) up.
+    """
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    if verbose <= 0:
+        _handler = logging.NullHandler()
+        root.addHandler(_handler)
+        return
+    level = {1: logging.WARNING, 2: logging.INFO}.get(verbose, logging.DEBUG)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    _handler.setLevel(level)
+    root.addHandler(_handler)
+    if root.getEffectiveLevel() > level:
+        root.setLevel(level)
+
+
+def _print_traceback() -> None:
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 for command in kv_commands.COMMANDS:
@@ -57,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors become one line on stderr and a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
     show_tb = "--traceback" in args
+    configure_logging(0)  # until the options are parsed
     try:
         result = cli.main(args=args, prog_name="lakekv", standalone_mode=False)
     except click.exceptions.Abort:
@@ -67,15 +132,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except LakekvError as exc:
         if show_tb:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(one_line(exc), err=True)
         sys.exit(exit_code_for(exc))
-    except BrokenPipeError:
-        sys.stderr.close()
+    except (BrokenPipeError, _OutputClosedError):
+        # Quietly 0: whoever reads our output has what they wanted. Later writes (the
+        # interpreter's final flush) go to /dev/null instead of failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except Exception as exc:
         if show_tb:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(one_line(exc) + " (internal error; rerun with --traceback)", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) else 0)

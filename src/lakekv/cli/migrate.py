@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -289,9 +290,21 @@ def dump_cmd(
                 else []
             ),
         ],
-        err=output == "-",
+        err=_is_stdout(output),
     )
     return EXIT_OK
+
+
+def _is_stdout(output: str) -> bool:
+    """Whether the dump went to our stdout (``-``, ``/dev/stdout``, …): the summary then goes
+    to stderr so it does not end up inside the dump."""
+    if output == "-":
+        return True
+    try:
+        a, b = os.stat(output), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 @click.command(name="load")

@@ -65,6 +65,9 @@ _BUILTIN = (
     DriverSpec("postgres", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
     DriverSpec("postgresql", "lakekv.kv.drivers.postgres:PostgresStore", "postgres"),
     DriverSpec("dynamodb", "lakekv.kv.drivers.dynamodb:DynamoDBStore", "dynamodb"),
+    DriverSpec("mysql", "lakekv.kv.drivers.mysql:MySQLStore", "mysql"),
+    DriverSpec("mariadb", "lakekv.kv.drivers.mysql:MySQLStore", "mysql"),
+    DriverSpec("lmdb", "lakekv.kv.drivers.lmdb:LMDBStore", "lmdb"),
     DriverSpec("redis", "lakekv.kv.drivers.redis:RedisStore", "redis", note=_REDIS_DURABILITY),
     DriverSpec(
         "redis+cluster",

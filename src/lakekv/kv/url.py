@@ -1,15 +1,19 @@
 """Store URLs: one string names one store, and it never prints its password.
 
 ``StoreURL.parse("postgres://user:secret@host:5432/db?table=kv")`` splits a URL into parts.
-``str(url)`` and ``repr(url)`` always show ``***`` in place of a password;
-``url.render(reveal_password=True)`` is the only way to get the secret back, for the driver
-that connects. Drivers read their query parameters with the ``take_*`` helpers and call
+``str(url)`` and ``repr(url)`` always show ``***`` in place of a password and of the value of
+any parameter whose name looks secret (``password``, ``sslpassword``, ``token``, ``secret``,
+``api_key``, …: :data:`SECRET_PARAM`); ``url.render(reveal_password=True)`` is the only way to
+get the secrets back, for the driver that connects. Every secret a URL carries is also
+remembered (:func:`remember_secret`), so :func:`redact` masks it in any text, tracebacks and
+library messages included. Drivers read their query parameters with the ``take_*`` helpers and call
 :meth:`StoreURL.reject_unknown` to refuse anything they did not take.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -54,6 +58,12 @@ class StoreURL:
         except ValueError as exc:
             raise ConfigurationError(f"invalid store URL {redact(text)!r}: {exc}") from None
         query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        if parts.password:
+            remember_secret(parts.password)
+            remember_secret(unquote(parts.password))
+        for name, value in query:
+            if SECRET_PARAM.search(name):
+                remember_secret(value)
         return cls(
             scheme=scheme.lower(),
             username=unquote(parts.username) if parts.username else None,
@@ -82,7 +92,12 @@ class StoreURL:
             netloc += f":{self.port}"
         text = f"{self.scheme}://{netloc}{quote(self.path, safe='/:~.-_')}"
         if self.query:
-            text += "?" + urlencode(self.query, safe=":/{}")
+            query = (
+                self.query
+                if reveal_password
+                else tuple((k, _MASK if SECRET_PARAM.search(k) else v) for k, v in self.query)
+            )
+            text += "?" + urlencode(query, safe=":/{}*")
         return text
 
     def __str__(self) -> str:
@@ -204,15 +219,41 @@ class ParamReader:
             )
 
 
+_SECRET_WORDS = r"pass|pwd|secret|token|cred|auth|api_?key|access_?key|private_?key"
+SECRET_PARAM = re.compile(f"(?i){_SECRET_WORDS}")
+"""Names of URL parameters (and ``name=value`` pairs) whose values are masked."""
 _PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
-_PASSWORD_IN_KV = re.compile(r"(?i)(?P<pre>password\s*=\s*)(?P<pw>'[^']*'|\S+)")
+_SECRET_IN_KV = re.compile(
+    rf"(?i)(?P<pre>[\w.-]*(?:{_SECRET_WORDS})[\w.-]*\s*=\s*)"
+    r"""(?P<pw>'[^']*'|"[^"]*"|[^\s&'",;)]+)"""
+)
+_MIN_REMEMBERED = 8
+_remembered: set[str] = set()
+_remembered_lock = threading.Lock()
+
+
+def remember_secret(secret: str) -> None:
+    """Have :func:`redact` mask ``secret`` wherever it appears from now on (this process).
+
+    Secrets shorter than 8 characters are not remembered (masking a short word such as
+    ``test`` everywhere would garble paths and names); URL userinfo, secret-looking URL
+    parameters and ``name=value`` pairs still hide them.
+    """
+    if len(secret) >= _MIN_REMEMBERED and secret != _MASK:
+        with _remembered_lock:
+            _remembered.add(secret)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask passwords in free text: URL userinfo, ``password=...`` pairs and given secrets."""
+    """Mask secrets in free text: URL userinfo, secret-looking ``name=value`` pairs (also
+    URL parameters), the given ``secrets`` and every secret remembered so far."""
     text = _PASSWORD_IN_URL.sub(lambda m: m.group("pre") + _MASK + "@", text)
-    text = _PASSWORD_IN_KV.sub(lambda m: m.group("pre") + _MASK, text)
-    for secret in secrets:
+    text = _SECRET_IN_KV.sub(
+        lambda m: m.group("pre") + (m.group("pw") if m.group("pw") == _MASK else _MASK), text
+    )
+    with _remembered_lock:
+        known = sorted(_remembered, key=len, reverse=True)
+    for secret in [*secrets, *known]:
         if secret:
             text = text.replace(secret, _MASK)
     return text

@@ -42,20 +42,28 @@ class Checkpoint:
     def open(cls, path: str | os.PathLike[str], identity: dict[str, object]) -> Checkpoint:
         """Load ``path`` if it exists (refusing one made for another copy), then append to it."""
         cp = cls(Path(path), identity)
-        if cp.path.exists() and cp.path.stat().st_size > 0:
-            cp._load()
-            cp._file = open(cp.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        else:
-            cp._file = open(cp.path, "w", encoding="utf-8")  # noqa: SIM115
-            cp._append(cp._identity)
+        try:
+            if cp.path.exists() and cp.path.stat().st_size > 0:
+                cp._load()
+                cp._file = open(cp.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            else:
+                cp._file = open(cp.path, "w", encoding="utf-8")  # noqa: SIM115
+                cp._append(cp._identity)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot use checkpoint {cp.path}: {exc.strerror or exc}"
+            ) from None
         return cp
 
     def _load(self) -> None:
-        with open(self.path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except (UnicodeDecodeError, ValueError):
+            raise ConfigurationError(f"{self.path} is not a lakekv checkpoint") from None
         try:
             head = json.loads(lines[0])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ConfigurationError(f"{self.path} is not a lakekv checkpoint") from None
         if not isinstance(head, dict) or head.get("lakekv_checkpoint") != _VERSION:
             raise ConfigurationError(f"{self.path} is not a lakekv checkpoint")
@@ -74,7 +82,7 @@ class Checkpoint:
                 done = [base64.b64decode(p) for p in rec.get("done", [])]
                 at = rec.get("at")
                 conflicts = int(rec.get("conflicts", 0))
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
                 continue  # a torn last line
             for p in done:
                 self.done.add(p)

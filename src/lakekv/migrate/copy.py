@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from pathlib import Path
 
+from lakekv.errors import InvalidArgumentError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
@@ -21,6 +22,7 @@ from lakekv.migrate._common import (
     opened,
     url_of,
 )
+from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._merge import merge_join
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.checkpoint import Checkpoint
@@ -29,9 +31,10 @@ from lakekv.migrate.partitions import (
     check_schema_versions,
     plan_partitions,
     read_schema_version,
+    require_partitions,
     union_plan,
 )
-from lakekv.migrate.reports import CopyReport
+from lakekv.migrate.reports import CopyReport, show_bytes
 
 DEFAULT_WORKERS = min(8, max(2, os.cpu_count() or 2))
 """Partitions copied at once: one per core (at least 2, so reads overlap writes)."""
@@ -87,6 +90,8 @@ def copy(
         check_schema_versions(src_version, dst_version, force=force)
         given = list(partitions) if partitions is not None else None
         plan = plan_partitions(src, given)
+        if given is not None and not sync:
+            require_partitions(src, plan.partitions, retries)
         if sync and given is None:
             plan = union_plan(plan, plan_partitions(dst))
         report = CopyReport(
@@ -283,7 +288,13 @@ class _Worker:
         result = self.dry
         self.dry = BatchResult()
         if batch:
-            written = _retry.call(lambda: job.dst.write_batch(batch, job.policy), job.retries)
+            try:
+                written = _retry.call(lambda: job.dst.write_batch(batch, job.policy), job.retries)
+            except InvalidArgumentError as exc:
+                too_large = _too_large(job, batch)
+                if too_large is None:
+                    raise
+                raise too_large from exc
             result.add(written)
         job.report.add_batch(result)
         if self.deleted:
@@ -295,3 +306,19 @@ class _Worker:
         self.batch = []
         self.batch_bytes = self.pending = self.pending_bytes = 0
         self.done = []
+
+
+def _too_large(job: _CopyJob, batch: list[Entry]) -> TargetLimitError | None:
+    """The error naming the first entry of ``batch`` the target cannot hold, if any."""
+    limits = Limits.of(job.dst)
+    for e in batch:
+        why = limits.problem(e)
+        if why is not None:
+            r = job.report
+            return TargetLimitError(
+                f"partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' cannot be "
+                f"stored in the target: {why}; {r.written:,} entries were written before it "
+                f"({r.unchanged:,} unchanged); the batch holding it ({len(batch):,} entries) "
+                "was not written"
+            )
+    return None

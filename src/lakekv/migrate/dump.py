@@ -11,11 +11,11 @@ from lakekv.errors import ConfigurationError
 from lakekv.kv.store import entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import LAKEKV_VERSION, StoreLike, opened, url_of
-from lakekv.migrate._io import Compression, describe, open_sink
+from lakekv.migrate._io import Compression, check_output, describe, open_sink
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import DumpWriter
 from lakekv.migrate.lakefs_json import LakeFSJSONWriter, rfc3339_now
-from lakekv.migrate.partitions import plan_partitions, read_schema_version
+from lakekv.migrate.partitions import plan_partitions, read_schema_version, require_partitions
 from lakekv.migrate.reports import DumpReport
 
 DumpFormat = Literal["lakekv", "lakefs"]
@@ -38,15 +38,24 @@ def dump(
     does not grow with the store. A path is written to a temporary file and renamed when
     complete. ``format="lakefs"`` writes the lakeFS "1.0" JSON format and raises
     UnrepresentableEntryError (naming the entry) at the first partition or key that is not
-    valid UTF-8. Empty partitions are not written.
+    valid UTF-8 or a value larger than the format allows. Empty partitions are not written.
+
+    Before the source is read, a path is checked (ConfigurationError for an empty name, a
+    directory, a missing or read-only directory); a partition named in ``partitions`` that
+    the source does not hold raises PartitionNotFoundError (exit 2) before anything is
+    written.
     """
     if format not in ("lakekv", "lakefs"):
         raise ConfigurationError(f"unknown dump format {format!r} (lakekv or lakefs)")
+    if isinstance(out, str | os.PathLike) and os.fspath(out) != "-":
+        check_output(out)
     started = time.monotonic()
     with opened(source) as src:
         retries = _retry.RetryCounter()
         schema = _retry.call(lambda: read_schema_version(src), retries)
         plan = plan_partitions(src, partitions)
+        if partitions is not None:
+            require_partitions(src, plan.partitions, retries)
         report = DumpReport(
             source=url_of(src),
             destination=describe(out),

@@ -308,10 +308,17 @@ class DumpReader:
         self.header = self._json()
         if self.header.get("format") != FORMAT_NAME:
             raise self._corrupt(f"unknown format {self.header.get('format')!r}")
-        if self.header.get("version") != FORMAT_VERSION:
+        version = self.header.get("version")
+        # type() and not ==: JSON true would compare equal to 1.
+        if type(version) is not int or version != FORMAT_VERSION:
             raise CorruptInputError(
-                f"{name}: unsupported lakekv dump version {self.header.get('version')!r} "
+                f"{name}: unsupported lakekv dump version {json.dumps(version)} "
                 f"(this lakekv reads version {FORMAT_VERSION})"
+            )
+        schema = self.header.get("lakefs_schema_version")
+        if schema is not None and not isinstance(schema, str):
+            raise self._corrupt(
+                f"lakefs_schema_version must be a string or null, not {json.dumps(schema)}"
             )
 
     def _corrupt(self, what: str) -> CorruptInputError:
@@ -360,7 +367,7 @@ class DumpReader:
         raw = self._blob(_MAX_META)
         try:
             obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise self._corrupt("unreadable metadata record") from None
         if not isinstance(obj, dict):
             raise self._corrupt("metadata record is not an object")

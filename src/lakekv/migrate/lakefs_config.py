@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 import yaml
 
 from lakekv.errors import ConfigurationError
-from lakekv.kv.url import StoreURL
+from lakekv.kv.url import StoreURL, remember_secret
 
 _ENV = "LAKEFS_DATABASE_"
 _SECTIONS = {
@@ -67,20 +67,55 @@ class LakeFSDatabase:
         return f"LakeFSDatabase({str(self)!r}, type={self.type!r})"
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where (line, column), without quoting the file."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        parts = [p for p in (exc.context, exc.problem) if p]
+        text = ", ".join(parts) or "syntax error"
+        if mark is not None:
+            text += f" at line {mark.line + 1}, column {mark.column + 1}"
+        return text
+    return "syntax error"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read lakeFS config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"lakeFS config {path} is not UTF-8 text") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"lakeFS config {path} is not valid YAML: {exc}") from None
+        # Never the YAML library's message as a whole: its snippet of the offending line
+        # may hold a secret.
+        raise ConfigurationError(
+            f"lakeFS config {path} is not valid YAML: {_yaml_problem(exc)}"
+        ) from None
+    except RecursionError:
+        raise ConfigurationError(f"lakeFS config {path} is nested too deeply") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
         raise ConfigurationError(f"lakeFS config {path} is not a YAML mapping")
     return doc
+
+
+def _positive_int(value: object, where: str, name: str) -> int:
+    """A positive integer setting (YAML int or decimal string), else ConfigurationError."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{where}: database.postgres.{name} must be a positive integer"
+        ) from None
+    if number < 1:
+        raise ConfigurationError(f"{where}: database.postgres.{name} must be a positive integer")
+    return number
 
 
 def _dsn_to_url(dsn: str) -> str:
@@ -189,8 +224,10 @@ def lakefs_store_url(
         else:
             url = StoreURL.parse(_dsn_to_url(conn))
         url = _postgres_location(url, where)
-        if sub.get("max_open_connections"):
-            url = url.with_params(pool_size=int(sub["max_open_connections"]))
+        if sub.get("max_open_connections") not in (None, ""):
+            url = url.with_params(
+                pool_size=_positive_int(sub["max_open_connections"], where, "max_open_connections")
+            )
         return LakeFSDatabase(url.render(reveal_password=True), "postgres")
     if kind == "dynamodb":
         params: dict[str, str] = {}
@@ -207,5 +244,6 @@ def lakefs_store_url(
             creds["AWS_ACCESS_KEY_ID"] = str(sub["aws_access_key_id"])
         if sub.get("aws_secret_access_key"):
             creds["AWS_SECRET_ACCESS_KEY"] = str(sub["aws_secret_access_key"])
+            remember_secret(creds["AWS_SECRET_ACCESS_KEY"])
         return LakeFSDatabase(f"dynamodb://{table.lower()}?{urlencode(params)}", "dynamodb", creds)
     raise ConfigurationError(f"{where}: unknown database type {kind!r}")

@@ -27,7 +27,14 @@ from lakekv.migrate.reports import show_bytes
 LAKEFS_DUMP_VERSION = "1.0"
 _READ = 1 << 20
 _FLUSH = 1 << 20
-_MAX_VALUE = 64 << 20
+MAX_LAKEFS_VALUE = 64 << 20
+"""The largest value lakekv writes into, and reads from, a lakeFS JSON dump (64 MiB).
+
+The writer refuses a larger value (naming the entry); the reader accepts any entry whose
+text fits a value of this size, so whatever the writer wrote can be read back."""
+_MAX_NAME_TEXT = 8 << 20
+"""Room in one entry's text for its partition, key and punctuation (escaped names)."""
+_MAX_ENTRY_TEXT = 4 * ((MAX_LAKEFS_VALUE + 2) // 3) + _MAX_NAME_TEXT
 
 
 class UnrepresentableEntryError(MigrationError, InvalidArgumentError):
@@ -114,6 +121,12 @@ class LakeFSJSONWriter:
                     f"partition '{show_bytes(p)}' key '{show_bytes(k)}' is not valid UTF-8 and "
                     "cannot be written in the lakeFS dump format; use the lakekv format"
                 ) from None
+            if len(v) > MAX_LAKEFS_VALUE:
+                raise UnrepresentableEntryError(
+                    f"partition '{show_bytes(p)}' key '{show_bytes(k)}': its value is {len(v)} "
+                    f"bytes, more than the lakeFS dump format allows ({MAX_LAKEFS_VALUE}); "
+                    "use the lakekv format"
+                )
             lead = ',"entries":[' if self._first else ","
             self._first = False
             row = (
@@ -153,11 +166,11 @@ class _Text:
         self.eof = False
         self.consumed = 0
 
-    def more(self) -> bool:
-        """Read another chunk; False at end of input."""
+    def more(self, at_least: int = _READ) -> bool:
+        """Read another chunk (``at_least`` characters' worth); False at end of input."""
         if self.eof:
             return False
-        chunk = self._in.read(_READ)
+        chunk = self._in.read(max(_READ, at_least))
         try:
             text = self._dec.decode(chunk, final=not chunk)
         except UnicodeDecodeError:
@@ -188,21 +201,47 @@ class _Text:
         self.pos += 1
 
     def value(self, decoder: json.JSONDecoder) -> Any:
-        """Decode one JSON value at the cursor, reading more input as needed."""
+        """Decode one JSON value at the cursor, reading more input as needed.
+
+        A value is at most ``_MAX_ENTRY_TEXT`` characters; numbers too long to convert,
+        nesting too deep to parse and repeated object keys are corrupt input."""
         self.skip_ws()
         while True:
             try:
                 obj, end = decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                # Most likely the value continues in the next chunk; a real syntax error is
-                # found once the value exceeds any plausible entry size.
-                if len(self.buf) - self.pos < _MAX_VALUE and not self.eof and self.more():
+                # Most likely the value continues in the next chunk (read geometrically more,
+                # so a long value is not re-parsed once per chunk); a real syntax error is
+                # found once the value exceeds any entry lakekv writes.
+                held = len(self.buf) - self.pos
+                if held < _MAX_ENTRY_TEXT and not self.eof and self.more(held):
                     continue
                 raise corrupt(self.name, f"invalid JSON ({exc.msg})") from None
+            except _RepeatedFieldError as exc:
+                raise corrupt(self.name, f"field {exc.args[0]!r} repeated in an object") from None
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                raise corrupt(self.name, f"unreadable JSON value ({exc})") from None
+            except RecursionError:
+                raise corrupt(self.name, "JSON nested too deeply") from None
             if end >= len(self.buf) and not self.eof and self.more():
                 continue  # a number may continue in the next chunk
             self.pos = end
             return obj
+
+
+class _RepeatedFieldError(Exception):
+    """An object holds the same field twice (raised by :func:`_unique_fields`)."""
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _RepeatedFieldError(k)
+            seen.add(k)
+    return obj
 
 
 def corrupt(name: str, what: str) -> CorruptInputError:
@@ -212,14 +251,17 @@ def corrupt(name: str, what: str) -> CorruptInputError:
 def read_lakefs_json(stream: BinaryIO, name: str) -> Iterator[Entry]:
     """Yield the entries of a lakeFS "1.0" dump in file order, validating as it goes.
 
-    Raises CorruptInputError for malformed JSON, a missing or unsupported version, an entry
-    without string ``partition``/``key``/``value``, empty names, bad base64 or truncation.
+    Raises CorruptInputError for malformed JSON, a missing or unsupported version, a
+    top-level field given twice (two ``entries`` arrays), an entry without string
+    ``partition``/``key``/``value`` or with a field given twice, empty names, bad base64 or
+    truncation. Repeated partition+key pairs are the caller's to find (``load``'s pre-check).
     """
     text = _Text(stream, name)
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_fields)
     text.expect("{", "at the start of a lakeFS dump")
     version: object = None
     index = 0
+    fields: set[str] = set()
     if text.skip_ws() == "}":
         text.pos += 1
     else:
@@ -227,6 +269,9 @@ def read_lakefs_json(stream: BinaryIO, name: str) -> Iterator[Entry]:
             field = text.value(decoder)
             if not isinstance(field, str):
                 raise corrupt(name, "object keys must be strings")
+            if field in fields:
+                raise corrupt(name, f"field {field!r} appears more than once")
+            fields.add(field)
             text.expect(":", f"after {field!r}")
             if field == "entries":
                 if version is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -14,7 +15,8 @@ from lakekv.errors import CorruptInputError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, Store
 from lakekv.migrate import _retry
 from lakekv.migrate._common import BATCH_BYTES, BATCH_ENTRIES, StoreLike, opened, url_of
-from lakekv.migrate._io import describe, open_source
+from lakekv.migrate._io import describe, open_source, rereadable
+from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import MAGIC, DumpReader, PartitionTrailer
 from lakekv.migrate.lakefs_json import looks_like_lakefs_json, read_lakefs_json
@@ -72,10 +74,84 @@ def _entries(
 
 
 def check_file(
-    file: str | os.PathLike[str] | BinaryIO, progress: ProgressCallback | None = None
+    file: str | os.PathLike[str] | BinaryIO,
+    progress: ProgressCallback | None = None,
+    *,
+    limits: Limits | None = None,
+    display: str | None = None,
 ) -> _FileInfo:
-    """Read a dump completely, verifying every checksum and count; raise CorruptInputError."""
-    with open_source(file) as src:
+    """Read a dump completely, verifying every checksum and count; raise CorruptInputError.
+
+    A lakeFS JSON dump that repeats a partition+key with different values is corrupt too.
+    With ``limits`` (the target's), an entry too large for the target raises
+    TargetLimitError naming it. ``display`` names the input in messages.
+    """
+    try:
+        return _check_file(file, progress, limits, display, _Repeats())
+    except _UnorderedError:
+        # The entries of a lakeFS dump are not in key order within contiguous partitions
+        # (lakeFS writes them so): read it again, remembering every partition+key.
+        return _check_file(file, progress, limits, display, _Repeats(ordered=False))
+
+
+class _UnorderedError(Exception):
+    pass
+
+
+class _Repeats:
+    """Finds a partition+key given twice with different values in a lakeFS dump.
+
+    In key order (contiguous partitions, keys ascending; what lakeFS writes) only the last
+    entry and the finished partitions are kept. Otherwise (``ordered=False``) a 16-byte
+    digest of every partition+key and of its value is kept (about 150 bytes per entry).
+    """
+
+    def __init__(self, ordered: bool = True) -> None:
+        self.ordered = ordered
+        self.last: Entry | None = None
+        self.finished: set[bytes] = set()
+        self.seen: dict[bytes, bytes] = {}
+
+    def check(self, e: Entry, name: str) -> None:
+        if not self.ordered:
+            pk = _digest(len(e.partition).to_bytes(8, "big") + e.partition + e.key)
+            value = _digest(e.value)
+            if self.seen.setdefault(pk, value) != value:
+                raise _repeated(name, e)
+            return
+        last = self.last
+        if last is not None:
+            if e.partition != last.partition:
+                self.finished.add(last.partition)
+                if e.partition in self.finished:
+                    raise _UnorderedError
+            elif e.key == last.key:
+                if e.value != last.value:
+                    raise _repeated(name, e)
+            elif e.key < last.key:
+                raise _UnorderedError
+        self.last = e
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _repeated(name: str, e: Entry) -> CorruptInputError:
+    return CorruptInputError(
+        f"{name}: corrupt lakeFS dump: partition '{show_bytes(e.partition)}' key "
+        f"'{show_bytes(e.key)}' appears more than once with different values"
+    )
+
+
+def _check_file(
+    file: str | os.PathLike[str] | BinaryIO,
+    progress: ProgressCallback | None,
+    limits: Limits | None,
+    display: str | None,
+    repeats: _Repeats,
+) -> _FileInfo:
+    with open_source(file, display) as src:
         fmt = _detect(src.stream, src.name)
         tracker = Tracker(progress, "check", bytes_total=src.size)
         partitions = 0
@@ -85,13 +161,19 @@ def check_file(
             partitions += 1
 
         entries, version = _entries(src.stream, src.name, fmt, count)
+        if limits is not None and limits.unlimited:
+            limits = None
         n = 0
         seen: set[bytes] = set()  # lakeFS format: its partitions, wherever they recur
         for e in entries:
             n += 1
-            if fmt == "lakefs" and e.partition not in seen:
-                seen.add(e.partition)
-                partitions += 1
+            if fmt == "lakefs":
+                repeats.check(e, src.name)
+                if e.partition not in seen:
+                    seen.add(e.partition)
+                    partitions += 1
+            if limits is not None:
+                limits.check(e, src.name)
             if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
                 version = e.value.decode("ascii", errors="backslashreplace")
             if n % _PROGRESS_EVERY == 0:
@@ -118,11 +200,17 @@ def load(
     ``target``. ``file`` is a path, ``-`` for stdin, or a binary stream.
 
     Conflict policies are those of :func:`~lakekv.migrate.copy`. With ``precheck`` (the
-    default for a named file) the whole file is verified in one streaming pass first, and a
-    corrupt, truncated or unsupported file raises CorruptInputError with nothing written.
-    Without it (stdin), a corrupt partition stops the load: partitions before it are fully
+    default for a named file) the whole file is verified in one streaming pass first, before
+    the target is opened: a corrupt, truncated or unsupported file raises CorruptInputError,
+    and an entry larger than the target's declared limits raises TargetLimitError (exit 2),
+    with nothing written. Input that cannot be read twice (a FIFO, ``<(…)``, or stdin and
+    streams when ``precheck`` is asked for) is first copied once into a temporary file in
+    ``$TMPDIR`` (see :func:`~lakekv.migrate._io.rereadable`). Without the pre-check (stdin
+    by default), a corrupt partition stops the load: partitions before it are fully
     loaded, entries of the corrupt partition are not written unless it spans more than one
-    batch, and PartialLoadError (a CorruptInputError) carries the report. A re-run is safe.
+    batch, and PartialLoadError (a CorruptInputError) carries the report; an entry too large
+    for the target stops it with TargetLimitError saying how many entries were written
+    before it. A re-run is safe.
 
     The lakeFS schema version entry is written last. If the dump and the target both carry a
     schema version and they differ, SchemaVersionMismatchError is raised (unless ``force``):
@@ -132,21 +220,62 @@ def load(
     """
     policy = OnConflict(on_conflict)
     named = isinstance(file, str | os.PathLike) and os.fspath(file) != "-"
-    started = time.monotonic()
-    info: _FileInfo | None = None
-    if named if precheck is None else precheck:
+    if not (named if precheck is None else precheck):
+        return _load(
+            target,
+            file,
+            None,
+            policy,
+            dry_run,
+            force,
+            workers,
+            batch_entries,
+            batch_bytes,
+            progress,
+        )
+    with rereadable(file) as path:
         # Before the target is even opened: a bad file leaves no trace anywhere.
-        info = check_file(file, progress)
+        info = check_file(path, progress, limits=Limits.of(target), display=describe(file))
+        return _load(
+            target,
+            path,
+            info,
+            policy,
+            dry_run,
+            force,
+            workers,
+            batch_entries,
+            batch_bytes,
+            progress,
+            describe(file),
+        )
+
+
+def _load(
+    target: StoreLike,
+    file: str | os.PathLike[str] | BinaryIO,
+    info: _FileInfo | None,
+    policy: OnConflict,
+    dry_run: bool,
+    force: bool,
+    workers: int,
+    batch_entries: int,
+    batch_bytes: int,
+    progress: ProgressCallback | None,
+    display: str | None = None,
+) -> LoadReport:
+    started = time.monotonic()
     with opened(target) as dst:
+        limits = Limits.of(dst)
         retries = _retry.RetryCounter()
         target_version = _retry.call(lambda: read_schema_version(dst), retries)
-        report = LoadReport(source=describe(file), target=url_of(dst), dry_run=dry_run)
+        report = LoadReport(source=display or describe(file), target=url_of(dst), dry_run=dry_run)
         if info is not None:
             check_schema_versions(
                 info.schema_version, target_version, force=force, what="the dump and the target"
             )
             report.prechecked = True
-        with open_source(file) as src:
+        with open_source(file, display) as src:
             fmt = _detect(src.stream, src.name)
             report.format = fmt
             loader = _Loader(
@@ -172,10 +301,19 @@ def load(
             )
             report.lakefs_schema_version = header_version
             held: Entry | None = None
+            # Streamed lakeFS JSON: repeats are found as the pre-check finds them; once the
+            # entries leave lakeFS's order, from there on by remembering every key.
+            repeats = _Repeats() if info is None and fmt == "lakefs" else None
             try:
                 try:
                     seen: set[bytes] = set()  # lakeFS format: partitions counted so far
                     for e in entries:
+                        if repeats is not None:
+                            try:
+                                repeats.check(e, src.name)
+                            except _UnorderedError:
+                                repeats = _Repeats(ordered=False)
+                                repeats.check(e, src.name)
                         if fmt == "lakefs" and e.partition not in seen:
                             # Counted here, so the schema-version partition (held back and
                             # written last) counts too.
@@ -184,6 +322,8 @@ def load(
                         if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
                             held = e
                             continue
+                        if info is None and not limits.unlimited:
+                            _check_streamed(limits, e, src.name, loader)
                         loader.add(e)
                 except CorruptInputError as exc:
                     if fmt == "lakekv":
@@ -214,6 +354,19 @@ def load(
         report.retries = retries.count
         report.seconds = time.monotonic() - started
         return report
+
+
+def _check_streamed(limits: Limits, e: Entry, name: str, loader: _Loader) -> None:
+    """A streamed load: write what came before an entry too large for the target, then stop."""
+    why = limits.problem(e)
+    if why is None:
+        return
+    loader.close()
+    raise TargetLimitError(
+        f"{name}: partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' cannot be "
+        f"stored in the target: {why}; the {loader.report.entries:,} entries before it were "
+        "loaded (loading the same input again is safe)"
+    )
 
 
 class _Loader:

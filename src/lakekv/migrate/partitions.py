@@ -13,9 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lakekv.errors import KeyNotFoundError, SchemaVersionMismatchError
+from lakekv.errors import (
+    InvalidArgumentError,
+    KeyNotFoundError,
+    MigrationError,
+    SchemaVersionMismatchError,
+)
 from lakekv.kv.store import Store
+from lakekv.migrate import _retry
 from lakekv.migrate._retry import retrying
+from lakekv.migrate.reports import show_bytes
 from lakekv.record import layout
 from lakekv.record.layout import FIXED_PARTITIONS, LAKEFS_SCHEMA_VERSION
 
@@ -27,10 +34,12 @@ __all__ = [
     "LAKEFS_SCHEMA_VERSION",
     "SCHEMA_KEY",
     "SCHEMA_PARTITION",
+    "PartitionNotFoundError",
     "PartitionPlan",
     "check_schema_versions",
     "plan_partitions",
     "read_schema_version",
+    "require_partitions",
     "union_plan",
     "walk_lakefs",
 ]
@@ -58,6 +67,30 @@ def plan_partitions(store: Store, given: Iterable[bytes] | None = None) -> Parti
     if store.capabilities.list_partitions:
         return PartitionPlan(list(store.list_partitions()), "list_partitions")
     return PartitionPlan(walk_lakefs(store), "lakefs-walk")
+
+
+class PartitionNotFoundError(MigrationError, InvalidArgumentError):
+    """A partition named explicitly holds no entry in the source (exit 2)."""
+
+
+def require_partitions(
+    store: Store, partitions: Iterable[bytes], retries: _retry.RetryCounter | None = None
+) -> None:
+    """Raise PartitionNotFoundError naming the first of ``partitions`` that ``store`` lacks.
+
+    A partition exists while it holds an entry; each is probed with a one-entry scan.
+    """
+    for p in partitions:
+
+        def probe(p: bytes = p) -> bool:
+            with store.scan(p, batch_size=1) as it:
+                return next(it, None) is not None
+
+        found = probe() if retries is None else _retry.call(probe, retries)
+        if not found:
+            raise PartitionNotFoundError(
+                f"partition '{show_bytes(p)}' does not exist in {store.url} (it holds no entry)"
+            )
 
 
 def union_plan(a: PartitionPlan, b: PartitionPlan) -> PartitionPlan:

@@ -224,7 +224,7 @@ def isolated_url(base: str, name: str) -> str:
 def fresh_url(base: str, name: str = "") -> str:
     """An :func:`isolated_url` of ``base`` under a name no other test or run uses."""
     table = f"t_{RUN_ID}_{uuid.uuid4().hex[:8]}{'_' + name if name else ''}"
-    return isolated_url(base, table[:60])
+    return isolated_url(base, table[:59])
 
 
 @pytest.fixture

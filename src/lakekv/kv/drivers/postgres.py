@@ -4,7 +4,8 @@ URL: ``postgres://`` or ``postgresql://``; user, password, host, port and databa
 takes them (an absent part falls back to libpq's defaults and ``PG*`` environment variables).
 Parameters:
 
-``table``            table name (default ``kv``, as lakeFS); at most 60 bytes
+``table``            table name (default ``kv``, as lakeFS); at most 59 bytes, no control
+                     characters, no leading or trailing space
 ``schema``           schema holding the table (default: the connection's ``search_path``)
 ``pool_size``        most connections opened at once (default 25, lakeFS ``max_open_connections``)
 ``pool_min``         connections kept open when idle (default 1)
@@ -79,8 +80,9 @@ T = TypeVar("T")
 
 PARTITIONS: Final = 100
 """Hash partitions of the table; lakeFS's ``DefaultPartitions``, never to be changed."""
-MAX_TABLE_NAME_BYTES: Final = 60
-"""So that ``<table>_99`` and ``<table>_v`` fit PostgreSQL's 63-byte identifiers."""
+MAX_TABLE_NAME_BYTES: Final = 59
+"""So that ``<table>_99`` and the name of its row type's array, ``_<table>_99``, fit
+PostgreSQL's 63-byte identifiers (a 60-byte name fails: "could not form array type name")."""
 _MAX_IDENT_BYTES: Final = 63
 _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _BATCH_TABLE: Final = "lakekv_batch"
@@ -812,7 +814,13 @@ class _Borrowed:
 
 def _check_ident(url: StoreURL, what: str, name: str, max_bytes: int) -> None:
     size = len(name.encode())
-    if size == 0 or size > max_bytes or "\x00" in name:
+    if (
+        size == 0
+        or size > max_bytes
+        or name != name.strip()
+        or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)
+    ):
         raise ConfigurationError(
-            f"{url}: {what} must be a non-empty name of at most {max_bytes} bytes"
+            f"{url}: {what} must be a name of 1 to {max_bytes} bytes without control "
+            "characters or leading or trailing spaces"
         )

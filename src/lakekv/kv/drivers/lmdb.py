@@ -1,0 +1,489 @@
+"""``lmdb:///path/to/dir`` — LMDB, the fastest embedded store (the ``lmdb`` package).
+
+URL: ``lmdb:///relative/dir`` or ``lmdb:////absolute/dir`` (as ``sqlite://``); the directory
+is created if missing (its parent must exist) and holds LMDB's ``data.mdb`` and ``lock.mdb``.
+Parameters:
+
+``table``        name of the store inside the environment (default ``kv``); several tables
+                 share one file, up to 250 of them
+``map_size``     initial map size in bytes (default 64 MiB); it grows by itself
+``synchronous``  ``normal`` (default: fsync the data on commit, not the meta page: a system
+                 crash may undo the last transaction, never corrupt), ``full`` (fsync both:
+                 durable) or ``off`` (no fsync: the OS writes when it likes)
+``page_size``/``page_cap``  scan pages (default 1000/10000)
+
+Layout: two named databases per table. ``<table>:partitions`` maps each non-empty partition
+name to an 8-byte id; ``<table>`` holds ``id + key → value``. So a partition is one contiguous
+range of keys in bytewise order, no partition's range contains another's, and
+``list_partitions`` reads the names in order. The id costs 8 bytes of LMDB's 511-byte key
+limit: keys may be up to 503 bytes, partition names up to 511 (declared, checked before I/O).
+
+Behaviour: every operation is one LMDB transaction, and every write (``set_if`` included) is
+one write transaction, which LMDB serialises across threads and processes, so ``set_if`` is
+atomic everywhere; the predicate is the value ``get`` returned. Readers never block writers.
+Scans open a read transaction per page and hold nothing in between. Processes share a store
+through LMDB's lock file in shared memory: a local file system only, not NFS. One environment
+is opened per file and process (LMDB forbids two) and shared by every store on it (the first
+opens it with its ``map_size`` and ``synchronous``); do not use a store across ``fork()``.
+When a write finds the map full (``MapFullError``), the transaction is rolled back, the map
+doubled and the write run again; when another process grew the map (``MapResizedError``),
+this one adopts the new size. A resize waits until no transaction of this process runs. No
+LMDB exception reaches a caller: a full disk or a lock error is a StoreUnavailableError,
+anything else a StoreError.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Final, Self, TypeAlias, TypeVar
+
+import lmdb
+
+from lakekv.errors import (
+    ConfigurationError,
+    LakekvError,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL
+
+T = TypeVar("T")
+Txn: TypeAlias = "lmdb.Transaction[bytes]"
+
+ID_SIZE: Final = 8
+LMDB_MAX_KEY: Final = 511
+"""LMDB's compiled-in key limit (``mdb_env_get_maxkeysize``)."""
+MAX_KEY_SIZE: Final = LMDB_MAX_KEY - ID_SIZE
+MAX_PARTITION_SIZE: Final = LMDB_MAX_KEY
+_MAX_DBS: Final = 500
+_IDENT = re.compile(r"^[A-Za-z0-9_.$-]{1,128}$")
+_SYNC = {"full": (True, True), "normal": (True, False), "off": (False, False)}
+_strip_id = operator.itemgetter(slice(ID_SIZE, None))
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+_value = operator.itemgetter(2)
+_partition = operator.itemgetter(0)
+_tuple_new = tuple.__new__
+
+
+class _Env:
+    """One LMDB environment shared by every store of a process on that directory.
+
+    Transactions run concurrently and a map resize runs alone (LMDB requires that no
+    transaction of the process is active while the map changes): a transaction adds a token
+    to ``active`` and only then checks ``resizing`` (set operations are atomic); a resize sets
+    ``resizing`` under ``lock`` and waits for ``active`` to drain. ``lock`` also guards
+    opening named databases, whose hidden write transaction is not in ``active``.
+    """
+
+    def __init__(self, key: tuple[int, str], env: lmdb.Environment) -> None:
+        self.key = key
+        self.env = env
+        self.map_size = env.info()["map_size"]
+        self.active: set[object] = set()
+        self.resizing = False
+        self.lock = threading.Lock()
+        self.refs = 0
+        self.dbs: dict[bytes, lmdb._Database] = {}
+
+    def enter(self, token: object) -> None:
+        while True:
+            self.active.add(token)
+            if not self.resizing:
+                return
+            self.active.discard(token)
+            with self.lock:  # held by the resize: wait for it
+                pass
+
+    def resize(self, seen: int, grow: bool) -> None:
+        """Double the map (``grow``) or adopt another process's size, unless someone in this
+        process already changed it since ``seen``."""
+        with self.lock:
+            if self.map_size != seen:
+                return
+            self.resizing = True
+            try:
+                while self.active:
+                    time.sleep(0.0002)
+                self.env.set_mapsize(seen * 2 if grow else 0)
+                self.map_size = self.env.info()["map_size"]
+            finally:
+                self.resizing = False
+
+    def db(self, name: bytes, create: bool) -> lmdb._Database | None:
+        with self.lock:
+            handle = self.dbs.get(name)
+            if handle is None:
+                try:
+                    handle = self.env.open_db(name, create=create)
+                except lmdb.NotFoundError:
+                    return None
+                self.dbs[name] = handle
+            return handle
+
+
+_envs: dict[tuple[int, str], _Env] = {}
+_envs_lock = threading.Lock()
+
+
+def _acquire_env(path: Path, map_size: int, sync: str) -> _Env:
+    path.mkdir(exist_ok=True)  # the directory, not its parents: a typo creates no tree
+    key = (os.getpid(), str(path.resolve()))
+    with _envs_lock:
+        shared = _envs.get(key)
+        if shared is None:
+            do_sync, metasync = _SYNC[sync]
+            env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=_MAX_DBS,
+                sync=do_sync,
+                metasync=metasync,
+                max_spare_txns=4,
+            )
+            # Reader slots left by processes that died hold old pages from reuse: free them.
+            env.reader_check()
+            shared = _envs[key] = _Env(key, env)
+        shared.refs += 1
+        return shared
+
+
+def _release_env(shared: _Env) -> None:
+    with _envs_lock:
+        shared.refs -= 1
+        if shared.refs == 0:
+            del _envs[shared.key]
+            shared.env.close()
+
+
+def _get_in(
+    names: lmdb._Database, data: lmdb._Database, partition: bytes, key: bytes, txn: Txn
+) -> bytes | None:
+    pid = txn.get(partition, db=names)
+    return None if pid is None else txn.get(pid + key, db=data)
+
+
+def _names_page(
+    names: lmdb._Database, start: bytes, inclusive: bool, limit: int, txn: Txn
+) -> list[bytes]:
+    """Up to ``limit`` partition names from ``start``, in order."""
+    cur = txn.cursor(db=names)
+    if not cur.set_range(start):
+        return []
+    it = cur.iternext(keys=True, values=False)
+    if not inclusive and cur.key() == start:
+        next(it)
+    return list(itertools.islice(it, limit))
+
+
+def _translate(path: Path, exc: BaseException, table: str | None = None) -> LakekvError:
+    """An LMDB exception as a lakekv error: resource trouble is retryable, the rest is not."""
+    where = f"lmdb environment {path}" + (f", table {table}" if table else "")
+    if isinstance(exc, lmdb.DiskError | lmdb.LockError | lmdb.ReadersFullError):
+        return StoreUnavailableError(f"{where}: {exc}")
+    return StoreError(f"{where}: {exc}")
+
+
+class LMDBStore(Store):
+    """The LMDB driver; see the module docstring for URL, layout and behaviour."""
+
+    scheme = "lmdb"
+    capabilities = Capabilities(
+        list_partitions=True,
+        native_write_batch=True,
+        persistent=True,
+        shared_between_processes=True,
+        max_partition_size=MAX_PARTITION_SIZE,
+        max_key_size=MAX_KEY_SIZE,
+    )
+    driver_errors = (lmdb.Error,)
+
+    def __init__(
+        self, url: StoreURL, paging: ScanPaging, path: Path, table: str, shared: _Env
+    ) -> None:
+        super().__init__(url, paging)
+        self.path = path
+        self.table = table
+        self._shared: _Env | None = shared
+        self._env = shared.env
+        self._begin = shared.env.begin
+        self._active = shared.active
+        data = shared.db(table.encode(), create=True)
+        names = shared.db(f"{table}:partitions".encode(), create=True)
+        assert data is not None and names is not None
+        self._data = data
+        self._names = names
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        params = ParamReader(url)
+        table = params.take_str("table", "kv")
+        if not _IDENT.match(table):
+            raise ConfigurationError(
+                f"{url}: table must be 1-128 letters, digits or '_.$-', not {table!r}"
+            )
+        map_size = params.take_int("map_size", 64 << 20, minimum=1 << 20)
+        sync = params.take_str("synchronous", "normal").lower()
+        if sync not in _SYNC:
+            raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC)}")
+        paging = ScanPaging.from_params(params, page_size=1000, page_cap=10000)
+        params.reject_unknown()
+        if url.host or url.username or url.port:
+            raise ConfigurationError(
+                f"{url}: an lmdb URL has no host; write lmdb:///relative/dir or "
+                "lmdb:////absolute/dir"
+            )
+        raw = url.path[1:] if url.path.startswith("/") else url.path
+        if not raw:
+            raise ConfigurationError(f"{url}: give a directory path (lmdb:///path/to/dir)")
+        path = Path(raw)
+        try:
+            shared = _acquire_env(path, map_size, sync)
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot open lmdb environment {path}: {exc}") from exc
+        except lmdb.Error as exc:
+            raise _translate(path, exc) from exc
+        try:
+            return cls(url, paging, path, table, shared)
+        except BaseException as exc:
+            _release_env(shared)
+            if isinstance(exc, lmdb.Error):
+                raise _translate(path, exc) from exc
+            raise
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        return _translate(self.path, exc, self.table)
+
+    # --- transactions --------------------------------------------------------------------
+
+    def _read(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in a read transaction (adopting a map another process grew)."""
+        while True:
+            shared = self._live()
+            seen = shared.map_size
+            token = object()
+            shared.enter(token)
+            try:
+                with self._env.begin() as txn:
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                pass
+            finally:
+                self._active.discard(token)
+            shared.resize(seen, grow=False)
+
+    def _write(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in a write transaction; if the map is full, grow it and run it again."""
+        while True:
+            shared = self._live()
+            seen = shared.map_size
+            token = object()
+            shared.enter(token)
+            try:
+                with self._env.begin(write=True) as txn:
+                    return fn(txn)
+            except lmdb.MapFullError:
+                grow = True
+            except lmdb.MapResizedError:
+                grow = False
+            finally:
+                self._active.discard(token)
+            shared.resize(seen, grow=grow)
+
+    def _live(self) -> _Env:
+        shared = self._shared
+        if shared is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        return shared
+
+    def _pid(self, txn: Txn, partition: bytes) -> bytes:
+        """The partition's id, allocating one (after the largest in use) if it has none."""
+        pid = txn.get(partition, db=self._names)
+        if pid is not None:
+            return pid
+        cur = txn.cursor(db=self._data)
+        last = int.from_bytes(cur.key()[:ID_SIZE]) if cur.last() else 0
+        pid = (last + 1).to_bytes(ID_SIZE)
+        txn.put(partition, pid, db=self._names)
+        return pid
+
+    # --- the contract ----------------------------------------------------------------------
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        # The hot path, inlined: _read() with its retry costs twice the lookup itself.
+        shared = self._shared
+        if shared is not None:
+            active = self._active
+            token = object()
+            active.add(token)
+            try:
+                if not shared.resizing:
+                    with self._begin() as txn:  # positional: keywords cost a third of a get
+                        pid = txn.get(partition, None, self._names)
+                        value = None if pid is None else txn.get(pid + key, None, self._data)
+                    if value is None:
+                        return None
+                    return _tuple_new(ValueWithPredicate, (value, value))  # no Python frame
+            except lmdb.MapResizedError:
+                pass
+            finally:
+                active.discard(token)
+        value = self._read(functools.partial(_get_in, self._names, self._data, partition, key))
+        return None if value is None else ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        self._write(lambda txn: txn.put(self._pid(txn, partition) + key, value, db=self._data))
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        expected = (
+            None if predicate is None or predicate is MUST_EXIST else value_predicate(predicate)
+        )
+        data = self._data
+
+        def set_if(txn: Txn) -> bool:
+            pid = txn.get(partition, db=self._names)
+            current = None if pid is None else txn.get(pid + key, db=data)
+            if predicate is None:
+                if current is not None:
+                    return False
+            elif current is None or (expected is not None and current != expected):
+                return False
+            txn.put(self._pid(txn, partition) + key, value, db=data)
+            return True
+
+        return self._write(set_if)
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        names, data = self._names, self._data
+
+        def delete(txn: Txn) -> None:
+            pid = txn.get(partition, db=names)
+            if pid is None or not txn.delete(pid + key, db=data):
+                return
+            cur = txn.cursor(db=data)
+            if not (cur.set_range(pid) and cur.key().startswith(pid)):
+                txn.delete(partition, db=names)  # emptied: no longer listed
+
+        self._write(delete)
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        names, data = self._names, self._data
+
+        def page(txn: Txn) -> tuple[list[tuple[bytes, bytes]], bool]:
+            pid = txn.get(partition, None, names)  # positional: py-lmdb parses keywords slowly
+            if pid is None:
+                return [], False
+            cur = txn.cursor(data)
+            if not cur.set_range(pid + start if inclusive else pid + start + b"\x00"):
+                return [], False
+            rows = list(itertools.islice(cur.iternext(), limit))
+            full = len(rows) == limit
+            if not rows[-1][0].startswith(pid):  # ran past the partition: cut there
+                end = (int.from_bytes(pid) + 1).to_bytes(ID_SIZE)
+                lo, hi = 0, len(rows)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if rows[mid][0] < end:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                rows, full = rows[:lo], False
+            keys = map(_strip_id, map(_first, rows))
+            return list(zip(keys, map(_second, rows), strict=True)), full
+
+        return self._read(page)
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        names = self._names
+        after, inclusive = b"", True
+        size = self.paging.page_size
+        while True:
+            found = self._read(functools.partial(_names_page, names, after, inclusive, size))
+            yield from found
+            if len(found) < size:
+                return
+            after, inclusive = found[-1], False
+            size = min(size * 2, self.paging.page_cap)
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        """One write transaction; per partition, one ``putmulti`` that creates the new keys
+        (in C), and only if some existed, one ``getmulti`` to classify the rest."""
+        # Runs of one partition (a copy's batches are whole runs), split without Python code
+        # per entry; a partition met again later is simply another run.
+        runs = [(p, list(run)) for p, run in itertools.groupby(entries, _partition)]
+        return self._write(functools.partial(self._batch_in, runs, on_conflict))
+
+    def _batch_in(
+        self, runs: list[tuple[bytes, list[Entry]]], on_conflict: OnConflict, txn: Txn
+    ) -> BatchResult:
+        result = BatchResult()
+        cur = txn.cursor(db=self._data)
+        for partition, group in runs:
+            pid = txn.get(partition, db=self._names)
+            # A new partition's id follows the last key in use; if its keys come in order
+            # (a copy's do), they are appended without searching the tree.
+            append = pid is None
+            pid = pid or self._pid(txn, partition)
+            full = [pid + e[1] for e in group]
+            append = append and all(map(operator.lt, full, itertools.islice(full, 1, None)))
+            items = zip(full, map(_value, group), strict=True)
+            _, added = cur.putmulti(items, dupdata=False, overwrite=False, append=append)
+            result.written += added
+            if added == len(group):
+                continue
+            stored = dict(cur.getmulti(full))
+            same = 0
+            for entry, key in zip(group, full, strict=True):
+                current = stored[key]
+                if current == entry[2]:
+                    same += 1  # unchanged, or created just now
+                elif on_conflict is OnConflict.OVERWRITE:
+                    cur.put(key, entry[2])
+                    result.written += 1
+                elif on_conflict is OnConflict.SKIP:
+                    result.skipped += 1
+                else:
+                    result.conflicts.append(entry)
+            result.unchanged += same - added
+        return result
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _destroy(self) -> None:
+        shared = self._live()
+
+        def drop(txn: Txn) -> None:
+            txn.drop(self._data, delete=True)
+            txn.drop(self._names, delete=True)
+
+        self._write(drop)
+        with shared.lock:
+            shared.dbs.pop(self.table.encode(), None)
+            shared.dbs.pop(f"{self.table}:partitions".encode(), None)
+
+    def _close(self) -> None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            _release_env(shared)

@@ -1,0 +1,602 @@
+"""End-to-end against the real lakeFS: lakekv migrates, reads and writes what lakeFS uses.
+
+One scenario database is made per engine per session (``pg_scenario``, ``ddb_scenario``: the
+scenario of :mod:`_lakefs_scenario` run by lakeFS itself, then lakeFS stopped, so the database
+no longer changes). Each test starts the lakeFS instances it needs, once. A lakeFS serving a
+migrated database shares the source's blockstore and encryption secret, as an operator moving
+lakeFS to another database would.
+
+Needs the lakeFS binary (``make lakefs``) and the test servers (``tests/servers.py`` exports
+``LAKEKV_TEST_POSTGRES`` and ``LAKEKV_TEST_DYNAMODB``); without them these tests skip, and
+fail when ``CI`` is set. ``make test-lakefs`` runs them alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _lakefs_harness as h
+import _lakefs_scenario as sc
+import lakefs_sdk
+import pytest
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from lakekv.cli.main import main
+from lakekv.kv.registry import open_store
+from lakekv.record.proto import catalog_pb2, graveler_pb2
+from lakekv.refs.store import RefStore
+from lakekv.testing.plugin import RUN_ID
+
+pytestmark = pytest.mark.lakefs
+
+Entries = dict[bytes, dict[bytes, bytes]]
+"""partition → key → value"""
+
+
+# --- helpers
+
+
+def run_lakekv(*args: str) -> tuple[int, str, str]:
+    """Run the lakekv command line in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = 0
+    return code, out.getvalue(), err.getvalue()
+
+
+def lakekv(*args: str) -> str:
+    """The output of a lakekv command; fails the test (with its errors) unless it exits 0."""
+    code, out, err = run_lakekv(*args)
+    assert code == 0, f"lakekv {' '.join(args)} exited {code}:\n{err}"
+    return out
+
+
+def lakekv_json(*args: str) -> Any:
+    return json.loads(lakekv(*args))
+
+
+def read_all(url: str) -> Entries:
+    """Every entry of the store at ``url``, through lakekv's driver."""
+    out: Entries = {}
+    with open_store(url) as store:
+        for partition in store.list_partitions():
+            with store.scan(partition) as it:
+                out[partition] = {e.key: e.value for e in it}
+    return out
+
+
+@dataclass
+class Scenario:
+    """A database lakeFS wrote (the scenario), with what lakeFS showed of it."""
+
+    binary: Path
+    root: Path
+    database: h.Database
+    blockstore: Path
+    config_path: Path
+    facts: sc.Facts
+    observed: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        assert self.database.store_url is not None
+        return self.database.store_url
+
+    def lakefs(self, database: h.Database, name: str) -> h.LakeFS:
+        """A lakeFS on ``database`` serving this scenario's objects (not started)."""
+        return h.LakeFS(self.binary, self.root / name, self.blockstore, database)
+
+
+MakeDatabase = Callable[[str, str], h.Database]
+
+
+@pytest.fixture(scope="session")
+def lakefs_binary() -> Path:
+    return h.lakefs_binary()
+
+
+@pytest.fixture(scope="session")
+def lakefs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lakefs")
+
+
+@pytest.fixture(scope="session")
+def make_database() -> Iterator[MakeDatabase]:
+    """``make_database(engine, label)``: a fresh, empty database, removed after the session."""
+    made: list[h.Database] = []
+
+    def make(engine: str, label: str) -> h.Database:
+        name = f"lakefs_{RUN_ID}_{label}".lower()
+        if engine == "postgres":
+            db = h.postgres_database(h.postgres_server(), name)
+        elif engine == "dynamodb":
+            db = h.dynamodb_database(h.dynamodb_endpoint(), name)
+        else:
+            raise ValueError(engine)
+        made.append(db)
+        return db
+
+    yield make
+    for db in made:
+        if db.drop is not None:
+            db.drop()
+
+
+def _scenario(binary: Path, root: Path, database: h.Database, name: str) -> Scenario:
+    lf = h.LakeFS(binary, root / name, root / f"{name}-blocks", database)
+    lf.setup()
+    with lf:
+        facts = sc.build(lf.client(), lf.import_dir)
+        observed = sc.observe(lf.client(), h.ACCESS_KEY_ID)
+    return Scenario(binary, root, database, lf.blockstore, lf.config_path, facts, observed)
+
+
+@pytest.fixture(scope="session")
+def pg_scenario(lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase) -> Scenario:
+    return _scenario(lakefs_binary, lakefs_root, make_database("postgres", "scenario"), "pg")
+
+
+@pytest.fixture(scope="session")
+def ddb_scenario(lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase) -> Scenario:
+    return _scenario(lakefs_binary, lakefs_root, make_database("dynamodb", "scenario"), "ddb")
+
+
+def keeps_working(lf: h.LakeFS, facts: sc.Facts) -> None:
+    """On a migrated lakeFS: the multipart upload begun before the move completes, a new commit
+    (its pre-commit hook runs) and a merge succeed."""
+    c = sc.Client(lf.client())
+    key, upload_id, etag = facts.multipart
+    sc.s3_client(lf.client()).complete_multipart_upload(
+        Bucket=sc.ALPHA,
+        Key=f"main/{key}",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    assert bytes(c.objects.get_object(sc.ALPHA, "main", key)) == sc.MULTIPART_PART
+    runs_before = len(c.actions.list_repository_runs(sc.ALPHA, amount=1000).results)
+    main_commit = c.commit(sc.ALPHA, "main", "after migration", step="1")
+    assert c.branches.diff_branch(sc.ALPHA, "main").results == []
+    runs = c.actions.list_repository_runs(sc.ALPHA, amount=1000).results
+    assert len(runs) == runs_before + 1
+    assert {r.status for r in runs} == {"completed"}
+    dev_commit = c.commit(sc.ALPHA, "dev", "dev after migration")
+    merged = c.refs.merge_into_branch(
+        sc.ALPHA, "dev", "main", merge=lakefs_sdk.Merge(message="merge")
+    )
+    head = c.refs.log_commits(sc.ALPHA, "main", amount=1).results[0]
+    assert head.id == merged.reference
+    assert head.parents == [main_commit, dev_commit]
+    paths = {o.path for o in c.objects.list_objects(sc.ALPHA, "main", amount=1000).results}
+    assert "dev/wip.txt" in paths and "staged/new.txt" in paths
+    assert "images/logo.bin" not in paths and "data/a.csv" not in paths
+    assert bytes(c.objects.get_object(sc.ALPHA, "main", "dev/wip.txt")) == b"work in progress\n"
+    c.upload(sc.BETA, "exp", "after/migration.txt", b"hello\n")
+    c.commit(sc.BETA, "exp", "beta after migration")
+
+
+# --- 1. copy between engines, lakeFS restarted on the copy
+
+
+def test_scenario_is_what_lakefs_shows(pg_scenario: Scenario) -> None:
+    """The scenario holds what the tests below rely on (guards the guards)."""
+    alpha = pg_scenario.observed["repositories"][sc.ALPHA]
+    beta = pg_scenario.observed["repositories"][sc.BETA]
+    for (repo, branch), staged in pg_scenario.facts.staged.items():
+        shown = pg_scenario.observed["repositories"][repo]["uncommitted"][branch]
+        assert shown == sorted(staged.items())
+    assert set(alpha["branches"]) == {"main", "dev", "feature", "fix", "abandoned", "imported"}
+    assert [p for p in alpha["objects"]["imported"] if p.startswith("ext/")] == [
+        f"ext/logs/day-{i}.log" for i in range(3)
+    ]
+    assert set(alpha["tags"]) == {"v1.0", "v2.0~merged"}
+    assert {p[2] for p in alpha["pulls"]} == {"open", "merged", "closed"}
+    assert len(alpha["action_runs"]) == 2
+    assert any(len(c[5]) == 2 for c in alpha["logs"]["main"])  # a merge commit
+    assert beta["default_branch"] == "trunk" and set(beta["tags"]) == {"first"}
+    assert pg_scenario.observed["users"] == ["admin"]
+    # lakeFS 1.86 runs basic auth: one user, one credential, no groups or policies.
+    refused = pg_scenario.facts.auth_refusals
+    assert refused["create_group"] == '501 {"message":"Not Implemented"}'
+    assert refused["create_policy"] == '501 {"message":"Not Implemented"}'
+    assert refused["create_user"].startswith("409")
+    assert refused["create_credentials"].startswith("400")
+
+
+def test_postgres_to_dynamodb(pg_scenario: Scenario, make_database: MakeDatabase) -> None:
+    target_db = make_database("dynamodb", "from_pg")
+    target = pg_scenario.lakefs(target_db, "pg-to-ddb")
+    lakekv(
+        "copy",
+        "--from-lakefs-config",
+        str(pg_scenario.config_path),
+        "--to-lakefs-config",
+        str(target.config_path),
+    )
+    assert target_db.store_url is not None
+    lakekv("verify", "--from", pg_scenario.url, "--to", target_db.store_url)
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
+        keeps_working(target, pg_scenario.facts)
+
+
+def test_dynamodb_to_postgres(ddb_scenario: Scenario, make_database: MakeDatabase) -> None:
+    target_db = make_database("postgres", "from_ddb")
+    target = ddb_scenario.lakefs(target_db, "ddb-to-pg")
+    assert target_db.store_url is not None
+    lakekv("copy", "--from", ddb_scenario.url, "--to", target_db.store_url)
+    lakekv("verify", "--from", ddb_scenario.url, "--to", target_db.store_url)
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == ddb_scenario.observed
+        keeps_working(target, ddb_scenario.facts)
+
+
+# --- 2. dump and load
+
+
+def test_dump_load_into_empty_postgres(
+    pg_scenario: Scenario, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    dump = tmp_path / "lakefs.lkv.zst"
+    lakekv("dump", "--from", pg_scenario.url, str(dump))
+    target_db = make_database("postgres", "loaded")
+    assert target_db.store_url is not None
+    lakekv("load", "--to", target_db.store_url, str(dump))
+    assert read_all(target_db.store_url) == read_all(pg_scenario.url)
+    with pg_scenario.lakefs(target_db, "loaded") as target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
+
+
+def test_lakefs_kv_load_reads_lakekv_dump(
+    pg_scenario: Scenario, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    """lakekv's ``--format lakefs`` file is a complete migration lakeFS itself can load."""
+    dump = tmp_path / "lakefs-format.json"
+    lakekv("dump", "--from", pg_scenario.url, "--format", "lakefs", str(dump))
+    target_db = make_database("postgres", "kv_load")
+    assert target_db.store_url is not None
+    target = pg_scenario.lakefs(target_db, "kv-load")
+    # lakeFS's default "skip" strategy skips the keys that are missing: overwrite loads them.
+    target.command("kv", "load", "--input", str(dump), "--strategy", "overwrite")
+    assert read_all(target_db.store_url) == read_all(pg_scenario.url)
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
+
+
+# --- 3. lakeFS's own kv dump
+
+KV_DUMP_SECTIONS = {b"auth", b"basicAuth", b"aclauth", b"pulls", b"kv-internal-metadata"}
+"""The partitions ``lakefs kv dump`` covers by default (``kv.SectionMapping``, pkg/kv/dump.go)."""
+
+
+def test_lakefs_kv_dump_loads(pg_scenario: Scenario, tmp_path: Path) -> None:
+    lf = pg_scenario.lakefs(pg_scenario.database, "kv-dump")
+    sections = tmp_path / "sections.json"
+    repo = tmp_path / "repo.json"
+    lf.command("kv", "dump", "--output", str(sections))
+    lf.command("kv", "dump", "--repo", sc.ALPHA, "--output", str(repo))
+    source = read_all(pg_scenario.url)
+    (alpha_partition,) = (p for p in source if p.startswith(b"alpha-") and b":" not in p)
+    covered = {p for p in source if p in KV_DUMP_SECTIONS} | {alpha_partition}
+    assert {b"auth", b"basicAuth", b"pulls", b"kv-internal-metadata"} <= covered
+
+    target = f"sqlite:///{tmp_path / 'loaded.db'}"
+    lakekv("load", "--to", target, str(sections))
+    lakekv("load", "--to", target, str(repo))
+    loaded = read_all(target)
+    assert loaded == {p: source[p] for p in covered}
+    # lakekv read the same entries lakeFS wrote into its file.
+    in_file = json.loads(sections.read_text())["entries"] + json.loads(repo.read_text())["entries"]
+    assert sum(len(keys) for keys in loaded.values()) == len(in_file)
+
+
+def test_lakefs_kv_dump_of_local_database_loads(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    """lakeFS's embedded ``local`` store, which lakekv cannot open, reaches lakekv through
+    lakeFS's ``kv dump``: the load holds what the file holds, and the keys lakeFS's own
+    ``kv scan`` lists in those partitions, with the same raw values."""
+    db = h.local_database(tmp_path / "metadata")
+    lf = h.LakeFS(lakefs_binary, lakefs_root / "local", lakefs_root / "local-blocks", db)
+    lf.setup()
+    with lf:
+        c = sc.Client(lf.client())
+        c.repos.create_repository(
+            lakefs_sdk.RepositoryCreation(name="delta", storage_namespace="local://delta")
+        )
+        c.branches.create_branch("delta", lakefs_sdk.BranchCreation(name="side", source="main"))
+        c.upload("delta", "side", "a.txt", b"a")
+        c.commit("delta", "side", "one", key="value")
+        c.pulls.create_pull_request(
+            "delta",
+            lakefs_sdk.PullRequestCreation(
+                title="t", description="d", source_branch="side", destination_branch="main"
+            ),
+        )
+    files = [tmp_path / "sections.json", tmp_path / "repo.json"]
+    lf.command("kv", "dump", "--output", str(files[0]))
+    lf.command("kv", "dump", "--repo", "delta", "--output", str(files[1]))
+    target = make_database("postgres", "from_local")
+    assert target.store_url is not None
+    for f in files:
+        lakekv("load", "--to", target.store_url, str(f))
+    loaded = read_all(target.store_url)
+
+    in_files: Entries = {}
+    for f in files:
+        for e in json.loads(f.read_text())["entries"]:
+            part = in_files.setdefault(e["partition"].encode(), {})
+            part[e["key"].encode()] = base64.b64decode(e["value"])
+    assert loaded == in_files
+    assert {b"auth", b"basicAuth", b"pulls", b"kv-internal-metadata"} <= set(loaded)
+    assert len([p for p in loaded if p.startswith(b"delta-")]) == 1
+
+    for partition, entries in loaded.items():
+        if partition == b"kv-internal-metadata":
+            # lakeFS's kv scan decodes unregistered keys as staged entries and fails here:
+            # "KV record from value: proto: cannot parse invalid wire-format data".
+            continue
+        scan = lf.command("kv", "scan", partition.decode()).stdout.splitlines()
+        records = [json.loads(line) for line in scan]
+        assert [r["key"].encode() for r in records] == sorted(entries)
+        for r in records:
+            if isinstance(r["value"], str):  # lakeFS prints values it does not decode as base64
+                assert base64.b64decode(r["value"]) == entries[r["key"].encode()]
+
+
+# --- 4. every entry decodes
+
+OPAQUE: list[tuple[str, str, str]] = [
+    ("kv-internal-metadata", r"kv/schema/version", "ASCII schema version (pkg/kv/migration.go)"),
+    (
+        "auth",
+        r"installation_id|installation_metadata/.+",
+        "plain-string installation metadata (pkg/auth/metadata.go, KVMetadataManager)",
+    ),
+    ("usage", r"usage/monthly/.+", "ASCII decimal counter (pkg/stats/usage_counter.go)"),
+    ("cleanup-tokens", r".+", 'the literal "stub-value" (pkg/graveler/staging/manager.go)'),
+]
+"""Entries lakeFS itself writes as non-protobuf values: (partition, key pattern, reason)."""
+
+
+def _opaque(partition: str, key: str) -> bool:
+    return any(p == partition and re.fullmatch(k, key) for p, k, _ in OPAQUE)
+
+
+def _unknown_fields(msg: Message, where: str = "") -> list[str]:
+    """Paths of unknown fields anywhere in ``msg`` (nested messages, repeated, maps)."""
+    found = [f"{where}#{f.field_number}" for f in UnknownFieldSet(msg)]
+    for fd, value in msg.ListFields():
+        if fd.message_type is None:
+            continue
+        name = f"{where}.{fd.name}"
+        if fd.message_type.GetOptions().map_entry:
+            if fd.message_type.fields_by_name["value"].message_type is not None:
+                for k, v in value.items():
+                    found += _unknown_fields(v, f"{name}[{k}]")
+        elif fd.is_repeated:
+            for i, v in enumerate(value):
+                found += _unknown_fields(v, f"{name}[{i}]")
+        else:
+            found += _unknown_fields(value, name)
+    return found
+
+
+@pytest.mark.parametrize("engine", ["postgres", "dynamodb"])
+def test_every_entry_decodes(engine: str, request: pytest.FixtureRequest) -> None:
+    scenario: Scenario = request.getfixturevalue(
+        "pg_scenario" if engine == "postgres" else "ddb_scenario"
+    )
+    raw = read_all(scenario.url)
+    pool = descriptor_pool.Default()
+    problems: list[str] = []
+    seen = 0
+    for partition in lakekv("-s", scenario.url, "partitions").splitlines():
+        lines = lakekv("-s", scenario.url, "scan", partition, "--decode", "--json")
+        for line in lines.splitlines():
+            rec = json.loads(line)
+            seen += 1
+            where = f"{rec['partition']} {rec['key']} ({rec['rule']})"
+            for err in ("error", "entry_error"):
+                if err in rec:
+                    problems.append(f"{where}: {rec[err]}")
+            value = raw[rec["partition"].encode()][rec["key"].encode()]
+            if rec["type"] is None:
+                if not _opaque(rec["partition"], rec["key"]):
+                    problems.append(f"{where}: decoded as raw bytes")
+                elif "raw" not in rec:  # lakeFS writes every opaque value as text
+                    problems.append(f"{where}: opaque value is not text")
+                continue
+            cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(rec["type"]))
+            problems += [
+                f"{where}: unknown field {u}" for u in _unknown_fields(cls.FromString(value))
+            ]
+            if rec.get("entry") is not None:
+                staged = graveler_pb2.StagedEntryData.FromString(value)
+                payload = catalog_pb2.Entry.FromString(staged.data)
+                problems += [f"{where}: unknown field data{u}" for u in _unknown_fields(payload)]
+    assert seen == sum(len(keys) for keys in raw.values())
+    assert not problems, "\n".join(problems)
+
+
+# --- 5. inspection agrees with lakeFS; verify; orphans
+
+
+def test_verify_copy_is_clean(pg_scenario: Scenario, tmp_path: Path) -> None:
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    lakekv("copy", "--from", pg_scenario.url, "--to", copy)
+    lakekv("verify", "--from", pg_scenario.url, "--to", copy)
+    with open_store(copy) as store:
+        store.set(b"graveler", b"repos/alpha", b"tampered")
+    code, out, err = run_lakekv("verify", "--from", pg_scenario.url, "--to", copy)
+    assert code == 1, out + err
+
+
+def test_inspection_agrees_with_lakefs(pg_scenario: Scenario) -> None:
+    url = pg_scenario.url
+    with pg_scenario.lakefs(pg_scenario.database, "inspect") as lf:
+        c = sc.Client(lf.client())
+        repos = lakekv_json("-s", url, "lakefs", "repos", "--json")
+        api_repos = c.repos.list_repositories(amount=1000).results
+        assert [(r["id"], r["storage_namespace"], r["default_branch_id"]) for r in repos] == [
+            (r.id, r.storage_namespace, r.default_branch) for r in api_repos
+        ]
+        for r in api_repos:
+            branches = lakekv_json("-s", url, "lakefs", "branches", r.id, "--json")
+            api_branches = c.branches.list_branches(r.id, amount=1000).results
+            assert [(b["id"], b["commit_id"]) for b in branches] == [
+                (b.id, b.commit_id) for b in api_branches
+            ]
+            tags = lakekv_json("-s", url, "lakefs", "tags", r.id, "--json")
+            assert [(t["id"], t["commit_id"]) for t in tags] == [
+                (t.id, t.commit_id) for t in c.tags.list_tags(r.id, amount=1000).results
+            ]
+            for b in api_branches:
+                log = lakekv_json("-s", url, "lakefs", "log", f"{r.id}/{b.id}", "--json")
+                api_log = c.refs.log_commits(r.id, b.id, amount=1000).results
+                assert [
+                    (e["id"], e["message"], e["metadata"], e["parents"], e["committer"])
+                    for e in log
+                ] == [(e.id, e.message, e.metadata or {}, e.parents, e.committer) for e in api_log]
+                staged = lakekv_json("-s", url, "lakefs", "staged", r.id, b.id, "--json")
+                kinds = {e["key"]: "removed" if e["tombstone"] else "written" for e in staged}
+                api_diff = c.branches.diff_branch(r.id, b.id, amount=1000).results
+                assert kinds == {
+                    d.path: "removed" if d.type == "removed" else "written" for d in api_diff
+                }
+                for e in staged:
+                    if e["tombstone"]:
+                        continue
+                    stat = c.objects.stat_object(r.id, b.id, e["key"])
+                    assert (e["size"], e["e_tag"]) == (stat.size_bytes, stat.checksum)
+
+
+def test_orphans_on_fresh_lakefs(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase
+) -> None:
+    """What lakeFS leaves behind when it deletes a repository.
+
+    A fresh, set-up lakeFS has no orphans. Deleting a branch drops its staging partitions
+    (``Graveler.DeleteBranch`` queues them under ``cleanup-tokens``, then drops them), so that
+    leaves nothing. Deleting a repository (``ref.Manager.deleteRepository``,
+    pkg/graveler/ref/manager.go) removes its branch, tag and commit records, its metadata and
+    then its ``graveler`` record, through the ref manager, which never drops staging tokens:
+    every branch's staging partition with uncommitted objects stays behind, and so does the rest
+    of the repository partition (pull requests, settings such as branch protection).
+    """
+    db = make_database("postgres", "orphans")
+    assert db.store_url is not None
+    lf = h.LakeFS(lakefs_binary, lakefs_root / "orphans", lakefs_root / "orphans-blocks", db)
+    lf.setup()
+    assert lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json") == []
+    with lf:
+        c = sc.Client(lf.client())
+        for repo in ("kept", "gone"):
+            c.repos.create_repository(
+                lakefs_sdk.RepositoryCreation(name=repo, storage_namespace=f"local://{repo}")
+            )
+            c.upload(repo, "main", "a.txt", b"a")
+            c.commit(repo, "main", "one")
+            c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="side", source="main"))
+            c.upload(repo, "side", "b.txt", b"b")
+            c.commit(repo, "side", "two")
+            c.upload(repo, "side", "c.txt", b"c")
+            c.upload(repo, "main", "d.txt", b"d")
+        c.pulls.create_pull_request(
+            "gone",
+            lakefs_sdk.PullRequestCreation(
+                title="t", description="d", source_branch="side", destination_branch="main"
+            ),
+        )
+        c.repos.set_branch_protection_rules(
+            "gone", [lakefs_sdk.BranchProtectionRule(pattern="release-*")]
+        )
+        assert lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json") == []
+        c.branches.delete_branch("kept", "side")
+        assert lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json") == []
+        gone = next(
+            r
+            for r in lakekv_json("-s", db.store_url, "lakefs", "repos", "--json")
+            if r["id"] == "gone"
+        )
+        gone_tokens = {
+            b["staging_token"]
+            for b in lakekv_json("-s", db.store_url, "lakefs", "branches", "gone", "--json")
+        }
+        c.repos.delete_repository("gone")
+    orphans = lakekv_json("-s", db.store_url, "lakefs", "orphans", "--json")
+    assert sorted((o["partition"], o["kind"], o["entries"]) for o in orphans) == sorted(
+        [(gone["partition"], "repository", 2)] + [(t, "staging", 1) for t in gone_tokens]
+    )
+    assert not any(o["queued_for_cleanup"] for o in orphans)
+    left = read_all(db.store_url)[gone["partition"].encode()]
+    assert sorted(k.split(b"/")[0] for k in left) == [b"pulls", b"settings"]
+
+
+# --- 6. lakekv writes, lakeFS reads
+
+
+def test_refstore_repository_listed_by_lakefs(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase
+) -> None:
+    db = make_database("postgres", "refstore")
+    assert db.store_url is not None
+    blocks = lakefs_root / "refstore-blocks"
+    content = {b"data/one.txt": b"one\n", b"data/two.csv": b"a,b\n1,2\n"}
+    for key, body in content.items():
+        path = blocks / "gamma" / "objects" / key.decode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    with open_store(db.store_url) as store:
+        refs = RefStore(store)
+        repo = refs.create_repository("gamma", "local://gamma", "main")
+        refs.create_branch(repo, "dev", "main")
+        for key, body in content.items():
+            refs.stage_object(
+                repo,
+                "dev",
+                key,
+                catalog_pb2.Entry(
+                    address=f"objects/{key.decode()}",
+                    address_type=catalog_pb2.Entry.AddressType.RELATIVE,
+                    size=len(body),
+                    e_tag=hashlib.md5(body).hexdigest(),
+                    content_type="application/octet-stream",
+                ),
+            )
+    lf = h.LakeFS(lakefs_binary, lakefs_root / "refstore", blocks, db)
+    lf.setup()
+    with lf:
+        c = sc.Client(lf.client())
+        assert [r.id for r in c.repos.list_repositories().results] == ["gamma"]
+        assert {b.id for b in c.branches.list_branches("gamma").results} == {"main", "dev"}
+        listing = c.objects.list_objects("gamma", "dev", amount=1000).results
+        assert {o.path: o.size_bytes for o in listing} == {
+            k.decode(): len(v) for k, v in content.items()
+        }
+        diff = c.branches.diff_branch("gamma", "dev").results
+        assert sorted((d.path, d.type) for d in diff) == [
+            ("data/one.txt", "added"),
+            ("data/two.csv", "added"),
+        ]
+        for key, body in content.items():
+            assert bytes(c.objects.get_object("gamma", "dev", key.decode())) == body
+        # and lakeFS carries on from there
+        c.commit("gamma", "dev", "committed by lakeFS")
+        c.refs.merge_into_branch("gamma", "dev", "main")
+        assert len(c.objects.list_objects("gamma", "main").results) == 2
