@@ -14,7 +14,7 @@ means as fast as the raw code and higher is better):
    after os.sync());
 4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
 5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
-8. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh ``copy`` vs
+9. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh ``copy`` vs
    ``pg_dump --table 'T*' | psql`` of the same table into an empty database (best of two
    alternating rounds, each after a CHECKPOINT); then 1% of the source changes (0.4% updates,
    0.3% deletes, 0.3% inserts, spread over partitions) and the catch-up ``sync`` is timed
@@ -22,14 +22,25 @@ means as fast as the raw code and higher is better):
    then verified identical); ``verify`` vs a raw ordered scan of the slower side (best of two
    alternating rounds). ``--only cutover`` runs this step alone.
 
-With ``--mysql URL`` and ``--lmdb``, first (and with ``--only-engines``, only):
+With ``--mysql URL``, ``--lmdb`` and ``--to redis,redis-cluster,etcd``, first (and with
+``--only-engines``, only):
 
 6. copy SQLite -> MySQL/MariaDB vs the raw bulk path PyMySQL has, ``LOAD DATA LOCAL INFILE``
    of the escaped rows, 50 000 per transaction, into the same table layout;
 7. copy SQLite -> LMDB vs raw ``lmdb`` in the same layout (an 8-byte id per partition, then
    the key): ``putmulti(append=True)`` of the sorted rows, 50 000 per write transaction.
 
-Each of these is the best of two alternating rounds into emptied tables / environments.
+8. copy SQLite -> Redis, Redis Cluster and etcd vs each one's raw bulk path (Redis:
+   pipelined ``HSET`` + ``ZADD`` of the same keys, 10,000 rows per pipeline, in a cluster one
+   pipeline per node; etcd: ``Txn`` requests of 128 plain ``Put`` operations, etcd's
+   ``--max-txn-ops``). URLs come from ``--redis``, ``--redis-cluster`` and ``--etcd``
+   (defaults: the ``LAKEKV_TEST_*`` variables that ``tests/servers.py run`` exports)::
+
+    python tests/servers.py run --engines redis,redis-cluster,etcd -- .venv/bin/python \
+        bench/migrate.py --only-engines --to redis,redis-cluster,etcd --entries 200000
+
+Each of these is the best of two alternating rounds into emptied tables / environments /
+namespaces.
 """
 
 from __future__ import annotations
@@ -48,12 +59,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import psycopg
 import pymysql
 
+from lakekv.kv.drivers.etcd import EtcdStore
+from lakekv.kv.drivers.etcd import _keys as etcd_keys
+from lakekv.kv.drivers.etcd.proto import rpc_pb2
+from lakekv.kv.drivers.redis import RedisClusterStore, RedisStore
 from lakekv.kv.registry import open_store
+from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import copy, dump, load, sync, verify
 from lakekv.migrate.sample import sample
@@ -67,8 +84,20 @@ TARGETS = {
     "copy_to_lmdb": 0.6,
     "copy_pg_to_pg": 1.0,
     "verify": 1 / 1.5,
+    "copy_to_redis": 0.6,
+    "copy_to_rediscl": 0.6,
+    "copy_to_etcd": 0.6,
 }
 """Lowest acceptable ratio (raw time / lakekv time) per step."""
+ENGINE_URLS = {
+    "redis": ("LAKEKV_TEST_REDIS", "redis://127.0.0.1:6379/0", "namespace"),
+    "redis-cluster": (
+        "LAKEKV_TEST_REDIS_CLUSTER",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",
+        "namespace",
+    ),
+    "etcd": ("LAKEKV_TEST_ETCD", "etcd://127.0.0.1:2379", "prefix"),
+}
 CATCH_UP_TARGET = 0.25
 """Highest acceptable catch-up time as a fraction of a fresh copy."""
 _FETCH = 10000
@@ -225,8 +254,103 @@ def raw_lmdb_load(src: Path, path: Path) -> None:
     env.close()
 
 
+def raw_redis_bulk(src: Path, store: RedisStore) -> None:
+    """Pipelined HSET + ZADD of every row (and one ZADD per partition into its list). In a
+    cluster, one plain pipeline per node (redis-py's cluster pipeline is several times
+    slower), each partition's commands to the node serving its slot."""
+    client = store._client
+    cluster = isinstance(store, RedisClusterStore)
+    names: dict[bytes, tuple[tuple[bytes, bytes, bytes], Any]] = {}
+    for rows in sqlite_rows(src):
+        pipes: dict[int, Any] = {}
+        for p, k, v in rows:
+            known = names.get(p)
+            first = known is None
+            if known is None:
+                keys = store._keys(p)
+                node = client.get_node_from_key(keys[0]).redis_connection if cluster else client
+                known = names[p] = (keys, node)
+            keys, node = known
+            pipe = pipes.get(id(node))
+            if pipe is None:
+                pipe = pipes[id(node)] = node.pipeline(transaction=False)
+            if first:
+                pipe.zadd(keys[2], {p: 0})
+            pipe.hset(keys[0], k, v)
+            pipe.zadd(keys[1], {k: 0})
+        for pipe in pipes.values():
+            pipe.execute()
+
+
+def raw_etcd_bulk(src: Path, store: EtcdStore) -> None:
+    """Txn requests of 128 plain Puts (etcd's default --max-txn-ops), one after another."""
+    txn = store._channel.unary_unary(
+        "/etcdserverpb.KV/Txn",
+        request_serializer=rpc_pb2.TxnRequest.SerializeToString,
+        response_deserializer=rpc_pb2.TxnResponse.FromString,
+    )
+    ops: list[rpc_pb2.RequestOp] = []
+    heads: dict[bytes, bytes] = {}
+    for rows in sqlite_rows(src):
+        for p, k, v in rows:
+            head = heads.get(p)
+            if head is None:
+                head = heads[p] = etcd_keys.partition_head(store.prefix, p)
+            ops.append(rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=head + k, value=v)))
+            if len(ops) == 128:
+                txn(rpc_pb2.TxnRequest(success=ops), timeout=30)
+                ops = []
+    if ops:
+        txn(rpc_pb2.TxnRequest(success=ops), timeout=30)
+
+
+def bench_copy_to_engine(engine: str, base: str, src: Path, n: int, run: str) -> None:
+    """copy SQLite -> ``engine`` against its raw bulk path, best of two alternating rounds."""
+    param = ENGINE_URLS[engine][2]
+    urls = [
+        StoreURL.parse(base)
+        .with_params(**{param: f"bench-{side}-{run}"})
+        .render(reveal_password=True)
+        for side in ("raw", "kv")
+    ]
+
+    def emptied(url: str) -> Store:
+        """The store at ``url``, emptied (not timed)."""
+        store = open_store(url)
+        store.destroy()
+        return open_store(url)
+
+    def raw_run(store: Store) -> None:
+        if isinstance(store, RedisStore):
+            raw_redis_bulk(src, store)
+        else:
+            assert isinstance(store, EtcdStore)
+            raw_etcd_bulk(src, store)
+
+    raw_times, our_times = [], []
+    try:
+        for _round in range(2):
+            with emptied(urls[0]) as target:
+                raw_times.append(timed(lambda: raw_run(target)))
+            emptied(urls[1]).close()
+            our_times.append(timed(lambda: copy(f"sqlite:///{src}", urls[1])))
+        with open_store(urls[0]) as a, open_store(urls[1]) as b:  # both hold every entry
+            assert sum(1 for _ in a.list_partitions()) == sum(1 for _ in b.list_partitions())
+        name = "copy_to_" + engine.replace("redis-cluster", "rediscl")
+        ratio_line(name, min(raw_times), min(our_times), n)
+    finally:
+        for url in urls:
+            with open_store(url) as s:
+                s.destroy()
+
+
 def engine_copies(args: argparse.Namespace, a: Path, n: int, tmp: Path) -> None:
-    """Steps 6 and 7: copy SQLite -> MySQL and -> LMDB against each one's raw bulk path."""
+    """Steps 6 to 8: copy SQLite -> MySQL, LMDB, Redis, Redis Cluster and etcd against each
+    one's raw bulk path."""
+    for engine in args.to_engines:
+        bench_copy_to_engine(
+            engine, getattr(args, engine.replace("-", "_")), a, n, f"{os.getpid()}"
+        )
     if args.mysql:
         raw_t, our_t = f"bench_myraw_{os.getpid()}", f"bench_mykv_{os.getpid()}"
         ours_url = StoreURL.parse(args.mysql).with_params(table=our_t).render(reveal_password=True)
@@ -448,7 +572,10 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
-        "--only", choices=["all", "cutover"], default="all", help="Run every step, or step 8."
+        "--only",
+        choices=["all", "cutover"],
+        default="all",
+        help="Run every step, or step 9 (the cutover).",
     )
     ap.add_argument(
         "--mysql",
@@ -457,10 +584,19 @@ def main() -> None:
     )
     ap.add_argument("--lmdb", action="store_true", help="also copy to LMDB (step 7)")
     ap.add_argument(
-        "--only-engines", action="store_true", help="run steps 6 and 7 only (no PostgreSQL)"
+        "--to", default="", help="also copy to these (step 8): redis, redis-cluster, etcd"
+    )
+    for engine, (variable, default, _param) in ENGINE_URLS.items():
+        ap.add_argument(f"--{engine}", default=os.environ.get(variable, default))
+    ap.add_argument(
+        "--only-engines", action="store_true", help="run steps 6 to 8 only (no PostgreSQL)"
     )
     ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.to_engines = [e.strip() for e in args.to.split(",") if e.strip()]
+    unknown = set(args.to_engines) - set(ENGINE_URLS)
+    if unknown:
+        ap.error(f"--to: unknown engine(s) {', '.join(sorted(unknown))}")
     if args.rss_child:
         rss_child(*args.rss_child)
         return

@@ -20,6 +20,17 @@ differently, which alone moves a point read by up to 2x between runs). Usage::
     python bench/ops.py --backend postgres --pg postgres://postgres@127.0.0.1:5432/test
     python bench/ops.py --backend mysql,lmdb --mysql mysql://root@127.0.0.1:3306/test
 
+Redis (standalone and Cluster) and etcd are measured the same way: the raw side is redis-py
+running the driver's own Lua scripts on the same keys through the same connection pool, and
+grpcio calling etcd's ``Range``/``Put``/``Txn`` on the same channel (etcd's ``set_if`` compares
+revisions, so both sides read the revision first: ``get`` + ``set_if`` against ``Range`` +
+``Txn``). Their URLs come from ``--redis``, ``--redis-cluster`` and ``--etcd`` (defaults: the
+``LAKEKV_TEST_REDIS``, ``LAKEKV_TEST_REDIS_CLUSTER`` and ``LAKEKV_TEST_ETCD`` variables that
+``tests/servers.py run`` exports)::
+
+    python tests/servers.py run --engines redis,redis-cluster,etcd -- \
+        .venv/bin/python bench/ops.py --backend redis,redis-cluster,etcd
+
 Exit status 0 even when a target is missed (it is a measurement, not a test); the ``ok``
 column says which targets were met.
 """
@@ -42,9 +53,14 @@ import diskcache
 import psycopg
 from sqlitedict import SqliteDict
 
+from lakekv.kv.drivers.etcd import EtcdStore
+from lakekv.kv.drivers.etcd import _keys as etcd_keys
+from lakekv.kv.drivers.etcd.proto import rpc_pb2
 from lakekv.kv.drivers.lmdb import LMDBStore
 from lakekv.kv.drivers.mysql import MySQLStore
 from lakekv.kv.drivers.postgres import PostgresStore
+from lakekv.kv.drivers.redis import RedisStore
+from lakekv.kv.drivers.redis._layout import SCRIPTS as REDIS_SCRIPTS
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry, Store
 from lakekv.kv.url import StoreURL
@@ -361,10 +377,14 @@ def compare_backend(
             current[k] = new
         return n
 
+    value_predicates = store.capabilities.value_predicates
+
     def lk_cas() -> int:
         for k in order:
             new = next_value(k)
-            store.set_if(PARTITION, k, new, current[k])
+            # a version-predicate store needs the current version: get it first
+            pred = current[k] if value_predicates else store.get(PARTITION, k).predicate
+            store.set_if(PARTITION, k, new, pred)
             current[k] = new
         return n
 
@@ -447,6 +467,116 @@ def bench_lmdb(tmp: Path, n: int, scan_rows: int, rounds: int) -> list[Result]:
     with open_store(f"lmdb:///{tmp / 'ops.lmdb'}") as store:
         assert isinstance(store, LMDBStore)
         return compare_backend("lmdb", store, RawLMDB(store), n, scan_rows, rounds, 1.3)
+
+
+class RawRedis:
+    """redis-py alone: the driver's Lua scripts by SHA on the same keys, through the store's
+    own client (the same connection pool, as for PostgreSQL)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.client: Any = store._client
+        self.sha = {name: self.client.script_load(src) for name, src in REDIS_SCRIPTS.items()}
+        self.names = {p: store._keys(p) for p in (PARTITION, SCAN_PARTITION)}
+
+    def get(self, p: bytes, k: bytes) -> bytes | None:
+        value: bytes | None = self.client.hget(self.names[p][0], k)
+        return value
+
+    def set(self, p: bytes, k: bytes, v: bytes) -> None:
+        self.client.evalsha(self.sha["set"], 3, *self.names[p], k, v, p)
+
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool:
+        sha = self.sha["set_if"]
+        return bool(self.client.evalsha(sha, 3, *self.names[p], k, v, p, b"v", old))
+
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
+        low = (b"[" if inclusive else b"(") + start
+        flat = self.client.evalsha(self.sha["page"], 2, *self.names[p][:2], low, limit)
+        it = iter(flat)
+        return list(zip(it, it, strict=True))
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+class RawEtcd:
+    """grpcio alone on the store's channel: Range, Put, and Range + Txn for compare-and-set."""
+
+    def __init__(self, store: EtcdStore) -> None:
+        channel = store._channel
+
+        def method(name: str, req: Any, resp: Any) -> Any:
+            return channel.unary_unary(
+                f"/etcdserverpb.KV/{name}",
+                request_serializer=req.SerializeToString,
+                response_deserializer=resp.FromString,
+            )
+
+        self.range = method("Range", rpc_pb2.RangeRequest, rpc_pb2.RangeResponse)
+        self.put = method("Put", rpc_pb2.PutRequest, rpc_pb2.PutResponse)
+        self.txn = method("Txn", rpc_pb2.TxnRequest, rpc_pb2.TxnResponse)
+        self.heads = {
+            p: etcd_keys.partition_head(store.prefix, p) for p in (PARTITION, SCAN_PARTITION)
+        }
+        self.timeout = store.timeout
+
+    def get(self, p: bytes, k: bytes) -> bytes | None:
+        kvs = self.range(rpc_pb2.RangeRequest(key=self.heads[p] + k), timeout=self.timeout).kvs
+        return kvs[0].value if kvs else None
+
+    def set(self, p: bytes, k: bytes, v: bytes) -> None:
+        self.put(rpc_pb2.PutRequest(key=self.heads[p] + k, value=v), timeout=self.timeout)
+
+    def cas(self, p: bytes, k: bytes, v: bytes, old: bytes) -> bool:
+        key = self.heads[p] + k
+        kvs = self.range(rpc_pb2.RangeRequest(key=key), timeout=self.timeout).kvs
+        if not kvs or kvs[0].value != old:
+            return False
+        compare = rpc_pb2.Compare(
+            key=key,
+            target=rpc_pb2.Compare.MOD,
+            result=rpc_pb2.Compare.EQUAL,
+            mod_revision=kvs[0].mod_revision,
+        )
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=v))
+        request = rpc_pb2.TxnRequest(compare=[compare], success=[put])
+        return bool(self.txn(request, timeout=self.timeout).succeeded)
+
+    def page(self, p: bytes, start: bytes, inclusive: bool, limit: int) -> list[Any]:
+        head = self.heads[p]
+        first = head + start if inclusive else head + start + b"\x00"
+        request = rpc_pb2.RangeRequest(key=first, range_end=etcd_keys.head_end(head), limit=limit)
+        cut = len(head)
+        return [(kv.key[cut:], kv.value) for kv in self.range(request, timeout=self.timeout).kvs]
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+def bench_redis(name: str, url: str, n: int, scan_rows: int, rounds: int) -> list[Result]:
+    store_url = StoreURL.parse(url).with_params(namespace=f"bench-ops-{os.getpid()}")
+    with open_store(store_url) as store:
+        assert isinstance(store, RedisStore)
+        try:
+            return compare_backend(name, store, RawRedis(store), n, scan_rows, rounds, 1.3)
+        finally:
+            store.destroy()
+
+
+def bench_etcd(url: str, n: int, scan_rows: int, rounds: int) -> list[Result]:
+    store_url = StoreURL.parse(url).with_params(prefix=f"bench-ops-{os.getpid()}")
+    with open_store(store_url) as store:
+        assert isinstance(store, EtcdStore)
+        try:
+            return compare_backend("etcd", store, RawEtcd(store), n, scan_rows, rounds, 1.3)
+        finally:
+            store.destroy()
 
 
 def bench_kv_libraries(tmp: Path, n: int, rounds: int) -> list[Result]:
@@ -536,8 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backend",
         default="sqlite,postgres,mysql,lmdb,kvlibs",
-        help="comma-separated: sqlite, postgres, mysql, lmdb, kvlibs (diskcache/sqlitedict); "
-        "default all",
+        help="comma-separated: sqlite, postgres, mysql, lmdb, kvlibs (diskcache/sqlitedict), "
+        "redis, redis-cluster, etcd; default sqlite,postgres,mysql,lmdb,kvlibs",
     )
     parser.add_argument(
         "--pg",
@@ -549,9 +679,21 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("LAKEKV_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test"),
         help="MySQL/MariaDB URL (a table bench_ops_<pid> is created and dropped)",
     )
+    for engine, default in (
+        ("redis", "redis://127.0.0.1:6379/0"),
+        ("redis-cluster", "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"),
+        ("etcd", "etcd://127.0.0.1:2379"),
+    ):
+        variable = "LAKEKV_TEST_" + engine.upper().replace("-", "_")
+        parser.add_argument(
+            f"--{engine}",
+            default=os.environ.get(variable, default),
+            help=f"{engine} URL (default ${variable}, else {default})",
+        )
     args = parser.parse_args(argv)
     chosen = {b.strip() for b in args.backend.split(",") if b.strip()}
-    unknown = chosen - {"sqlite", "postgres", "mysql", "lmdb", "kvlibs"}
+    known = {"sqlite", "postgres", "mysql", "lmdb", "kvlibs", "redis", "redis-cluster", "etcd"}
+    unknown = chosen - known
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
     results: list[Result] = []
@@ -568,6 +710,14 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_lmdb(tmp, args.n, args.scan_rows, args.rounds)
         if "kvlibs" in chosen:
             results += bench_kv_libraries(tmp, args.n, args.rounds)
+        if "redis" in chosen:
+            results += bench_redis("redis", args.redis, args.n, args.scan_rows, args.rounds)
+        if "redis-cluster" in chosen:
+            results += bench_redis(
+                "rediscl", args.redis_cluster, args.n, args.scan_rows, args.rounds
+            )
+        if "etcd" in chosen:
+            results += bench_etcd(args.etcd, args.n, args.scan_rows, args.rounds)
     print(
         f"n={args.n} point ops, {args.scan_rows} scanned rows, best of {args.rounds} "
         f"alternating rounds, value {VALUE_SIZE} bytes, python {sys.version.split()[0]}\n"

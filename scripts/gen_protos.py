@@ -1,4 +1,6 @@
-"""Generate the protobuf modules of ``lakekv.record.proto`` from their ``.proto`` sources.
+"""Generate the protobuf modules of ``lakekv.record.proto`` and of the etcd driver
+(``lakekv.kv.drivers.etcd.proto``, sources refreshed by ``fetch_etcd_protos.py``) from their
+``.proto`` sources.
 
 Usage::
 
@@ -8,7 +10,8 @@ Usage::
 Uses the ``protoc`` bundled with ``grpcio-tools`` and the ``protoc-gen-mypy`` plugin from
 ``mypy-protobuf`` (both pinned in the dev dependency group, matched to the ``protobuf`` runtime
 pin). Sources are compiled with ``src`` as the include root, so each generated module registers
-its file as ``lakekv/record/proto/<name>.proto`` and imports siblings by their full module path.
+its file as ``lakekv/record/proto/<name>.proto`` (or ``lakekv/kv/drivers/etcd/proto/...``) and
+imports siblings by their full module path.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 PROTO_DIR = SRC / "lakekv" / "record" / "proto"
+PROTO_DIRS = (PROTO_DIR, SRC / "lakekv" / "kv" / "drivers" / "etcd" / "proto")
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi")
 
 
 def proto_sources() -> list[Path]:
     """The ``.proto`` files to compile, sorted."""
-    return sorted(PROTO_DIR.glob("*.proto"))
+    return sorted(p for d in PROTO_DIRS for p in d.glob("*.proto"))
 
 
 def generate(out_root: Path) -> list[Path]:
@@ -59,16 +63,23 @@ def generate(out_root: Path) -> list[Path]:
     code = protoc.main(args)
     if code != 0:
         raise RuntimeError(f"protoc failed with exit code {code}")
-    out_dir = out_root / PROTO_DIR.relative_to(SRC)
-    return sorted(p for p in out_dir.iterdir() if p.name.endswith(GENERATED_SUFFIXES))
+    return sorted(
+        p
+        for d in PROTO_DIRS
+        for p in (out_root / d.relative_to(SRC)).iterdir()
+        if p.name.endswith(GENERATED_SUFFIXES)
+    )
 
 
 def stale_files() -> list[str]:
     """Names of generated modules that differ from a fresh generation (or are missing/extra)."""
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = {p.name: p.read_bytes() for p in generate(Path(tmp))}
+        fresh = {str(p.relative_to(tmp)): p.read_bytes() for p in generate(Path(tmp))}
     committed = {
-        p.name: p.read_bytes() for p in PROTO_DIR.iterdir() if p.name.endswith(GENERATED_SUFFIXES)
+        str(p.relative_to(SRC)): p.read_bytes()
+        for d in PROTO_DIRS
+        for p in d.iterdir()
+        if p.name.endswith(GENERATED_SUFFIXES)
     }
     names = sorted(set(fresh) | set(committed))
     return [n for n in names if fresh.get(n) != committed.get(n)]
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_files()
         for name in stale:
-            print(f"stale: {PROTO_DIR.relative_to(ROOT) / name}")
+            print(f"stale: src/{name}")
         if stale:
             print("run: python scripts/gen_protos.py", file=sys.stderr)
             return 1

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The engines whose drivers the suite runs; each one's server is started for the run.
-ENGINES="${LAKEKV_TEST_ENGINES:-postgres,dynamodb,mysql}"
+ENGINES="${LAKEKV_TEST_ENGINES:-postgres,dynamodb,mysql,redis,redis-cluster,etcd}"
 
 if [[ "${1:-}" != "--inside-servers" ]]; then
     echo "== ruff"
@@ -35,6 +35,13 @@ fi
 if [[ -n "${LAKEKV_TEST_MYSQL:-}" ]]; then
     stores+=(--store "$LAKEKV_TEST_MYSQL")
 fi
+
+# Redis, Redis Cluster and etcd, from the servers tests/servers.py starts (or existing ones).
+for var in LAKEKV_TEST_REDIS LAKEKV_TEST_REDIS_CLUSTER LAKEKV_TEST_ETCD; do
+    if [[ -n "${!var:-}" ]]; then
+        stores+=(--store "${!var}")
+    fi
+done
 
 echo "== pytest"
 # With CI set (as in .ci/run) a store that cannot be reached fails the run; locally it skips.

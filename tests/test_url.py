@@ -77,3 +77,17 @@ def test_redact_free_text() -> None:
     out = redact(text, ["hunter2"])
     assert "hunter2" not in out
     assert "postgres://bob:***@db/x" in out
+
+
+def test_several_hosts_parse_list_and_render_back() -> None:
+    url = StoreURL.parse("redis+cluster://u:pw@127.0.0.1:1,127.0.0.1:2,Host3?namespace=x")
+    assert url.host_list(6379) == [("127.0.0.1", 1), ("127.0.0.1", 2), ("host3", 6379)]
+    assert url.port is None
+    assert str(url) == "redis+cluster://u:***@127.0.0.1:1,127.0.0.1:2,host3?namespace=x"
+    assert StoreURL.parse(url.render(reveal_password=True)) == url
+    assert StoreURL.parse("etcd://[::1]:2,a").host_list(2379) == [("::1", 2), ("a", 2379)]
+    assert StoreURL.parse("redis://h:5/0").host_list(6379) == [("h", 5)]
+    with pytest.raises(ConfigurationError):
+        StoreURL.parse("etcd://a:1,b:x")
+    with pytest.raises(ConfigurationError):
+        StoreURL.parse("etcd://a:1,,b:2")

@@ -35,7 +35,8 @@ def drivers(as_json: bool) -> int:
     for info in infos:
         state = "installed" if info.installed else "not installed"
         hint = "" if info.installed else f"  ({info.install_hint})"
-        click.echo(f"{info.scheme + '://':<14} {state:<14} {info.origin}{hint}")
+        note = f"; {info.note}" if info.note else ""
+        click.echo(f"{info.scheme + '://':<17} {state:<14} {info.origin}{hint}{note}")
     return 0
 
 

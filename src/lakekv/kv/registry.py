@@ -38,6 +38,8 @@ class DriverSpec:
     extra: str | None = None
     """The ``lakekv[extra]`` that installs its dependencies, if any."""
     origin: str = "built-in"
+    note: str | None = None
+    """What a user must know before relying on it (e.g. durability), shown by ``lakekv drivers``."""
 
     @property
     def install_hint(self) -> str:
@@ -56,7 +58,13 @@ class DriverInfo:
     installed: bool
     install_hint: str
     problem: str | None
+    note: str | None = None
 
+
+_REDIS_DURABILITY = (
+    "durability is the server's persistence settings (RDB/AOF, appendfsync): "
+    "acknowledged writes can be lost"
+)
 
 _BUILTIN = (
     DriverSpec("memory", "lakekv.kv.drivers.memory:MemoryStore"),
@@ -67,6 +75,14 @@ _BUILTIN = (
     DriverSpec("mysql", "lakekv.kv.drivers.mysql:MySQLStore", "mysql"),
     DriverSpec("mariadb", "lakekv.kv.drivers.mysql:MySQLStore", "mysql"),
     DriverSpec("lmdb", "lakekv.kv.drivers.lmdb:LMDBStore", "lmdb"),
+    DriverSpec("redis", "lakekv.kv.drivers.redis:RedisStore", "redis", note=_REDIS_DURABILITY),
+    DriverSpec(
+        "redis+cluster",
+        "lakekv.kv.drivers.redis:RedisClusterStore",
+        "redis",
+        note=_REDIS_DURABILITY,
+    ),
+    DriverSpec("etcd", "lakekv.kv.drivers.etcd:EtcdStore", "etcd"),
 )
 
 _lock = threading.RLock()
@@ -180,7 +196,13 @@ def available_drivers() -> list[DriverInfo]:
             problem = str(exc)
         infos.append(
             DriverInfo(
-                spec.scheme, spec.target, spec.origin, problem is None, spec.install_hint, problem
+                spec.scheme,
+                spec.target,
+                spec.origin,
+                problem is None,
+                spec.install_hint,
+                problem,
+                spec.note,
             )
         )
     return infos

@@ -335,6 +335,9 @@ class Store(ABC):
     scheme: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    namespace_param: ClassVar[str] = "table"
+    """The URL parameter naming an independent store on the same server (the test fixtures
+    set it to give a test an empty store of its own)."""
 
     def __init__(
         self, url: StoreURL, paging: ScanPaging, options: OpenOptions = DEFAULT_OPEN

@@ -48,7 +48,13 @@ class StoreURL:
             raise ConfigurationError(f"invalid URL scheme {scheme!r} in {redact(text)!r}")
         try:
             parts = urlsplit(text)
-            port = parts.port
+            hostinfo = parts.netloc.rpartition("@")[2]
+            if "," in hostinfo:  # several servers: host is "h1:p1,h2:p2", see host_list()
+                _split_hosts(hostinfo, 0)
+                host: str | None = hostinfo.lower()
+                port = None
+            else:
+                host, port = parts.hostname, parts.port
         except ValueError as exc:
             raise ConfigurationError(f"invalid store URL {redact(text)!r}: {exc}") from None
         query = tuple(parse_qsl(parts.query, keep_blank_values=True))
@@ -62,7 +68,7 @@ class StoreURL:
             scheme=scheme.lower(),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password is not None else None,
-            host=parts.hostname,
+            host=host,
             port=port,
             path=unquote(parts.path),
             query=query,
@@ -80,7 +86,8 @@ class StoreURL:
                 netloc += ":" + secret
             netloc += "@"
         if self.host:
-            netloc += f"[{self.host}]" if ":" in self.host else self.host
+            bracket = ":" in self.host and "," not in self.host
+            netloc += f"[{self.host}]" if bracket else self.host
         if self.port is not None:
             netloc += f":{self.port}"
         text = f"{self.scheme}://{netloc}{quote(self.path, safe='/:~.-_')}"
@@ -99,6 +106,15 @@ class StoreURL:
     def __repr__(self) -> str:
         return f"StoreURL({self.render()!r})"
 
+    def host_list(self, default_port: int) -> list[tuple[str, int]]:
+        """Every ``(host, port)`` the URL names: ``scheme://h1:p1,h2:p2/...`` lists several
+        servers (a cluster's seeds); a missing port is ``default_port``. Empty without a host."""
+        if not self.host:
+            return []
+        if "," not in self.host:
+            return [(self.host, self.port if self.port is not None else default_port)]
+        return _split_hosts(self.host, default_port)
+
     # --- query parameters --------------------------------------------------------------------
 
     def params(self) -> dict[str, str]:
@@ -116,6 +132,17 @@ class StoreURL:
     def without_params(self) -> StoreURL:
         """A copy without any query parameter."""
         return StoreURL(self.scheme, self.username, self.password, self.host, self.port, self.path)
+
+
+def _split_hosts(text: str, default_port: int) -> list[tuple[str, int]]:
+    """``h1:p1,h2,[::1]:p3`` as ``(host, port)`` pairs; ValueError if malformed."""
+    out: list[tuple[str, int]] = []
+    for item in text.split(","):
+        parts = urlsplit("//" + item)
+        if not parts.hostname:
+            raise ValueError(f"empty host in {text!r}")
+        out.append((parts.hostname, parts.port if parts.port is not None else default_port))
+    return out
 
 
 class ParamReader:

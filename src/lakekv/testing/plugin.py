@@ -207,13 +207,18 @@ def plain_store(backend_url: str) -> Iterator[Store]:
 def isolated_url(base: str, name: str) -> str:
     """A URL for an empty store of the same backend, private to ``name``.
 
-    ``memory://`` gets its own named store; every other driver gets its own ``table``.
+    ``memory://`` gets its own named store; every other driver gets its own ``table`` (or
+    whatever its ``namespace_param`` names: a Redis namespace, an etcd key prefix).
     """
     parsed = StoreURL.parse(base)
     safe = re.sub(r"[^a-z0-9_]", "_", name.lower())
     if parsed.scheme == "memory":
         return f"memory://{safe}"
-    return parsed.with_params(table=safe).render(reveal_password=True)
+    try:
+        param = driver_class(parsed.scheme).namespace_param
+    except LakekvError:
+        param = "table"
+    return parsed.with_params(**{param: safe}).render(reveal_password=True)
 
 
 def fresh_url(base: str, name: str = "") -> str:

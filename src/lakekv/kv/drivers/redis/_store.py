@@ -1,0 +1,325 @@
+"""The Redis and Redis Cluster drivers; :mod:`lakekv.kv.drivers.redis` describes them."""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Final, Self
+
+import redis
+import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+
+from lakekv.errors import (
+    ConfigurationError,
+    LakekvError,
+    StoreError,
+    StoreUnavailableError,
+)
+from lakekv.kv.drivers.redis._layout import SCRIPTS, escape, key_slot, slot_tags
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_./-]{1,200}$")
+_MAX_PAGE: Final = 4000  # keys unpacked into one HMGET inside Lua (its C stack holds ~8000)
+_BATCH_ENTRIES: Final = 500
+_BATCH_BYTES: Final = 4 << 20
+_PIPELINE_SCRIPTS: Final = 16
+_KEY_CACHE: Final = 4096
+
+_POLICY = {OnConflict.FAIL: b"f", OnConflict.SKIP: b"s", OnConflict.OVERWRITE: b"o"}
+
+
+def _translate(url: StoreURL, exc: BaseException) -> LakekvError:
+    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
+        return StoreError(f"{url}: {exc}")
+    unavailable = (
+        rex.ConnectionError,
+        rex.TimeoutError,
+        rex.BusyLoadingError,
+        rex.ClusterDownError,
+        rex.TryAgainError,
+        rex.MasterDownError,
+        rex.ClusterError,
+        rex.RedisClusterException,
+    )
+    if isinstance(exc, unavailable):
+        return StoreUnavailableError(f"{url} unavailable: {exc}")
+    return StoreError(f"{url}: {exc}")
+
+
+class RedisStore(Store):
+    scheme = "redis"
+    capabilities = Capabilities(list_partitions=True, native_write_batch=True)
+    driver_errors = (rex.RedisError, rex.RedisClusterException)
+    namespace_param = "namespace"
+    cluster: ClassVar[bool] = False
+
+    def __init__(self, url: StoreURL, paging: ScanPaging, client: Any, namespace: str) -> None:
+        super().__init__(url, paging)
+        self._client = client
+        self.namespace = namespace
+        ns = namespace.encode()
+        self._v_prefix = ns + b":v:{"
+        self._i_prefix = ns + b":i:{"
+        self._p_key = ns + b":p"
+        self._shas: dict[str, bytes] = {}
+        self._key_cache: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+        try:
+            client.ping()
+            for name, source in SCRIPTS.items():
+                self._shas[name] = client.script_load(source)
+        except self.driver_errors as exc:
+            self._close()
+            raise self._redacted(self._translate_error(exc)) from exc
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: StoreURL) -> Self:
+        params = ParamReader(url)
+        namespace = params.take_str("namespace", "lakekv")
+        if not _NAMESPACE.match(namespace):
+            raise ConfigurationError(
+                f"{url}: namespace {namespace!r} must be 1-200 letters, digits, '_', '.', '-', '/'"
+            )
+        socket_timeout = params.take_float("socket_timeout", 5.0, minimum=0.001)
+        connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
+        max_connections = params.take_int("max_connections", 64, minimum=1)
+        paging = ScanPaging.from_params(params, page_size=1000, page_cap=2000)
+        params.reject_unknown()
+        if paging.page_cap > _MAX_PAGE:
+            raise ConfigurationError(f"{url}: page_cap must be at most {_MAX_PAGE}")
+        hosts = url.host_list(6379) or [("127.0.0.1", 6379)]
+        common: dict[str, Any] = {
+            "username": url.username,
+            "password": url.password,
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "max_connections": max_connections,
+        }
+        try:  # a cluster client connects here, to learn the slot map
+            client = cls._client_for(url, hosts, common)
+        except cls.driver_errors as exc:
+            raise _translate(url, exc) from exc
+        return cls(url, paging, client, namespace)
+
+    @classmethod
+    def _client_for(
+        cls, url: StoreURL, hosts: list[tuple[str, int]], common: dict[str, Any]
+    ) -> Any:
+        if len(hosts) != 1:
+            raise ConfigurationError(
+                f"{url}: redis:// takes one server; for a cluster use redis+cluster://h1:p1,h2:p2"
+            )
+        db_text = url.path.strip("/") or "0"
+        if not db_text.isdigit():
+            raise ConfigurationError(f"{url}: the path must be a database number, e.g. /0")
+        host, port = hosts[0]
+        return redis.Redis(
+            host=host, port=port, db=int(db_text), retry=Retry(NoBackoff(), 0), **common
+        )
+
+    # --- keys --------------------------------------------------------------------------------
+
+    def _keys(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
+        """Values hash, index and partition-list keys of ``partition`` (remembered for the
+        last few thousand partitions: building them costs a fifth of a local round trip)."""
+        keys = self._key_cache.get(partition)
+        if keys is None:
+            if len(self._key_cache) >= _KEY_CACHE:
+                self._key_cache.clear()
+            keys = self._key_cache[partition] = self._names(partition)
+        return keys
+
+    def _names(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
+        tag = escape(partition) + b"}"
+        return self._v_prefix + tag, self._i_prefix + tag, self._p_key
+
+    def _eval(self, name: str, keys: Sequence[bytes], *args: bytes | int) -> Any:
+        try:
+            return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
+        except rex.NoScriptError:  # the server lost its script cache (restart, SCRIPT FLUSH)
+            self._shas[name] = self._client.script_load(SCRIPTS[name])
+            return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        return _translate(self._url, exc)
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        value = self._client.hget(self._keys(partition)[0], key)
+        if value is None:
+            return None
+        return ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        self._eval("set", self._keys(partition), key, value, partition)
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        if predicate is None:
+            mode, expected = b"c", b""
+        elif predicate is MUST_EXIST:
+            mode, expected = b"e", b""
+        else:
+            mode, expected = b"v", value_predicate(predicate)
+        done = self._eval("set_if", self._keys(partition), key, value, partition, mode, expected)
+        return bool(done)
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        self._eval("delete", self._keys(partition), key, partition)
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        keys = self._keys(partition)[:2]
+        flat = self._eval("page", keys, (b"[" if inclusive else b"(") + start, limit)
+        it = iter(flat)
+        rows = list(zip(it, it, strict=True))
+        return rows, len(rows) == limit
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        return self._list_zset(self._p_key)
+
+    def _list_zset(self, name: bytes) -> Iterator[bytes]:
+        """Members of one sorted set in bytewise order, a page at a time."""
+        low = b"-"
+        while True:
+            page: list[bytes] = self._client.zrangebylex(name, low, b"+", 0, 1000)
+            yield from page
+            if len(page) < 1000:
+                return
+            low = b"(" + page[-1]
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        by_partition: dict[bytes, list[Entry]] = {}
+        for entry in entries:
+            by_partition.setdefault(entry.partition, []).append(entry)
+        chunks: list[list[Entry]] = []
+        for group in by_partition.values():
+            chunk: list[Entry] = []
+            size = 0
+            for entry in group:
+                chunk.append(entry)
+                size += len(entry.key) + len(entry.value)
+                if len(chunk) >= _BATCH_ENTRIES or size >= _BATCH_BYTES:
+                    chunks.append(chunk)
+                    chunk, size = [], 0
+            if chunk:
+                chunks.append(chunk)
+        result = BatchResult()
+        policy = _POLICY[on_conflict]
+        for i in range(0, len(chunks), _PIPELINE_SCRIPTS):
+            window = chunks[i : i + _PIPELINE_SCRIPTS]
+            for chunk, codes in zip(window, self._run_batches(window, policy), strict=True):
+                for entry, code in zip(chunk, codes, strict=True):
+                    if code == 0:
+                        result.written += 1
+                    elif code == 1:
+                        result.unchanged += 1
+                    elif on_conflict is OnConflict.SKIP:
+                        result.skipped += 1
+                    else:
+                        result.conflicts.append(entry)
+        return result
+
+    def _run_batches(self, chunks: list[list[Entry]], policy: bytes) -> list[list[int]]:
+        """Run one batch script per chunk, pipelined; the per-entry codes of each."""
+        return self._pipelined_batches(self._client, chunks, policy)
+
+    def _pipelined_batches(
+        self, client: Any, chunks: list[list[Entry]], policy: bytes
+    ) -> list[list[int]]:
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for chunk in chunks:
+                partition = chunk[0].partition
+                args: list[bytes] = [policy, partition]
+                for entry in chunk:
+                    args.append(entry.key)
+                    args.append(entry.value)
+                pipe.evalsha(self._shas["batch"], 3, *self._keys(partition), *args)
+            try:
+                return [list(codes) for codes in pipe.execute()]
+            except rex.NoScriptError:
+                if attempt:
+                    raise
+                self._shas["batch"] = client.script_load(SCRIPTS["batch"])
+        raise AssertionError("unreachable")
+
+    def _destroy(self) -> None:
+        ns = self.namespace.encode()
+        for pattern in (ns + b":v:{*", ns + b":i:{*", ns + b":p", ns + b":p:{*"):
+            doomed = list(self._client.scan_iter(match=pattern, count=1000))
+            for i in range(0, len(doomed), 500):
+                pipe = self._client.pipeline(transaction=False)
+                for name in doomed[i : i + 500]:
+                    pipe.unlink(name)
+                pipe.execute()
+
+    def _close(self) -> None:
+        self._client.close()
+
+
+class RedisClusterStore(RedisStore):
+    """Redis Cluster: the same layout, one partition list per hash slot (see the module)."""
+
+    scheme = "redis+cluster"
+    cluster = True
+
+    @classmethod
+    def _client_for(
+        cls, url: StoreURL, hosts: list[tuple[str, int]], common: dict[str, Any]
+    ) -> Any:
+        if url.path.strip("/") not in ("", "0"):
+            raise ConfigurationError(f"{url}: a Redis Cluster has only database 0")
+        return RedisCluster(
+            startup_nodes=[
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in hosts
+            ],
+            retry=Retry(NoBackoff(), 0),
+            **common,
+        )
+
+    def _names(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
+        body = escape(partition)
+        tag = body + b"}"
+        plist = self._p_key + b":{" + slot_tags()[key_slot(body)] + b"}"
+        return self._v_prefix + tag, self._i_prefix + tag, plist
+
+    def _run_batches(self, chunks: list[list[Entry]], policy: bytes) -> list[list[int]]:
+        # The cluster client refuses to pipeline scripts: pipeline to each node's own client
+        # the chunks whose slots it serves (a slot that moved meanwhile fails with MOVED).
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for i, chunk in enumerate(chunks):
+            node = self._client.get_node_from_key(self._keys(chunk[0].partition)[0])
+            by_node.setdefault(node.name, (node.redis_connection, []))[1].append(i)
+        codes: list[list[int]] = [[] for _ in chunks]
+        for client, indexes in by_node.values():
+            done = self._pipelined_batches(client, [chunks[i] for i in indexes], policy)
+            for i, got in zip(indexes, done, strict=True):
+                codes[i] = got
+        return codes
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        names = [self._p_key + b":{" + tag + b"}" for tag in slot_tags()]
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(name)
+        found = [name for name, n in zip(names, pipe.execute(), strict=True) if n]
+        return heapq.merge(*(self._list_zset(name) for name in found))
