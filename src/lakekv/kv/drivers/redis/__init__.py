@@ -30,6 +30,27 @@ Layout (``N`` the namespace, ``P`` the partition with ``%`` → ``%25`` and ``}`
     therefore lives on one cluster node. Escaping makes the tag injective: two partitions never
     share keys. In standalone mode the tags are harmless.
 
+    ``N.lakekv-store``  the store's marker (a plain string). It has no ``:``, so it is none of
+                  the data keys above, of this namespace or any other, and no per-partition
+                  script touches it; in a cluster it is one key in one slot.
+
+Opening: what "the store exists" means
+    Redis has no tables, so a store is its namespace, and the namespace exists when its marker
+    key does. Opening with ``create=True`` (the default) writes the marker if it is missing
+    (``SET NX``). With ``create=False`` or ``read_only=True`` nothing is written: the store
+    must have its marker, or, for namespaces written before markers existed, at least one
+    non-empty partition; otherwise StoreNotFoundError names the server, database and
+    namespace. Deleting every entry leaves the marker, so an emptied store still exists;
+    ``destroy()`` removes the marker with the data. Redis connections cannot be made
+    read-only (``READONLY`` is for cluster replicas): a ``read_only`` store relies on lakekv
+    refusing every write, or on a Redis ACL user without write commands.
+
+Identity
+    The scheme, the servers of the URL (``localhost``, ``127.0.0.1`` and ``::1`` are one host;
+    6379 is the default port; a cluster's seed nodes sorted), the database and the namespace.
+    A cluster is named by the seed nodes its URL lists, so two URLs listing different seed
+    nodes of one cluster have different identities.
+
 Operations
     ``get`` is ``HGET``. ``set``, ``set_if`` and ``delete`` are Lua scripts (``EVALSHA``,
     loaded again after ``NOSCRIPT``). ``set_if`` compares *values*: with a predicate from
@@ -47,6 +68,8 @@ Errors and retries
     errors, timeouts, a loading server and cluster reconfiguration (``CLUSTERDOWN``,
     ``TRYAGAIN``) raise StoreUnavailableError; other server errors StoreError. In a cluster,
     ``MOVED``/``ASK`` redirections are followed by the client.
+    ``close()`` from another thread stops a ``write_batch`` between two pipelines (what was
+    sent is written; the call raises StoreClosedError); single commands run to their end.
 
 Durability
     Whatever the server's persistence settings give: with ``appendonly yes`` and

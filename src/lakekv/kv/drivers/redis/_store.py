@@ -16,16 +16,20 @@ from redis.retry import Retry
 from lakekv.errors import (
     ConfigurationError,
     LakekvError,
+    StoreClosedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.drivers.redis._layout import SCRIPTS, escape, key_slot, slot_tags
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -41,6 +45,23 @@ _PIPELINE_SCRIPTS: Final = 16
 _KEY_CACHE: Final = 4096
 
 _POLICY = {OnConflict.FAIL: b"f", OnConflict.SKIP: b"s", OnConflict.OVERWRITE: b"o"}
+_LOCAL_HOSTS: Final = frozenset({"", "localhost", "127.0.0.1", "::1"})
+MARKER_SUFFIX: Final = b".lakekv-store"
+"""The store's marker key is ``NAMESPACE.lakekv-store``: it has no ``:``, so it is never one
+of the ``NAMESPACE:…`` data keys of any namespace (namespaces contain no ``:``)."""
+
+
+def marker_key(namespace: str) -> bytes:
+    """The key whose presence says that the store named ``namespace`` exists."""
+    return namespace.encode() + MARKER_SUFFIX
+
+
+def _server(host: str, port: int) -> str:
+    """``host:port`` with the local host's spellings folded into ``localhost``."""
+    host = host.lower()
+    if host in _LOCAL_HOSTS:
+        host = "localhost"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _translate(url: StoreURL, exc: BaseException) -> LakekvError:
@@ -68,28 +89,67 @@ class RedisStore(Store):
     namespace_param = "namespace"
     cluster: ClassVar[bool] = False
 
-    def __init__(self, url: StoreURL, paging: ScanPaging, client: Any, namespace: str) -> None:
-        super().__init__(url, paging)
+    def __init__(
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        client: Any,
+        namespace: str,
+        options: OpenOptions = DEFAULT_OPEN,
+    ) -> None:
+        super().__init__(url, paging, options)
         self._client = client
         self.namespace = namespace
         ns = namespace.encode()
         self._v_prefix = ns + b":v:{"
         self._i_prefix = ns + b":i:{"
         self._p_key = ns + b":p"
+        self._marker = marker_key(namespace)
         self._shas: dict[str, bytes] = {}
         self._key_cache: dict[bytes, tuple[bytes, bytes, bytes]] = {}
         try:
             client.ping()
+            self._open()
             for name, source in SCRIPTS.items():
                 self._shas[name] = client.script_load(source)
         except self.driver_errors as exc:
             self._close()
             raise self._redacted(self._translate_error(exc)) from exc
+        except LakekvError:
+            self._close()
+            raise
+
+    def _open(self) -> None:
+        """Find the store's marker, or write it (``may_create``), or accept a namespace
+        holding partitions from before markers existed; otherwise StoreNotFoundError."""
+        if self.options.may_create:
+            self._client.set(self._marker, b"lakekv", nx=True)  # nothing if it is there
+            return
+        if self._client.exists(self._marker) or self._has_partitions():
+            return
+        raise StoreNotFoundError(
+            f"{self.scheme} {self._servers()}: no store in namespace {self.namespace!r} "
+            f"(no key {self._marker.decode()!r} and no partitions)"
+        )
+
+    def _has_partitions(self) -> bool:
+        """Does the namespace hold a non-empty partition?"""
+        return bool(self._client.exists(self._p_key))
+
+    def _servers(self) -> str:
+        """The server(s) and database as the URL names them, local spellings folded."""
+        hosts = self._url.host_list(6379) or [("127.0.0.1", 6379)]
+        db = self._url.path.strip("/") or "0"
+        return ",".join(sorted(_server(h, p) for h, p in hosts)) + f"/{int(db)}"
+
+    def _identity(self) -> str:
+        return f"{self.scheme}://{self._servers()}?namespace={self.namespace}"
 
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        options.take_credentials(url, ())
         params = ParamReader(url)
         namespace = params.take_str("namespace", "lakekv")
         if not _NAMESPACE.match(namespace):
@@ -115,7 +175,7 @@ class RedisStore(Store):
             client = cls._client_for(url, hosts, common)
         except cls.driver_errors as exc:
             raise _translate(url, exc) from exc
-        return cls(url, paging, client, namespace)
+        return cls(url, paging, client, namespace, options)
 
     @classmethod
     def _client_for(
@@ -224,6 +284,8 @@ class RedisStore(Store):
         result = BatchResult()
         policy = _POLICY[on_conflict]
         for i in range(0, len(chunks), _PIPELINE_SCRIPTS):
+            if self._closed:  # close() on another thread: stop between pipelines
+                raise StoreClosedError(f"store {self._url} was closed during write_batch")
             window = chunks[i : i + _PIPELINE_SCRIPTS]
             for chunk, codes in zip(window, self._run_batches(window, policy), strict=True):
                 for entry, code in zip(chunk, codes, strict=True):
@@ -270,6 +332,7 @@ class RedisStore(Store):
                 for name in doomed[i : i + 500]:
                     pipe.unlink(name)
                 pipe.execute()
+        self._client.unlink(self._marker)
 
     def _close(self) -> None:
         self._client.close()
@@ -323,3 +386,6 @@ class RedisClusterStore(RedisStore):
             pipe.exists(name)
         found = [name for name, n in zip(names, pipe.execute(), strict=True) if n]
         return heapq.merge(*(self._list_zset(name) for name in found))
+
+    def _has_partitions(self) -> bool:
+        return next(iter(self._list_partitions()), None) is not None
