@@ -18,6 +18,27 @@ Layout
     partition is one contiguous key range, no partition's range contains another's, and
     bytewise order is kept, so a scan page is one ``Range`` with a ``limit`` and
     ``list_partitions`` is a skip scan (one ``limit 1`` Range per partition).
+    ``PREFIX 01 lakekv-store`` is the store's marker: it lies outside the range of every
+    partition of this store and of every other prefix, so no scan, skip scan or ``destroy()``
+    of another store meets it.
+
+Opening: what "the store exists" means
+    etcd has no tables, so a store is its prefix, and it exists when its marker key does.
+    Opening first reads the marker and the first entry under the prefix in one read-only
+    ``Txn`` (linearizable: the cluster must answer and have a quorum). With ``create=True``
+    (the default) a missing marker is written (a ``Txn`` that puts it only if it is still
+    absent). With ``create=False`` or ``read_only=True`` nothing is written: the store must
+    have its marker, or, for prefixes written before markers existed, at least one entry;
+    otherwise StoreNotFoundError names the members and the prefix. Deleting every entry
+    leaves the marker, so an emptied store still exists; ``destroy()`` removes the marker
+    after the entries. etcd has no read-only connections (short of an etcd user without
+    write permission, and authentication is not supported yet): a ``read_only`` store relies
+    on lakekv refusing every write.
+
+Identity
+    The members the URL lists, sorted (``localhost``, ``127.0.0.1`` and ``::1`` are one host;
+    2379 is the default port), and the prefix. Two URLs listing different members of one
+    cluster therefore have different identities.
 
 Operations
     Reads are linearizable (etcd's default): they need a quorum. ``set`` is ``Put``;
@@ -48,6 +69,8 @@ Failures
     with StoreUnavailableError after ``timeout`` seconds; it never hangs. As with any timeout,
     a write that failed so may still be applied later, if its proposal reached the leader's
     log before quorum was lost: re-read before deciding it was not.
+    ``close()`` from another thread stops a ``write_batch`` between two transactions (those
+    sent are applied; the call raises StoreClosedError) and stops retrying calls in flight.
 
 Client
     etcd's v3 protocol buffers (``rpc.proto``, ``kv.proto``, ``auth.proto`` from

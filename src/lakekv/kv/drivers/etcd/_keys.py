@@ -11,6 +11,13 @@ writes each ``00`` byte of the partition as ``00 FF``. So:
   ``Range`` reads a partition in scan order and a skip scan lists partitions in order;
 * the prefix (no ``00`` byte) followed by ``00`` keeps stores with different prefixes apart
   even when one prefix starts another (``a`` and ``ab``, ``a`` and ``a/b``).
+
+The store's marker is ``PREFIX 01 lakekv-store``. It lies after ``[PREFIX 00, PREFIX 01)``,
+the range holding every partition of the store, so no partition's range, scan or skip scan
+meets it. Prefixes are printable (no ``00`` or ``01`` byte), so it is in no other prefix's
+range either: for a longer prefix ``PREFIX c…`` (``c`` printable) it sorts before
+``PREFIX c… 00``, and for a shorter one ``Q`` (``PREFIX = Q c…``) after ``Q 01``. Two
+prefixes have the same marker only if they are equal.
 """
 
 from __future__ import annotations
@@ -32,8 +39,13 @@ def unescape(encoded: bytes) -> bytes:
 
 
 def prefix_range(prefix: bytes) -> tuple[bytes, bytes]:
-    """``[start, end)`` of every key stored under ``prefix``."""
+    """``[start, end)`` of every entry stored under ``prefix`` (the marker lies after it)."""
     return prefix + b"\x00", prefix + b"\x01"
+
+
+def store_marker(prefix: bytes) -> bytes:
+    """The key whose presence says that the store under ``prefix`` exists."""
+    return prefix + b"\x01lakekv-store"
 
 
 def partition_head(prefix: bytes, partition: bytes) -> bytes:

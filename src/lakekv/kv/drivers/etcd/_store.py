@@ -15,17 +15,21 @@ from lakekv.errors import (
     ConfigurationError,
     InvalidArgumentError,
     LakekvError,
+    StoreClosedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.drivers.etcd import _keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
 from lakekv.kv.store import (
+    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
     Entry,
     OnConflict,
+    OpenOptions,
     ScanPaging,
     Store,
     ValueWithPredicate,
@@ -57,6 +61,8 @@ _UNAVAILABLE: Final = frozenset(
         grpc.StatusCode.ABORTED,
     }
 )
+
+_LOCAL_HOSTS: Final = frozenset({"", "localhost", "127.0.0.1", "::1"})
 
 _CREATE_ABSENT = rpc_pb2.Compare.CREATE
 _EQUAL = rpc_pb2.Compare.EQUAL
@@ -90,8 +96,9 @@ class EtcdStore(Store):
         target: str,
         prefix: bytes,
         timeout: float,
+        options: OpenOptions = DEFAULT_OPEN,
     ) -> None:
-        super().__init__(url, paging)
+        super().__init__(url, paging, options)
         self.prefix = prefix
         self.timeout = timeout
         # UNAVAILABLE (no leader, a member down) is retried until ``timeout`` has passed
@@ -116,14 +123,58 @@ class EtcdStore(Store):
             "DeleteRange", rpc_pb2.DeleteRangeRequest, rpc_pb2.DeleteRangeResponse
         )
         self._txn = self._method("Txn", rpc_pb2.TxnRequest, rpc_pb2.TxnResponse)
-        try:  # one linearizable read: the cluster answers and has a quorum
-            start, end = _keys.prefix_range(prefix)
-            self._call_rpc(
-                self._range, rpc_pb2.RangeRequest(key=start, range_end=end, limit=1, keys_only=True)
-            )
+        try:
+            self._open()
         except grpc.RpcError as exc:
             self._channel.close()
             raise self._redacted(self._translate_error(exc)) from exc
+        except LakekvError:
+            self._channel.close()
+            raise
+
+    def _open(self) -> None:
+        """Find the store's marker, or write it (``may_create``), or accept a prefix holding
+        entries from before markers existed; otherwise StoreNotFoundError. The first request
+        is a linearizable read: the cluster answers and has a quorum."""
+        marker = _keys.store_marker(self.prefix)
+        start, end = _keys.prefix_range(self.prefix)
+        look = rpc_pb2.TxnRequest(
+            success=[
+                rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=marker, keys_only=True)),
+                rpc_pb2.RequestOp(
+                    request_range=rpc_pb2.RangeRequest(
+                        key=start, range_end=end, limit=1, keys_only=True
+                    )
+                ),
+            ]
+        )
+        has_marker, has_entries = (
+            bool(r.response_range.kvs) for r in self._call_rpc(self._txn, look).responses
+        )
+        if has_marker:
+            return
+        if self.options.may_create:
+            put_if_absent = rpc_pb2.TxnRequest(
+                compare=[_expect(marker, 0)],
+                success=[
+                    rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=marker, value=b"lakekv"))
+                ],
+            )
+            self._call_rpc(self._txn, put_if_absent)
+            return
+        if not has_entries:
+            raise StoreNotFoundError(
+                f"etcd {self._endpoints()}: no store under prefix {self.prefix.decode()!r} "
+                f"(no key {marker.decode()!r} and no entries)"
+            )
+
+    def _endpoints(self) -> str:
+        """The members the URL names, sorted, local spellings folded."""
+        hosts = self._url.host_list(2379) or [("127.0.0.1", 2379)]
+        return ",".join(sorted(_member(host, port) for host, port in hosts))
+
+    def _identity(self) -> str:
+        return f"etcd://{self._endpoints()}?prefix={self.prefix.decode()}"
 
     def _method(
         self, name: str, request: type[Req], response: type[Resp]
@@ -137,7 +188,8 @@ class EtcdStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
+    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+        options.take_credentials(url, ())
         params = ParamReader(url)
         prefix = params.take_str("prefix", "lakekv")
         if not prefix or len(prefix) > 256 or not set(prefix) <= _PREFIX_CHARS:
@@ -152,7 +204,7 @@ class EtcdStore(Store):
         if url.path.strip("/"):
             raise ConfigurationError(f"{url}: an etcd URL has no path; use ?prefix=")
         hosts = url.host_list(2379) or [("127.0.0.1", 2379)]
-        return cls(url, paging, _target(url, hosts), prefix.encode(), timeout)
+        return cls(url, paging, _target(url, hosts), prefix.encode(), timeout, options)
 
     # --- calls ---------------------------------------------------------------------------------
 
@@ -281,6 +333,8 @@ class EtcdStore(Store):
                 result.add(super()._write_batch([entry], on_conflict))
                 continue
             if len(chunk) == MAX_TXN_OPS or size + cost > _BATCH_BYTES:
+                if self._closed:  # close() on another thread: stop between transactions
+                    raise StoreClosedError(f"store {self._url} was closed during write_batch")
                 self._write_chunk(chunk, on_conflict, result)
                 chunk, size = [], 0
             chunk.append(entry)
@@ -333,7 +387,8 @@ class EtcdStore(Store):
 
     def _destroy(self) -> None:
         # In slices of _DELETE_SLICE keys: one DeleteRange of a large store is one raft
-        # proposal that can take longer than any sensible timeout.
+        # proposal that can take longer than any sensible timeout. The marker goes last:
+        # a destroy cut short leaves a store that still exists.
         start, end = _keys.prefix_range(self.prefix)
         while True:
             request = rpc_pb2.RangeRequest(
@@ -341,14 +396,17 @@ class EtcdStore(Store):
             )
             response = self._call_rpc(self._range, request)
             if not response.kvs:
-                return
+                break
             last = response.kvs[-1].key + b"\x00"
             self._call_rpc(
                 self._delete_range, rpc_pb2.DeleteRangeRequest(key=start, range_end=last)
             )
             if not response.more:
-                return
+                break
             start = last
+        self._call_rpc(
+            self._delete_range, rpc_pb2.DeleteRangeRequest(key=_keys.store_marker(self.prefix))
+        )
 
     def _close(self) -> None:
         self._channel.close()
@@ -358,6 +416,14 @@ def _expect(key: bytes, mod_revision: int) -> rpc_pb2.Compare:
     if mod_revision == 0:
         return rpc_pb2.Compare(key=key, target=_CREATE_ABSENT, result=_EQUAL, create_revision=0)
     return rpc_pb2.Compare(key=key, target=_MOD, result=_EQUAL, mod_revision=mod_revision)
+
+
+def _member(host: str, port: int) -> str:
+    """``host:port`` with the local host's spellings folded into ``localhost``."""
+    host = host.lower()
+    if host in _LOCAL_HOSTS:
+        host = "localhost"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _target(url: StoreURL, hosts: list[tuple[str, int]]) -> str:
