@@ -27,6 +27,7 @@ from lakekv.errors import (
     InvalidArgumentError,
     PredicateFailedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from lakekv.kv.registry import open_store
@@ -75,6 +76,17 @@ def raw_range(url: str, key: bytes, end: bytes = b"") -> list[tuple[bytes, bytes
     return [(kv.key, kv.value) for kv in response.kvs]
 
 
+def raw_delete(url: str, key: bytes) -> None:
+    target = "ipv4:" + ",".join(f"{h}:{p}" for h, p in StoreURL.parse(url).host_list(2379))
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/etcdserverpb.KV/DeleteRange",
+            request_serializer=rpc_pb2.DeleteRangeRequest.SerializeToString,
+            response_deserializer=rpc_pb2.DeleteRangeResponse.FromString,
+        )
+        call(rpc_pb2.DeleteRangeRequest(key=key), timeout=5)
+
+
 # --- the key encoding -------------------------------------------------------------------------
 
 names = st.binary(min_size=1, max_size=12)
@@ -101,6 +113,23 @@ def test_prefixes_that_start_one_another_are_disjoint() -> None:
     assert a[1] <= ab[0] or ab[1] <= a[0]
     key = _keys.partition_head(b"a/b", b"p") + b"k"
     assert not a[0] <= key < a[1]
+
+
+prefixes = st.text(alphabet="ab/:._-Z9", min_size=1, max_size=5).map(str.encode)
+
+
+@given(prefix=prefixes, other=prefixes, partition=names, key=names)
+def test_the_marker_is_in_no_partition_and_no_other_prefix(
+    prefix: bytes, other: bytes, partition: bytes, key: bytes
+) -> None:
+    marker = _keys.store_marker(prefix)
+    head = _keys.partition_head(prefix, partition)
+    assert not head <= marker < _keys.head_end(head)
+    start, end = _keys.prefix_range(other)
+    assert not start <= marker < end  # not even the prefix's own range
+    assert (marker == _keys.store_marker(other)) == (prefix == other)
+    other_head = _keys.partition_head(other, partition)
+    assert other_head + key != marker
 
 
 # --- without a server -------------------------------------------------------------------------
@@ -258,6 +287,53 @@ def test_destroy_deletes_in_slices(
         assert raw_range(etcd_url, *_keys.prefix_range(other.prefix)) != []
         other.destroy()
     assert raw_range(etcd_url, *_keys.prefix_range(store.prefix)) == []
+
+
+def test_opening_creates_the_marker_only_when_allowed(etcd_url: str) -> None:
+    require_available(etcd_url)
+    prefix = f"t{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    url = f"{etcd_url}?prefix={prefix}"
+    marker = _keys.store_marker(prefix.encode())
+    with pytest.raises(StoreNotFoundError, match=prefix):
+        open_store(url, create=False)
+    assert raw_range(etcd_url, marker) == []
+    with open_store(url) as s:
+        assert [k for k, _ in raw_range(etcd_url, marker)] == [marker]
+        s.set(b"p", b"k", b"v")
+        s.delete(b"p", b"k")  # an emptied store still exists
+        assert list(s.list_partitions()) == []
+    with open_store(url, read_only=True) as s:
+        assert list(s.scan(b"p")) == []
+    with open_store(url) as s:
+        s.destroy()
+    assert raw_range(etcd_url, marker) == []
+    with pytest.raises(StoreNotFoundError):
+        open_store(url, create=False)
+
+
+def test_a_prefix_written_before_markers_opens_without_create(etcd_url: str) -> None:
+    require_available(etcd_url)
+    prefix = f"t{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    url = f"{etcd_url}?prefix={prefix}"
+    with open_store(url) as s:
+        s.set(b"p", b"k", b"v")
+    raw_delete(etcd_url, _keys.store_marker(prefix.encode()))
+    with open_store(url, read_only=True) as s:
+        assert s.get(b"p", b"k").value == b"v"
+    with open_store(url) as s:  # opening with create adds the marker
+        assert raw_range(etcd_url, _keys.store_marker(prefix.encode())) != []
+        s.destroy()
+
+
+def test_identity_ignores_member_order_and_local_spellings(store: EtcdStore, etcd_url: str) -> None:
+    members = StoreURL.parse(etcd_url).host_list(2379)
+    respelled = ",".join(f"localhost:{p}" for _, p in reversed(members))
+    prefix = store.prefix.decode()
+    with open_store(f"etcd://{respelled}?prefix={prefix}&timeout=3", create=False) as same:
+        assert same.identity() == store.identity()
+    with open_store(f"{etcd_url}?prefix={prefix}-other") as other:
+        assert other.identity() != store.identity()
+        other.destroy()
 
 
 # --- fail-over --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lakekv.errors import ConfigurationError, StoreUnavailableError
+from lakekv.errors import ConfigurationError, StoreNotFoundError, StoreUnavailableError
 from lakekv.kv.registry import available_drivers, open_store
 from lakekv.kv.store import Entry, OnConflict
 from lakekv.kv.url import StoreURL
@@ -199,6 +199,62 @@ def test_namespaces_are_independent(base_url: str, namespace: str) -> None:
         assert a.get(b"p", b"k").value == b"a"
     with open_store(f"{base_url}?namespace={other}") as b:
         assert list(b.list_partitions()) == []
+
+
+def test_opening_creates_the_marker_only_when_allowed(base_url: str, namespace: str) -> None:
+    raw = raw_client(base_url)
+    url = f"{base_url}?namespace={namespace}"
+    marker = f"{namespace}.lakekv-store"
+    with pytest.raises(StoreNotFoundError, match=namespace):
+        open_store(url, create=False)
+    with pytest.raises(StoreNotFoundError):
+        open_store(url, read_only=True)
+    assert not raw.exists(marker)
+    with open_store(url) as s:
+        assert raw.exists(marker)
+        assert marker.encode() not in namespace_keys(raw, namespace)  # no data key
+        s.set(b"p", b"k", b"v")
+        s.delete(b"p", b"k")  # an emptied store still exists
+    with open_store(url, read_only=True) as s:
+        assert list(s.list_partitions()) == []
+    with open_store(url) as s:
+        s.destroy()
+    assert not raw.exists(marker)
+    with pytest.raises(StoreNotFoundError):
+        open_store(url, create=False)
+
+
+def test_a_namespace_written_before_markers_opens_without_create(
+    base_url: str, namespace: str
+) -> None:
+    raw = raw_client(base_url)
+    url = f"{base_url}?namespace={namespace}"
+    with open_store(url) as s:
+        s.set(b"p", b"k", b"v")
+    raw.delete(f"{namespace}.lakekv-store")
+    with open_store(url, read_only=True) as s:
+        assert s.get(b"p", b"k").value == b"v"
+    with open_store(url):  # opening with create adds the marker
+        assert raw.exists(f"{namespace}.lakekv-store")
+
+
+def test_identity_ignores_seed_order_and_local_spellings(base_url: str, namespace: str) -> None:
+    parsed = StoreURL.parse(base_url)
+    servers = ",".join(f"localhost:{p}" for _, p in reversed(parsed.host_list(6379)))
+    respelled = f"{parsed.scheme}://{servers}?namespace={namespace}"  # database 0 implied
+    with (
+        open_store(f"{base_url}?namespace={namespace}") as s,
+        open_store(respelled, create=False) as same,
+        open_store(f"{base_url}?namespace={namespace}-other") as other,
+    ):
+        identity = s.identity()
+        assert same.identity() == identity
+        assert other.identity() != identity
+        other.destroy()
+    if parsed.scheme == "redis":
+        with open_store(f"redis://{servers}/1?namespace={namespace}") as db1:
+            assert db1.identity() != identity
+            db1.destroy()
 
 
 def test_concurrent_writers_keep_index_and_values_in_agreement(
