@@ -21,9 +21,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from _cli import run
 from _migrate_helpers import HiddenPartitions, StoreMaker, all_entries
 
-from lakekv.cli.main import main
 from lakekv.errors import CorruptInputError, LakekvError
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Capabilities, Entry, Store
@@ -34,25 +34,6 @@ from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate.dumpfile import DumpWriter
 from lakekv.migrate.lakefs_json import MAX_LAKEFS_VALUE, UnrepresentableEntryError
 from lakekv.migrate.reports import show_bytes
-
-
-@pytest.fixture
-def maker(tmp_path: Path) -> Iterator[StoreMaker]:
-    m = StoreMaker(tmp_path)
-    yield m
-    m.cleanup()
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in this process; its exit code, stdout and stderr."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _entries(n_partitions: int = 3, per: int = 20) -> list[Entry]:

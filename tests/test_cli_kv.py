@@ -9,16 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from lakekv.cli.main import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
+from _cli import run
 
 
 @pytest.fixture

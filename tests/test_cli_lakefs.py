@@ -6,22 +6,14 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from _cli import run
 
-from lakekv.cli.main import main
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Store
 from lakekv.record.proto import catalog_pb2
 from lakekv.refs import RefStore, Repository
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), out, err
 
 
 @pytest.fixture

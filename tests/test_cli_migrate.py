@@ -10,13 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _cli import run
 from _migrate_helpers import StoreMaker, all_entries, materialize
 
-from lakekv.cli.main import main
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry
 from lakekv.kv.url import StoreURL
@@ -26,25 +25,6 @@ from lakekv.testing.plugin import configured_stores
 
 LAKEKV = [str(Path(sys.executable).with_name("lakekv"))]
 """The installed console script, run as a separate process."""
-
-
-@pytest.fixture
-def maker(tmp_path: Path) -> Iterator[StoreMaker]:
-    m = StoreMaker(tmp_path)
-    yield m
-    m.cleanup()
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in this process; its exit code, stdout and stderr."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _cli import run
 from _migrate_helpers import FailingWrites, StoreMaker, all_entries
 
-from lakekv.cli.main import main
 from lakekv.errors import (
     LakekvError,
     SameStoreError,
@@ -48,13 +47,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pairs = [(a, b) for a in stores for b in stores]
         ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
         metafunc.parametrize("pair", pairs, ids=ids)
-
-
-@pytest.fixture
-def maker(tmp_path: Path) -> Iterator[StoreMaker]:
-    m = StoreMaker(tmp_path)
-    yield m
-    m.cleanup()
 
 
 PARTITIONS = [b"p%d" % i for i in range(6)]
@@ -293,13 +285,8 @@ def test_verify_counts_differences_after_a_long_equal_run(
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:
-        code = 0
-    return code, capsys.readouterr().out
+    code, out, _err = run(capsys, *args)
+    return code, out
 
 
 def test_cli_first_pass_hint_then_catch_up_then_verify(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,13 +42,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pairs = [(a, b) for a in stores for b in stores]
         ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
         metafunc.parametrize("pair", pairs, ids=ids)
-
-
-@pytest.fixture
-def maker(tmp_path: Path) -> Iterator[StoreMaker]:
-    m = StoreMaker(tmp_path)
-    yield m
-    m.cleanup()
 
 
 # --- round trips over every pair of stores ---------------------------------------------------

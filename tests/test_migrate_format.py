@@ -7,7 +7,6 @@ import base64
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ from lakekv.migrate import (
 from lakekv.migrate.dumpfile import DumpReader, DumpWriter, partition_digest
 from lakekv.migrate.lakefs_json import read_lakefs_json
 from lakekv.migrate.sample import sample
-
-
-@pytest.fixture
-def maker(tmp_path: Path) -> Iterator[StoreMaker]:
-    m = StoreMaker(tmp_path)
-    yield m
-    m.cleanup()
 
 
 def _entries(n_partitions: int = 4, per: int = 30) -> list[Entry]:

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _cli import run
 
-from lakekv.cli.main import main
 from lakekv.errors import (
     ConfigurationError,
     InterruptedMigrationError,
@@ -33,18 +33,6 @@ from lakekv.migrate import SCHEMA_KEY, SCHEMA_PARTITION, copy, dump, load, verif
 from lakekv.migrate.lakefs_config import lakefs_sides
 
 LAKEKV = [str(Path(sys.executable).with_name("lakekv"))]
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in this process; its exit code, stdout and stderr."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _env() -> dict[str, str]:

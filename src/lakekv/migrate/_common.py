@@ -6,6 +6,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Final
 
 from lakekv import __version__
@@ -76,6 +77,38 @@ def _describe(store: StoreLike) -> str:
         return url_of(store)
     query = tuple((k, v) for k, v in url.query if not _SECRET_PARAM.search(k))
     return StoreURL(url.scheme, host=url.host, port=url.port, path=url.path, query=query).render()
+
+
+@dataclass(frozen=True)
+class Sides:
+    """A migration's two stores, as :func:`open_sides` opened them."""
+
+    source: Store
+    """The source, read at one point in time when its driver can (see :func:`consistent`)."""
+    target: Store
+    target_name: str
+    """The target's URL for reports (a dry run's not-yet-existing target keeps its name)."""
+
+
+def open_sides(
+    stack: contextlib.ExitStack, source: StoreLike, target: StoreLike, *, dry_run: bool, what: str
+) -> Sides:
+    """Open a migration's source and target on ``stack`` (closed with it).
+
+    The source is opened read-only and must exist (StoreNotFoundError); the target is opened
+    for writing, or, for a dry run, read-only with an empty stand-in when it does not exist
+    (:func:`opened_for_dry_run`); one store on both sides, however spelled, is SameStoreError
+    (``what`` names the operation). The source is then read through :func:`consistent`.
+    """
+    src = stack.enter_context(opened(source, read_only=True))
+    standin: str | None = None
+    if dry_run:
+        dst, standin = stack.enter_context(opened_for_dry_run(target))
+    else:
+        dst = stack.enter_context(opened(target))
+    if standin is None:
+        refuse_same_store(src, dst, what)
+    return Sides(stack.enter_context(consistent(src)), dst, standin or url_of(dst))
 
 
 def refuse_same_store(a: Store, b: Store, what: str) -> None:

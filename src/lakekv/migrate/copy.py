@@ -22,12 +22,9 @@ from lakekv.migrate._common import (
     Stop,
     StoppedError,
     StoreLike,
-    consistent,
     interrupted,
     is_snapshot,
-    opened,
-    opened_for_dry_run,
-    refuse_same_store,
+    open_sides,
     url_of,
 )
 from lakekv.migrate._limits import Limits, TargetLimitError
@@ -124,15 +121,8 @@ def copy(
         raise ValueError("workers must be >= 1")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        src_store = stack.enter_context(opened(source, read_only=True))
-        standin: str | None = None
-        if dry_run:
-            dst, standin = stack.enter_context(opened_for_dry_run(target))
-        else:
-            dst = stack.enter_context(opened(target))
-        if standin is None:
-            refuse_same_store(src_store, dst, "copy")
-        src = stack.enter_context(consistent(src_store))
+        sides = open_sides(stack, source, target, dry_run=dry_run, what="copy")
+        src, dst = sides.source, sides.target
         workers = workers or default_workers(dst)
         retries = _retry.RetryCounter()
         src_version = _retry.call(lambda: read_schema_version(src), retries)
@@ -152,7 +142,7 @@ def copy(
             plan = union_plan(plan, plan_partitions(dst))
         report = CopyReport(
             source=url_of(src),
-            target=standin or url_of(dst),
+            target=sides.target_name,
             sync=sync,
             dry_run=dry_run,
             workers=workers,

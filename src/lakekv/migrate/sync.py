@@ -35,11 +35,8 @@ from lakekv.migrate._common import (
     Stop,
     StoppedError,
     StoreLike,
-    consistent,
     is_snapshot,
-    opened,
-    opened_for_dry_run,
-    refuse_same_store,
+    open_sides,
     url_of,
 )
 from lakekv.migrate._progress import ProgressCallback, Tracker
@@ -101,15 +98,8 @@ def sync(
         raise ValueError("workers must be >= 1")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        src_store = stack.enter_context(opened(source, read_only=True))
-        standin: str | None = None
-        if dry_run:
-            dst, standin = stack.enter_context(opened_for_dry_run(target))
-        else:
-            dst = stack.enter_context(opened(target))
-        if standin is None:
-            refuse_same_store(src_store, dst, "sync")
-        src = stack.enter_context(consistent(src_store))
+        sides = open_sides(stack, source, target, dry_run=dry_run, what="sync")
+        src, dst = sides.source, sides.target
         use_digests = method == "digests" or (method == "auto" and _digests_agree(src, dst))
         if method == "digests" and not _digests_agree(src, dst):
             raise UnsupportedError(
