@@ -64,9 +64,10 @@ bench: install
 	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py'
 
 lint: install
-	.venv/bin/ruff check src tests bench scripts
-	.venv/bin/ruff format --check src tests bench scripts
+	.venv/bin/ruff check src tests bench scripts examples
+	.venv/bin/ruff format --check src tests bench scripts examples
 	.venv/bin/mypy src
+	.venv/bin/mypy --strict examples/lakekv-example-driver/src examples/lakekv-example-driver/tests
 
 clean:
 	rm -rf .run .tools .venv

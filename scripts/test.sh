@@ -3,18 +3,23 @@
 # servers that tests/servers.py starts on free loopback ports and stops at the end (also on a
 # failure or Ctrl-C). A LAKEKV_TEST_<ENGINE> variable that is set points the run at an existing
 # server instead. Extra arguments are passed to pytest: scripts/test.sh -k seek -x
+# Without them, the out-of-tree example driver's conformance suite runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The engines whose drivers the suite runs; each one's server is started for the run.
 ENGINES="${LAKEKV_TEST_ENGINES:-postgres,dynamodb,mysql,redis,redis-cluster,etcd}"
+# The out-of-tree driver that proves a third-party package can join: linted, type-checked, and
+# its conformance suite run after the project's own tests.
+EXAMPLE=examples/lakekv-example-driver
 
 if [[ "${1:-}" != "--inside-servers" ]]; then
     echo "== ruff"
-    .venv/bin/ruff check src tests bench scripts
-    .venv/bin/ruff format --check src tests bench scripts
+    .venv/bin/ruff check src tests bench scripts examples
+    .venv/bin/ruff format --check src tests bench scripts examples
     echo "== mypy --strict"
     .venv/bin/mypy src
+    .venv/bin/mypy --strict "$EXAMPLE/src" "$EXAMPLE/tests"
     echo "== servers ($ENGINES)"
     exec .venv/bin/python tests/servers.py run --engines "$ENGINES" -- "$0" --inside-servers "$@"
 fi
@@ -45,4 +50,13 @@ done
 
 echo "== pytest"
 # With CI set (as in .ci/run) a store that cannot be reached fails the run; locally it skips.
-exec .venv/bin/pytest "${stores[@]}" "$@"
+.venv/bin/pytest "${stores[@]}" "$@"
+
+# The example's suite runs in the full run only: extra arguments select part of the project's.
+if [[ $# -eq 0 ]]; then
+    echo "== pytest $EXAMPLE"
+    # Installed into the project's environment, registered by its entry point as a user's
+    # would be; --no-deps keeps the lakekv already installed (this tree, editable) as it is.
+    .tools/uv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e "$EXAMPLE"
+    .venv/bin/pytest --store "jsonfile:///{tmp}/example.json" "$EXAMPLE/tests"
+fi

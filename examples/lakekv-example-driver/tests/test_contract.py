@@ -1,0 +1,1 @@
+from lakekv.testing import StoreContractSuite as TestExampleDriver
