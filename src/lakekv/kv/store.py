@@ -103,23 +103,17 @@ Identity
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import itertools
-import operator
 import sys
 import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import ClassVar, Final, NamedTuple, Self, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
 from lakekv.errors import (
-    ConfigurationError,
     InvalidArgumentError,
     KeyNotFoundError,
     LakekvError,
@@ -132,196 +126,52 @@ from lakekv.errors import (
     StoreReadOnlyError,
     UnsupportedError,
 )
-from lakekv.kv.url import ParamReader, StoreURL, redact
+from lakekv.kv.scan import EntryIterator, Keyset, PagedIterator, entries_of
+from lakekv.kv.types import (
+    DEFAULT_OPEN,
+    MUST_EXIST,
+    BatchResult,
+    BytesLike,
+    Capabilities,
+    Entry,
+    OnConflict,
+    OpenOptions,
+    Predicate,
+    ScanPaging,
+    ValueWithPredicate,
+    as_bytes,
+    safe_repr,
+    value_predicate,
+)
+from lakekv.kv.url import StoreURL, redact
 
-BytesLike = bytes | bytearray | memoryview
+if TYPE_CHECKING:
+    from lakekv.kv.snapshot import SnapshotReads
+
+__all__ = [
+    "DEFAULT_OPEN",
+    "MUST_EXIST",
+    "BatchResult",
+    "BytesLike",
+    "Capabilities",
+    "Entry",
+    "EntryIterator",
+    "OnConflict",
+    "OpenOptions",
+    "PagedIterator",
+    "Predicate",
+    "ScanPaging",
+    "Store",
+    "ValueWithPredicate",
+    "as_bytes",
+    "entries_of",
+    "safe_repr",
+    "value_predicate",
+]
+"""The contract (:class:`Store`) and, re-exported for drivers and callers, the value types of
+:mod:`lakekv.kv.types` and the scan engine of :mod:`lakekv.kv.scan`."""
+
 T = TypeVar("T")
-
-
-class Entry(NamedTuple):
-    """One stored triple."""
-
-    partition: bytes
-    key: bytes
-    value: bytes
-
-
-class _MustExist:
-    """Type of :data:`MUST_EXIST`; there is exactly one instance."""
-
-    _instance: ClassVar[_MustExist | None] = None
-
-    def __new__(cls) -> _MustExist:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "MUST_EXIST"
-
-    def __reduce__(self) -> str:
-        return "MUST_EXIST"
-
-
-MUST_EXIST: Final = _MustExist()
-"""Predicate for ``set_if``: write only if the key already exists (lakeFS ``ConditionalExists``)."""
-
-Predicate = object
-"""An opaque predicate returned by ``get``; only the issuing store understands it."""
-
-
-class ValueWithPredicate(NamedTuple):
-    """What ``get`` returns: the value and a predicate for a later ``set_if``."""
-
-    value: bytes
-    predicate: Predicate
-
-
-class OnConflict(StrEnum):
-    """What ``write_batch`` does when a key already exists with a *different* value."""
-
-    FAIL = "fail"
-    """Keep the target value and report the entry as a conflict."""
-    SKIP = "skip"
-    """Keep the target value and count the entry as skipped."""
-    OVERWRITE = "overwrite"
-    """Write the new value."""
-
-
-@dataclass
-class BatchResult:
-    """Outcome of ``write_batch``. Every input entry is counted in exactly one field."""
-
-    written: int = 0
-    """Entries created, or whose different value was replaced under ``OVERWRITE``."""
-    unchanged: int = 0
-    """Entries already present with the same value (nothing written)."""
-    skipped: int = 0
-    """Entries present with a different value and kept, under ``SKIP``."""
-    conflicts: list[Entry] = field(default_factory=list)
-    """Entries present with a different value under ``FAIL``: not written, reported."""
-
-    @property
-    def total(self) -> int:
-        return self.written + self.unchanged + self.skipped + len(self.conflicts)
-
-    def classify(self, entry: Entry, current: bytes | None, policy: OnConflict) -> bool:
-        """Count ``entry`` against the target's ``current`` value (``None``: absent) under
-        ``policy``, and return whether it must be written. The one statement of the rules."""
-        if current is None or (policy is OnConflict.OVERWRITE and current != entry.value):
-            self.written += 1
-            return True
-        if current == entry.value:
-            self.unchanged += 1
-        elif policy is OnConflict.SKIP:
-            self.skipped += 1
-        else:
-            self.conflicts.append(entry)
-        return False
-
-    def add(self, other: BatchResult) -> None:
-        """Accumulate ``other`` into this result."""
-        self.written += other.written
-        self.unchanged += other.unchanged
-        self.skipped += other.skipped
-        self.conflicts.extend(other.conflicts)
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a driver can do. Tools ask capabilities; they never test the scheme."""
-
-    list_partitions: bool = False
-    """``list_partitions()`` is supported."""
-    native_write_batch: bool = False
-    """``write_batch`` has a fast path (bulk load) rather than the per-entry fallback."""
-    persistent: bool = True
-    """Data outlives the process."""
-    shared_between_processes: bool = True
-    """Several processes may open the same store at once, with atomic ``set_if`` across them."""
-    max_partition_size: int | None = None
-    """Largest partition name in bytes, or ``None`` for no limit below 1 MiB."""
-    max_key_size: int | None = None
-    """Largest key in bytes, or ``None``."""
-    max_value_size: int | None = None
-    """Largest value in bytes, or ``None`` (the conformance suite then requires 1 MiB to work)."""
-    max_item_size: int | None = None
-    """Largest partition + key + value in bytes (plus driver overhead), or ``None``."""
-    value_predicates: bool = True
-    """Predicates compare stored values (A → B → A passes); ``False`` for version/ETag
-    predicates, which fail after any intervening write."""
-    concurrent_writes: bool = True
-    """Bulk writes from several threads proceed in parallel (``False`` for single-writer
-    engines such as SQLite, where they only queue); tools size their worker pools by it."""
-    snapshot_reads: bool = False
-    """``snapshot()`` gives a view of the whole store at one point in time (see *Snapshots*)."""
-    digests: str | None = None
-    """The name of the scheme ``digest_buckets`` / ``digest_rows`` compute by, or ``None``
-    (unsupported). Two stores whose names and ``digest_probe()`` agree compute equal digests
-    for equal entries, so they can be compared without reading values (see *Digests*)."""
-
-
-@dataclass(frozen=True)
-class ScanPaging:
-    """Page sizes for scans: ``page_size`` for the first page, doubling up to ``page_cap``.
-
-    Every driver accepts the URL parameters ``page_size`` and ``page_cap``.
-    """
-
-    page_size: int = 1000
-    page_cap: int = 1000
-
-    @classmethod
-    def from_params(cls, params: ParamReader, *, page_size: int, page_cap: int) -> ScanPaging:
-        """Read ``page_size`` and ``page_cap`` from a URL, with the driver's defaults."""
-        cap = params.take_int("page_cap", page_cap, minimum=1)
-        first = params.take_int("page_size", min(page_size, cap), minimum=1)
-        return cls(page_size=min(first, cap), page_cap=cap)
-
-
-@dataclass(frozen=True)
-class OpenOptions:
-    """How a store is opened; see *Opening* in the module docstring. Drivers receive it in
-    ``from_url(url, options)`` and pass it on to ``Store.__init__``."""
-
-    create: bool = True
-    """May opening create what is missing (file, table, named store)?"""
-    read_only: bool = False
-    """Open for reading only: implies no create; every write raises StoreReadOnlyError."""
-    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """Secrets for this store only, by the driver's names; never printed."""
-
-    @property
-    def may_create(self) -> bool:
-        """``create`` and not ``read_only``."""
-        return self.create and not self.read_only
-
-    def take_credentials(self, url: object, known: Iterable[str]) -> dict[str, str]:
-        """The credentials, after refusing (ConfigurationError) any name not in ``known``."""
-        unknown = sorted(set(self.credentials) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"{url}: credential(s) {', '.join(unknown)} are not understood by this driver"
-            )
-        return dict(self.credentials)
-
-
-DEFAULT_OPEN = OpenOptions()
-"""Create when missing, read and write, no credentials."""
-
-
-def as_bytes(name: str, value: object, missing: type[InvalidArgumentError] | None = None) -> bytes:
-    """``value`` as ``bytes``; ``None`` raises ``missing`` (or InvalidArgumentError), and so
-    does any type other than bytes, bytearray and memoryview."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    if value is None:
-        raise (missing or InvalidArgumentError)(f"{name} is missing (None)")
-    raise InvalidArgumentError(
-        f"{name} must be bytes, bytearray or memoryview, not {type(value).__name__}"
-    )
 
 
 class Store(ABC):
@@ -434,8 +284,10 @@ class Store(ABC):
         ``batch_size`` is the first page's size (``0``: the store's ``page_size``); later pages
         double up to ``page_cap``. An empty or missing partition yields nothing.
         """
-        cursor = self._keyset(partition, start, batch_size, "batch_size")
-        return PagedIterator(cursor)
+        iterator = PagedIterator(self._keyset(partition, start, batch_size, "batch_size"))
+        with self._close_lock:  # closing the store closes its iterators
+            self._iterators.add(iterator)
+        return iterator
 
     def scan_pages(
         self, partition: BytesLike, start: BytesLike = b"", page_size: int = 0
@@ -450,21 +302,28 @@ class Store(ABC):
         return self._pages(self._keyset(partition, start, page_size, "page_size"))
 
     @staticmethod
-    def _pages(cursor: _Keyset) -> Iterator[Sequence[tuple[bytes, bytes]]]:
+    def _pages(cursor: Keyset) -> Iterator[Sequence[tuple[bytes, bytes]]]:
         while (page := cursor.fetch()) is not None:
             if page:
                 yield page
 
-    def _keyset(
-        self, partition: BytesLike, start: BytesLike, first_page: int, name: str
-    ) -> _Keyset:
+    def _keyset(self, partition: BytesLike, start: BytesLike, first_page: int, name: str) -> Keyset:
         """Validate scan arguments once, for :meth:`scan` and :meth:`scan_pages`."""
         p = self._check_partition(partition)
         s = as_bytes("start", start)
         if not isinstance(first_page, int) or first_page < 0:
             raise InvalidArgumentError(f"{name} must be an int >= 0, not {first_page!r}")
         self._check_open()
-        return _Keyset(self, p, s, first_page or self.paging.page_size)
+        return Keyset(
+            self._fetch_page, p, s, first_page or self.paging.page_size, self.paging.page_cap
+        )
+
+    def _fetch_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        """One translated ``_scan_page`` call on an open store (the scan engine's fetcher)."""
+        self._check_open()
+        return self._call(self._scan_page, partition, start, inclusive, limit)
 
     def list_partitions(self) -> Iterator[bytes]:
         """Every non-empty partition name, in bytewise order.
@@ -490,7 +349,9 @@ class Store(ABC):
     @contextlib.contextmanager
     def _snapshot_view(self) -> Iterator[Store]:
         reads = self._call(self._open_snapshot)
-        view = _view_class(type(self))(self, reads)
+        from lakekv.kv.snapshot import view_class  # noqa: PLC0415 (snapshot imports Store)
+
+        view = view_class(type(self))(self, reads)
         try:
             yield view
         finally:
@@ -880,338 +741,3 @@ class Store(ABC):
                 f"{self.scheme}:// allows at most {caps.max_item_size}"
             )
         return p, k, v
-
-
-class SnapshotReads(ABC):
-    """What a driver returns from ``_open_snapshot``: reads at one point in time.
-
-    The methods mean what the driver's methods of the same name (with an underscore) mean,
-    and are called from many threads at once. :meth:`close` is called once, at the end of the
-    ``with store.snapshot()`` block.
-    """
-
-    @abstractmethod
-    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None: ...
-
-    @abstractmethod
-    def scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]: ...
-
-    def list_partitions(self) -> Iterator[bytes]:
-        raise UnsupportedError("this snapshot cannot list partitions")
-
-    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        found = {}
-        for key in keys:
-            got = self.get(partition, key)
-            if got is not None:
-                found[key] = got.value
-        return found
-
-    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
-        raise UnsupportedError("this snapshot cannot compute digests")
-
-    def digest_rows(
-        self, partition: bytes, bits: int, buckets: list[int]
-    ) -> list[tuple[bytes, int]]:
-        raise UnsupportedError("this snapshot cannot compute digests")
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-
-class SnapshotView(Store):
-    """The read-only store ``Store.snapshot()`` yields; its capabilities are the driver's."""
-
-    def __init__(self, base: Store, reads: SnapshotReads) -> None:
-        super().__init__(base.url, base.paging, base.options)
-        self._base = base
-        self._reads = reads
-
-    @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
-        raise UnsupportedError("a snapshot view is made by Store.snapshot(), not from a URL")
-
-    def _identity(self) -> str:
-        return self._base._identity()
-
-    def __repr__(self) -> str:
-        return f"<snapshot of {self._base!r}>"
-
-    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
-        """A snapshot of a snapshot is itself."""
-        self._check_open()
-        return contextlib.nullcontext(self)
-
-    def _translate_error(self, exc: BaseException) -> LakekvError:
-        return self._base._translate_error(exc)
-
-    def _read_only(self) -> UnsupportedError:
-        return UnsupportedError(f"a snapshot of {self.url} is read-only")
-
-    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        return self._reads.get(partition, key)
-
-    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        raise self._read_only()
-
-    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
-        raise self._read_only()
-
-    def _delete(self, partition: bytes, key: bytes) -> None:
-        raise self._read_only()
-
-    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        raise self._read_only()
-
-    def _scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        if self._base.closed:
-            raise StoreClosedError(f"store {self.url} is closed")
-        return self._reads.scan_page(partition, start, inclusive, limit)
-
-    def _list_partitions(self) -> Iterator[bytes]:
-        return self._reads.list_partitions()
-
-    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        return self._reads.get_many(partition, keys)
-
-    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
-        raise self._read_only()
-
-    def _digest_probe(self) -> int:
-        return self._base._digest_probe()
-
-    def _digest_bits(self, partition: bytes) -> int:
-        return self._base._digest_bits(partition)
-
-    def _digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
-        return self._reads.digest_buckets(partition, bits)
-
-    def _digest_rows(
-        self, partition: bytes, bits: int, buckets: list[int]
-    ) -> list[tuple[bytes, int]]:
-        return self._reads.digest_rows(partition, bits, buckets)
-
-    def _close(self) -> None:
-        self._reads.close()
-
-
-_VIEW_CLASSES: dict[type[Store], type[SnapshotView]] = {}
-
-
-def _view_class(driver: type[Store]) -> type[SnapshotView]:
-    """A :class:`SnapshotView` subclass carrying ``driver``'s scheme and capabilities."""
-    cls = _VIEW_CLASSES.get(driver)
-    if cls is None:
-
-        class View(SnapshotView):
-            pass
-
-        View.scheme = driver.scheme
-        View.capabilities = driver.capabilities
-        View.driver_errors = driver.driver_errors
-        View.__name__ = View.__qualname__ = f"{driver.__name__}Snapshot"
-        cls = _VIEW_CLASSES.setdefault(driver, View)
-    return cls
-
-
-def value_predicate(predicate: object) -> bytes:
-    """For value-comparing drivers: the expected value inside a predicate from ``get``."""
-    if isinstance(predicate, bytes):
-        return predicate
-    raise InvalidArgumentError(
-        f"invalid predicate {predicate!r}: use None, MUST_EXIST or a predicate returned by get()"
-    )
-
-
-def safe_repr(data: bytes, limit: int = 80) -> str:
-    """A printable, bounded rendering of bytes for messages (``b'...'`` escapes)."""
-    text = repr(data)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class EntryIterator(ABC, Iterator[Entry]):
-    """Iterator over one partition; see *Scans* in the module docstring."""
-
-    @abstractmethod
-    def __next__(self) -> Entry: ...
-
-    @abstractmethod
-    def seek_ge(self, key: BytesLike) -> None:
-        """Continue from the first key ``>= key`` (forward or backward)."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the iterator; later use raises StoreClosedError. Closing twice is harmless."""
-
-    def __iter__(self) -> Iterator[Entry]:
-        return self
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class _Keyset:
-    """Where the next keyset page of one partition starts, and how large it is.
-
-    :meth:`fetch` asks the driver for the page strictly after the last key it returned, so
-    concurrent deletes never make a scan skip an untouched key. A failed fetch moves nothing:
-    fetching again retries the same page.
-    """
-
-    __slots__ = ("first", "inclusive", "more", "partition", "size", "start", "store")
-
-    def __init__(self, store: Store, partition: bytes, start: bytes, first: int) -> None:
-        self.store = store
-        self.partition = partition
-        self.first = max(1, min(first, store.paging.page_cap))
-        self.restart(start)
-
-    def restart(self, start: bytes) -> None:
-        """Continue from the first key ``>= start``, with a first-size page again."""
-        self.start = start
-        self.inclusive = True
-        self.more = True
-        self.size = self.first
-
-    def fetch(self) -> Sequence[tuple[bytes, bytes]] | None:
-        """The next page (possibly empty while more follow), or ``None`` at the end."""
-        store = self.store
-        store._check_open()
-        if not self.more:
-            return None
-        page, self.more = store._call(
-            store._scan_page, self.partition, self.start, self.inclusive, self.size
-        )
-        if page:
-            self.start, self.inclusive = page[-1][0], False
-        self.size = min(self.size * 2, store.paging.page_cap)
-        return page
-
-
-class PagedIterator(EntryIterator):
-    """The keyset-paging iterator every driver gets from :meth:`Store.scan`.
-
-    Speed: entries come from ``itertools.chain`` over one ``map`` per page that builds each
-    Entry from the page's row just when it is consumed, so a ``for`` loop runs no Python code
-    per entry and each Entry is made in memory still warm from the last. ``seek_ge`` inside
-    the page repositions the rows' list iterator under that ``map``; anywhere else it empties
-    it and restarts the keyset there. Closing the iterator (or its store) empties it too.
-
-    All position lives in this object (the rows' iterator and the keyset), none in the chain
-    itself, so a chain that ended (at the end of the partition, or with an error) is simply
-    replaced on the next use and carries on from the same place.
-    """
-
-    def __init__(self, cursor: _Keyset) -> None:
-        self._cursor = cursor
-        self._partition = cursor.partition
-        self._closed = False
-        self._rows: list[tuple[bytes, bytes]] = []
-        self._rows_it: Iterator[tuple[bytes, bytes]] = iter(self._rows)
-        self._page_it: Iterator[Entry] = iter(())
-        self._page_done = True
-        self._keys: list[bytes] | None = None
-        self._chain = self._new_chain()
-        store = cursor.store
-        with store._close_lock:
-            store._iterators.add(self)
-
-    def _drain_page(self) -> None:
-        """Exhaust the current page's rows in place (the chain holds the map over them)."""
-        self._rows_it.__setstate__(len(self._rows))  # type: ignore[attr-defined]
-
-    def _new_chain(self) -> Iterator[Entry]:
-        # chain() walks each page's entries in C: no Python frame per entry.
-        self._stale = False
-        return itertools.chain.from_iterable(self._pages())
-
-    def _pages(self) -> Iterator[Iterator[Entry]]:
-        try:
-            while True:
-                yield self._page_it
-                # chain() resumes us only once the page is exhausted, and an exhausted list
-                # iterator can no longer be repositioned.
-                self._page_done = True
-                if self._closed:
-                    raise StoreClosedError("iterator used after close()")
-                page = self._cursor.fetch()
-                if page is None:
-                    self._stale = True  # ended: the next use starts a new chain
-                    return
-                self._rows = page if type(page) is list else list(page)
-                self._rows_it = iter(self._rows)
-                self._page_it = _entry_map(self._partition, self._rows_it)
-                self._page_done = False
-                self._keys = None
-        except GeneratorExit:  # a replaced chain being collected: not ours to mark
-            raise
-        except BaseException:
-            self._stale = True  # failed: the next use starts a new chain and retries
-            raise
-
-    def _live(self) -> Iterator[Entry]:
-        if self._closed:
-            raise StoreClosedError("iterator used after close()")
-        if self._stale:
-            self._chain = self._new_chain()
-        return self._chain
-
-    def __iter__(self) -> Iterator[Entry]:
-        return self._live()
-
-    def __next__(self) -> Entry:
-        return next(self._live())
-
-    def seek_ge(self, key: BytesLike) -> None:
-        if self._closed:
-            raise StoreClosedError("iterator used after close()")
-        target = as_bytes("key", key)
-        rows = self._rows
-        if rows and not self._page_done and rows[0][0] <= target <= rows[-1][0]:
-            # Inside the page we hold: reposition without a query.
-            if self._keys is None:
-                self._keys = [r[0] for r in rows]
-            self._rows_it.__setstate__(bisect.bisect_left(self._keys, target))  # type: ignore[attr-defined]
-            return
-        self._drain_page()
-        self._cursor.restart(target)
-
-    def close(self) -> None:
-        self._closed = True
-        self._drain_page()
-        self._rows = []
-        self._keys = None
-
-
-_tuple_new = tuple.__new__
-
-
-def _entry_map(partition: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[Entry]:
-    """``Entry(partition, key, value)`` for each ``(key, value)`` tuple, lazily, built in C
-    (``tuple.__new__`` on ``(partition,) + pair``): no Python call per entry."""
-    return map(
-        _tuple_new,
-        itertools.repeat(Entry),
-        map(operator.add, itertools.repeat((partition,)), pairs),
-    )
-
-
-def entries_of(partition: bytes, page: Sequence[tuple[bytes, bytes]]) -> list[Entry]:
-    """``Entry(partition, key, value)`` for each ``(key, value)`` pair of a page (as
-    :meth:`Store.scan_pages` yields them), built without a Python call per entry."""
-    try:
-        return list(_entry_map(partition, page))
-    except TypeError:  # pairs that are not tuples
-        return [Entry(partition, key, value) for key, value in page]

@@ -12,7 +12,8 @@ from typing import Final
 from lakekv import __version__
 from lakekv.errors import InterruptedMigrationError, SameStoreError, StoreNotFoundError
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import SnapshotView, Store
+from lakekv.kv.snapshot import SnapshotView
+from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate.lakefs_config import LakeFSDatabase
 

@@ -69,6 +69,7 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
+from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
     DEFAULT_OPEN,
     MUST_EXIST,
@@ -78,7 +79,6 @@ from lakekv.kv.store import (
     OnConflict,
     OpenOptions,
     ScanPaging,
-    SnapshotReads,
     Store,
     ValueWithPredicate,
     value_predicate,

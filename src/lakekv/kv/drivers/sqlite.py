@@ -38,6 +38,7 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
+from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
     DEFAULT_OPEN,
     MUST_EXIST,
@@ -47,7 +48,6 @@ from lakekv.kv.store import (
     OnConflict,
     OpenOptions,
     ScanPaging,
-    SnapshotReads,
     Store,
     ValueWithPredicate,
     value_predicate,
