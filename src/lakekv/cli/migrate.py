@@ -32,18 +32,19 @@ from lakekv.cli._common import (
 )
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
-    Progress as ProgressSnapshot,
-)
-from lakekv.migrate import (
+    BATCH_ENTRIES,
     ProgressCallback,
+    StoreLike,
     copy,
     dump,
     load,
     sync,
     verify,
 )
+from lakekv.migrate import (
+    Progress as ProgressSnapshot,
+)
 from lakekv.migrate import sample as make_sample
-from lakekv.migrate._common import BATCH_ENTRIES, StoreLike
 from lakekv.migrate.copy import DEFAULT_WORKERS, PARALLEL_WORKERS
 from lakekv.migrate.lakefs_config import lakefs_sides
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts

@@ -14,6 +14,7 @@ call). Every function takes an optional ``progress`` callback (:class:`Progress`
 The dump file format is documented in ``docs/dump-format.md`` and :mod:`lakekv.migrate.dumpfile`.
 """
 
+from lakekv.migrate._common import BATCH_ENTRIES, StoreLike
 from lakekv.migrate._progress import Progress, ProgressCallback
 from lakekv.migrate.copy import copy
 from lakekv.migrate.dump import dump
@@ -43,6 +44,7 @@ from lakekv.migrate.sync import sync
 from lakekv.migrate.verify import verify
 
 __all__ = [
+    "BATCH_ENTRIES",
     "FIXED_PARTITIONS",
     "LAKEFS_SCHEMA_VERSION",
     "SCHEMA_KEY",
@@ -54,6 +56,7 @@ __all__ = [
     "LoadReport",
     "PartialLoadError",
     "SampleReport",
+    "StoreLike",
     "Progress",
     "ProgressCallback",
     "SyncReport",
