@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from lakekv.errors import StoreError, StoreUnavailableError
 from lakekv.kv.drivers.memory import MemoryStore
-from lakekv.kv.store import ScanPaging
+from lakekv.kv.store import DEFAULT_OPEN, ScanPaging
 from lakekv.kv.url import StoreURL
 
 
@@ -18,7 +18,7 @@ class FlakyStore(MemoryStore):
     driver_errors = (sqlite3.OperationalError,)
 
     def __init__(self, fail_on: set[int], page: int = 2) -> None:
-        super().__init__(StoreURL.parse("memory://"), ScanPaging(page, page), "")
+        super().__init__(StoreURL.parse("memory://"), ScanPaging(page, page), DEFAULT_OPEN, "")
         self.fail_on = fail_on
         self.calls = 0
 

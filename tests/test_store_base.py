@@ -9,7 +9,7 @@ from _fakes import FlakyStore
 
 from lakekv.errors import StoreUnavailableError
 from lakekv.kv.drivers.memory import MemoryStore
-from lakekv.kv.store import Entry, ScanPaging
+from lakekv.kv.store import Entry
 from lakekv.kv.url import StoreURL
 
 
@@ -57,6 +57,6 @@ def test_non_driver_exceptions_are_not_masked() -> None:
         def _get(self, partition: bytes, key: bytes) -> None:
             raise ZeroDivisionError("a bug, not a database error")
 
-    store = Buggy(StoreURL.parse("memory://"), ScanPaging(), "")
+    store = Buggy.from_url(StoreURL.parse("memory://"))
     with pytest.raises(ZeroDivisionError):
         store.get(b"p", b"k")

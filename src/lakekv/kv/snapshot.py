@@ -72,7 +72,11 @@ class SnapshotView(Store):
         self._reads = reads
 
     @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+    def from_url(
+        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
+    ) -> Self:
+        if overrides:
+            raise TypeError(f"{cls.__name__} takes no settings overrides")
         raise UnsupportedError("a snapshot view is made by Store.snapshot(), not from a URL")
 
     def _identity(self) -> str:

@@ -104,6 +104,7 @@ Identity
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import threading
 import time
@@ -143,7 +144,7 @@ from lakekv.kv.types import (
     safe_repr,
     value_predicate,
 )
-from lakekv.kv.url import StoreURL, redact
+from lakekv.kv.url import ParamReader, StoreURL, redact
 
 if TYPE_CHECKING:
     from lakekv.kv.snapshot import SnapshotReads
@@ -190,8 +191,16 @@ class Store(ABC):
     set it to give a test an empty store of its own)."""
 
     def __init__(
-        self, url: StoreURL, paging: ScanPaging, options: OpenOptions = DEFAULT_OPEN
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        options: OpenOptions = DEFAULT_OPEN,
+        settings: object = None,
     ) -> None:
+        """Remember what :meth:`from_url` parsed; no I/O (that is :meth:`_open`'s).
+
+        A driver that keeps typed settings overrides ``__init__`` with its settings type,
+        calls this, and keeps the settings it needs."""
         self._url = url
         self.paging = paging
         self.options = options
@@ -203,17 +212,70 @@ class Store(ABC):
 
     # --- construction ------------------------------------------------------------------------
 
-    @classmethod
-    @abstractmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
-        """Open the store named by ``url``; unknown query parameters are a ConfigurationError.
+    default_paging: ClassVar[ScanPaging] = ScanPaging()
+    """The driver's default first page and page cap (the ``page_size``/``page_cap`` params)."""
 
-        Honour ``options`` (see *Opening* in the module docstring): with
-        ``options.may_create`` false, a missing store raises StoreNotFoundError naming what
-        is missing and nothing is created; with ``options.read_only`` open read-only where
-        the engine can; take ``options.credentials`` with ``options.take_credentials``.
-        Pass ``options`` to ``Store.__init__``.
+    @classmethod
+    def from_url(
+        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
+    ) -> Self:
+        """Open the store named by ``url``: the one life cycle every driver follows.
+
+        1. :meth:`parse_settings` reads the driver's query parameters into a settings object
+           (pure: no I/O), then ``page_size``/``page_cap`` are read (defaults
+           :attr:`default_paging`), and any parameter left over is a ConfigurationError;
+        2. ``overrides`` replace fields of the settings (a frozen dataclass): this is how tests
+           inject doubles, e.g. ``DynamoDBStore.from_url(url, client=fake)``;
+        3. the store is constructed (``cls(url, paging, options, settings)``: no I/O);
+        4. :meth:`_open` does the I/O inside one guard: on any failure the store is closed
+           again and the error is translated (``driver_errors``) and redacted.
+
+        ``options`` (see *Opening* in the module docstring): with ``options.may_create``
+        false, ``_open`` raises StoreNotFoundError naming what is missing and creates nothing;
+        with ``options.read_only`` it opens read-only where the engine can. Credentials are
+        taken in :meth:`parse_settings` with ``options.take_credentials``.
         """
+        params = ParamReader(url)
+        settings = cls.parse_settings(url, params, options)
+        paging = ScanPaging.from_params(
+            params, page_size=cls.default_paging.page_size, page_cap=cls.default_paging.page_cap
+        )
+        params.reject_unknown()
+        if overrides:
+            if not dataclasses.is_dataclass(settings) or isinstance(settings, type):
+                raise TypeError(f"{cls.__name__} settings take no overrides")
+            settings = dataclasses.replace(settings, **overrides)
+        store = cls(url, paging, options, settings)
+        store._open_guarded()
+        return store
+
+    @classmethod
+    def parse_settings(cls, url: StoreURL, params: ParamReader, options: OpenOptions) -> object:
+        """The driver's settings from ``url``: take each query parameter with ``params``
+        (``params.take_str/int/float/bool``; what is not taken is refused) and the credentials
+        with ``options.take_credentials``. Pure: no I/O. Default: no parameters, no
+        credentials, no settings."""
+        options.take_credentials(url, ())
+        return None
+
+    def _open(self) -> None:
+        """Connect, check or create the table/file (honouring ``self.options``). Called once
+        by :meth:`from_url`; on failure the base class calls :meth:`_close` and translates.
+        Default: nothing to do."""
+        return
+
+    def _open_guarded(self) -> None:
+        try:
+            self._open()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self._close()
+            self._closed = True
+            if isinstance(exc, LakekvError):
+                raise self._redacted(exc) from exc.__cause__
+            if isinstance(exc, self.driver_errors):
+                raise self._redacted(self._translate_error(exc)) from exc
+            raise
 
     @property
     def url(self) -> StoreURL:

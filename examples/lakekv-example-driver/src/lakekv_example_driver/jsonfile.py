@@ -47,7 +47,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 from lakekv.errors import (
     ConfigurationError,
@@ -57,7 +56,6 @@ from lakekv.errors import (
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -183,32 +181,12 @@ _files_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """What the URL says, parsed without any I/O."""
+class JSONFileSettings:
+    """What the URL says, parsed without any I/O (see :meth:`JSONFileStore.parse_settings`)."""
 
     path: Path
     table: str
     fsync: bool
-    paging: ScanPaging
-
-    @classmethod
-    def parse(cls, url: StoreURL) -> _Settings:
-        params = ParamReader(url)
-        table = params.take_str("table", "kv")
-        if not _TABLE_NAME.match(table):
-            raise ConfigurationError(f"{url}: table {table!r} is not 1-64 of A-Z a-z 0-9 _ . -")
-        fsync = params.take_bool("fsync", True)
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=1000)
-        params.reject_unknown()
-        if url.host or url.username or url.port:
-            raise ConfigurationError(
-                f"{url}: a jsonfile URL has no host; write jsonfile:///relative.json or "
-                "jsonfile:////absolute/path.json"
-            )
-        raw = url.path[1:] if url.path.startswith("/") else url.path
-        if not raw or raw.endswith("/"):
-            raise ConfigurationError(f"{url}: give a file path (jsonfile:///path.json)")
-        return cls(Path(raw), table, fsync, paging)
 
 
 class JSONFileStore(Store):
@@ -226,28 +204,42 @@ class JSONFileStore(Store):
     )
     driver_errors = (OSError,)
 
-    def __init__(self, url: StoreURL, settings: _Settings, options: OpenOptions) -> None:
-        """Pure: no I/O. :meth:`from_url` opens the file afterwards (:meth:`_attach`)."""
-        super().__init__(url, settings.paging, options)
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> JSONFileSettings:
+        """Step 1 of the life cycle (``Store.from_url``): take every query parameter this
+        driver knows (the base class reads ``page_size``/``page_cap`` and refuses the rest),
+        refuse credentials (this driver takes none). Pure: no I/O."""
+        table = params.take_str("table", "kv")
+        if not _TABLE_NAME.match(table):
+            raise ConfigurationError(f"{url}: table {table!r} is not 1-64 of A-Z a-z 0-9 _ . -")
+        fsync = params.take_bool("fsync", True)
+        options.take_credentials(url, ())
+        if url.host or url.username or url.port:
+            raise ConfigurationError(
+                f"{url}: a jsonfile URL has no host; write jsonfile:///relative.json or "
+                "jsonfile:////absolute/path.json"
+            )
+        raw = url.path[1:] if url.path.startswith("/") else url.path
+        if not raw or raw.endswith("/"):
+            raise ConfigurationError(f"{url}: give a file path (jsonfile:///path.json)")
+        return JSONFileSettings(Path(raw), table, fsync)
+
+    def __init__(
+        self, url: StoreURL, paging: ScanPaging, options: OpenOptions, settings: JSONFileSettings
+    ) -> None:
+        """Step 3: remember the settings. Pure: no I/O (that is :meth:`_open`)."""
+        super().__init__(url, paging, options)
         self.path = Path(os.path.realpath(settings.path))
         self._table_name = settings.table
         self._fsync = settings.fsync
         self._file: _File | None = None
 
-    @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
-        settings = _Settings.parse(url)
-        options.take_credentials(url, ())  # this driver takes none: refuse any
-        store = cls(url, settings, options)
-        try:
-            store._attach()
-        except OSError as exc:
-            raise store._redacted(store._translate_error(exc)) from exc
-        return store
-
-    def _attach(self) -> None:
-        """Join the shared copy of the file (reading it if nobody has), creating the file
-        and the table if allowed; StoreNotFoundError naming what is missing otherwise."""
+    def _open(self) -> None:
+        """Step 4, the I/O: join the shared copy of the file (reading it if nobody has),
+        creating the file and the table if allowed; StoreNotFoundError naming what is
+        missing otherwise. On any error the base class calls :meth:`_close` and translates."""
         create = self.options.may_create
         with _files_lock:
             shared = _files.get(self.path)
@@ -257,18 +249,14 @@ class JSONFileStore(Store):
                 shared = _files[self.path] = _File(self.path)
             shared.users += 1
             self._file = shared
-        try:
-            with shared.lock:
-                if self._table_name not in shared.tables:
-                    if not create:
-                        raise StoreNotFoundError(
-                            f"jsonfile {self.path} has no table {self._table_name!r}"
-                        )
-                    shared.tables[self._table_name] = _Table()
-                    shared.commit(self._fsync)
-        except BaseException:
-            self._close()
-            raise
+        with shared.lock:
+            if self._table_name not in shared.tables:
+                if not create:
+                    raise StoreNotFoundError(
+                        f"jsonfile {self.path} has no table {self._table_name!r}"
+                    )
+                shared.tables[self._table_name] = _Table()
+                shared.commit(self._fsync)
 
     def _shared(self) -> _File:
         assert self._file is not None, "opened by from_url"

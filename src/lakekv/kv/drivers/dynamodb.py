@@ -328,7 +328,11 @@ class DynamoDBStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+    def from_url(
+        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
+    ) -> Self:
+        if overrides:
+            raise TypeError(f"{cls.__name__} takes no settings overrides")
         return cls.open(url, options=options)
 
     @classmethod

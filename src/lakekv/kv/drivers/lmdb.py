@@ -252,7 +252,11 @@ class LMDBStore(Store):
         self._names = names
 
     @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+    def from_url(
+        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
+    ) -> Self:
+        if overrides:
+            raise TypeError(f"{cls.__name__} takes no settings overrides")
         params = ParamReader(url)
         table = params.take_str("table", "kv")
         if not _IDENT.match(table):

@@ -13,11 +13,9 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Self
 
 from lakekv.errors import StoreNotFoundError
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -60,35 +58,36 @@ class MemoryStore(Store):
         shared_between_processes=False,
     )
 
+    @classmethod
+    def parse_settings(cls, url: StoreURL, params: ParamReader, options: OpenOptions) -> str:
+        """The store's name (``""``: a private store)."""
+        options.take_credentials(url, ())
+        return (url.host or "") + url.path.rstrip("/")
+
     def __init__(
-        self, url: StoreURL, paging: ScanPaging, name: str, options: OpenOptions = DEFAULT_OPEN
+        self, url: StoreURL, paging: ScanPaging, options: OpenOptions, settings: str
     ) -> None:
         super().__init__(url, paging, options)
-        self._name = name
-        if name:
-            with _named_lock:
-                data = _named.get(name)
-                if data is None:
-                    if not options.may_create:
-                        raise StoreNotFoundError(f"memory store {name!r} does not exist")
-                    data = _named[name] = _Data()
-                self._data = data
-                self._data.users += 1
-        else:
+        self._name = settings
+        self._data = _Data()
+
+    def _open(self) -> None:
+        """Join the named store (creating it, if allowed), or start a private one."""
+        name, options = self._name, self.options
+        if not name:
             if not options.may_create:
                 raise StoreNotFoundError(
                     "memory:// is a new, empty store; name one that exists (memory://NAME)"
                 )
-            self._data = _Data()
-
-    @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
-        params = ParamReader(url)
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=1000)
-        params.reject_unknown()
-        options.take_credentials(url, ())
-        name = (url.host or "") + url.path.rstrip("/")
-        return cls(url, paging, name, options)
+            return
+        with _named_lock:
+            data = _named.get(name)
+            if data is None:
+                if not options.may_create:
+                    raise StoreNotFoundError(f"memory store {name!r} does not exist")
+                data = _named[name] = _Data()
+            data.users += 1
+            self._data = data
 
     def _identity(self) -> str:
         return f"memory://{self._name}" if self._name else f"memory://#{id(self._data):x}"
@@ -165,7 +164,7 @@ class MemoryStore(Store):
             self._data.partitions.clear()
 
     def _close(self) -> None:
-        if self._name:
+        if self._name and self._data.users:  # joined the named store in _open
             with _named_lock:
                 self._data.users -= 1
                 if self._data.users == 0:

@@ -27,8 +27,8 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 from urllib.parse import quote
 
 from lakekv.errors import (
@@ -40,7 +40,6 @@ from lakekv.errors import (
 )
 from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -59,6 +58,16 @@ _SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
 _IN_CHUNK = 400  # keys per IN (...) lookup; well under SQLite's 32766 variable limit
 
 
+@dataclass(frozen=True)
+class SQLiteSettings:
+    """What a ``sqlite://`` URL says (see the module docstring)."""
+
+    path: Path
+    table: str
+    busy_ms: int
+    synchronous: str
+
+
 class SQLiteStore(Store):
     scheme = "sqlite"
     capabilities = Capabilities(
@@ -66,21 +75,45 @@ class SQLiteStore(Store):
     )
     driver_errors = (sqlite3.Error,)
 
+    default_paging = ScanPaging(page_size=1000, page_cap=10000)
+
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> SQLiteSettings:
+        table = params.take_str("table", "kv")
+        if not _IDENT.match(table):
+            raise ConfigurationError(f"{url}: table {table!r} is not a plain SQL identifier")
+        busy_ms = params.take_int("busy_timeout", 30000, minimum=0)
+        sync = params.take_str("synchronous", "normal").lower()
+        if sync not in _SYNC_MODES:
+            raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC_MODES)}")
+        options.take_credentials(url, ())
+        if url.host or url.username or url.port:
+            raise ConfigurationError(
+                f"{url}: a sqlite URL has no host; write sqlite:///relative.db or "
+                "sqlite:////absolute/path.db"
+            )
+        raw = url.path[1:] if url.path.startswith("/") else url.path
+        if not raw or raw == ":memory:":
+            raise ConfigurationError(
+                f"{url}: give a database file path (sqlite:///path.db); for a store in memory "
+                "use memory://"
+            )
+        return SQLiteSettings(Path(raw), table, busy_ms, _SYNC_MODES[sync])
+
     def __init__(
         self,
         url: StoreURL,
         paging: ScanPaging,
-        path: Path,
-        table: str,
-        busy_ms: int,
-        sync: str,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: SQLiteSettings,
     ) -> None:
         super().__init__(url, paging, options)
-        self.path = path
-        self._table = table
-        self._busy_ms = busy_ms
-        self._sync = sync
+        self.path = settings.path
+        table = self._table = settings.table
+        self._busy_ms = settings.busy_ms
+        self._sync = settings.synchronous
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -113,51 +146,24 @@ class SQLiteStore(Store):
             "ON CONFLICT (partition, key) DO UPDATE SET value = excluded.value "
             "WHERE value IS NOT excluded.value"
         )
-        if not options.may_create and not path.is_file():
-            raise StoreNotFoundError(f"sqlite database {path} does not exist")
-        try:
-            conn = self._conn()
-            if options.may_create:
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {t} (partition BLOB NOT NULL, key BLOB NOT NULL, "
-                    "value BLOB NOT NULL, PRIMARY KEY (partition, key)) WITHOUT ROWID"
-                )
-            elif not conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-            ).fetchone():
-                raise StoreNotFoundError(f"sqlite database {path} has no table {table!r}")
-        except sqlite3.Error as exc:
-            self._close()
-            raise self._redacted(self._translate_error(exc)) from exc
-        except BaseException:
-            self._close()
-            raise
 
-    @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
-        params = ParamReader(url)
-        table = params.take_str("table", "kv")
-        if not _IDENT.match(table):
-            raise ConfigurationError(f"{url}: table {table!r} is not a plain SQL identifier")
-        busy_ms = params.take_int("busy_timeout", 30000, minimum=0)
-        sync = params.take_str("synchronous", "normal").lower()
-        if sync not in _SYNC_MODES:
-            raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC_MODES)}")
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=10000)
-        params.reject_unknown()
-        options.take_credentials(url, ())
-        if url.host or url.username or url.port:
-            raise ConfigurationError(
-                f"{url}: a sqlite URL has no host; write sqlite:///relative.db or "
-                "sqlite:////absolute/path.db"
+    def _open(self) -> None:
+        """Open this thread's connection; create the table, or (without create) check that
+        the file and the table exist."""
+        path, table = self.path, self._table
+        if not self.options.may_create and not path.is_file():
+            raise StoreNotFoundError(f"sqlite database {path} does not exist")
+        conn = self._conn()
+        if self.options.may_create:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (partition BLOB NOT NULL, "
+                "key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (partition, key)) "
+                "WITHOUT ROWID"
             )
-        raw = url.path[1:] if url.path.startswith("/") else url.path
-        if not raw or raw == ":memory:":
-            raise ConfigurationError(
-                f"{url}: give a database file path (sqlite:///path.db); for a store in memory "
-                "use memory://"
-            )
-        return cls(url, paging, Path(raw), table, busy_ms, _SYNC_MODES[sync], options)
+        elif not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone():
+            raise StoreNotFoundError(f"sqlite database {path} has no table {table!r}")
 
     # --- connections ---------------------------------------------------------------------------
 

@@ -172,7 +172,11 @@ class MySQLStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+    def from_url(
+        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
+    ) -> Self:
+        if overrides:
+            raise TypeError(f"{cls.__name__} takes no settings overrides")
         """Open (and if needed and allowed create) the table; see the module docstring.
 
         Raises ConfigurationError for a bad URL and StoreUnavailableError, within about

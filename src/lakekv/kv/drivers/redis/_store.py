@@ -148,7 +148,11 @@ class RedisStore(Store):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN) -> Self:
+    def from_url(
+        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
+    ) -> Self:
+        if overrides:
+            raise TypeError(f"{cls.__name__} takes no settings overrides")
         options.take_credentials(url, ())
         params = ParamReader(url)
         namespace = params.take_str("namespace", "lakekv")
