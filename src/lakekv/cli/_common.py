@@ -146,15 +146,20 @@ def encoding_option(fn: F) -> F:
     )(fn)
 
 
+def default_store(ctx: click.Context) -> str:
+    """The store a command uses when none is named on it: the global ``lakekv --store``, else
+    ``$LAKEKV_STORE``, else :data:`DEFAULT_STORE`. The one resolver for ``--store`` and the
+    ``--from``/``--to`` options that fall back to it."""
+    root = ctx.find_root()
+    given = root.obj.get("store") if isinstance(root.obj, dict) else None
+    return str(given or os.environ.get("LAKEKV_STORE") or DEFAULT_STORE)
+
+
 def store_option(fn: F) -> F:
-    """``--store URL`` on a sub-command; falls back to the global ``lakekv --store``."""
+    """``--store URL`` on a sub-command; falls back to :func:`default_store`."""
 
     def resolve(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
-        if value:
-            return value
-        root = ctx.find_root()
-        given = root.obj.get("store") if isinstance(root.obj, dict) else None
-        return str(given or os.environ.get("LAKEKV_STORE") or DEFAULT_STORE)
+        return value or default_store(ctx)
 
     return click.option(
         "--store",

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from lakekv.cli._common import (
-    DEFAULT_STORE,
     EXIT_CONFLICT,
     EXIT_NOT_FOUND,
     EXIT_OK,
     decode_arg,
+    default_store,
     encoding_option,
     interactive,
     print_json,
@@ -98,12 +98,6 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
         yield update
 
 
-def _root_store(ctx: click.Context) -> str:
-    root = ctx.find_root()
-    given = root.obj.get("store") if isinstance(root.obj, dict) else None
-    return str(given or os.environ.get("LAKEKV_STORE") or DEFAULT_STORE)
-
-
 def _resolve(
     ctx: click.Context, url: str | None, config: str | None, side: str, *, default: bool
 ) -> StoreLike:
@@ -128,7 +122,7 @@ def _resolve_sides(
         elif url:
             out[side] = url
         elif default:
-            out[side] = _root_store(ctx)
+            out[side] = default_store(ctx)
         else:
             raise click.UsageError(f"--{side} URL (or --{side}-lakefs-config FILE) is required")
     return out
