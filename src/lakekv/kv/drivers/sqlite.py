@@ -295,20 +295,16 @@ class SQLiteStore(Store):
         written = conn.total_changes - before
         if written == len(entries):
             return BatchResult(written=written)
-        # Some keys existed. Inside this transaction, classify each entry that was not
-        # inserted: anything in the table now with a different value existed before.
-        result = BatchResult(written=written)
+        # Some keys existed. Inside this transaction every key is now present: classify each
+        # entry against what the table holds (anything with a different value existed
+        # before). The entries this batch inserted read back equal, so they are counted as
+        # unchanged by the rules: move those to written.
+        result = BatchResult()
         existing = self._lookup(conn, entries)
-        unchanged_or_new = 0
         for entry in entries:
-            stored = existing[(entry.partition, entry.key)]
-            if stored == entry.value:
-                unchanged_or_new += 1
-            elif on_conflict is OnConflict.SKIP:
-                result.skipped += 1
-            else:
-                result.conflicts.append(entry)
-        result.unchanged = unchanged_or_new - written
+            result.classify(entry, existing[(entry.partition, entry.key)], on_conflict)
+        result.unchanged -= written
+        result.written += written
         return result
 
     def _lookup(
