@@ -45,8 +45,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Self, TypeAlias, TypeVar
+from typing import Final, TypeAlias, TypeVar
 
 import lmdb
 
@@ -59,7 +60,6 @@ from lakekv.errors import (
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -212,6 +212,16 @@ def _translate(path: Path, exc: BaseException, table: str | None = None) -> Lake
     return StoreError(f"{where}: {exc}")
 
 
+@dataclass(frozen=True)
+class LMDBSettings:
+    """What an ``lmdb://`` URL says, besides paging (see the module docstring)."""
+
+    path: Path
+    table: str
+    map_size: int
+    synchronous: str
+
+
 class LMDBStore(Store):
     """The LMDB driver; see the module docstring for URL, layout and behaviour."""
 
@@ -227,37 +237,18 @@ class LMDBStore(Store):
     )
     driver_errors = (lmdb.Error,)
 
-    def __init__(
-        self,
-        url: StoreURL,
-        paging: ScanPaging,
-        path: Path,
-        table: str,
-        shared: _Env,
-        options: OpenOptions = DEFAULT_OPEN,
-    ) -> None:
-        super().__init__(url, paging, options)
-        self.path = path
-        self.table = table
-        self._shared: _Env | None = shared
-        self._env = shared.env
-        self._begin = shared.env.begin
-        self._active = shared.active
-        create = options.may_create
-        data = shared.db(table.encode(), create=create)
-        names = shared.db(f"{table}:partitions".encode(), create=create)
-        if data is None or names is None:
-            raise StoreNotFoundError(f"lmdb environment {path} has no table {table!r}")
-        self._data = data
-        self._names = names
+    default_paging = ScanPaging(page_size=1000, page_cap=10000)
+
+    _env: lmdb.Environment
+    _begin: Callable[[], Txn]
+    _active: set[object]
+    _data: lmdb._Database
+    _names: lmdb._Database
 
     @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        params = ParamReader(url)
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> LMDBSettings:
         table = params.take_str("table", "kv")
         if not _IDENT.match(table):
             raise ConfigurationError(
@@ -267,8 +258,6 @@ class LMDBStore(Store):
         sync = params.take_str("synchronous", "normal").lower()
         if sync not in _SYNC:
             raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC)}")
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=10000)
-        params.reject_unknown()
         options.take_credentials(url, ())
         if url.host or url.username or url.port:
             raise ConfigurationError(
@@ -278,20 +267,46 @@ class LMDBStore(Store):
         raw = url.path[1:] if url.path.startswith("/") else url.path
         if not raw:
             raise ConfigurationError(f"{url}: give a directory path (lmdb:///path/to/dir)")
-        path = Path(raw)
+        return LMDBSettings(Path(raw), table, map_size, sync)
+
+    def __init__(
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        options: OpenOptions,
+        settings: LMDBSettings,
+    ) -> None:
+        super().__init__(url, paging, options)
+        self.path = settings.path
+        self.table = settings.table
+        self._map_size = settings.map_size
+        self._sync = settings.synchronous
+        self._shared: _Env | None = None
+
+    def _open(self) -> None:
+        """Share (or open) the environment, then open the table's two databases (creating
+        them if allowed)."""
+        path, table = self.path, self.table
         try:
-            shared = _acquire_env(path, map_size, sync, options.may_create)
+            shared = _acquire_env(path, self._map_size, self._sync, self.options.may_create)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot open lmdb environment {path}: {exc}") from exc
         except lmdb.Error as exc:
             raise _translate(path, exc) from exc
+        self._shared = shared
+        self._env = shared.env
+        self._begin = shared.env.begin
+        self._active = shared.active
+        create = self.options.may_create
         try:
-            return cls(url, paging, path, table, shared, options)
-        except BaseException as exc:
-            _release_env(shared)
-            if isinstance(exc, lmdb.Error):
-                raise _translate(path, exc) from exc
-            raise
+            data = shared.db(table.encode(), create=create)
+            names = shared.db(f"{table}:partitions".encode(), create=create)
+        except lmdb.Error as exc:
+            raise _translate(path, exc) from exc
+        if data is None or names is None:
+            raise StoreNotFoundError(f"lmdb environment {path} has no table {table!r}")
+        self._data = data
+        self._names = names
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         return _translate(self.path, exc, self.table)
@@ -479,19 +494,12 @@ class LMDBStore(Store):
             if added == len(group):
                 continue
             stored = dict(cur.getmulti(full))
-            same = 0
+            classify = result.classify
             for entry, key in zip(group, full, strict=True):
-                current = stored[key]
-                if current == entry[2]:
-                    same += 1  # unchanged, or created just now
-                elif on_conflict is OnConflict.OVERWRITE:
+                if classify(entry, stored[key], on_conflict):
                     cur.put(key, entry[2])
-                    result.written += 1
-                elif on_conflict is OnConflict.SKIP:
-                    result.skipped += 1
-                else:
-                    result.conflicts.append(entry)
-            result.unchanged += same - added
+            # The keys created just now read back equal: classify counted them as unchanged.
+            result.unchanged -= added
         return result
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import ipaddress
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from typing import Final, NamedTuple, Self, TypeVar
+from dataclasses import dataclass
+from typing import Final, NamedTuple, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -23,7 +24,6 @@ from lakekv.errors import (
 from lakekv.kv.drivers.etcd import _keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -76,6 +76,15 @@ class Revision(NamedTuple):
     mod_revision: int
 
 
+@dataclass(frozen=True)
+class EtcdSettings:
+    """What an ``etcd://`` URL says, besides paging."""
+
+    hosts: tuple[tuple[str, int], ...]
+    prefix: bytes
+    timeout: float
+
+
 class EtcdStore(Store):
     scheme = "etcd"
     capabilities = Capabilities(
@@ -89,24 +98,47 @@ class EtcdStore(Store):
     driver_errors = (grpc.RpcError,)
     namespace_param = "prefix"
 
+    default_paging = ScanPaging(page_size=1000, page_cap=5000)
+
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> EtcdSettings:
+        options.take_credentials(url, ())
+        prefix = params.take_str("prefix", "lakekv")
+        if not prefix or len(prefix) > 256 or not set(prefix) <= _PREFIX_CHARS:
+            raise ConfigurationError(
+                f"{url}: prefix {prefix!r} must be 1-256 letters, digits or '_ . - / :'"
+            )
+        timeout = params.take_float("timeout", 5.0, minimum=0.01)
+        if url.username or url.password:
+            raise ConfigurationError(f"{url}: etcd authentication is not supported yet")
+        if url.path.strip("/"):
+            raise ConfigurationError(f"{url}: an etcd URL has no path; use ?prefix=")
+        hosts = tuple(url.host_list(2379) or [("127.0.0.1", 2379)])
+        return EtcdSettings(hosts, prefix.encode(), timeout)
+
     def __init__(
         self,
         url: StoreURL,
         paging: ScanPaging,
-        target: str,
-        prefix: bytes,
-        timeout: float,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: EtcdSettings,
     ) -> None:
         super().__init__(url, paging, options)
-        self.prefix = prefix
-        self.timeout = timeout
+        self._hosts = settings.hosts
+        self.prefix = settings.prefix
+        self.timeout = timeout = settings.timeout
         # UNAVAILABLE (no leader, a member down) is retried until ``timeout`` has passed
         self._retry = RetryPolicy(
             max_tries=1_000_000, initial_interval=0.02, max_interval=0.5, budget=timeout
         )
-        self._channel = grpc.insecure_channel(
-            target,
+        self._channel: grpc.Channel | None = None
+
+    def _open(self) -> None:
+        """Resolve the members, open the channel and find the store."""
+        channel = self._channel = grpc.insecure_channel(
+            _target(self._url, self._hosts),
             options=[
                 ("grpc.lb_policy_name", "round_robin"),
                 ("grpc.max_receive_message_length", -1),
@@ -117,22 +149,15 @@ class EtcdStore(Store):
                 ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
-        self._range = self._method("Range", rpc_pb2.RangeRequest, rpc_pb2.RangeResponse)
-        self._put = self._method("Put", rpc_pb2.PutRequest, rpc_pb2.PutResponse)
-        self._delete_range = self._method(
-            "DeleteRange", rpc_pb2.DeleteRangeRequest, rpc_pb2.DeleteRangeResponse
+        self._range = _method(channel, "Range", rpc_pb2.RangeRequest, rpc_pb2.RangeResponse)
+        self._put = _method(channel, "Put", rpc_pb2.PutRequest, rpc_pb2.PutResponse)
+        self._delete_range = _method(
+            channel, "DeleteRange", rpc_pb2.DeleteRangeRequest, rpc_pb2.DeleteRangeResponse
         )
-        self._txn = self._method("Txn", rpc_pb2.TxnRequest, rpc_pb2.TxnResponse)
-        try:
-            self._open()
-        except grpc.RpcError as exc:
-            self._channel.close()
-            raise self._redacted(self._translate_error(exc)) from exc
-        except LakekvError:
-            self._channel.close()
-            raise
+        self._txn = _method(channel, "Txn", rpc_pb2.TxnRequest, rpc_pb2.TxnResponse)
+        self._find_store()
 
-    def _open(self) -> None:
+    def _find_store(self) -> None:
         """Find the store's marker, or write it (``may_create``), or accept a prefix holding
         entries from before markers existed; otherwise StoreNotFoundError. The first request
         is a linearizable read: the cluster answers and has a quorum."""
@@ -175,40 +200,6 @@ class EtcdStore(Store):
 
     def _identity(self) -> str:
         return f"etcd://{self._endpoints()}?prefix={self.prefix.decode()}"
-
-    def _method(
-        self, name: str, request: type[Req], response: type[Resp]
-    ) -> grpc.UnaryUnaryMultiCallable[Req, Resp]:
-        return self._channel.unary_unary(
-            f"/etcdserverpb.KV/{name}",
-            request_serializer=request.SerializeToString,
-            response_deserializer=response.FromString,
-        )
-
-    # --- construction ------------------------------------------------------------------------
-
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        options.take_credentials(url, ())
-        params = ParamReader(url)
-        prefix = params.take_str("prefix", "lakekv")
-        if not prefix or len(prefix) > 256 or not set(prefix) <= _PREFIX_CHARS:
-            raise ConfigurationError(
-                f"{url}: prefix {prefix!r} must be 1-256 letters, digits or '_ . - / :'"
-            )
-        timeout = params.take_float("timeout", 5.0, minimum=0.01)
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
-        params.reject_unknown()
-        if url.username or url.password:
-            raise ConfigurationError(f"{url}: etcd authentication is not supported yet")
-        if url.path.strip("/"):
-            raise ConfigurationError(f"{url}: an etcd URL has no path; use ?prefix=")
-        hosts = url.host_list(2379) or [("127.0.0.1", 2379)]
-        return cls(url, paging, _target(url, hosts), prefix.encode(), timeout, options)
 
     # --- calls ---------------------------------------------------------------------------------
 
@@ -371,18 +362,16 @@ class EtcdStore(Store):
             )
             states = self._call_rpc(self._txn, read).responses
             still: list[tuple[Entry, int]] = []
+            seen = BatchResult()
             for (entry, _), state in zip(pending, states, strict=True):
                 kvs = state.response_range.kvs
                 if not kvs:
                     still.append((entry, 0))
-                elif kvs[0].value == entry.value:
-                    result.unchanged += 1
-                elif on_conflict is OnConflict.OVERWRITE:
+                elif seen.classify(entry, kvs[0].value, on_conflict):
                     still.append((entry, kvs[0].mod_revision))
-                elif on_conflict is OnConflict.SKIP:
-                    result.skipped += 1
-                else:
-                    result.conflicts.append(entry)
+            # An entry to overwrite is counted written when its transaction succeeds.
+            seen.written = 0
+            result.add(seen)
             if not still:
                 return
             pending = still
@@ -413,7 +402,19 @@ class EtcdStore(Store):
         )
 
     def _close(self) -> None:
-        self._channel.close()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+
+def _method(
+    channel: grpc.Channel, name: str, request: type[Req], response: type[Resp]
+) -> grpc.UnaryUnaryMultiCallable[Req, Resp]:
+    return channel.unary_unary(
+        f"/etcdserverpb.KV/{name}",
+        request_serializer=request.SerializeToString,
+        response_deserializer=response.FromString,
+    )
 
 
 def _expect(key: bytes, mod_revision: int) -> rpc_pb2.Compare:
@@ -430,7 +431,7 @@ def _member(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _target(url: StoreURL, hosts: list[tuple[str, int]]) -> str:
+def _target(url: StoreURL, hosts: Sequence[tuple[str, int]]) -> str:
     """A gRPC target listing every member's address (resolved now), for round-robin."""
     addresses: list[tuple[str, int]] = []
     for host, port in hosts:

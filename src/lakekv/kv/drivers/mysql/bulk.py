@@ -17,7 +17,7 @@ One batch is one transaction:
    could turn into a warning (an over-long or NULL column) is ruled out by the checks made
    before any I/O.
 2. Otherwise the batch's keys are read back with ``LOCK IN SHARE MODE`` (the duplicate rows
-   are already locked by step 1) and classified as the generic fallback does: our own inserts
+   are already locked by step 1) and counted by ``BatchResult.classify``: our own inserts
    read back equal; a different value is a conflict, a skip, or (``OVERWRITE``) rewritten with
    ``INSERT … ON DUPLICATE KEY UPDATE`` in the same transaction.
 
@@ -103,34 +103,28 @@ def _write_on(
             f"INSERT IGNORE INTO {t} (partition_key, `key`, value) VALUES (%s, %s, %s)", entries
         )
         written = cur.rowcount
-    total = len(entries)
-    result = BatchResult(written=written)
-    if written == total:
-        return result, []
+    if written == len(entries):
+        return BatchResult(written=written), []
     stored = _lookup(cur, t, entries)
+    result = BatchResult()
     vanished: list[Entry] = []
     rewrite: list[Entry] = []
-    same = 0
+    classify = result.classify
     for entry in entries:
         current = stored.get((entry.partition, entry.key))
-        if current == entry.value:
-            same += 1  # unchanged, or inserted just now
-        elif current is None:
+        if current is None:
             vanished.append(entry)
-        elif on_conflict is OnConflict.OVERWRITE:
+        elif classify(entry, current, on_conflict):
             rewrite.append(entry)
-        elif on_conflict is OnConflict.SKIP:
-            result.skipped += 1
-        else:
-            result.conflicts.append(entry)
+    # The rows inserted just now read back equal: classify counted them as unchanged.
+    result.unchanged -= written
+    result.written += written
     if rewrite:
         cur.executemany(
             f"INSERT INTO {t} (partition_key, `key`, value) VALUES (%s, %s, %s) "
             "ON DUPLICATE KEY UPDATE value = VALUES(value)",
             rewrite,
         )
-        result.written += len(rewrite)
-    result.unchanged = same - written
     return result, vanished
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, TypeVar
 
 import pymysql
 from pymysql.constants import CLIENT
@@ -72,7 +72,6 @@ from lakekv.kv.drivers.mysql._conn import (
 )
 from lakekv.kv.drivers.mysql.bulk import write_batch
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -100,8 +99,8 @@ _IDENT = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """What ``from_url`` read from the URL, besides paging."""
+class MySQLSettings:
+    """What a ``mysql://`` URL says, besides paging (see the module docstring)."""
 
     connect_args: dict[str, Any]
     where: str
@@ -140,8 +139,8 @@ class MySQLStore(Store):
         self,
         url: StoreURL,
         paging: ScanPaging,
-        settings: _Settings,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: MySQLSettings,
     ) -> None:
         super().__init__(url, paging, options)
         self._settings = settings
@@ -171,18 +170,13 @@ class MySQLStore(Store):
 
     # --- construction ------------------------------------------------------------------------
 
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        """Open (and if needed and allowed create) the table; see the module docstring.
+    default_paging = ScanPaging(page_size=1000, page_cap=5000)
 
-        Raises ConfigurationError for a bad URL and StoreUnavailableError, within about
-        ``connect_timeout`` seconds, when the server cannot be reached.
-        """
-        params = ParamReader(url)
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> MySQLSettings:
+        """The connection arguments and table; see the module docstring. No I/O."""
         table = params.take_str("table", "kv")
         if not _IDENT.match(table):
             raise ConfigurationError(
@@ -193,8 +187,6 @@ class MySQLStore(Store):
         connect_timeout = params.take_int("connect_timeout", 5, minimum=1)
         read_timeout = params.take_float("read_timeout", 120.0, minimum=0.001)
         local_infile = params.take_bool("local_infile", True)
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
-        params.reject_unknown()
         options.take_credentials(url, ())
         database = url.path.lstrip("/")
         if not database or "/" in database:
@@ -220,7 +212,7 @@ class MySQLStore(Store):
             "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
             + (", READ ONLY" if options.read_only else ""),
         }
-        settings = _Settings(
+        return MySQLSettings(
             connect_args=connect_args,
             where=f"{url.scheme} {host}:{port}/{database}",
             table=table,
@@ -228,16 +220,6 @@ class MySQLStore(Store):
             pool_timeout=pool_timeout,
             local_infile=local_infile,
         )
-        store = cls(url, paging, settings, options)
-        try:
-            store._open()
-        except cls.driver_errors as exc:
-            store._close()
-            raise store._redacted(store._translate_error(exc)) from exc
-        except BaseException:
-            store._close()
-            raise
-        return store
 
     def _connect(self) -> Connection:
         return pymysql.connect(**self._settings.connect_args)
@@ -246,6 +228,10 @@ class MySQLStore(Store):
         return pymysql.connect(**self._settings.connect_args, local_infile=self.load_data)
 
     def _open(self) -> None:
+        """Check the server and the table (creating it if allowed), then make the pools.
+
+        Raises StoreUnavailableError, within about ``connect_timeout`` seconds, when the
+        server cannot be reached."""
         conn = self._connect()
         try:
             cur = conn.cursor()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Final, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 import redis
 import redis.exceptions as rex
@@ -23,7 +24,6 @@ from lakekv.errors import (
 )
 from lakekv.kv.drivers.redis._layout import SCRIPTS, escape, key_slot, slot_tags
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -82,6 +82,17 @@ def _translate(url: StoreURL, exc: BaseException) -> LakekvError:
     return StoreError(f"{url}: {exc}")
 
 
+@dataclass(frozen=True)
+class RedisSettings:
+    """What a ``redis://`` or ``redis+cluster://`` URL says, besides paging."""
+
+    namespace: str
+    hosts: tuple[tuple[str, int], ...]
+    database: int
+    connection: dict[str, Any]
+    """Keyword arguments of the client: credentials, timeouts, pool size."""
+
+
 class RedisStore(Store):
     scheme = "redis"
     capabilities = Capabilities(list_partitions=True, native_write_batch=True)
@@ -89,17 +100,56 @@ class RedisStore(Store):
     namespace_param = "namespace"
     cluster: ClassVar[bool] = False
 
+    default_paging = ScanPaging(page_size=1000, page_cap=2000)
+
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> RedisSettings:
+        options.take_credentials(url, ())
+        namespace = params.take_str("namespace", "lakekv")
+        if not _NAMESPACE.match(namespace):
+            raise ConfigurationError(
+                f"{url}: namespace {namespace!r} must be 1-200 letters, digits, '_', '.', '-', '/'"
+            )
+        socket_timeout = params.take_float("socket_timeout", 5.0, minimum=0.001)
+        connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
+        max_connections = params.take_int("max_connections", 64, minimum=1)
+        hosts = tuple(url.host_list(6379) or [("127.0.0.1", 6379)])
+        connection: dict[str, Any] = {
+            "username": url.username,
+            "password": url.password,
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "max_connections": max_connections,
+        }
+        return RedisSettings(namespace, hosts, cls._database(url, hosts), connection)
+
+    @classmethod
+    def _database(cls, url: StoreURL, hosts: tuple[tuple[str, int], ...]) -> int:
+        """The database number, after checking that the URL names what the class serves."""
+        if len(hosts) != 1:
+            raise ConfigurationError(
+                f"{url}: redis:// takes one server; for a cluster use redis+cluster://h1:p1,h2:p2"
+            )
+        db_text = url.path.strip("/") or "0"
+        if not db_text.isdigit():
+            raise ConfigurationError(f"{url}: the path must be a database number, e.g. /0")
+        return int(db_text)
+
     def __init__(
         self,
         url: StoreURL,
         paging: ScanPaging,
-        client: Any,
-        namespace: str,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: RedisSettings,
     ) -> None:
+        if paging.page_cap > _MAX_PAGE:
+            raise ConfigurationError(f"{url}: page_cap must be at most {_MAX_PAGE}")
         super().__init__(url, paging, options)
-        self._client = client
-        self.namespace = namespace
+        self._settings = settings
+        self._client: Any = None
+        self.namespace = namespace = settings.namespace
         ns = namespace.encode()
         self._v_prefix = ns + b":v:{"
         self._i_prefix = ns + b":i:{"
@@ -107,19 +157,27 @@ class RedisStore(Store):
         self._marker = marker_key(namespace)
         self._shas: dict[str, bytes] = {}
         self._key_cache: dict[bytes, tuple[bytes, bytes, bytes]] = {}
-        try:
-            client.ping()
-            self._open()
-            for name, source in SCRIPTS.items():
-                self._shas[name] = client.script_load(source)
-        except self.driver_errors as exc:
-            self._close()
-            raise self._redacted(self._translate_error(exc)) from exc
-        except LakekvError:
-            self._close()
-            raise
 
     def _open(self) -> None:
+        """Connect (a cluster client learns the slot map), check the server answers, find
+        the store, and load the scripts."""
+        client = self._client = self._connect(self._settings)
+        client.ping()
+        self._find_store()
+        for name, source in SCRIPTS.items():
+            self._shas[name] = client.script_load(source)
+
+    def _connect(self, settings: RedisSettings) -> Any:
+        host, port = settings.hosts[0]
+        return redis.Redis(
+            host=host,
+            port=port,
+            db=settings.database,
+            retry=Retry(NoBackoff(), 0),
+            **settings.connection,
+        )
+
+    def _find_store(self) -> None:
         """Find the store's marker, or write it (``may_create``), or accept a namespace
         holding partitions from before markers existed; otherwise StoreNotFoundError."""
         if self.options.may_create:
@@ -144,58 +202,6 @@ class RedisStore(Store):
 
     def _identity(self) -> str:
         return f"{self.scheme}://{self._servers()}?namespace={self.namespace}"
-
-    # --- construction ------------------------------------------------------------------------
-
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        options.take_credentials(url, ())
-        params = ParamReader(url)
-        namespace = params.take_str("namespace", "lakekv")
-        if not _NAMESPACE.match(namespace):
-            raise ConfigurationError(
-                f"{url}: namespace {namespace!r} must be 1-200 letters, digits, '_', '.', '-', '/'"
-            )
-        socket_timeout = params.take_float("socket_timeout", 5.0, minimum=0.001)
-        connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
-        max_connections = params.take_int("max_connections", 64, minimum=1)
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=2000)
-        params.reject_unknown()
-        if paging.page_cap > _MAX_PAGE:
-            raise ConfigurationError(f"{url}: page_cap must be at most {_MAX_PAGE}")
-        hosts = url.host_list(6379) or [("127.0.0.1", 6379)]
-        common: dict[str, Any] = {
-            "username": url.username,
-            "password": url.password,
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "max_connections": max_connections,
-        }
-        try:  # a cluster client connects here, to learn the slot map
-            client = cls._client_for(url, hosts, common)
-        except cls.driver_errors as exc:
-            raise _translate(url, exc) from exc
-        return cls(url, paging, client, namespace, options)
-
-    @classmethod
-    def _client_for(
-        cls, url: StoreURL, hosts: list[tuple[str, int]], common: dict[str, Any]
-    ) -> Any:
-        if len(hosts) != 1:
-            raise ConfigurationError(
-                f"{url}: redis:// takes one server; for a cluster use redis+cluster://h1:p1,h2:p2"
-            )
-        db_text = url.path.strip("/") or "0"
-        if not db_text.isdigit():
-            raise ConfigurationError(f"{url}: the path must be a database number, e.g. /0")
-        host, port = hosts[0]
-        return redis.Redis(
-            host=host, port=port, db=int(db_text), retry=Retry(NoBackoff(), 0), **common
-        )
 
     # --- keys --------------------------------------------------------------------------------
 
@@ -286,6 +292,7 @@ class RedisStore(Store):
             if chunk:
                 chunks.append(chunk)
         result = BatchResult()
+        classify = result.classify
         policy = _POLICY[on_conflict]
         for i in range(0, len(chunks), _PIPELINE_SCRIPTS):
             if self._closed:  # close() on another thread: stop between pipelines
@@ -293,14 +300,7 @@ class RedisStore(Store):
             window = chunks[i : i + _PIPELINE_SCRIPTS]
             for chunk, codes in zip(window, self._run_batches(window, policy), strict=True):
                 for entry, code in zip(chunk, codes, strict=True):
-                    if code == 0:
-                        result.written += 1
-                    elif code == 1:
-                        result.unchanged += 1
-                    elif on_conflict is OnConflict.SKIP:
-                        result.skipped += 1
-                    else:
-                        result.conflicts.append(entry)
+                    classify(entry, _seen(entry, code), on_conflict)
         return result
 
     def _run_batches(self, chunks: list[list[Entry]], policy: bytes) -> list[list[int]]:
@@ -339,7 +339,19 @@ class RedisStore(Store):
         self._client.unlink(self._marker)
 
     def _close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+
+
+def _seen(entry: Entry, code: int) -> bytes | None:
+    """What the batch script found under ``entry``'s key, as far as counting it needs: code 0
+    is a key it wrote (absent, or overwritten), 1 the entry's own value, 2 another value
+    (left alone)."""
+    if code == 0:
+        return None
+    if code == 1:
+        return entry.value
+    return entry.value + b"\x00"  # any other value
 
 
 class RedisClusterStore(RedisStore):
@@ -349,18 +361,19 @@ class RedisClusterStore(RedisStore):
     cluster = True
 
     @classmethod
-    def _client_for(
-        cls, url: StoreURL, hosts: list[tuple[str, int]], common: dict[str, Any]
-    ) -> Any:
+    def _database(cls, url: StoreURL, hosts: tuple[tuple[str, int], ...]) -> int:
         if url.path.strip("/") not in ("", "0"):
             raise ConfigurationError(f"{url}: a Redis Cluster has only database 0")
+        return 0
+
+    def _connect(self, settings: RedisSettings) -> Any:
         return RedisCluster(
             startup_nodes=[
                 ClusterNode(host, port)  # type: ignore[no-untyped-call]
-                for host, port in hosts
+                for host, port in settings.hosts
             ],
             retry=Retry(NoBackoff(), 0),
-            **common,
+            **settings.connection,
         )
 
     def _names(self, partition: bytes) -> tuple[bytes, bytes, bytes]:
