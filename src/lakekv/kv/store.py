@@ -717,26 +717,30 @@ class Store(ABC):
         return err
 
     def _check_partition(self, partition: object) -> bytes:
-        p = as_bytes("partition", partition, MissingPartitionError)
-        if not p:
-            raise MissingPartitionError("partition is empty")
-        limit = self.capabilities.max_partition_size
-        if limit is not None and len(p) > limit:
-            raise InvalidArgumentError(
-                f"partition is {len(p)} bytes; {self.scheme}:// allows at most {limit}"
-            )
-        return p
+        return self._check_name(
+            "partition", partition, MissingPartitionError, self.capabilities.max_partition_size
+        )
 
     def _check_key(self, key: object) -> bytes:
-        k = as_bytes("key", key, MissingKeyError)
-        if not k:
-            raise MissingKeyError("key is empty")
-        limit = self.capabilities.max_key_size
-        if limit is not None and len(k) > limit:
+        return self._check_name("key", key, MissingKeyError, self.capabilities.max_key_size)
+
+    def _check_name(
+        self,
+        what: str,
+        value: object,
+        missing: type[InvalidArgumentError],
+        limit: int | None,
+    ) -> bytes:
+        """``value`` as bytes: ``missing`` when it is None or empty, InvalidArgumentError when
+        it is not bytes-like or longer than ``limit`` (the driver's declared maximum)."""
+        data = as_bytes(what, value, missing)
+        if not data:
+            raise missing(f"{what} is empty")
+        if limit is not None and len(data) > limit:
             raise InvalidArgumentError(
-                f"key is {len(k)} bytes; {self.scheme}:// allows at most {limit}"
+                f"{what} is {len(data)} bytes; {self.scheme}:// allows at most {limit}"
             )
-        return k
+        return data
 
     def _check_pk(self, partition: object, key: object) -> tuple[bytes, bytes]:
         # Fast path for the common case (non-empty bytes within the limits); anything else
