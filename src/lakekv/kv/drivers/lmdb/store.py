@@ -1,39 +1,4 @@
-"""``lmdb:///path/to/dir`` — LMDB, the fastest embedded store (the ``lmdb`` package).
-
-URL: ``lmdb:///relative/dir`` or ``lmdb:////absolute/dir`` (as ``sqlite://``); the directory
-is created if missing (its parent must exist) and holds LMDB's ``data.mdb`` and ``lock.mdb``.
-Parameters:
-
-``table``        name of the store inside the environment (default ``kv``); several tables
-                 share one file, up to 250 of them
-``map_size``     initial map size in bytes (default 64 MiB); it grows by itself
-``synchronous``  ``normal`` (default: fsync the data on commit, not the meta page: a system
-                 crash may undo the last transaction, never corrupt), ``full`` (fsync both:
-                 durable) or ``off`` (no fsync: the OS writes when it likes)
-``page_size``/``page_cap``  scan pages (default 1000/10000)
-
-Layout: two named databases per table. ``<table>:partitions`` maps each non-empty partition
-name to an 8-byte id; ``<table>`` holds ``id + key → value``. So a partition is one contiguous
-range of keys in bytewise order, no partition's range contains another's, and
-``list_partitions`` reads the names in order. The id costs 8 bytes of LMDB's 511-byte key
-limit: keys may be up to 503 bytes, partition names up to 511 (declared, checked before I/O).
-
-Behaviour: every operation is one LMDB transaction, and every write (``set_if`` included) is
-one write transaction, which LMDB serialises across threads and processes, so ``set_if`` is
-atomic everywhere; the predicate is the value ``get`` returned. Readers never block writers.
-Scans open a read transaction per page and hold nothing in between. Processes share a store
-through LMDB's lock file in shared memory: a local file system only, not NFS. One environment
-is opened per file and process (LMDB forbids two) and shared by every store on it (the first
-opens it with its ``map_size`` and ``synchronous``); do not use a store across ``fork()``.
-Opened with ``create=False`` or ``read_only=True``, the directory, its ``data.mdb`` and the
-table must exist (StoreNotFoundError naming the missing one; nothing is created). The identity
-is the resolved directory and the table. When a write finds the map full (``MapFullError``),
-the transaction is rolled back, the map doubled and the write run again; when another process
-grew the map (``MapResizedError``), this one adopts the new size. A resize waits until no
-transaction of this process runs. No
-LMDB exception reaches a caller: a full disk or a lock error is a StoreUnavailableError,
-anything else a StoreError.
-"""
+"""The ``lmdb://`` store: see the package docstring for URL, layout and behaviour."""
 
 from __future__ import annotations
 
@@ -42,8 +7,6 @@ import itertools
 import operator
 import os
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +22,7 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
+from lakekv.kv.drivers.lmdb.env import SYNC_MODES, SharedEnv, acquire_env, release_env
 from lakekv.kv.store import (
     MUST_EXIST,
     BatchResult,
@@ -81,107 +45,14 @@ LMDB_MAX_KEY: Final = 511
 """LMDB's compiled-in key limit (``mdb_env_get_maxkeysize``)."""
 MAX_KEY_SIZE: Final = LMDB_MAX_KEY - ID_SIZE
 MAX_PARTITION_SIZE: Final = LMDB_MAX_KEY
-_MAX_DBS: Final = 500
+MAX_DBS: Final = 500
 _IDENT = re.compile(r"^[A-Za-z0-9_.$-]{1,128}$")
-_SYNC = {"full": (True, True), "normal": (True, False), "off": (False, False)}
 _strip_id = operator.itemgetter(slice(ID_SIZE, None))
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
 _value = operator.itemgetter(2)
 _partition = operator.itemgetter(0)
 _tuple_new = tuple.__new__
-
-
-class _Env:
-    """One LMDB environment shared by every store of a process on that directory.
-
-    Transactions run concurrently and a map resize runs alone (LMDB requires that no
-    transaction of the process is active while the map changes): a transaction adds a token
-    to ``active`` and only then checks ``resizing`` (set operations are atomic); a resize sets
-    ``resizing`` under ``lock`` and waits for ``active`` to drain. ``lock`` also guards
-    opening named databases, whose hidden write transaction is not in ``active``.
-    """
-
-    def __init__(self, key: tuple[int, str], env: lmdb.Environment) -> None:
-        self.key = key
-        self.env = env
-        self.map_size = env.info()["map_size"]
-        self.active: set[object] = set()
-        self.resizing = False
-        self.lock = threading.Lock()
-        self.refs = 0
-        self.dbs: dict[bytes, lmdb._Database] = {}
-
-    def enter(self, token: object) -> None:
-        while True:
-            self.active.add(token)
-            if not self.resizing:
-                return
-            self.active.discard(token)
-            with self.lock:  # held by the resize: wait for it
-                pass
-
-    def resize(self, seen: int, grow: bool) -> None:
-        """Double the map (``grow``) or adopt another process's size, unless someone in this
-        process already changed it since ``seen``."""
-        with self.lock:
-            if self.map_size != seen:
-                return
-            self.resizing = True
-            try:
-                while self.active:
-                    time.sleep(0.0002)
-                self.env.set_mapsize(seen * 2 if grow else 0)
-                self.map_size = self.env.info()["map_size"]
-            finally:
-                self.resizing = False
-
-    def db(self, name: bytes, create: bool) -> lmdb._Database | None:
-        with self.lock:
-            handle = self.dbs.get(name)
-            if handle is None:
-                try:
-                    handle = self.env.open_db(name, create=create)
-                except lmdb.NotFoundError:
-                    return None
-                self.dbs[name] = handle
-            return handle
-
-
-_envs: dict[tuple[int, str], _Env] = {}
-_envs_lock = threading.Lock()
-
-
-def _acquire_env(path: Path, map_size: int, sync: str, create: bool = True) -> _Env:
-    if not create and not (path / "data.mdb").is_file():
-        raise StoreNotFoundError(f"lmdb environment {path} does not exist")
-    path.mkdir(exist_ok=True)  # the directory, not its parents: a typo creates no tree
-    key = (os.getpid(), str(path.resolve()))
-    with _envs_lock:
-        shared = _envs.get(key)
-        if shared is None:
-            do_sync, metasync = _SYNC[sync]
-            env = lmdb.open(
-                str(path),
-                map_size=map_size,
-                max_dbs=_MAX_DBS,
-                sync=do_sync,
-                metasync=metasync,
-                max_spare_txns=4,
-            )
-            # Reader slots left by processes that died hold old pages from reuse: free them.
-            env.reader_check()
-            shared = _envs[key] = _Env(key, env)
-        shared.refs += 1
-        return shared
-
-
-def _release_env(shared: _Env) -> None:
-    with _envs_lock:
-        shared.refs -= 1
-        if shared.refs == 0:
-            del _envs[shared.key]
-            shared.env.close()
 
 
 def _get_in(
@@ -256,8 +127,8 @@ class LMDBStore(Store):
             )
         map_size = params.take_int("map_size", 64 << 20, minimum=1 << 20)
         sync = params.take_str("synchronous", "normal").lower()
-        if sync not in _SYNC:
-            raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(_SYNC)}")
+        if sync not in SYNC_MODES:
+            raise ConfigurationError(f"{url}: synchronous must be one of {', '.join(SYNC_MODES)}")
         options.take_credentials(url, ())
         if url.host or url.username or url.port:
             raise ConfigurationError(
@@ -281,14 +152,14 @@ class LMDBStore(Store):
         self.table = settings.table
         self._map_size = settings.map_size
         self._sync = settings.synchronous
-        self._shared: _Env | None = None
+        self._shared: SharedEnv | None = None
 
     def _open(self) -> None:
         """Share (or open) the environment, then open the table's two databases (creating
         them if allowed)."""
         path, table = self.path, self.table
         try:
-            shared = _acquire_env(path, self._map_size, self._sync, self.options.may_create)
+            shared = acquire_env(path, self._map_size, self._sync, self.options.may_create)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot open lmdb environment {path}: {exc}") from exc
         except lmdb.Error as exc:
@@ -350,7 +221,7 @@ class LMDBStore(Store):
                 self._active.discard(token)
             shared.resize(seen, grow=grow)
 
-    def _live(self) -> _Env:
+    def _live(self) -> SharedEnv:
         shared = self._shared
         if shared is None:
             raise StoreClosedError(f"store {self._url} is closed")
@@ -519,4 +390,4 @@ class LMDBStore(Store):
     def _close(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
-            _release_env(shared)
+            release_env(shared)
