@@ -232,11 +232,6 @@ class DumpWriter:
             self._flush()
         return nbytes
 
-    @property
-    def partition_open(self) -> bool:
-        """Whether :meth:`begin_partition` was called without its :meth:`end_partition`."""
-        return self._partition is not None
-
     def end_partition(self) -> PartitionTrailer:
         """Close the open partition with its trailer."""
         if self._partition is None or self._part_hash is None:
