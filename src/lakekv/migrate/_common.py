@@ -13,7 +13,7 @@ from lakekv import __version__
 from lakekv.errors import InterruptedMigrationError, SameStoreError, StoreNotFoundError
 from lakekv.kv.registry import open_store
 from lakekv.kv.snapshot import SnapshotView
-from lakekv.kv.store import Store
+from lakekv.kv.store import OnConflict, Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate.lakefs_config import LakeFSDatabase
 
@@ -27,6 +27,31 @@ PostgreSQL COPY and SQLite; memory stays a few MB per worker)."""
 BATCH_BYTES: Final = 8 << 20
 """Key and value bytes per ``write_batch`` call (whichever limit is reached first)."""
 LAKEKV_VERSION: Final = __version__
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How ``copy`` and ``load`` write into their target, fixed for the whole operation."""
+
+    policy: OnConflict = OnConflict.FAIL
+    """What to do with an entry the target holds with another value."""
+    dry_run: bool = False
+    """Read and count only: nothing is written and nothing is created."""
+    sync: bool = False
+    """``copy``: also delete target entries absent from the source."""
+    force: bool = False
+    """Go on despite a schema version mismatch (or, for ``copy --sync``, a source without
+    one)."""
+    batch_entries: int = BATCH_ENTRIES
+    """Entries per ``write_batch`` call (and per source page)."""
+    batch_bytes: int = BATCH_BYTES
+    """Key and value bytes per ``write_batch`` call (whichever limit is reached first)."""
+    workers: int = 1
+    """Threads writing at once (``copy``: partitions; ``load``: batches)."""
+    max_delete: int | None = None
+    """``copy --sync``: stop with UnsafeOperationError before deleting more entries."""
+    stop: threading.Event | None = None
+    """The caller's stop request (SIGINT / SIGTERM in the command line)."""
 
 
 @contextlib.contextmanager

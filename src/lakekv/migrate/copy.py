@@ -22,6 +22,7 @@ from lakekv.migrate._common import (
     Stop,
     StoppedError,
     StoreLike,
+    WriteOptions,
     interrupted,
     is_snapshot,
     open_sides,
@@ -124,6 +125,17 @@ def copy(
         sides = open_sides(stack, source, target, dry_run=dry_run, what="copy")
         src, dst = sides.source, sides.target
         workers = workers or default_workers(dst)
+        options = WriteOptions(
+            policy=policy,
+            dry_run=dry_run,
+            sync=sync,
+            force=force,
+            batch_entries=batch_entries,
+            batch_bytes=batch_bytes,
+            workers=workers,
+            max_delete=max_delete,
+            stop=stop,
+        )
         retries = _retry.RetryCounter()
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         dst_version = _retry.call(lambda: read_schema_version(dst), retries)
@@ -175,12 +187,9 @@ def copy(
                 report.warnings.append(RESUMED)
             report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
             tracker = Tracker(progress, "copy", partitions_total=len(todo))
-            job = _CopyJob(src, dst, policy, sync, dry_run, cp, report, tracker, retries)
-            job.batch_entries, job.batch_bytes = batch_entries, batch_bytes
-            job.stop = Stop(stop)
-            job.max_delete = max_delete
+            job = _CopyJob(src, dst, options, cp, report, tracker, retries)
             main = [p for p in todo if p != SCHEMA_PARTITION]
-            job.run(main, workers)
+            job.run(main, options.workers)
             if SCHEMA_PARTITION in todo:
                 if report.conflicts or report.previous_conflicts:
                     report.schema_version_withheld = True
@@ -218,21 +227,15 @@ class _CopyJob:
         self,
         src: Store,
         dst: Store,
-        policy: OnConflict,
-        sync: bool,
-        dry_run: bool,
+        options: WriteOptions,
         cp: Checkpoint | None,
         report: CopyReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
     ) -> None:
-        self.src, self.dst, self.policy = src, dst, policy
-        self.sync, self.dry_run, self.cp = sync, dry_run, cp
+        self.src, self.dst, self.options, self.cp = src, dst, options, cp
         self.report, self.tracker, self.retries = report, tracker, retries
-        self.batch_entries = BATCH_ENTRIES
-        self.batch_bytes = BATCH_BYTES
-        self.stop = Stop()
-        self.max_delete: int | None = None
+        self.stop = Stop(options.stop)
         self._deletes = 0
         self._lock = threading.Lock()
 
@@ -269,9 +272,10 @@ class _CopyJob:
         """Count one deletion; UnsafeOperationError beyond ``max_delete``."""
         with self._lock:
             self._deletes += 1
-            if self.max_delete is not None and self._deletes > self.max_delete:
+            limit = self.options.max_delete
+            if limit is not None and self._deletes > limit:
                 raise UnsafeOperationError(
-                    f"copy --sync would delete more than {self.max_delete} entries from the "
+                    f"copy --sync would delete more than {limit} entries from the "
                     f"target; stopped before deleting more (raise --max-delete if intended)"
                 )
 
@@ -305,7 +309,7 @@ class _Worker:
                 start = b""
                 if self.job.cp is not None:
                     start = self.job.cp.at.get(p, b"")
-                if self.job.sync or self.job.dry_run:
+                if self.job.options.sync or self.job.options.dry_run:
                     self._merge_partition(p, start)
                 else:
                     self._copy_partition(p, start)
@@ -317,7 +321,7 @@ class _Worker:
 
     def _copy_partition(self, p: bytes, start: bytes) -> None:
         job = self.job
-        limit_n, limit_b = job.batch_entries, job.batch_bytes
+        limit_n, limit_b = job.options.batch_entries, job.options.batch_bytes
         pages = _retry.retrying_pages(job.src, p, start, page_size=limit_n, counter=job.retries)
         for page in pages:
             job.stop.check()
@@ -344,10 +348,12 @@ class _Worker:
     def _merge_partition(self, p: bytes, start: bytes) -> None:
         """Sync and dry run: walk source and target together."""
         job = self.job
-        dry = job.dry_run
+        options = job.options
+        dry, sync, policy = options.dry_run, options.sync, options.policy
+        limit_n, limit_b = options.batch_entries, options.batch_bytes
         with (
-            job.src.scan(p, start=start, batch_size=job.batch_entries) as si,
-            job.dst.scan(p, start=start, batch_size=job.batch_entries) as ti,
+            job.src.scan(p, start=start, batch_size=limit_n) as si,
+            job.dst.scan(p, start=start, batch_size=limit_n) as ti,
         ):
             pairs = merge_join(_retry.retrying(si, job.retries), _retry.retrying(ti, job.retries))
             for n, (s, t) in enumerate(pairs):
@@ -355,7 +361,7 @@ class _Worker:
                     job.stop.check()
                 if s is None:
                     assert t is not None
-                    if job.sync:
+                    if sync:
                         if not dry:
                             job.reserve_delete()
                             self._delete(t)
@@ -366,11 +372,11 @@ class _Worker:
                 self.pending_bytes += size
                 current = None if t is None else t.value
                 if dry or current == s.value:
-                    self.dry.classify(s, current, job.policy)  # counted, nothing written
+                    self.dry.classify(s, current, policy)  # counted, nothing written
                 else:
                     self.batch.append(s)
                     self.batch_bytes += size
-                if self.pending >= job.batch_entries or self.pending_bytes >= job.batch_bytes:
+                if self.pending >= limit_n or self.pending_bytes >= limit_b:
                     self.flush((p, s.key))
 
     def _delete(self, entry: Entry) -> None:
@@ -381,12 +387,13 @@ class _Worker:
         """Write the batch, count it, record progress in the checkpoint."""
         job = self.job
         job.stop.check()
+        policy = job.options.policy
         batch = self.batch
         result = self.dry
         self.dry = BatchResult()
         if batch:
             try:
-                written = _retry.call(lambda: job.dst.write_batch(batch, job.policy), job.retries)
+                written = _retry.call(lambda: job.dst.write_batch(batch, policy), job.retries)
             except InvalidArgumentError as exc:
                 too_large = _too_large(job, batch)
                 if too_large is None:

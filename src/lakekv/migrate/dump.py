@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Iterable
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 from lakekv.errors import ConfigurationError
-from lakekv.kv.store import entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     LAKEKV_VERSION,
@@ -23,12 +23,10 @@ from lakekv.migrate._common import (
 )
 from lakekv.migrate._io import Compression, check_output, describe, open_sink
 from lakekv.migrate._progress import ProgressCallback, Tracker
-from lakekv.migrate.dumpfile import DumpWriter
-from lakekv.migrate.lakefs_json import LakeFSJSONWriter, rfc3339_now
+from lakekv.migrate.formats import FORMATS, DumpFormat, open_writer
 from lakekv.migrate.partitions import plan_partitions, read_schema_version, require_partitions
 from lakekv.migrate.reports import DumpReport
 
-DumpFormat = Literal["lakekv", "lakefs"]
 _CHUNK = 10000
 
 
@@ -62,7 +60,7 @@ def dump(
     never yields a valid, empty dump). Setting ``stop`` ends the dump between pages with
     InterruptedMigrationError, and the temporary file is removed.
     """
-    if format not in ("lakekv", "lakefs"):
+    if format not in FORMATS:
         raise ConfigurationError(f"unknown dump format {format!r} (lakekv or lakefs)")
     if isinstance(out, str | os.PathLike) and os.fspath(out) != "-":
         check_output(out)
@@ -84,47 +82,34 @@ def dump(
         if not report.snapshot:
             report.warnings.append(NO_SNAPSHOT.format(url=report.source))
         tracker = Tracker(progress, "dump", partitions_total=len(plan.partitions))
-        with open_sink(out, compression) as sink:
-            if format == "lakekv":
-                with DumpWriter(
+        with (
+            open_sink(out, compression) as sink,
+            contextlib.closing(
+                open_writer(
+                    format,
                     sink.stream,
-                    {
-                        "created": rfc3339_now(),
-                        "source": report.source,
-                        "lakefs_schema_version": schema,
-                        "lakekv_version": LAKEKV_VERSION,
-                        "partition_source": plan.source,
-                    },
-                ) as writer:
-                    for p in plan.partitions:
-                        for page in _retry.retrying_pages(
-                            src, p, page_size=_CHUNK, counter=retries
-                        ):
-                            check_stop(stop, "dump")
-                            if not writer.partition_open:
-                                writer.begin_partition(p)
-                            tracker.add(len(page), writer.add_page(page))
-                        if writer.partition_open:
-                            writer.end_partition()
-                        tracker.add(0, 0, 1)
-                    report.sha256 = writer.finish()
-                    report.partitions = writer.partitions
-                    report.entries = writer.entries
-                    report.bytes = writer.bytes
-            else:
-                jwriter = LakeFSJSONWriter(sink.stream)
-                for p in plan.partitions:
-                    count = 0
-                    for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
-                        check_stop(stop, "dump")
-                        entries = entries_of(p, page)
-                        tracker.add(len(entries), jwriter.add_many(entries))
-                        count += len(entries)
-                    report.partitions += 1 if count else 0
-                    tracker.add(0, 0, 1)
-                jwriter.finish()
-                report.entries = jwriter.entries
-                report.bytes = jwriter.bytes
+                    source=report.source,
+                    lakefs_schema_version=schema,
+                    lakekv_version=LAKEKV_VERSION,
+                    partition_source=plan.source,
+                )
+            ) as writer,
+        ):
+            for p in plan.partitions:
+                begun = False  # an empty partition is not written
+                for page in _retry.retrying_pages(src, p, page_size=_CHUNK, counter=retries):
+                    check_stop(stop, "dump")
+                    if not begun:
+                        writer.begin_partition(p)
+                        begun = True
+                    tracker.add(len(page), writer.add_page(page))
+                if begun:
+                    writer.end_partition()
+                tracker.add(0, 0, 1)
+            report.sha256 = writer.finish()
+            report.partitions = writer.partitions
+            report.entries = writer.entries
+            report.bytes = writer.bytes
         report.file_bytes = sink.file_bytes
         tracker.finish()
         report.seconds = time.monotonic() - started

@@ -54,6 +54,9 @@ _FLUSH = 1 << 20
 _READ = 1 << 20
 _MAX_META = 1 << 24
 _MAX_U32 = 0xFFFFFFFF
+PAGE_ENTRIES = 4096
+PAGE_BYTES = 1 << 20
+"""A page read from a dump holds at most about this many entries or key and value bytes."""
 
 
 def _encode(keys: list[bytes], values: list[bytes]) -> tuple[bytes, int]:
@@ -229,11 +232,6 @@ class DumpWriter:
             self._flush()
         return nbytes
 
-    @property
-    def partition_open(self) -> bool:
-        """Whether :meth:`begin_partition` was called without its :meth:`end_partition`."""
-        return self._partition is not None
-
     def end_partition(self) -> PartitionTrailer:
         """Close the open partition with its trailer."""
         if self._partition is None or self._part_hash is None:
@@ -374,72 +372,93 @@ class DumpReader:
         return obj
 
     def __iter__(self) -> Iterator[Entry]:
-        last_partition: bytes | None = None
-        totals = [0, 0, 0]  # partitions, entries, bytes
-        unpack = _ENTRY.unpack_from
-        while True:
-            if not self._fill(1):
-                raise self._corrupt("truncated (no final trailer)")
-            tag_pos = self._pos
-            tag = self._tag()
-            if tag == b"F":
-                self._file_hash.update(memoryview(self._buf)[self._file_from : tag_pos])
-                self._file_from = tag_pos
-                self._finish(self._json(), totals)
-                return
-            if tag != b"P":
-                raise self._corrupt(f"unexpected record {tag!r} where a partition should start")
-            partition = self._blob(_MAX_U32)
-            where = f"partition '{show_bytes(partition)}'"
-            if not partition:
-                raise self._corrupt("empty partition name")
-            if last_partition is not None and partition <= last_partition:
-                raise self._corrupt(f"{where} out of order")
-            last_partition = partition
-            self._part_hash = hashlib.sha256()
-            self._part_from = self._pos
-            count = nbytes = 0
-            last_key = b""
+        return chain.from_iterable(self.pages())
+
+    def pages(self) -> Iterator[list[Entry]]:
+        """The entries in file order, in pages of one partition each (at most about
+        ``PAGE_ENTRIES`` entries or ``PAGE_BYTES`` key and value bytes). A partition's last
+        page comes before its trailer is verified, and ``on_partition`` is called after."""
+        page: list[Entry] = []
+        try:
+            last_partition: bytes | None = None
+            totals = [0, 0, 0]  # partitions, entries, bytes
+            unpack = _ENTRY.unpack_from
             while True:
-                if not self._fill(9):
-                    raise self._corrupt(f"truncated in {where}")
-                buf = self._buf
-                pos = self._pos
-                if buf[pos] != 0x45:  # "E"
-                    break
-                _t, klen, vlen = unpack(buf, pos)
-                end = pos + 9 + klen + vlen
-                if end > len(buf):
-                    if not self._fill(9 + klen + vlen):
+                if not self._fill(1):
+                    raise self._corrupt("truncated (no final trailer)")
+                tag_pos = self._pos
+                tag = self._tag()
+                if tag == b"F":
+                    self._file_hash.update(memoryview(self._buf)[self._file_from : tag_pos])
+                    self._file_from = tag_pos
+                    self._finish(self._json(), totals)
+                    return
+                if tag != b"P":
+                    raise self._corrupt(f"unexpected record {tag!r} where a partition should start")
+                partition = self._blob(_MAX_U32)
+                where = f"partition '{show_bytes(partition)}'"
+                if not partition:
+                    raise self._corrupt("empty partition name")
+                if last_partition is not None and partition <= last_partition:
+                    raise self._corrupt(f"{where} out of order")
+                last_partition = partition
+                self._part_hash = hashlib.sha256()
+                self._part_from = self._pos
+                count = nbytes = 0
+                last_key = b""
+                page = []
+                cut = PAGE_BYTES
+                while True:
+                    if not self._fill(9):
                         raise self._corrupt(f"truncated in {where}")
                     buf = self._buf
                     pos = self._pos
+                    if buf[pos] != 0x45:  # "E"
+                        break
+                    _t, klen, vlen = unpack(buf, pos)
                     end = pos + 9 + klen + vlen
-                key = buf[pos + 9 : pos + 9 + klen]
-                if not key or key <= last_key:
-                    raise self._corrupt(f"{where}: keys empty or out of order")
-                last_key = key
-                self._pos = end
-                count += 1
-                nbytes += klen + vlen
-                yield Entry(partition, key, buf[pos + 9 + klen : end])
-            self._part_hash.update(memoryview(self._buf)[self._part_from : self._pos])
-            digest = self._part_hash.hexdigest()
-            self._part_hash = None
-            if self._tag() != b"T":
-                raise self._corrupt(f"{where}: unexpected record, expected a trailer")
-            trailer = self._json()
-            if trailer.get("entries") != count or trailer.get("bytes") != nbytes:
-                raise self._corrupt(
-                    f"{where}: trailer says {trailer.get('entries')} entries, found {count}"
-                )
-            if trailer.get("sha256") != digest:
-                raise self._corrupt(f"{where}: checksum mismatch")
-            totals[0] += 1
-            totals[1] += count
-            totals[2] += nbytes
-            if self._on_partition is not None:
-                self._on_partition(PartitionTrailer(partition, count, nbytes, digest))
+                    if end > len(buf):
+                        if not self._fill(9 + klen + vlen):
+                            raise self._corrupt(f"truncated in {where}")
+                        buf = self._buf
+                        pos = self._pos
+                        end = pos + 9 + klen + vlen
+                    key = buf[pos + 9 : pos + 9 + klen]
+                    if not key or key <= last_key:
+                        raise self._corrupt(f"{where}: keys empty or out of order")
+                    last_key = key
+                    self._pos = end
+                    count += 1
+                    nbytes += klen + vlen
+                    page.append(Entry(partition, key, buf[pos + 9 + klen : end]))
+                    if len(page) >= PAGE_ENTRIES or nbytes >= cut:
+                        yield page
+                        page = []
+                        cut = nbytes + PAGE_BYTES
+                if page:
+                    yield page
+                    page = []
+                self._part_hash.update(memoryview(self._buf)[self._part_from : self._pos])
+                digest = self._part_hash.hexdigest()
+                self._part_hash = None
+                if self._tag() != b"T":
+                    raise self._corrupt(f"{where}: unexpected record, expected a trailer")
+                trailer = self._json()
+                if trailer.get("entries") != count or trailer.get("bytes") != nbytes:
+                    raise self._corrupt(
+                        f"{where}: trailer says {trailer.get('entries')} entries, found {count}"
+                    )
+                if trailer.get("sha256") != digest:
+                    raise self._corrupt(f"{where}: checksum mismatch")
+                totals[0] += 1
+                totals[1] += count
+                totals[2] += nbytes
+                if self._on_partition is not None:
+                    self._on_partition(PartitionTrailer(partition, count, nbytes, digest))
+        except CorruptInputError:
+            if page:
+                yield page  # what came before the corruption
+            raise
 
     def _finish(self, final: dict[str, Any], totals: list[int]) -> None:
         expected = {"partitions": totals[0], "entries": totals[1], "bytes": totals[2]}

@@ -15,13 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from lakekv.errors import CorruptInputError, InvalidArgumentError, MigrationError
-from lakekv.kv.store import Entry
+from lakekv.kv.store import Entry, entries_of
 from lakekv.migrate.reports import show_bytes
 
 LAKEFS_DUMP_VERSION = "1.0"
@@ -93,7 +94,9 @@ class LakeFSJSONWriter:
     ``version``, ``timestamp``, ``entries`` (omitted when empty), each entry ``partition``,
     ``key``, ``value`` (standard base64 with padding), strings escaped as
     :func:`go_json_string` does, the timestamp from :func:`lakefs_timestamp`. Call
-    :meth:`add_many` any number of times, then :meth:`finish`.
+    :meth:`add_many` any number of times, then :meth:`finish`; or, as ``dump`` does for
+    every format (:class:`~lakekv.migrate.formats.DumpFormatWriter`), :meth:`begin_partition`,
+    :meth:`add_page`, ..., :meth:`end_partition` for each partition, then :meth:`finish`.
     """
 
     def __init__(self, out: BinaryIO, timestamp: str | None = None) -> None:
@@ -103,8 +106,42 @@ class LakeFSJSONWriter:
         ]
         self._size = 0
         self._first = True
+        self._partition: bytes | None = None
+        self._p_entries = 0
+        self.partitions = 0
+        """Partitions written through :meth:`begin_partition` with at least one entry."""
         self.entries = 0
         self.bytes = 0
+
+    def __enter__(self) -> LakeFSJSONWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release (the writer has no thread); for the writer protocol."""
+
+    def begin_partition(self, partition: bytes) -> None:
+        """Start a partition: :meth:`add_page` entries belong to it."""
+        if self._partition is not None:
+            raise ValueError("begin_partition while a partition is open")
+        self._partition = partition
+        self._p_entries = self.entries
+
+    def add_page(self, pairs: Sequence[tuple[bytes, bytes]]) -> int:
+        """Append ``(key, value)`` pairs of the open partition, as ``Store.scan_pages`` yields
+        them; returns key+value bytes."""
+        if self._partition is None:
+            raise ValueError("add_page without begin_partition")
+        return self.add_many(entries_of(self._partition, pairs))
+
+    def end_partition(self) -> None:
+        """Close the open partition (counted in ``partitions`` if it held entries)."""
+        if self._partition is None:
+            raise ValueError("end_partition without begin_partition")
+        self.partitions += 1 if self.entries > self._p_entries else 0
+        self._partition = None
 
     def add_many(self, entries: Iterable[Entry]) -> int:
         """Append entries; returns their key+value bytes. Non-UTF-8 names raise (lakeFS would
@@ -148,7 +185,9 @@ class LakeFSJSONWriter:
         self._size = 0
 
     def finish(self) -> None:
-        """Close the document (and its line) and flush."""
+        """Close the document (and its line) and flush; returns None (no checksum)."""
+        if self._partition is not None:
+            raise ValueError("finish while a partition is open")
         self._buf.append("}\n" if self._first else "]}\n")
         self._flush()
         self._out.flush()
@@ -254,7 +293,7 @@ def read_lakefs_json(stream: BinaryIO, name: str) -> Iterator[Entry]:
     Raises CorruptInputError for malformed JSON, a missing or unsupported version, a
     top-level field given twice (two ``entries`` arrays), an entry without string
     ``partition``/``key``/``value`` or with a field given twice, empty names, bad base64 or
-    truncation. Repeated partition+key pairs are the caller's to find (``load``'s pre-check).
+    truncation. Repeated partition+key pairs are the caller's to find (:class:`Repeats`).
     """
     text = _Text(stream, name)
     decoder = json.JSONDecoder(object_pairs_hook=_unique_fields)
@@ -328,3 +367,54 @@ def _entry(obj: object, index: int, name: str) -> Entry:
         return Entry(p.encode("utf-8"), k.encode("utf-8"), value)
     except UnicodeEncodeError:
         raise corrupt(name, f"entry {index}: partition or key holds a lone surrogate") from None
+
+
+class UnorderedError(Exception):
+    """The entries left lakeFS's order: :class:`Repeats` in key order cannot go on."""
+
+
+class Repeats:
+    """Finds a partition+key given twice with different values in a lakeFS dump.
+
+    In key order (contiguous partitions, keys ascending; what lakeFS writes) only the last
+    entry and the finished partitions are kept, and UnorderedError is raised when the entries
+    leave that order. Otherwise (``ordered=False``) a 16-byte digest of every partition+key
+    and of its value is kept (about 150 bytes per entry).
+    """
+
+    def __init__(self, ordered: bool = True) -> None:
+        self.ordered = ordered
+        self.last: Entry | None = None
+        self.finished: set[bytes] = set()
+        self.seen: dict[bytes, bytes] = {}
+
+    def check(self, e: Entry, name: str) -> None:
+        if not self.ordered:
+            pk = _digest(len(e.partition).to_bytes(8, "big") + e.partition + e.key)
+            value = _digest(e.value)
+            if self.seen.setdefault(pk, value) != value:
+                raise _repeated(name, e)
+            return
+        last = self.last
+        if last is not None:
+            if e.partition != last.partition:
+                self.finished.add(last.partition)
+                if e.partition in self.finished:
+                    raise UnorderedError
+            elif e.key == last.key:
+                if e.value != last.value:
+                    raise _repeated(name, e)
+            elif e.key < last.key:
+                raise UnorderedError
+        self.last = e
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _repeated(name: str, e: Entry) -> CorruptInputError:
+    return CorruptInputError(
+        f"{name}: corrupt lakeFS dump: partition '{show_bytes(e.partition)}' key "
+        f"'{show_bytes(e.key)}' appears more than once with different values"
+    )

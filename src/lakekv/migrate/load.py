@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import add, itemgetter
 from typing import BinaryIO
 
 from lakekv.errors import CorruptInputError
@@ -19,6 +21,7 @@ from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
     StoreLike,
+    WriteOptions,
     check_stop,
     opened,
     opened_for_dry_run,
@@ -27,8 +30,8 @@ from lakekv.migrate._common import (
 from lakekv.migrate._io import describe, open_source, rereadable
 from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._progress import ProgressCallback, Tracker
-from lakekv.migrate.dumpfile import MAGIC, DumpReader, PartitionTrailer
-from lakekv.migrate.lakefs_json import looks_like_lakefs_json, read_lakefs_json
+from lakekv.migrate.formats import RepeatCheck, open_input
+from lakekv.migrate.lakefs_json import UnorderedError
 from lakekv.migrate.partitions import (
     SCHEMA_KEY,
     SCHEMA_PARTITION,
@@ -38,6 +41,8 @@ from lakekv.migrate.partitions import (
 from lakekv.migrate.reports import LoadReport, show_bytes
 
 _PROGRESS_EVERY = 10000
+_KEY = itemgetter(1)
+_VALUE = itemgetter(2)
 
 
 class PartialLoadError(CorruptInputError):
@@ -60,28 +65,6 @@ class _FileInfo:
     entries: int
 
 
-def _detect(stream: BinaryIO, name: str) -> str:
-    head = bytes(stream.peek(len(MAGIC)))[: len(MAGIC)]  # type: ignore[attr-defined]
-    if head.startswith(MAGIC):
-        return "lakekv"
-    if looks_like_lakefs_json(head):
-        return "lakefs"
-    if not head:
-        raise CorruptInputError(f"{name}: empty input")
-    raise CorruptInputError(f"{name}: neither a lakekv dump nor a lakeFS JSON dump")
-
-
-def _entries(
-    stream: BinaryIO, name: str, fmt: str, on_partition: object
-) -> tuple[Iterator[Entry], str | None]:
-    """The entries of the input and (lakekv format) the header's schema version."""
-    if fmt == "lakekv":
-        reader = DumpReader(stream, name, on_partition=on_partition)  # type: ignore[arg-type]
-        version = reader.header.get("lakefs_schema_version")
-        return iter(reader), version if isinstance(version, str) else None
-    return read_lakefs_json(stream, name), None
-
-
 def check_file(
     file: str | os.PathLike[str] | BinaryIO,
     progress: ProgressCallback | None = None,
@@ -97,61 +80,11 @@ def check_file(
     TargetLimitError naming it. ``display`` names the input in messages.
     """
     try:
-        return _check_file(file, progress, limits, display, _Repeats(), stop)
-    except _UnorderedError:
+        return _check_file(file, progress, limits, display, "ordered", stop)
+    except UnorderedError:
         # The entries of a lakeFS dump are not in key order within contiguous partitions
         # (lakeFS writes them so): read it again, remembering every partition+key.
-        return _check_file(file, progress, limits, display, _Repeats(ordered=False), stop)
-
-
-class _UnorderedError(Exception):
-    pass
-
-
-class _Repeats:
-    """Finds a partition+key given twice with different values in a lakeFS dump.
-
-    In key order (contiguous partitions, keys ascending; what lakeFS writes) only the last
-    entry and the finished partitions are kept. Otherwise (``ordered=False``) a 16-byte
-    digest of every partition+key and of its value is kept (about 150 bytes per entry).
-    """
-
-    def __init__(self, ordered: bool = True) -> None:
-        self.ordered = ordered
-        self.last: Entry | None = None
-        self.finished: set[bytes] = set()
-        self.seen: dict[bytes, bytes] = {}
-
-    def check(self, e: Entry, name: str) -> None:
-        if not self.ordered:
-            pk = _digest(len(e.partition).to_bytes(8, "big") + e.partition + e.key)
-            value = _digest(e.value)
-            if self.seen.setdefault(pk, value) != value:
-                raise _repeated(name, e)
-            return
-        last = self.last
-        if last is not None:
-            if e.partition != last.partition:
-                self.finished.add(last.partition)
-                if e.partition in self.finished:
-                    raise _UnorderedError
-            elif e.key == last.key:
-                if e.value != last.value:
-                    raise _repeated(name, e)
-            elif e.key < last.key:
-                raise _UnorderedError
-        self.last = e
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _repeated(name: str, e: Entry) -> CorruptInputError:
-    return CorruptInputError(
-        f"{name}: corrupt lakeFS dump: partition '{show_bytes(e.partition)}' key "
-        f"'{show_bytes(e.key)}' appears more than once with different values"
-    )
+        return _check_file(file, progress, limits, display, "any", stop)
 
 
 def _check_file(
@@ -159,41 +92,32 @@ def _check_file(
     progress: ProgressCallback | None,
     limits: Limits | None,
     display: str | None,
-    repeats: _Repeats,
+    repeats: RepeatCheck,
     stop: threading.Event | None = None,
 ) -> _FileInfo:
     with open_source(file, display) as src:
-        fmt = _detect(src.stream, src.name)
+        inp = open_input(src.stream, src.name, repeats=repeats)
         tracker = Tracker(progress, "check", bytes_total=src.size)
-        partitions = 0
-
-        def count(_t: PartitionTrailer) -> None:
-            nonlocal partitions
-            partitions += 1
-
-        entries, version = _entries(src.stream, src.name, fmt, count)
         if limits is not None and limits.unlimited:
             limits = None
-        n = 0
-        seen: set[bytes] = set()  # lakeFS format: its partitions, wherever they recur
-        for e in entries:
-            if not n % 1024:
-                check_stop(stop, "load")
-            n += 1
-            if fmt == "lakefs":
-                repeats.check(e, src.name)
-                if e.partition not in seen:
-                    seen.add(e.partition)
-                    partitions += 1
+        version = inp.schema_version
+        n = reported = 0
+        for page in inp.pages():
+            check_stop(stop, "load")
+            n += len(page)
             if limits is not None:
-                limits.check(e, src.name)
-            if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
-                version = e.value.decode("ascii", errors="backslashreplace")
-            if n % _PROGRESS_EVERY == 0:
+                for e in page:
+                    limits.check(e, src.name)
+            if page[0].partition == SCHEMA_PARTITION:
+                for e in page:
+                    if e.key == SCHEMA_KEY:
+                        version = e.value.decode("ascii", errors="backslashreplace")
+            if n - reported >= _PROGRESS_EVERY:
+                reported = n
                 tracker.set_bytes(src.position)
         tracker.set_bytes(src.position)
         tracker.finish()
-        return _FileInfo(fmt, version, partitions, n)
+        return _FileInfo(inp.format, version, inp.partitions, n)
 
 
 def load(
@@ -236,62 +160,38 @@ def load(
     nothing (a target that does not exist counts as empty). Setting ``stop`` ends the load
     between batches with InterruptedMigrationError; loading again is safe.
     """
-    policy = OnConflict(on_conflict)
+    options = WriteOptions(
+        policy=OnConflict(on_conflict),
+        dry_run=dry_run,
+        force=force,
+        batch_entries=batch_entries,
+        batch_bytes=batch_bytes,
+        workers=workers,
+        stop=stop,
+    )
     named = isinstance(file, str | os.PathLike) and os.fspath(file) != "-"
     if not (named if precheck is None else precheck):
-        return _load(
-            target,
-            file,
-            None,
-            policy,
-            dry_run,
-            force,
-            workers,
-            batch_entries,
-            batch_bytes,
-            progress,
-            stop=stop,
-        )
+        return _load(target, file, None, options, progress)
     with rereadable(file) as path:
         # Before the target is even opened: a bad file leaves no trace anywhere.
         info = check_file(
             path, progress, limits=Limits.of(target), display=describe(file), stop=stop
         )
-        return _load(
-            target,
-            path,
-            info,
-            policy,
-            dry_run,
-            force,
-            workers,
-            batch_entries,
-            batch_bytes,
-            progress,
-            describe(file),
-            stop=stop,
-        )
+        return _load(target, path, info, options, progress, describe(file))
 
 
 def _load(
     target: StoreLike,
     file: str | os.PathLike[str] | BinaryIO,
     info: _FileInfo | None,
-    policy: OnConflict,
-    dry_run: bool,
-    force: bool,
-    workers: int,
-    batch_entries: int,
-    batch_bytes: int,
+    options: WriteOptions,
     progress: ProgressCallback | None,
     display: str | None = None,
-    *,
-    stop: threading.Event | None = None,
 ) -> LoadReport:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         standin: str | None = None
-        if dry_run:
+        if options.dry_run:
             dst, standin = stack.enter_context(opened_for_dry_run(target))
         else:
             dst = stack.enter_context(opened(target))
@@ -299,110 +199,102 @@ def _load(
         retries = _retry.RetryCounter()
         target_version = _retry.call(lambda: read_schema_version(dst), retries)
         report = LoadReport(
-            source=display or describe(file), target=standin or url_of(dst), dry_run=dry_run
+            source=display or describe(file),
+            target=standin or url_of(dst),
+            dry_run=options.dry_run,
         )
-        if info is not None:
-            check_schema_versions(
-                info.schema_version, target_version, force=force, what="the dump and the target"
-            )
-            report.prechecked = True
-        with open_source(file, display) as src:
-            fmt = _detect(src.stream, src.name)
-            report.format = fmt
-            loader = _Loader(
-                dst,
-                policy,
-                dry_run,
-                1 if fmt == "lakefs" else max(1, workers),
-                report,
-                Tracker(progress, "load", partitions_total=info.partitions if info else None),
-                retries,
-            )
-            loader.limit_n, loader.limit_b = batch_entries, batch_bytes
-            verified: list[bytes] = []
-
-            def on_partition(t: PartitionTrailer) -> None:
-                verified.append(t.partition)
-                report.partitions += 1
-                loader.tracker.add(0, 0, 1)
-
-            entries, header_version = _entries(src.stream, src.name, fmt, on_partition)
-            check_schema_versions(
-                header_version, target_version, force=force, what="the dump and the target"
-            )
-            report.lakefs_schema_version = header_version
-            held: Entry | None = None
-            # Streamed lakeFS JSON: repeats are found as the pre-check finds them; once the
-            # entries leave lakeFS's order, from there on by remembering every key.
-            repeats = _Repeats() if info is None and fmt == "lakefs" else None
+        src = stack.enter_context(open_source(file, display))
+        tracker = Tracker(progress, "load", partitions_total=info.partitions if info else None)
+        # Streamed lakeFS JSON: repeats are found as the pre-check finds them; once the
+        # entries leave lakeFS's order, from there on by remembering every key.
+        inp = open_input(
+            src.stream,
+            src.name,
+            on_partition=lambda: tracker.add(0, 0, 1),
+            repeats=None if info is not None else "adaptive",
+        )
+        report.format = inp.format
+        report.prechecked = info is not None
+        # The dump's schema version as known before anything is written (the pre-check's
+        # finding, else the header's), checked once; a version entry that says otherwise
+        # (streamed input) is checked when it is met, before it is written last.
+        checked = info.schema_version if info is not None else inp.schema_version
+        check_schema_versions(
+            checked, target_version, force=options.force, what="the dump and the target"
+        )
+        report.lakefs_schema_version = checked
+        loader = _Loader(
+            dst,
+            options,
+            1 if inp.keys_may_repeat else max(1, options.workers),
+            report,
+            tracker,
+            retries,
+        )
+        held: Entry | None = None
+        streamed_limits = limits if info is None and not limits.unlimited else None
+        try:
             try:
-                try:
-                    seen: set[bytes] = set()  # lakeFS format: partitions counted so far
-                    for n, e in enumerate(entries):
-                        if not n % 1024:
-                            check_stop(stop, "load")
-                        if repeats is not None:
-                            try:
-                                repeats.check(e, src.name)
-                            except _UnorderedError:
-                                repeats = _Repeats(ordered=False)
-                                repeats.check(e, src.name)
-                        if fmt == "lakefs" and e.partition not in seen:
-                            # Counted here, so the schema-version partition (held back and
-                            # written last) counts too.
-                            seen.add(e.partition)
-                            report.partitions += 1
-                        if e.partition == SCHEMA_PARTITION and e.key == SCHEMA_KEY:
-                            held = e
-                            continue
-                        if info is None and not limits.unlimited:
-                            _check_streamed(limits, e, src.name, loader)
-                        loader.add(e)
-                except CorruptInputError as exc:
-                    if fmt == "lakekv":
-                        last = verified[-1] if verified else None
-                        loader.keep_only(lambda e: last is not None and e.partition <= last)
-                    loader.close()
-                    where = (
-                        f"; {len(verified)} partition(s) fully loaded before it"
-                        + (f" (last: '{show_bytes(verified[-1])}')" if verified else "")
-                        if fmt == "lakekv"
-                        else f"; {report.entries} entries before it were loaded"
-                    )
-                    raise PartialLoadError(
-                        f"{exc}{where}; loading the same input again is safe", report
-                    ) from exc
-                if held is not None:
-                    version = held.value.decode("ascii", errors="backslashreplace")
-                    report.lakefs_schema_version = version
-                    check_schema_versions(
-                        version, target_version, force=force, what="the dump and the target"
-                    )
-                    loader.flush()
-                    loader.wait()
-                    if report.conflicts:
-                        report.schema_version_withheld = True
-                    else:
-                        loader.add(held)
+                for page in inp.pages():
+                    check_stop(options.stop, "load")
+                    rows = page
+                    if rows[0].partition == SCHEMA_PARTITION:
+                        rows, held = _hold_schema(rows, held)
+                    if streamed_limits is not None:
+                        _check_streamed(streamed_limits, rows, src.name, loader)
+                    loader.add_page(rows)
+            except CorruptInputError as exc:
+                loader.keep_only(inp.verified)
                 loader.close()
-            finally:
-                loader.shutdown()
+                report.partitions = inp.partitions
+                raise PartialLoadError(
+                    f"{exc}{inp.loaded_before(report.entries)}; loading the same input again "
+                    "is safe",
+                    report,
+                ) from exc
+            report.partitions = inp.partitions
+            if held is not None:
+                version = held.value.decode("ascii", errors="backslashreplace")
+                report.lakefs_schema_version = version
+                if version != checked:
+                    check_schema_versions(
+                        version, target_version, force=options.force, what="the dump and the target"
+                    )
+                loader.flush()
+                loader.wait()
+                if report.conflicts:
+                    report.schema_version_withheld = True
+                else:
+                    loader.add(held)
+            loader.close()
+        finally:
+            loader.shutdown()
         report.retries = retries.count
         report.seconds = time.monotonic() - started
         return report
 
 
-def _check_streamed(limits: Limits, e: Entry, name: str, loader: _Loader) -> None:
+def _hold_schema(page: list[Entry], held: Entry | None) -> tuple[list[Entry], Entry | None]:
+    """The page without the lakeFS schema version entry, and that entry (written last)."""
+    rest = [e for e in page if e.key != SCHEMA_KEY]
+    if len(rest) != len(page):
+        held = [e for e in page if e.key == SCHEMA_KEY][-1]
+    return rest, held
+
+
+def _check_streamed(limits: Limits, page: list[Entry], name: str, loader: _Loader) -> None:
     """A streamed load: write what came before an entry too large for the target, then stop."""
-    why = limits.problem(e)
-    if why is None:
-        return
-    loader.close()
-    raise TargetLimitError(
-        f"{name}: partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' cannot be "
-        f"stored in the target: {why}; the {loader.report.entries:,} entries before it were "
-        "loaded (loading the same input again is safe)"
-    )
+    for i, e in enumerate(page):
+        why = limits.problem(e)
+        if why is None:
+            continue
+        loader.add_page(page[:i])
+        loader.close()
+        raise TargetLimitError(
+            f"{name}: partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' cannot be "
+            f"stored in the target: {why}; the {loader.report.entries:,} entries before it were "
+            "loaded (loading the same input again is safe)"
+        )
 
 
 class _Loader:
@@ -411,14 +303,13 @@ class _Loader:
     def __init__(
         self,
         dst: Store,
-        policy: OnConflict,
-        dry_run: bool,
+        options: WriteOptions,
         workers: int,
         report: LoadReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
     ) -> None:
-        self.dst, self.policy, self.dry_run = dst, policy, dry_run
+        self.dst, self.policy = dst, options.policy
         self.report, self.tracker, self.retries = report, tracker, retries
         self.batch: list[Entry] = []
         self.nbytes = 0
@@ -426,8 +317,8 @@ class _Loader:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-load")
         self.slots = threading.Semaphore(workers + 1)
         self.futures: list[Future[None]] = []
-        self.probe = _Probe(dst, retries) if dry_run else None
-        self.limit_n, self.limit_b = BATCH_ENTRIES, BATCH_BYTES
+        self.probe = _Probe(dst, retries) if options.dry_run else None
+        self.limit_n, self.limit_b = options.batch_entries, options.batch_bytes
 
     def add(self, e: Entry) -> None:
         if self.keys is not None:
@@ -441,8 +332,30 @@ class _Loader:
         if len(self.batch) >= self.limit_n or self.nbytes >= self.limit_b:
             self.flush()
 
-    def keep_only(self, keep: object) -> None:
-        assert callable(keep)
+    def add_page(self, page: list[Entry]) -> None:
+        """:meth:`add` for each entry of ``page``, without Python code per entry unless the
+        page crosses a batch limit (batches end where :meth:`add` would end them)."""
+        if self.keys is not None:
+            for e in page:
+                self.add(e)
+            return
+        sizes = list(map(add, map(len, map(_KEY, page)), map(len, map(_VALUE, page))))
+        start, n = 0, len(page)
+        while start < n:
+            end = min(n, start + max(1, self.limit_n - len(self.batch)))
+            nbytes = sum(sizes[start:end])
+            if self.nbytes + nbytes >= self.limit_b:
+                # The entry that reaches the byte limit ends the batch.
+                reach = list(accumulate(sizes[start:end], initial=self.nbytes))
+                end = start + max(1, bisect_left(reach, self.limit_b))
+                nbytes = reach[end - start] - self.nbytes
+            self.batch.extend(page[start:end])
+            self.nbytes += nbytes
+            start = end
+            if len(self.batch) >= self.limit_n or self.nbytes >= self.limit_b:
+                self.flush()
+
+    def keep_only(self, keep: Callable[[Entry], bool]) -> None:
         self.batch = [e for e in self.batch if keep(e)]
         self.nbytes = sum(len(e.key) + len(e.value) for e in self.batch)
 
