@@ -53,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -71,7 +71,6 @@ from lakekv.errors import (
 )
 from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -256,8 +255,8 @@ class _Lender:
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """What ``from_url`` read from the URL, besides paging."""
+class PostgresSettings:
+    """What a ``postgres://`` URL says, besides paging (see the module docstring)."""
 
     conninfo: str
     where: str
@@ -304,8 +303,8 @@ class PostgresStore(Store):
         self,
         url: StoreURL,
         paging: ScanPaging,
-        settings: _Settings,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: PostgresSettings,
     ) -> None:
         super().__init__(url, paging, options)
         self._settings = settings
@@ -381,18 +380,17 @@ class PostgresStore(Store):
 
     # --- construction ------------------------------------------------------------------------
 
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        """Open (and if needed and allowed create) the table; see the module docstring.
+    default_paging = ScanPaging(page_size=1000, page_cap=5000)
 
-        Raises ConfigurationError for a bad URL and StoreUnavailableError, within about
-        ``connect_timeout`` seconds, when the server cannot be reached.
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> PostgresSettings:
+        """The connection string, table and pool settings; see the module docstring.
+
+        Raises ConfigurationError for a bad URL (opening raises StoreUnavailableError, within
+        about ``connect_timeout`` seconds, when the server cannot be reached).
         """
-        params = ParamReader(url)
         table = params.take_str("table", "kv")
         _check_ident(url, "table", table, MAX_TABLE_NAME_BYTES)
         schema = params.take_optional("schema")
@@ -416,8 +414,6 @@ class PostgresStore(Store):
             if value is not None:
                 libpq[name] = value
         libpq["application_name"] = params.take_str("application_name", "lakekv")
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
-        params.reject_unknown()
         options.take_credentials(url, ())
         if options.read_only:
             libpq["options"] = "-c default_transaction_read_only=on"
@@ -441,7 +437,7 @@ class PostgresStore(Store):
             secrets = [url.password] if url.password else []
             raise ConfigurationError(f"{url}: {redact(str(exc), secrets)}") from None
         where = f"postgres {url.host or 'localhost'}:{url.port or 5432}/{dbname or '(default)'}"
-        settings = _Settings(
+        return PostgresSettings(
             conninfo=conninfo,
             where=where,
             table=table,
@@ -453,16 +449,6 @@ class PostgresStore(Store):
             connect_timeout=connect_timeout,
             server=_server_name(url, dbname),
         )
-        store = cls(url, paging, settings, options)
-        try:
-            store._open()
-        except psycopg.Error as exc:
-            store._close()
-            raise store._redacted(store._translate_error(exc)) from exc
-        except BaseException:
-            store._close()
-            raise
-        return store
 
     def _open(self) -> None:
         """Check (or create) the layout on a direct connection, then start the pool."""
