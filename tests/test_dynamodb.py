@@ -262,7 +262,8 @@ class FaultyClient:
 
 def _open_faulty(url: str, endpoint: str, **faults: Any) -> tuple[DynamoDBStore, FaultyClient]:
     faulty = FaultyClient(_raw_client(endpoint), **faults)
-    return DynamoDBStore.open(url, client=cast("DynamoDBClient", faulty)), faulty
+    store = DynamoDBStore.from_url(StoreURL.parse(url), client=cast("DynamoDBClient", faulty))
+    return store, faulty
 
 
 # --- lakeFS layout ---------------------------------------------------------------------------

@@ -114,8 +114,8 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -145,7 +145,6 @@ from lakekv.errors import (
     StoreUnavailableError,
 )
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -267,7 +266,9 @@ class _Attempts(Attempts):
 
 
 @dataclass(frozen=True)
-class _Settings:
+class DynamoDBSettings:
+    """What a ``dynamodb://`` URL says, besides paging (see the module docstring)."""
+
     table: str
     region: str | None
     endpoint: str | None
@@ -279,6 +280,14 @@ class _Settings:
     write_concurrency: int
     max_connections: int
     create_table: bool
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The credentials handed to this store (``open_store(credentials=...)``); none: the
+    standard AWS chain."""
+    client: DynamoDBClient | None = field(default=None, repr=False, compare=False)
+    """A boto3 client to use instead of one built from the settings above, injected as
+    ``DynamoDBStore.from_url(url, client=...)`` (tests, instrumentation). The URL's region,
+    endpoint, profile, timeouts and the credentials then do not apply, and the caller keeps
+    the client: the store never closes it."""
 
 
 class DynamoDBStore(Store):
@@ -294,66 +303,83 @@ class DynamoDBStore(Store):
     )
     driver_errors = (BotoCoreError, ClientError)
 
+    default_paging = ScanPaging(page_size=MAX_PAGE_SIZE, page_cap=4096)
+
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> DynamoDBSettings:
+        """The table, the client's configuration and the credentials; see the module
+        docstring. A ``client`` override replaces the client built from them."""
+        table = params.take_str("table", url.host or DEFAULT_TABLE)
+        if not _TABLE_RE.match(table):
+            raise ConfigurationError(
+                f"{url}: {table!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+            )
+        if url.path.strip("/") or url.username or url.port:
+            raise ConfigurationError(f"{url}: write dynamodb://TABLE?region=...&endpoint=...")
+        region = params.take_optional("region") or None
+        endpoint = params.take_optional("endpoint") or None
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{url}: endpoint must be an http:// or https:// URL")
+        profile = params.take_optional("profile") or None
+        retry = retry_policy(
+            max_attempts=params.take_int("max_attempts", 10, minimum=1),
+            budget=params.take_float("retry_budget", 20.0),
+        )
+        connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
+        read_timeout = params.take_float("read_timeout", 20.0, minimum=0.001)
+        segments = params.take_int("scan_segments", 4, minimum=1)
+        concurrency = params.take_int("write_concurrency", 8, minimum=1)
+        connections = params.take_int(
+            "max_connections", max(10, segments, concurrency) + 2, minimum=1
+        )
+        create = params.take_bool("create_table", True)
+        return DynamoDBSettings(
+            table=table,
+            region=region,
+            endpoint=endpoint,
+            profile=profile,
+            retry=retry,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            scan_segments=segments,
+            write_concurrency=concurrency,
+            max_connections=connections,
+            create_table=create,
+            credentials=options.take_credentials(url, _CREDENTIALS),
+        )
+
     def __init__(
         self,
         url: StoreURL,
         paging: ScanPaging,
-        settings: _Settings,
-        client: DynamoDBClient,
-        *,
-        owns_client: bool = True,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: DynamoDBSettings,
     ) -> None:
-        """Use ``client`` for table ``settings.table``; ensures the table exists (see module doc).
-
-        Prefer :meth:`from_url` or :meth:`open`. Raises StoreUnavailableError when the endpoint
-        cannot be reached and ConfigurationError when the table cannot be used.
-        """
+        if paging.page_size > MAX_PAGE_SIZE:
+            raise ConfigurationError(f"{url}: page_size must be <= {MAX_PAGE_SIZE}")
         super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
-        self._client = client
-        self._owns_client = owns_client
+        self._owns_client = settings.client is None
+        """Whether the client is built (in :meth:`_open`) and closed by this store."""
+        if settings.client is not None:
+            self._client = settings.client
         self._retry = settings.retry
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        try:
-            self._ensure_table()
-        except BaseException as exc:
-            self._close()
-            if isinstance(exc, LakekvError) or not isinstance(exc, self.driver_errors):
-                raise
-            raise self._redacted(self._translate_error(exc)) from exc
 
-    # --- construction ------------------------------------------------------------------------
+    _client: DynamoDBClient
+    """The settings' client, or one built from the settings by :meth:`_open`."""
 
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        return cls.open(url, options=options)
-
-    @classmethod
-    def open(
-        cls,
-        url: StoreURL | str,
-        *,
-        client: DynamoDBClient | None = None,
-        options: OpenOptions = DEFAULT_OPEN,
-    ) -> Self:
-        """Open the store ``url`` names; with ``client``, use that boto3 client instead of one
-        built from the URL (for tests and instrumentation: the URL's region, endpoint, profile
-        and timeouts then do not apply, and the caller keeps ownership of the client).
-        """
-        parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
-        settings, paging = _parse(parsed)
-        creds = options.take_credentials(parsed, _CREDENTIALS)
-        if client is not None:
-            return cls(parsed, paging, settings, client, owns_client=False, options=options)
-        client = _make_client(parsed, settings, creds)
-        return cls(parsed, paging, settings, client, options=options)
+    def _open(self) -> None:
+        """Build the client (unless one was given), then make sure the table exists (see the
+        module docstring). StoreUnavailableError when the endpoint cannot be reached,
+        ConfigurationError when the table cannot be used."""
+        if self._owns_client:
+            self._client = _make_client(self._url, self._settings)
+        self._ensure_table()
 
     def _identity(self) -> str:
         endpoint = self._client.meta.endpoint_url or self._settings.endpoint or ""
@@ -854,8 +880,9 @@ class DynamoDBStore(Store):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
-        if self._owns_client:
-            self._client.close()
+        client: DynamoDBClient | None = getattr(self, "_client", None)
+        if self._owns_client and client is not None:  # None: _open failed before building it
+            client.close()
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -933,57 +960,11 @@ def _interleave(entries: Sequence[Entry]) -> list[Entry]:
     return out
 
 
-def _parse(url: StoreURL) -> tuple[_Settings, ScanPaging]:
-    params = ParamReader(url)
-    table = params.take_str("table", url.host or DEFAULT_TABLE)
-    if not _TABLE_RE.match(table):
-        raise ConfigurationError(
-            f"{url}: {table!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
-        )
-    if url.path.strip("/") or url.username or url.port:
-        raise ConfigurationError(f"{url}: write dynamodb://TABLE?region=...&endpoint=...")
-    region = params.take_optional("region") or None
-    endpoint = params.take_optional("endpoint") or None
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{url}: endpoint must be an http:// or https:// URL")
-    profile = params.take_optional("profile") or None
-    paging = ScanPaging.from_params(params, page_size=MAX_PAGE_SIZE, page_cap=4096)
-    if paging.page_size > MAX_PAGE_SIZE:
-        raise ConfigurationError(f"{url}: page_size must be <= {MAX_PAGE_SIZE}")
-    retry = retry_policy(
-        max_attempts=params.take_int("max_attempts", 10, minimum=1),
-        budget=params.take_float("retry_budget", 20.0),
-    )
-    connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
-    read_timeout = params.take_float("read_timeout", 20.0, minimum=0.001)
-    segments = params.take_int("scan_segments", 4, minimum=1)
-    concurrency = params.take_int("write_concurrency", 8, minimum=1)
-    connections = params.take_int("max_connections", max(10, segments, concurrency) + 2, minimum=1)
-    create = params.take_bool("create_table", True)
-    params.reject_unknown()
-    settings = _Settings(
-        table=table,
-        region=region,
-        endpoint=endpoint,
-        profile=profile,
-        retry=retry,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        scan_segments=segments,
-        write_concurrency=concurrency,
-        max_connections=connections,
-        create_table=create,
-    )
-    return settings, paging
-
-
 _CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 """Credential names ``open_store(..., credentials=...)`` may give this driver."""
 
 
-def _make_client(
-    url: StoreURL, settings: _Settings, credentials: Mapping[str, str] | None = None
-) -> DynamoDBClient:
+def _make_client(url: StoreURL, settings: DynamoDBSettings) -> DynamoDBClient:
     """A boto3 client with lakekv's timeouts and boto3's own retries turned off."""
     config = botocore.config.Config(
         connect_timeout=settings.connect_timeout,
@@ -994,7 +975,7 @@ def _make_client(
     try:
         # Credentials handed to this store are used by this client only: two stores with
         # different credentials never share them through the process environment.
-        creds = dict(credentials or {})
+        creds = settings.credentials
         session = boto3.session.Session(
             aws_access_key_id=creds.get("aws_access_key_id"),
             aws_secret_access_key=creds.get("aws_secret_access_key"),
