@@ -137,7 +137,6 @@ from botocore.exceptions import (
 
 from lakekv.errors import (
     ConfigurationError,
-    InvalidArgumentError,
     LakekvError,
     SlowDownError,
     StoreError,
@@ -654,7 +653,6 @@ class DynamoDBStore(Store):
     # --- bulk writes -------------------------------------------------------------------------
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        _check_unique(entries)
         result = BatchResult()
         requests = self._classified_requests(entries, on_conflict, result)
         try:
@@ -680,20 +678,12 @@ class DynamoDBStore(Store):
                 for lookup in upcoming:
                     stored.update(lookup.result())
                 upcoming = self._start_lookups(windows[i + 1]) if i + 1 < len(windows) else []
-                to_write: list[Entry] = []
-                for entry in window:
-                    current = stored.get((entry.partition, entry.key))
-                    if current is None:
-                        to_write.append(entry)
-                    elif current == entry.value:
-                        result.unchanged += 1
-                    elif on_conflict is OnConflict.OVERWRITE:
-                        to_write.append(entry)
-                    elif on_conflict is OnConflict.SKIP:
-                        result.skipped += 1
-                    else:
-                        result.conflicts.append(entry)
-                result.written += len(to_write)
+                classify = result.classify
+                to_write = [
+                    entry
+                    for entry in window
+                    if classify(entry, stored.get((entry.partition, entry.key)), on_conflict)
+                ]
                 ordered = _interleave(to_write)
                 for j in range(0, len(ordered), BATCH_WRITE_ITEMS):
                     yield ordered[j : j + BATCH_WRITE_ITEMS]
@@ -909,19 +899,6 @@ def _item_value(item: dict[str, Any]) -> bytes:
         f"dynamodb item {safe_repr(bytes(item[KEY_ATTR]['B']))} has no binary {VALUE_ATTR} "
         f"(found {sorted(attr) if attr else 'nothing'}): not a lakeFS table?"
     )
-
-
-def _check_unique(entries: Sequence[Entry]) -> None:
-    """InvalidArgumentError if a (partition, key) repeats."""
-    seen: set[tuple[bytes, bytes]] = set()
-    for entry in entries:
-        ident = (entry.partition, entry.key)
-        if ident in seen:
-            raise InvalidArgumentError(
-                f"write_batch: key {safe_repr(entry.key)} in partition "
-                f"{safe_repr(entry.partition)} appears more than once"
-            )
-        seen.add(ident)
 
 
 def _group(entries: Iterable[Entry]) -> dict[bytes, list[Entry]]:

@@ -838,6 +838,9 @@ class PostgresStore(Store):
                     copy.write_row((n, entry[0], entry[1], entry[2]))
             total = len(entries)
             vanished: list[Entry] = []
+            # The INSERT writes exactly the entries BatchResult.classify would write (absent;
+            # under OVERWRITE also different) and its row count counts them; the rest are equal
+            # (unchanged) or, fetched below, present with another value (classified one by one).
             if on_conflict is OnConflict.OVERWRITE:
                 cur.execute(self._q_batch_overwrite, prepare=False)
                 written = cur.rowcount
@@ -852,14 +855,13 @@ class PostgresStore(Store):
                     # only entries whose stored value differs, or is gone, come back.
                     cur.execute(self._q_batch_differing, prepare=False)
                     differing: list[tuple[int, bytes | None]] = cur.fetchall()
+                    classify = result.classify
                     for n, stored in differing:
                         entry = entries[n]
                         if stored is None:
                             vanished.append(entry)
-                        elif on_conflict is OnConflict.SKIP:
-                            result.skipped += 1
-                        else:
-                            result.conflicts.append(entry)
+                        else:  # present with another value: never written here
+                            classify(entry, stored, on_conflict)
                     result.unchanged = total - written - len(differing)
         except BaseException:
             if not conn.lost():
