@@ -181,12 +181,13 @@ def test_lakefs_config_credentials_never_enter_the_environment(
 @pytest.mark.usefixtures("no_aws_env")
 def test_each_dynamodb_store_signs_with_its_own_credentials() -> None:
     dynamodb = pytest.importorskip("lakekv.kv.drivers.dynamodb")
+    dynamodb_client = pytest.importorskip("lakekv.kv.drivers.dynamodb.client")
 
     def client_key(creds: dict[str, str]) -> str:
         url = StoreURL.parse("dynamodb://tbl?region=us-east-1&endpoint=http://127.0.0.1:9")
         options = OpenOptions(credentials=creds)
         settings = dynamodb.DynamoDBStore.parse_settings(url, ParamReader(url), options)
-        client = dynamodb._make_client(url, settings)
+        client = dynamodb_client.make_client(url, settings)
         try:
             return str(client._request_signer._credentials.access_key)  # type: ignore[attr-defined]
         finally:
