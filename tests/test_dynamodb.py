@@ -262,7 +262,8 @@ class FaultyClient:
 
 def _open_faulty(url: str, endpoint: str, **faults: Any) -> tuple[DynamoDBStore, FaultyClient]:
     faulty = FaultyClient(_raw_client(endpoint), **faults)
-    return DynamoDBStore.open(url, client=cast("DynamoDBClient", faulty)), faulty
+    store = DynamoDBStore.from_url(StoreURL.parse(url), client=cast("DynamoDBClient", faulty))
+    return store, faulty
 
 
 # --- lakeFS layout ---------------------------------------------------------------------------
@@ -413,6 +414,16 @@ def test_bad_parameters(query: str) -> None:
 def test_bad_table_name() -> None:
     with pytest.raises(ConfigurationError, match="table name"):
         open_store("dynamodb://x?region=us-east-1&endpoint=http://127.0.0.1:1")
+
+
+def test_a_client_passed_in_is_used_and_left_open(table_url: str, endpoint: str) -> None:
+    """``from_url(url, client=...)``: the store uses that client and leaves closing it to the
+    caller, who owns it."""
+    store, faulty = _open_faulty(table_url, endpoint)
+    with store:
+        store.set(b"p", b"k", b"v")
+    assert faulty.calls["put_item"] == 1
+    assert faulty.calls["close"] == 0
 
 
 def test_limits_named_before_any_request(table_url: str, endpoint: str) -> None:

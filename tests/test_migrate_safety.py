@@ -28,7 +28,8 @@ from lakekv.errors import (
     UnsafeOperationError,
 )
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import Entry
+from lakekv.kv.store import Entry, OpenOptions
+from lakekv.kv.url import ParamReader, StoreURL
 from lakekv.migrate import SCHEMA_KEY, SCHEMA_PARTITION, copy, dump, load, verify
 from lakekv.migrate.lakefs_config import lakefs_sides
 
@@ -180,11 +181,13 @@ def test_lakefs_config_credentials_never_enter_the_environment(
 @pytest.mark.usefixtures("no_aws_env")
 def test_each_dynamodb_store_signs_with_its_own_credentials() -> None:
     dynamodb = pytest.importorskip("lakekv.kv.drivers.dynamodb")
+    dynamodb_client = pytest.importorskip("lakekv.kv.drivers.dynamodb.client")
 
     def client_key(creds: dict[str, str]) -> str:
-        url = dynamodb.StoreURL.parse("dynamodb://tbl?region=us-east-1&endpoint=http://127.0.0.1:9")
-        settings, _ = dynamodb._parse(url)
-        client = dynamodb._make_client(url, settings, creds)
+        url = StoreURL.parse("dynamodb://tbl?region=us-east-1&endpoint=http://127.0.0.1:9")
+        options = OpenOptions(credentials=creds)
+        settings = dynamodb.DynamoDBStore.parse_settings(url, ParamReader(url), options)
+        client = dynamodb_client.make_client(url, settings)
         try:
             return str(client._request_signer._credentials.access_key)  # type: ignore[attr-defined]
         finally:

@@ -31,7 +31,7 @@ incomplete layout is used as it is). ``read_only=True`` also makes every session
 schema and table the name resolves to.
 
 Behaviour: every statement runs in autocommit on a connection lent from a
-``psycopg_pool.ConnectionPool`` (through a cheaper most-recently-used front, ``_Lender``) and
+``psycopg_pool.ConnectionPool`` (through a cheaper most-recently-used front, ``Lender``) and
 given back straight after, so one store serves many threads and iterators hold nothing between
 pages. Queries are lakeFS's (``set_if`` with ``None`` is ``INSERT … ON CONFLICT DO NOTHING``,
 with ``MUST_EXIST`` an ``UPDATE``, with a predicate ``UPDATE … AND value = predicate``; success
@@ -48,17 +48,14 @@ StoreError. Messages never contain the password.
 from __future__ import annotations
 
 import math
-import select
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from lakekv.errors import (
@@ -69,9 +66,19 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
+from lakekv.kv.drivers.postgres.bulk import BulkWriter
+from lakekv.kv.drivers.postgres.pool import (
+    Borrowed,
+    Connection,
+    Execute,
+    Lender,
+    fetchall,
+    fetchone,
+    rowcount,
+)
+from lakekv.kv.drivers.postgres.snapshot import Snapshot
 from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -94,7 +101,6 @@ MAX_TABLE_NAME_BYTES: Final = 59
 PostgreSQL's 63-byte identifiers (a 60-byte name fails: "could not form array type name")."""
 _MAX_IDENT_BYTES: Final = 63
 _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-_BATCH_TABLE: Final = "lakekv_batch"
 DIGEST_SCHEME: Final = "postgres-hash-array-v1"
 """Digests (see the store contract): bucket ``hash_array(ARRAY[key]) & mask``, row hash
 ``hash_array_extended(ARRAY[key, value], 0)``, bucket digest their ``bit_xor`` (PostgreSQL
@@ -126,138 +132,9 @@ def view_name(table: str) -> str:
     return f"{table}_v"
 
 
-class _Connection(psycopg.Connection[tuple[Any, ...]]):
-    """A pooled connection with one reusable cursor (binary results) and a socket poller."""
-
-    lakekv_cursor: psycopg.Cursor[tuple[Any, ...]] | None = None
-    lakekv_poller: select.poll | None = None
-    lakekv_expires: float = math.inf
-    lakekv_idle_since: float = 0.0
-
-    def reusable_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
-        """This connection's cursor; only one thread uses a lent connection at a time."""
-        cur = self.lakekv_cursor
-        if cur is None or cur.closed:
-            cur = self.lakekv_cursor = self.cursor(binary=True)
-        return cur
-
-    def alive(self) -> bool:
-        """False if the server closed this idle connection; never waits on the network.
-
-        An idle connection has nothing to read. If its socket is readable, the server sent
-        something: a notice (harmless, consumed here) or an error and end of file (a restart,
-        ``pg_terminate_backend``), which leaves the connection bad.
-        """
-        pgconn = self.pgconn
-        try:
-            poller = self.lakekv_poller
-            if poller is None:
-                poller = self.lakekv_poller = select.poll()
-                poller.register(pgconn.socket, select.POLLIN)
-            for _ in range(8):
-                if not poller.poll(0):
-                    return pgconn.status == ConnStatus.OK
-                pgconn.consume_input()
-                if pgconn.status != ConnStatus.OK:
-                    return False
-        except (OSError, ValueError, psycopg.Error):
-            return False
-        return False  # still chattering: not an idle connection to trust
-
-    def lost(self) -> bool:
-        """True if this connection is unusable after an error."""
-        return self.broken or self.pgconn.status != ConnStatus.OK
-
-
-class _Lender:
-    """Lends the pool's connections to statements, cheaply.
-
-    The ``ConnectionPool`` opens connections, caps them at ``pool_size``, replaces broken ones
-    and makes callers wait (up to ``pool_timeout``) when all are busy. Its per-loan bookkeeping
-    costs about a fifth of a point read on a local server, so connections borrowed from it
-    stay here between statements, most recently used first (a warm server process serves the
-    next statement), and a loan is a list pop. A connection goes back to the pool when a caller
-    waits on the pool, when it is unclean or older than ``max_lifetime``, after ``max_idle``
-    seconds unused, and on close.
-
-    Thread safety rests on the atomicity of ``list.append``/``pop``/``remove`` and of reading
-    an int. A caller that finds no idle connection registers as waiting, then looks once more;
-    a connection given back while someone waits is moved to the pool (which hands it to the
-    waiter) unless another caller took it first. So no connection sits idle here while a
-    caller waits on the pool.
-    """
-
-    def __init__(self, pool: ConnectionPool[_Connection], max_idle: float) -> None:
-        self.pool = pool
-        self._max_idle = max_idle
-        self._lock = threading.Lock()
-        self._idle: list[_Connection] = []
-        self._waiting = 0
-
-    def take(self) -> _Connection:
-        """A connection (not checked for liveness); may wait on the pool."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            pass
-        with self._lock:
-            self._waiting += 1
-        try:
-            try:
-                return self._idle.pop()
-            except IndexError:
-                return self.pool.getconn()
-        finally:
-            with self._lock:
-                self._waiting -= 1
-
-    def give(self, conn: _Connection) -> None:
-        """Take back a connection lent by :meth:`take`."""
-        now = time.monotonic()
-        if now < conn.lakekv_expires and conn.pgconn.transaction_status == TransactionStatus.IDLE:
-            idle = self._idle
-            conn.lakekv_idle_since = now
-            idle.append(conn)
-            if self._waiting:
-                self._to_pool(conn)
-                return
-            try:
-                oldest = idle[0]
-            except IndexError:  # taken meanwhile by other threads
-                return
-            if now - oldest.lakekv_idle_since > self._max_idle:
-                self._to_pool(oldest)  # the pool's own max_idle shrinking closes it
-            return
-        if now >= conn.lakekv_expires:
-            conn.close()  # the pool opens a replacement
-        self.pool.putconn(conn)  # rolls back or discards a connection left unclean
-
-    def _to_pool(self, conn: _Connection) -> None:
-        try:
-            self._idle.remove(conn)
-        except ValueError:
-            return  # another caller took it
-        self.pool.putconn(conn)
-
-    def discard(self, conn: _Connection) -> None:
-        """Give back a dead connection; the pool opens a replacement."""
-        conn.close()
-        self.pool.putconn(conn)
-
-    def close(self) -> None:
-        """Return every idle connection and close the pool."""
-        while True:
-            try:
-                conn = self._idle.pop()
-            except IndexError:
-                break
-            self.pool.putconn(conn)
-        self.pool.close(timeout=5.0)
-
-
 @dataclass(frozen=True)
-class _Settings:
-    """What ``from_url`` read from the URL, besides paging."""
+class PostgresSettings:
+    """What a ``postgres://`` URL says, besides paging (see the module docstring)."""
 
     conninfo: str
     where: str
@@ -304,14 +181,14 @@ class PostgresStore(Store):
         self,
         url: StoreURL,
         paging: ScanPaging,
-        settings: _Settings,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: PostgresSettings,
     ) -> None:
         super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
         self.schema = settings.schema
-        self._lender: _Lender | None = None
+        self._lender: Lender | None = None
 
         t = self._quote(self.table)
         self._q_get = f"SELECT value FROM {t} WHERE partition_key = %s AND key = %s"
@@ -336,25 +213,6 @@ class PostgresStore(Store):
             f"SELECT key, value FROM {t} WHERE partition_key = %s AND key > %s "
             "ORDER BY key LIMIT %s"
         )
-        # Sorted, so concurrent batches lock keys in the same order (no deadlock).
-        batch = f"SELECT partition_key, key, value FROM {_BATCH_TABLE} ORDER BY partition_key, key"
-        self._q_batch_overwrite = (
-            f"INSERT INTO {t} AS t (partition_key, key, value) {batch} "
-            "ON CONFLICT (partition_key, key) DO UPDATE SET value = excluded.value "
-            "WHERE t.value <> excluded.value"
-        )
-        self._q_batch_create = (
-            f"INSERT INTO {t} (partition_key, key, value) {batch} ON CONFLICT DO NOTHING"
-        )
-        self._q_batch_differing = (
-            f"SELECT b.n, t.value FROM {_BATCH_TABLE} b LEFT JOIN {t} t "
-            "ON t.partition_key = b.partition_key AND t.key = b.key "
-            "WHERE t.value IS DISTINCT FROM b.value"
-        )
-        self._q_copy_direct = (
-            f"COPY {self._quote(self.table, for_params=False)} (partition_key, key, value) "
-            "FROM STDIN (FORMAT BINARY)"
-        )
         self._q_estimate = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {t} WHERE partition_key = %s"
         self._q_digest_buckets = (
             "SELECT hash_array(ARRAY[key]) & %s::int4, count(*), "
@@ -369,8 +227,7 @@ class PostgresStore(Store):
             f"SELECT key, value FROM {t} WHERE partition_key = %s AND key = ANY(%s::bytea[])"
         )
         self._q_delete_many = f"DELETE FROM {t} WHERE partition_key = %s AND key = ANY(%s::bytea[])"
-        self._direct_skip = 0
-        self._direct_backoff = 0
+        self._bulk = BulkWriter(self)
         self._q_partitions = self._partitions_query()
 
     def _quote(self, name: str, *, for_params: bool = True) -> str:
@@ -381,18 +238,17 @@ class PostgresStore(Store):
 
     # --- construction ------------------------------------------------------------------------
 
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        """Open (and if needed and allowed create) the table; see the module docstring.
+    default_paging = ScanPaging(page_size=1000, page_cap=5000)
 
-        Raises ConfigurationError for a bad URL and StoreUnavailableError, within about
-        ``connect_timeout`` seconds, when the server cannot be reached.
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> PostgresSettings:
+        """The connection string, table and pool settings; see the module docstring.
+
+        Raises ConfigurationError for a bad URL (opening raises StoreUnavailableError, within
+        about ``connect_timeout`` seconds, when the server cannot be reached).
         """
-        params = ParamReader(url)
         table = params.take_str("table", "kv")
         _check_ident(url, "table", table, MAX_TABLE_NAME_BYTES)
         schema = params.take_optional("schema")
@@ -416,8 +272,6 @@ class PostgresStore(Store):
             if value is not None:
                 libpq[name] = value
         libpq["application_name"] = params.take_str("application_name", "lakekv")
-        paging = ScanPaging.from_params(params, page_size=1000, page_cap=5000)
-        params.reject_unknown()
         options.take_credentials(url, ())
         if options.read_only:
             libpq["options"] = "-c default_transaction_read_only=on"
@@ -441,7 +295,7 @@ class PostgresStore(Store):
             secrets = [url.password] if url.password else []
             raise ConfigurationError(f"{url}: {redact(str(exc), secrets)}") from None
         where = f"postgres {url.host or 'localhost'}:{url.port or 5432}/{dbname or '(default)'}"
-        settings = _Settings(
+        return PostgresSettings(
             conninfo=conninfo,
             where=where,
             table=table,
@@ -453,21 +307,11 @@ class PostgresStore(Store):
             connect_timeout=connect_timeout,
             server=_server_name(url, dbname),
         )
-        store = cls(url, paging, settings, options)
-        try:
-            store._open()
-        except psycopg.Error as exc:
-            store._close()
-            raise store._redacted(store._translate_error(exc)) from exc
-        except BaseException:
-            store._close()
-            raise
-        return store
 
     def _open(self) -> None:
         """Check (or create) the layout on a direct connection, then start the pool."""
         s = self._settings
-        with _Connection.connect(s.conninfo, autocommit=True) as conn:
+        with Connection.connect(s.conninfo, autocommit=True) as conn:
             if not self.options.may_create:
                 if not self._table_exists(conn):
                     where = f"{self.schema}.{self.table}" if self.schema else self.table
@@ -476,13 +320,13 @@ class PostgresStore(Store):
                 self._create_layout(conn)
         lifetime = s.max_lifetime
 
-        def configure(conn: _Connection) -> None:
+        def configure(conn: Connection) -> None:
             conn.lakekv_expires = time.monotonic() + lifetime
 
-        pool: ConnectionPool[_Connection] = ConnectionPool(
+        pool: ConnectionPool[Connection] = ConnectionPool(
             s.conninfo,
             configure=configure,
-            connection_class=_Connection,
+            connection_class=Connection,
             kwargs={"autocommit": True},
             min_size=s.pool_min,
             max_size=s.pool_size,
@@ -493,9 +337,9 @@ class PostgresStore(Store):
             reconnect_timeout=max(s.pool_timeout, 1.0),
         )
         pool.open(wait=False)
-        self._lender = _Lender(pool, max_idle=600.0)
+        self._lender = Lender(pool, max_idle=600.0)
 
-    def _layout_complete(self, conn: _Connection) -> bool:
+    def _layout_complete(self, conn: Connection) -> bool:
         """True if the table has its 100 partitions and the view exists (no DDL needed)."""
         row = conn.execute(
             "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%s)), "
@@ -507,7 +351,7 @@ class PostgresStore(Store):
         ).fetchone()
         return row is not None and row[0] == PARTITIONS and bool(row[1])
 
-    def _table_exists(self, conn: _Connection) -> bool:
+    def _table_exists(self, conn: Connection) -> bool:
         row = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL", (self._quote(self.table, for_params=False),)
         ).fetchone()
@@ -523,7 +367,7 @@ class PostgresStore(Store):
         schema = (row[0] or row[1]) if row is not None else self.schema
         return f"postgres://{self._settings.server}/{schema or ''}.{self.table}"
 
-    def _create_layout(self, conn: _Connection) -> None:
+    def _create_layout(self, conn: Connection) -> None:
         """lakeFS's DDL, idempotent, in one implicit transaction under the advisory lock."""
         t = self._quote(self.table, for_params=False)
         statements = [
@@ -544,12 +388,12 @@ class PostgresStore(Store):
         with self._advisory_lock(conn):
             conn.execute(";\n".join(statements).encode())
 
-    def _advisory_lock(self, conn: _Connection) -> _AdvisoryLock:
+    def _advisory_lock(self, conn: Connection) -> _AdvisoryLock:
         return _AdvisoryLock(conn, advisory_lock_id(self.table))
 
     # --- connections ---------------------------------------------------------------------------
 
-    def _checkout(self) -> tuple[_Lender, _Connection]:
+    def _checkout(self) -> tuple[Lender, Connection]:
         """The lender and a live connection; dead idle ones are discarded on the way."""
         lender = self._lender
         if lender is None:
@@ -615,14 +459,14 @@ class PostgresStore(Store):
     # --- the contract ------------------------------------------------------------------------
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        row = self._execute(self._q_get, (partition, key), _fetchone, retry=True)
+        row = self._execute(self._q_get, (partition, key), fetchone, retry=True)
         if row is None:
             return None
         value: bytes = row[0]
         return ValueWithPredicate(value, value)
 
     def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        self._execute(self._q_set, (partition, key, value), _rowcount, retry=True)
+        self._execute(self._q_set, (partition, key, value), rowcount, retry=True)
 
     def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
         params: tuple[bytes, ...]
@@ -634,66 +478,66 @@ class PostgresStore(Store):
             expected = value_predicate(predicate)
             query, params = self._q_update_if, (value, partition, key, expected)
         # Not retried once sent: a lost reply could hide a success.
-        return self._execute(query, params, _rowcount, retry=False) == 1
+        return self._execute(query, params, rowcount, retry=False) == 1
 
     def _delete(self, partition: bytes, key: bytes) -> None:
-        self._execute(self._q_delete, (partition, key), _rowcount, retry=True)
+        self._execute(self._q_delete, (partition, key), rowcount, retry=True)
 
     def _scan_page(
         self, partition: bytes, start: bytes, inclusive: bool, limit: int
     ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
         query = self._q_page_ge if inclusive else self._q_page_gt
         rows: list[tuple[bytes, bytes]] = self._execute(
-            query, (partition, start, limit), _fetchall, retry=True
+            query, (partition, start, limit), fetchall, retry=True
         )
         return rows, len(rows) == limit
 
     # --- many keys at once, digests ------------------------------------------------------------
 
-    def _reader(self) -> _Execute:
+    def _reader(self) -> Execute:
         return lambda q, p, f: self._execute(q, p, f, retry=True)
 
     def _get_many(
-        self, partition: bytes, keys: Sequence[bytes], execute: _Execute | None = None
+        self, partition: bytes, keys: Sequence[bytes], execute: Execute | None = None
     ) -> dict[bytes, bytes]:
         run = execute or self._reader()
-        rows: list[tuple[bytes, bytes]] = run(self._q_get_many, (partition, list(keys)), _fetchall)
+        rows: list[tuple[bytes, bytes]] = run(self._q_get_many, (partition, list(keys)), fetchall)
         return dict(rows)
 
     def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
-        self._execute(self._q_delete_many, (partition, list(keys)), _rowcount, retry=True)
+        self._execute(self._q_delete_many, (partition, list(keys)), rowcount, retry=True)
 
     def _digest_probe(self) -> int:
         row = self._execute(
             "SELECT hash_array_extended(ARRAY['\\x00ff'::bytea, 'lakekv'::bytea], 0), "
             "bit_xor(1::int8)",
             (),
-            _fetchone,
+            fetchone,
             retry=True,
         )
         return int(row[0])
 
     def _digest_bits(self, partition: bytes) -> int:
         """From the planner's row estimate (statistics; no scan)."""
-        plan = self._execute(self._q_estimate, (partition,), _fetchone, retry=True)[0]
+        plan = self._execute(self._q_estimate, (partition,), fetchone, retry=True)[0]
         rows = float(plan[0]["Plan"]["Plan Rows"])
         return max(0, math.ceil(math.log2(max(1.0, rows) / _DIGEST_ROWS_PER_BUCKET)))
 
     def _digest_buckets(
-        self, partition: bytes, bits: int, execute: _Execute | None = None
+        self, partition: bytes, bits: int, execute: Execute | None = None
     ) -> list[tuple[int, int, int]]:
         run = execute or self._reader()
         rows: list[tuple[int, int, int]] = run(
-            self._q_digest_buckets, ((1 << bits) - 1, partition), _fetchall
+            self._q_digest_buckets, ((1 << bits) - 1, partition), fetchall
         )
         return rows
 
     def _digest_rows(
-        self, partition: bytes, bits: int, buckets: list[int], execute: _Execute | None = None
+        self, partition: bytes, bits: int, buckets: list[int], execute: Execute | None = None
     ) -> list[tuple[bytes, int]]:
         run = execute or self._reader()
         rows: list[tuple[bytes, int]] = run(
-            self._q_digest_rows, (partition, (1 << bits) - 1, buckets), _fetchall
+            self._q_digest_rows, (partition, (1 << bits) - 1, buckets), fetchall
         )
         return rows
 
@@ -719,8 +563,8 @@ class PostgresStore(Store):
             )
         return " UNION ALL ".join(branches)
 
-    def _list_partitions(self, execute: _Execute | None = None) -> Iterator[bytes]:
-        run: _Execute = execute or (lambda q, p, f: self._execute(q, p, f, retry=True))
+    def _list_partitions(self, execute: Execute | None = None) -> Iterator[bytes]:
+        run: Execute = execute or (lambda q, p, f: self._execute(q, p, f, retry=True))
         after = b""
         page = self.paging.page_size
         while True:
@@ -728,7 +572,7 @@ class PostgresStore(Store):
             # the smallest "last name" among those that filled their quota is then known.
             per_child = max(2, -(-2 * page // PARTITIONS))
             rows: list[tuple[int, bytes]] = run(
-                self._q_partitions, {"after": after, "k": per_child}, _fetchall
+                self._q_partitions, {"after": after, "k": per_child}, fetchall
             )
             counts: dict[int, int] = {}
             last: dict[int, bytes] = {}
@@ -754,134 +598,13 @@ class PostgresStore(Store):
         lender = self._lender
         if lender is None:
             raise StoreClosedError(f"store {self._url} is closed")
-        return _Snapshot(self, lender.pool)
+        return Snapshot(self, lender.pool)
 
     # --- bulk writes ---------------------------------------------------------------------------
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        """Bulk write, fastest path first.
-
-        1. Optimistically, one binary ``COPY`` straight into the table in a transaction: if no
-           key of the batch exists, every policy writes every entry, and this is as fast as a
-           raw bulk load. A unique violation rolls it back (nothing is written) and step 2
-           runs; after such a miss the next few batches skip step 1 (doubling up to 64), so
-           re-running a finished copy costs little.
-        2. Binary COPY into a temporary table, then one ``INSERT … SELECT … ON CONFLICT``;
-           classification matches the generic fallback, and entries whose conflicting row
-           vanished in between go through it.
-
-        Each step is retried once if the connection breaks before its commit.
-        """
-        if self._try_direct_copy(entries):
-            return BatchResult(written=len(entries))
-        result, vanished = self._batch_transaction(
-            lambda conn, state: self._write_batch_on(conn, entries, on_conflict, state)
-        )
-        if vanished:
-            result.add(super()._write_batch(vanished, on_conflict))
-        return result
-
-    def _try_direct_copy(self, entries: Sequence[Entry]) -> bool:
-        """Step 1 of :meth:`_write_batch`; ``False`` when some key already exists."""
-        if self._direct_skip > 0:
-            self._direct_skip -= 1
-            return False
-        return self._batch_transaction(
-            lambda conn, state: self._direct_copy_on(conn, entries, state)
-        )
-
-    def _direct_copy_on(
-        self, conn: _Connection, entries: Sequence[Entry], state: _BatchAttempt
-    ) -> bool:
-        cur = conn.reusable_cursor()
-        cur.execute("BEGIN")
-        try:
-            # No set_types(): bytes then take psycopg's C binary dumper (2× faster).
-            with cur.copy(self._q_copy_direct) as copy:
-                write = copy.write_row
-                for entry in entries:
-                    write(entry)
-        except psycopg.errors.UniqueViolation:
-            cur.execute("ROLLBACK")
-            self._direct_backoff = min(64, max(1, self._direct_backoff * 2))
-            self._direct_skip = self._direct_backoff
-            return False
-        except BaseException:
-            if not conn.lost():
-                cur.execute("ROLLBACK")
-            raise
-        state.committing = True
-        cur.execute("COMMIT")
-        self._direct_backoff = 0
-        return True
-
-    def _batch_transaction(self, fn: Callable[[_Connection, _BatchAttempt], T]) -> T:
-        """Run one batch transaction ``fn`` on a pooled connection, once more on a fresh one
-        if the connection broke before the COMMIT was sent (after it, the outcome is unknown
-        and the error propagates)."""
-        for attempt in (0, 1):
-            lender, conn = self._checkout()
-            state = _BatchAttempt()
-            try:
-                return fn(conn, state)
-            except psycopg.OperationalError:
-                if attempt or state.committing or not conn.lost():
-                    raise
-            finally:
-                lender.give(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _write_batch_on(
-        self,
-        conn: _Connection,
-        entries: Sequence[Entry],
-        on_conflict: OnConflict,
-        state: _BatchAttempt,
-    ) -> tuple[BatchResult, list[Entry]]:
-        cur = conn.reusable_cursor()
-        cur.execute("BEGIN")
-        try:
-            cur.execute(
-                f"CREATE TEMPORARY TABLE {_BATCH_TABLE} (n int4 NOT NULL, "
-                "partition_key bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL) "
-                "ON COMMIT DROP"
-            )
-            with cur.copy(f"COPY {_BATCH_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int4", "bytea", "bytea", "bytea"])
-                for n, entry in enumerate(entries):
-                    copy.write_row((n, entry[0], entry[1], entry[2]))
-            total = len(entries)
-            vanished: list[Entry] = []
-            if on_conflict is OnConflict.OVERWRITE:
-                cur.execute(self._q_batch_overwrite, prepare=False)
-                written = cur.rowcount
-                result = BatchResult(written=written, unchanged=total - written)
-            else:
-                cur.execute(self._q_batch_create, prepare=False)
-                written = cur.rowcount
-                result = BatchResult(written=written)
-                if written < total:
-                    cur.execute(f"ANALYZE {_BATCH_TABLE}", prepare=False)
-                    # Our own inserts are visible (and locked) in this transaction and equal;
-                    # only entries whose stored value differs, or is gone, come back.
-                    cur.execute(self._q_batch_differing, prepare=False)
-                    differing: list[tuple[int, bytes | None]] = cur.fetchall()
-                    for n, stored in differing:
-                        entry = entries[n]
-                        if stored is None:
-                            vanished.append(entry)
-                        elif on_conflict is OnConflict.SKIP:
-                            result.skipped += 1
-                        else:
-                            result.conflicts.append(entry)
-                    result.unchanged = total - written - len(differing)
-        except BaseException:
-            if not conn.lost():
-                cur.execute("ROLLBACK")
-            raise
-        state.committing = True
-        cur.execute("COMMIT")
-        return result, vanished
+        """The COPY paths of :mod:`.bulk`."""
+        return self._bulk.write(entries, on_conflict)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -892,9 +615,9 @@ class PostgresStore(Store):
                 f"DROP TABLE IF EXISTS {self._quote(self.table, for_params=False)} CASCADE"
             )
 
-    def _pool_connection(self) -> _Borrowed:
+    def _pool_connection(self) -> Borrowed:
         lender, conn = self._checkout()
-        return _Borrowed(lender, conn)
+        return Borrowed(lender, conn)
 
     def _close(self) -> None:
         lender, self._lender = self._lender, None
@@ -902,134 +625,10 @@ class PostgresStore(Store):
             lender.close()
 
 
-_Execute = Callable[[str, Sequence[object] | Mapping[str, object], Callable[..., Any]], Any]
-"""Runs one read statement and returns ``fetch(cursor)``."""
-
-
-class _Snapshot(SnapshotReads):
-    """Connections sharing one exported snapshot, each in its own read-only transaction.
-
-    The first connection's transaction exports the snapshot and stays open until
-    :meth:`close`, which keeps the snapshot importable; a statement borrows an idle snapshot
-    connection, or opens one more (importing the snapshot), so concurrent readers never wait
-    for each other. All of them are rolled back and given back to the pool at the end.
-    """
-
-    def __init__(self, store: PostgresStore, pool: ConnectionPool[_Connection]) -> None:
-        self._store = store
-        self._pool = pool
-        self._lock = threading.Lock()
-        self._idle: list[_Connection] = []
-        self._all: list[_Connection] = []
-        self._closed = False
-        self.snapshot_id = ""
-        conn = self._begin()
-        try:
-            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        except BaseException:
-            self.close()
-            raise
-        assert row is not None
-        self.snapshot_id = str(row[0])
-        self._idle.append(conn)
-
-    def _begin(self) -> _Connection:
-        conn = self._pool.getconn()
-        with self._lock:
-            self._all.append(conn)
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        if self.snapshot_id:
-            conn.execute(
-                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot_id))
-            )
-        return conn
-
-    def execute(
-        self,
-        query: str,
-        params: Sequence[object] | Mapping[str, object],
-        fetch: Callable[..., Any],
-    ) -> Any:
-        if self._closed:
-            raise StoreClosedError(f"the snapshot of {self._store.url} has ended")
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._begin()
-        try:
-            cur = conn.reusable_cursor()
-            cur.execute(query, params)
-            return fetch(cur)
-        finally:
-            self._idle.append(conn)
-
-    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        row = self.execute(self._store._q_get, (partition, key), _fetchone)
-        if row is None:
-            return None
-        value: bytes = row[0]
-        return ValueWithPredicate(value, value)
-
-    def scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        store = self._store
-        query = store._q_page_ge if inclusive else store._q_page_gt
-        rows: list[tuple[bytes, bytes]] = self.execute(query, (partition, start, limit), _fetchall)
-        return rows, len(rows) == limit
-
-    def list_partitions(self) -> Iterator[bytes]:
-        return self._store._list_partitions(self.execute)
-
-    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        return self._store._get_many(partition, keys, self.execute)
-
-    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
-        return self._store._digest_buckets(partition, bits, self.execute)
-
-    def digest_rows(
-        self, partition: bytes, bits: int, buckets: list[int]
-    ) -> list[tuple[bytes, int]]:
-        return self._store._digest_rows(partition, bits, buckets, self.execute)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            conns, self._all, self._idle = self._all, [], []
-        for conn in conns:
-            try:
-                if not conn.lost():
-                    conn.execute("ROLLBACK")
-            except psycopg.Error:
-                conn.close()
-            try:
-                self._pool.putconn(conn)
-            except PoolClosed:
-                conn.close()
-
-
-def _fetchone(cur: psycopg.Cursor[Any]) -> Any:
-    return cur.fetchone()
-
-
-def _fetchall(cur: psycopg.Cursor[Any]) -> Any:
-    return cur.fetchall()
-
-
-def _rowcount(cur: psycopg.Cursor[Any]) -> int:
-    return cur.rowcount
-
-
-class _BatchAttempt:
-    """Whether a batch reached its COMMIT (after which a broken connection is ambiguous)."""
-
-    committing = False
-
-
 class _AdvisoryLock:
     """``pg_advisory_lock`` held on ``conn`` for the ``with`` block (session-level)."""
 
-    def __init__(self, conn: _Connection, key: int) -> None:
+    def __init__(self, conn: Connection, key: int) -> None:
         self._conn = conn
         self._key = key
 
@@ -1039,20 +638,6 @@ class _AdvisoryLock:
     def __exit__(self, *exc: object) -> None:
         if not self._conn.broken:
             self._conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self._key,))
-
-
-class _Borrowed:
-    """A lent connection for a ``with`` block, given back at its end."""
-
-    def __init__(self, lender: _Lender, conn: _Connection) -> None:
-        self._lender = lender
-        self._conn = conn
-
-    def __enter__(self) -> _Connection:
-        return self._conn
-
-    def __exit__(self, *exc: object) -> None:
-        self._lender.give(self._conn)
 
 
 def _check_ident(url: StoreURL, what: str, name: str, max_bytes: int) -> None:

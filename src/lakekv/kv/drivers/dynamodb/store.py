@@ -112,40 +112,50 @@ import itertools
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import boto3
-import botocore.config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
     ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ProxyConnectionError,
-    ReadTimeoutError,
 )
 
 from lakekv.errors import (
     ConfigurationError,
-    InvalidArgumentError,
     LakekvError,
     SlowDownError,
     StoreError,
     StoreNotFoundError,
     StoreUnavailableError,
 )
+from lakekv.kv.drivers.dynamodb.bulk import write_batch
+from lakekv.kv.drivers.dynamodb.client import (
+    AMBIGUOUS,
+    CONFIG_CODES,
+    CONFIG_ERRORS,
+    CREDENTIALS,
+    NOT_SENT,
+    REJECTED_CODES,
+    SERVER_CODES,
+    THROTTLE_CODES,
+    RequestAttempts,
+    error_code,
+    http_status,
+    make_client,
+    retry_policy,
+)
+from lakekv.kv.drivers.dynamodb.items import (
+    KEY_ATTR,
+    PARTITION_ATTR,
+    VALUE_ATTR,
+    item_of,
+    item_value,
+)
 from lakekv.kv.store import (
-    DEFAULT_OPEN,
     MUST_EXIST,
     BatchResult,
     Capabilities,
@@ -155,23 +165,16 @@ from lakekv.kv.store import (
     ScanPaging,
     Store,
     ValueWithPredicate,
-    safe_repr,
     value_predicate,
 )
 from lakekv.kv.url import ParamReader, StoreURL
-from lakekv.retry import Attempts, RetryPolicy
+from lakekv.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 R = TypeVar("R")
 _NONE: Any = object()
-Item = dict[str, Any]
-"""A DynamoDB item in the low-level client's wire form (attribute name → typed value)."""
-
-PARTITION_ATTR = "PartitionKey"
-KEY_ATTR = "ItemKey"
-VALUE_ATTR = "ItemValue"
 DEFAULT_TABLE = "kvstore"
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -179,95 +182,15 @@ MAX_ITEM_BYTES = 400 * 1024
 ATTRIBUTE_NAME_BYTES = len(PARTITION_ATTR) + len(KEY_ATTR) + len(VALUE_ATTR)
 MAX_PAGE_SIZE = 1024
 """Largest first scan page (lakeFS's ``ScanLimit``)."""
-BATCH_WRITE_ITEMS = 25
-"""DynamoDB's ``BatchWriteItem`` limit."""
-BATCH_GET_KEYS = 100
-"""DynamoDB's ``BatchGetItem`` limit."""
-WRITE_WINDOW = 8192
-"""``write_batch`` classifies and writes this many entries at a time."""
-RANGE_LOOKUP_MIN = 8
-"""A partition with at least this many keys in a window is classified by range ``Query``."""
-RANGE_LOOKUP_MAX = 1024
-"""Keys per range ``Query``."""
-
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "LimitExceededException",
-    }
-)
-_SERVER_CODES = frozenset(
-    {
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-_CONFIG_CODES = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "MissingAuthenticationToken",
-        "MissingAuthenticationTokenException",
-        "AccessDeniedException",
-        "IncompleteSignatureException",
-    }
-)
-_REJECTED_CODES = frozenset({"ValidationException", "SerializationException"})
-_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
-"""Connection failures that happen before the request reached the server."""
-_AMBIGUOUS = (ReadTimeoutError, ConnectionClosedError)
-"""Failures after the request was sent: it may or may not have been applied."""
-_CONFIG_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound)
-_BACKOFF_BASE = 0.025
-_BACKOFF_CAP = 2.0
 _TABLE_WAIT = 300.0
 """Seconds to wait for a table to become ACTIVE or to disappear."""
 
 
-def error_code(exc: ClientError) -> str:
-    """The AWS error code of a ``ClientError`` (``""`` when absent)."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def retry_policy(max_attempts: int = 10, budget: float = 20.0) -> RetryPolicy:
-    """The driver's retry policy: full jitter, intervals from 25 ms doubling up to 2 s,
-    ``max_attempts`` attempts (the first included) within ``budget`` seconds."""
-    return RetryPolicy(
-        max_tries=max_attempts,
-        initial_interval=_BACKOFF_BASE * 2,
-        max_interval=_BACKOFF_CAP,
-        jitter=1.0,
-        budget=budget,
-    )
-
-
-class _Attempts(Attempts):
-    """The retry state of one logical request, plus what went wrong."""
-
-    __slots__ = ("ambiguous", "reconnect")
-
-    def __init__(self, policy: RetryPolicy, *, reconnect: bool = True) -> None:
-        super().__init__(policy)
-        self.ambiguous = False
-        self.reconnect = reconnect
-        """Whether connection failures are retried (not when opening: fail fast there)."""
-
-
 @dataclass(frozen=True)
-class _Settings:
+class DynamoDBSettings:
+    """What a ``dynamodb://`` URL says, besides paging (see the module docstring)."""
+
     table: str
     region: str | None
     endpoint: str | None
@@ -279,6 +202,14 @@ class _Settings:
     write_concurrency: int
     max_connections: int
     create_table: bool
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The credentials handed to this store (``open_store(credentials=...)``); none: the
+    standard AWS chain."""
+    client: DynamoDBClient | None = field(default=None, repr=False, compare=False)
+    """A boto3 client to use instead of one built from the settings above, injected as
+    ``DynamoDBStore.from_url(url, client=...)`` (tests, instrumentation). The URL's region,
+    endpoint, profile, timeouts and the credentials then do not apply, and the caller keeps
+    the client: the store never closes it."""
 
 
 class DynamoDBStore(Store):
@@ -294,66 +225,83 @@ class DynamoDBStore(Store):
     )
     driver_errors = (BotoCoreError, ClientError)
 
+    default_paging = ScanPaging(page_size=MAX_PAGE_SIZE, page_cap=4096)
+
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> DynamoDBSettings:
+        """The table, the client's configuration and the credentials; see the module
+        docstring. A ``client`` override replaces the client built from them."""
+        table = params.take_str("table", url.host or DEFAULT_TABLE)
+        if not _TABLE_RE.match(table):
+            raise ConfigurationError(
+                f"{url}: {table!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+            )
+        if url.path.strip("/") or url.username or url.port:
+            raise ConfigurationError(f"{url}: write dynamodb://TABLE?region=...&endpoint=...")
+        region = params.take_optional("region") or None
+        endpoint = params.take_optional("endpoint") or None
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{url}: endpoint must be an http:// or https:// URL")
+        profile = params.take_optional("profile") or None
+        retry = retry_policy(
+            max_attempts=params.take_int("max_attempts", 10, minimum=1),
+            budget=params.take_float("retry_budget", 20.0),
+        )
+        connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
+        read_timeout = params.take_float("read_timeout", 20.0, minimum=0.001)
+        segments = params.take_int("scan_segments", 4, minimum=1)
+        concurrency = params.take_int("write_concurrency", 8, minimum=1)
+        connections = params.take_int(
+            "max_connections", max(10, segments, concurrency) + 2, minimum=1
+        )
+        create = params.take_bool("create_table", True)
+        return DynamoDBSettings(
+            table=table,
+            region=region,
+            endpoint=endpoint,
+            profile=profile,
+            retry=retry,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            scan_segments=segments,
+            write_concurrency=concurrency,
+            max_connections=connections,
+            create_table=create,
+            credentials=options.take_credentials(url, CREDENTIALS),
+        )
+
     def __init__(
         self,
         url: StoreURL,
         paging: ScanPaging,
-        settings: _Settings,
-        client: DynamoDBClient,
-        *,
-        owns_client: bool = True,
-        options: OpenOptions = DEFAULT_OPEN,
+        options: OpenOptions,
+        settings: DynamoDBSettings,
     ) -> None:
-        """Use ``client`` for table ``settings.table``; ensures the table exists (see module doc).
-
-        Prefer :meth:`from_url` or :meth:`open`. Raises StoreUnavailableError when the endpoint
-        cannot be reached and ConfigurationError when the table cannot be used.
-        """
+        if paging.page_size > MAX_PAGE_SIZE:
+            raise ConfigurationError(f"{url}: page_size must be <= {MAX_PAGE_SIZE}")
         super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
-        self._client = client
-        self._owns_client = owns_client
+        self._owns_client = settings.client is None
+        """Whether the client is built (in :meth:`_open`) and closed by this store."""
+        if settings.client is not None:
+            self._client = settings.client
         self._retry = settings.retry
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        try:
-            self._ensure_table()
-        except BaseException as exc:
-            self._close()
-            if isinstance(exc, LakekvError) or not isinstance(exc, self.driver_errors):
-                raise
-            raise self._redacted(self._translate_error(exc)) from exc
 
-    # --- construction ------------------------------------------------------------------------
+    _client: DynamoDBClient
+    """The settings' client, or one built from the settings by :meth:`_open`."""
 
-    @classmethod
-    def from_url(
-        cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
-    ) -> Self:
-        if overrides:
-            raise TypeError(f"{cls.__name__} takes no settings overrides")
-        return cls.open(url, options=options)
-
-    @classmethod
-    def open(
-        cls,
-        url: StoreURL | str,
-        *,
-        client: DynamoDBClient | None = None,
-        options: OpenOptions = DEFAULT_OPEN,
-    ) -> Self:
-        """Open the store ``url`` names; with ``client``, use that boto3 client instead of one
-        built from the URL (for tests and instrumentation: the URL's region, endpoint, profile
-        and timeouts then do not apply, and the caller keeps ownership of the client).
-        """
-        parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
-        settings, paging = _parse(parsed)
-        creds = options.take_credentials(parsed, _CREDENTIALS)
-        if client is not None:
-            return cls(parsed, paging, settings, client, owns_client=False, options=options)
-        client = _make_client(parsed, settings, creds)
-        return cls(parsed, paging, settings, client, options=options)
+    def _open(self) -> None:
+        """Build the client (unless one was given), then make sure the table exists (see the
+        module docstring). StoreUnavailableError when the endpoint cannot be reached,
+        ConfigurationError when the table cannot be used."""
+        if self._owns_client:
+            self._client = make_client(self._url, self._settings)
+        self._ensure_table()
 
     def _identity(self) -> str:
         endpoint = self._client.meta.endpoint_url or self._settings.endpoint or ""
@@ -368,20 +316,20 @@ class DynamoDBStore(Store):
     # --- requests and retries --------------------------------------------------------------------
 
     def _request(
-        self, fn: Callable[..., R], kwargs: dict[str, Any], attempts: _Attempts | None = None
+        self, fn: Callable[..., R], kwargs: dict[str, Any], attempts: RequestAttempts | None = None
     ) -> R:
         """Call one client method, retrying throttling, 5xx and connection errors per policy.
 
         Raises SlowDownError / StoreUnavailableError when retries run out; other errors
         propagate unchanged (the base class translates them).
         """
-        state = _Attempts(self._retry) if attempts is None else attempts
+        state = RequestAttempts(self._retry) if attempts is None else attempts
         while True:
             try:
                 return fn(**kwargs)
             except ClientError as exc:
                 code = error_code(exc)
-                if code in _THROTTLE_CODES:
+                if code in THROTTLE_CODES:
                     if not state.backoff():
                         spent = state.elapsed
                         raise SlowDownError(
@@ -389,17 +337,17 @@ class DynamoDBStore(Store):
                             f"{state.retries} attempt(s) in {spent:.1f} s"
                         ) from exc
                     continue
-                if code in _SERVER_CODES or _status(exc) >= 500:
+                if code in SERVER_CODES or http_status(exc) >= 500:
                     state.ambiguous = True
                     if not state.backoff():
                         raise StoreUnavailableError(
-                            f"dynamodb table {self.table}: server error {code or _status(exc)} "
+                            f"dynamodb table {self.table}: server error {code or http_status(exc)} "
                             f"after {state.retries} attempt(s): {exc}"
                         ) from exc
                     continue
                 raise
-            except (*_NOT_SENT, *_AMBIGUOUS) as exc:
-                if isinstance(exc, _AMBIGUOUS):
+            except (*NOT_SENT, *AMBIGUOUS) as exc:
+                if isinstance(exc, AMBIGUOUS):
                     state.ambiguous = True
                 if not state.reconnect or not state.backoff():
                     raise StoreUnavailableError(
@@ -414,16 +362,16 @@ class DynamoDBStore(Store):
         where = f"dynamodb table {self.table}"
         if isinstance(exc, ClientError):
             code = error_code(exc)
-            if code in _THROTTLE_CODES:
+            if code in THROTTLE_CODES:
                 return SlowDownError(f"{where}: throttled ({code})")
-            if code in _REJECTED_CODES:
+            if code in REJECTED_CODES:
                 return StoreError(f"{where}: request rejected ({code}): {exc}")
-            if code in _CONFIG_CODES:
+            if code in CONFIG_CODES:
                 return ConfigurationError(f"{where}: not authorised ({code}): {exc}")
             if code == "ResourceNotFoundException":
                 return StoreUnavailableError(f"{where} does not exist (deleted?): {exc}")
             return StoreUnavailableError(f"{where}: {code or 'error'}: {exc}")
-        if isinstance(exc, _CONFIG_ERRORS):
+        if isinstance(exc, CONFIG_ERRORS):
             return ConfigurationError(f"{where}: AWS configuration: {exc}")
         if isinstance(exc, ParamValidationError):
             return StoreError(f"{where}: invalid request: {exc}")
@@ -431,7 +379,7 @@ class DynamoDBStore(Store):
 
     # --- the table -------------------------------------------------------------------------
 
-    def _describe(self, attempts: _Attempts) -> dict[str, Any] | None:
+    def _describe(self, attempts: RequestAttempts) -> dict[str, Any] | None:
         """The table description, or ``None`` when it does not exist."""
         try:
             out = self._request(self._client.describe_table, {"TableName": self.table}, attempts)
@@ -444,7 +392,7 @@ class DynamoDBStore(Store):
     def _ensure_table(self) -> None:
         # One attempt for connection failures (fail fast on a wrong endpoint); throttling of
         # the control plane is still retried.
-        desc = self._describe(_Attempts(self._retry, reconnect=False))
+        desc = self._describe(RequestAttempts(self._retry, reconnect=False))
         deadline = time.monotonic() + _TABLE_WAIT
         pause = 0.02
         while True:
@@ -473,7 +421,7 @@ class DynamoDBStore(Store):
                 )
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
-            desc = self._describe(_Attempts(self._retry))
+            desc = self._describe(RequestAttempts(self._retry))
 
     def _create_table(self) -> None:
         try:
@@ -522,17 +470,17 @@ class DynamoDBStore(Store):
         item = out.get("Item")
         if item is None:
             return None
-        value = _item_value(item)
+        value = item_value(item)
         return ValueWithPredicate(value, value)
 
     def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
         self._request(
             self._client.put_item,
-            {"TableName": self.table, "Item": _item(partition, key, value)},
+            {"TableName": self.table, "Item": item_of(partition, key, value)},
         )
 
     def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
-        request: dict[str, Any] = {"TableName": self.table, "Item": _item(partition, key, value)}
+        request: dict[str, Any] = {"TableName": self.table, "Item": item_of(partition, key, value)}
         if predicate is None:
             request["ConditionExpression"] = f"attribute_not_exists({VALUE_ATTR})"
         elif predicate is MUST_EXIST:
@@ -550,7 +498,7 @@ class DynamoDBStore(Store):
                     ":pred": {"B": b""},
                     ":null": {"S": "NULL"},
                 }
-        attempts = _Attempts(self._retry)
+        attempts = RequestAttempts(self._retry)
         try:
             self._request(self._client.put_item, request, attempts)
         except ClientError as exc:
@@ -592,7 +540,7 @@ class DynamoDBStore(Store):
             items = out.get("Items", [])
             last = out.get("LastEvaluatedKey")
             if items or last is None:
-                return [(bytes(i[KEY_ATTR]["B"]), _item_value(i)) for i in items], last is not None
+                return [(bytes(i[KEY_ATTR]["B"]), item_value(i)) for i in items], last is not None
             request["ExclusiveStartKey"] = last  # an empty page that is not the end: go on
 
     def _list_partitions(self) -> Iterator[bytes]:
@@ -628,150 +576,8 @@ class DynamoDBStore(Store):
     # --- bulk writes -------------------------------------------------------------------------
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        _check_unique(entries)
-        result = BatchResult()
-        requests = self._classified_requests(entries, on_conflict, result)
-        try:
-            for _ in self._parallel(self._batch_put, requests):
-                pass
-        finally:
-            requests.close()
-        return result
-
-    def _classified_requests(
-        self, entries: Sequence[Entry], on_conflict: OnConflict, result: BatchResult
-    ) -> Generator[Sequence[Entry], None, None]:
-        """The ``BatchWriteItem`` requests (≤ 25 entries) that ``entries`` need, window by window.
-
-        Classifies each window (counting into ``result``) from lookups that run in the pool
-        while the previous window's requests are being written.
-        """
-        windows = [entries[i : i + WRITE_WINDOW] for i in range(0, len(entries), WRITE_WINDOW)]
-        upcoming = self._start_lookups(windows[0], inline=len(windows) == 1)
-        try:
-            for i, window in enumerate(windows):
-                stored: dict[tuple[bytes, bytes], bytes] = {}
-                for lookup in upcoming:
-                    stored.update(lookup.result())
-                upcoming = self._start_lookups(windows[i + 1]) if i + 1 < len(windows) else []
-                to_write: list[Entry] = []
-                for entry in window:
-                    current = stored.get((entry.partition, entry.key))
-                    if current is None:
-                        to_write.append(entry)
-                    elif current == entry.value:
-                        result.unchanged += 1
-                    elif on_conflict is OnConflict.OVERWRITE:
-                        to_write.append(entry)
-                    elif on_conflict is OnConflict.SKIP:
-                        result.skipped += 1
-                    else:
-                        result.conflicts.append(entry)
-                result.written += len(to_write)
-                ordered = _interleave(to_write)
-                for j in range(0, len(ordered), BATCH_WRITE_ITEMS):
-                    yield ordered[j : j + BATCH_WRITE_ITEMS]
-        finally:
-            for lookup in upcoming:  # after a failure: let started lookups end, drop the rest
-                lookup.cancel()
-            wait(upcoming)
-
-    def _start_lookups(
-        self, window: Sequence[Entry], *, inline: bool = False
-    ) -> list[Future[dict[tuple[bytes, bytes], bytes]]]:
-        """Submit the lookups of ``window`` to the pool (``inline``: run a single one here)."""
-        tasks = _lookup_tasks(window)
-        if inline and len(tasks) == 1:
-            done: Future[dict[tuple[bytes, bytes], bytes]] = Future()
-            try:
-                done.set_result(self._lookup(tasks[0]))
-            except BaseException as exc:
-                done.set_exception(exc)
-            return [done]
-        pool = self._executor()
-        return [pool.submit(self._lookup, task) for task in tasks]
-
-    def _lookup(self, task: tuple[bool, Sequence[Entry]]) -> dict[tuple[bytes, bytes], bytes]:
-        """Stored values of a lookup task's keys (absent keys are missing from the result).
-
-        A range task (one partition, keys sorted) is one consistent ``Query`` over the keys'
-        range, limited to twice as many items as keys: cheap when the range is empty (a load
-        into a new table) or holds mostly these keys (a repeated load). Keys the Query did not
-        reach, because the range is crowded with other keys, go to ``BatchGetItem``.
-        """
-        is_range, block = task
-        if not is_range:
-            return self._batch_get(block)
-        partition = block[0].partition
-        out = self._request(
-            self._client.query,
-            {
-                "TableName": self.table,
-                "KeyConditionExpression": f"{PARTITION_ATTR} = :p AND {KEY_ATTR} BETWEEN :a AND :b",
-                "ExpressionAttributeValues": {
-                    ":p": {"B": partition},
-                    ":a": {"B": block[0].key},
-                    ":b": {"B": block[-1].key},
-                },
-                "ConsistentRead": True,
-                "Limit": 2 * len(block) + 16,
-            },
-        )
-        found = {(partition, bytes(i[KEY_ATTR]["B"])): _item_value(i) for i in out.get("Items", [])}
-        last = out.get("LastEvaluatedKey")
-        if last is not None:
-            reached = bytes(last[KEY_ATTR]["B"])
-            rest = [e for e in block if e.key > reached]
-            for i in range(0, len(rest), BATCH_GET_KEYS):
-                found.update(self._batch_get(rest[i : i + BATCH_GET_KEYS]))
-        return found
-
-    def _batch_get(self, chunk: Sequence[Entry]) -> dict[tuple[bytes, bytes], bytes]:
-        keys: list[Item] = [
-            {PARTITION_ATTR: {"B": e.partition}, KEY_ATTR: {"B": e.key}} for e in chunk
-        ]
-        found: dict[tuple[bytes, bytes], bytes] = {}
-        attempts = _Attempts(self._retry)
-        while keys:
-            out = self._request(
-                self._client.batch_get_item,
-                {"RequestItems": {self.table: {"Keys": keys, "ConsistentRead": True}}},
-                attempts,
-            )
-            for item in out.get("Responses", {}).get(self.table, []):
-                found[(bytes(item[PARTITION_ATTR]["B"]), bytes(item[KEY_ATTR]["B"]))] = _item_value(
-                    item
-                )
-            left = out.get("UnprocessedKeys", {}).get(self.table)
-            remaining: list[Item] = list(left["Keys"]) if left else []
-            self._after_round(attempts, len(keys), len(remaining), "BatchGetItem")
-            keys = remaining
-        return found
-
-    def _batch_put(self, entries: Sequence[Entry]) -> None:
-        requests: list[Item] = [{"PutRequest": {"Item": _item(*e)}} for e in entries]
-        attempts = _Attempts(self._retry)
-        while requests:
-            out = self._request(
-                self._client.batch_write_item, {"RequestItems": {self.table: requests}}, attempts
-            )
-            remaining: list[Item] = [
-                dict(r) for r in out.get("UnprocessedItems", {}).get(self.table, [])
-            ]
-            self._after_round(attempts, len(requests), len(remaining), "BatchWriteItem")
-            requests = remaining
-
-    def _after_round(self, attempts: _Attempts, sent: int, left: int, op: str) -> None:
-        """Back off before re-sending ``left`` unprocessed of ``sent``; SlowDownError on stall."""
-        if not left:
-            return
-        if left < sent:
-            attempts.progress()
-        if not attempts.backoff():
-            raise SlowDownError(
-                f"dynamodb table {self.table}: {op} left {left} item(s) unprocessed for "
-                f"{attempts.retries} round(s) / {attempts.elapsed:.1f} s"
-            )
+        """Classified by windows, written with ``BatchWriteItem`` (:mod:`.bulk`)."""
+        return write_batch(self, entries, on_conflict)
 
     def _parallel(
         self, fn: Callable[[Any], R], tasks: Iterable[Any], window: int = 0
@@ -841,7 +647,7 @@ class DynamoDBStore(Store):
             return
         deadline = time.monotonic() + _TABLE_WAIT
         pause = 0.02
-        while self._describe(_Attempts(self._retry)) is not None:
+        while self._describe(RequestAttempts(self._retry)) is not None:
             if time.monotonic() > deadline:
                 raise StoreUnavailableError(
                     f"dynamodb table {self.table} still exists {_TABLE_WAIT:.0f} s after delete"
@@ -854,160 +660,6 @@ class DynamoDBStore(Store):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
-        if self._owns_client:
-            self._client.close()
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _item(partition: bytes, key: bytes, value: bytes) -> Item:
-    return {
-        PARTITION_ATTR: {"B": partition},
-        KEY_ATTR: {"B": key},
-        VALUE_ATTR: {"B": value},
-    }
-
-
-def _item_value(item: dict[str, Any]) -> bytes:
-    """``ItemValue`` as bytes; lakeFS's legacy ``NULL`` empty value reads as ``b""``."""
-    attr = item.get(VALUE_ATTR)
-    if attr is not None:
-        data = attr.get("B")
-        if data is not None:
-            return bytes(data)
-        if attr.get("NULL"):
-            return b""
-    raise StoreError(
-        f"dynamodb item {safe_repr(bytes(item[KEY_ATTR]['B']))} has no binary {VALUE_ATTR} "
-        f"(found {sorted(attr) if attr else 'nothing'}): not a lakeFS table?"
-    )
-
-
-def _check_unique(entries: Sequence[Entry]) -> None:
-    """InvalidArgumentError if a (partition, key) repeats."""
-    seen: set[tuple[bytes, bytes]] = set()
-    for entry in entries:
-        ident = (entry.partition, entry.key)
-        if ident in seen:
-            raise InvalidArgumentError(
-                f"write_batch: key {safe_repr(entry.key)} in partition "
-                f"{safe_repr(entry.partition)} appears more than once"
-            )
-        seen.add(ident)
-
-
-def _group(entries: Iterable[Entry]) -> dict[bytes, list[Entry]]:
-    groups: dict[bytes, list[Entry]] = {}
-    for entry in entries:
-        groups.setdefault(entry.partition, []).append(entry)
-    return groups
-
-
-def _lookup_tasks(window: Sequence[Entry]) -> list[tuple[bool, Sequence[Entry]]]:
-    """Range tasks for partitions with many keys in the window, key tasks for the rest."""
-    tasks: list[tuple[bool, Sequence[Entry]]] = []
-    scattered: list[Entry] = []
-    for group in _group(window).values():
-        if len(group) < RANGE_LOOKUP_MIN:
-            scattered.extend(group)
-            continue
-        group.sort(key=lambda e: e.key)
-        for i in range(0, len(group), RANGE_LOOKUP_MAX):
-            tasks.append((True, group[i : i + RANGE_LOOKUP_MAX]))
-    for i in range(0, len(scattered), BATCH_GET_KEYS):
-        tasks.append((False, scattered[i : i + BATCH_GET_KEYS]))
-    return tasks
-
-
-def _interleave(entries: Sequence[Entry]) -> list[Entry]:
-    """Round-robin over partitions, each keeping its order."""
-    groups = _group(entries)
-    if len(groups) <= 1:
-        return list(entries)
-    lists = list(groups.values())
-    out: list[Entry] = []
-    longest = max(len(g) for g in lists)
-    for i in range(longest):
-        out.extend(g[i] for g in lists if i < len(g))
-    return out
-
-
-def _parse(url: StoreURL) -> tuple[_Settings, ScanPaging]:
-    params = ParamReader(url)
-    table = params.take_str("table", url.host or DEFAULT_TABLE)
-    if not _TABLE_RE.match(table):
-        raise ConfigurationError(
-            f"{url}: {table!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
-        )
-    if url.path.strip("/") or url.username or url.port:
-        raise ConfigurationError(f"{url}: write dynamodb://TABLE?region=...&endpoint=...")
-    region = params.take_optional("region") or None
-    endpoint = params.take_optional("endpoint") or None
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{url}: endpoint must be an http:// or https:// URL")
-    profile = params.take_optional("profile") or None
-    paging = ScanPaging.from_params(params, page_size=MAX_PAGE_SIZE, page_cap=4096)
-    if paging.page_size > MAX_PAGE_SIZE:
-        raise ConfigurationError(f"{url}: page_size must be <= {MAX_PAGE_SIZE}")
-    retry = retry_policy(
-        max_attempts=params.take_int("max_attempts", 10, minimum=1),
-        budget=params.take_float("retry_budget", 20.0),
-    )
-    connect_timeout = params.take_float("connect_timeout", 5.0, minimum=0.001)
-    read_timeout = params.take_float("read_timeout", 20.0, minimum=0.001)
-    segments = params.take_int("scan_segments", 4, minimum=1)
-    concurrency = params.take_int("write_concurrency", 8, minimum=1)
-    connections = params.take_int("max_connections", max(10, segments, concurrency) + 2, minimum=1)
-    create = params.take_bool("create_table", True)
-    params.reject_unknown()
-    settings = _Settings(
-        table=table,
-        region=region,
-        endpoint=endpoint,
-        profile=profile,
-        retry=retry,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        scan_segments=segments,
-        write_concurrency=concurrency,
-        max_connections=connections,
-        create_table=create,
-    )
-    return settings, paging
-
-
-_CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-"""Credential names ``open_store(..., credentials=...)`` may give this driver."""
-
-
-def _make_client(
-    url: StoreURL, settings: _Settings, credentials: Mapping[str, str] | None = None
-) -> DynamoDBClient:
-    """A boto3 client with lakekv's timeouts and boto3's own retries turned off."""
-    config = botocore.config.Config(
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=settings.max_connections,
-    )
-    try:
-        # Credentials handed to this store are used by this client only: two stores with
-        # different credentials never share them through the process environment.
-        creds = dict(credentials or {})
-        session = boto3.session.Session(
-            aws_access_key_id=creds.get("aws_access_key_id"),
-            aws_secret_access_key=creds.get("aws_secret_access_key"),
-            aws_session_token=creds.get("aws_session_token"),
-            profile_name=settings.profile,
-        )
-        return session.client(
-            "dynamodb",
-            region_name=settings.region,
-            endpoint_url=settings.endpoint,
-            config=config,
-        )
-    except _CONFIG_ERRORS as exc:
-        raise ConfigurationError(f"{url}: AWS configuration: {exc}") from exc
-    except BotoCoreError as exc:
-        raise ConfigurationError(f"{url}: cannot create a DynamoDB client: {exc}") from exc
+        client: DynamoDBClient | None = getattr(self, "_client", None)
+        if self._owns_client and client is not None:  # None: _open failed before building it
+            client.close()
