@@ -100,12 +100,14 @@ def sync(
     with contextlib.ExitStack() as stack:
         sides = open_sides(stack, source, target, dry_run=dry_run, what="sync")
         src, dst = sides.source, sides.target
-        use_digests = method == "digests" or (method == "auto" and _digests_agree(src, dst))
-        if method == "digests" and not _digests_agree(src, dst):
+        use_digests = method != "merge" and _digests_agree(src, dst)  # probed once
+        if method == "digests" and not use_digests:
             raise UnsupportedError(
                 f"{url_of(src)} and {url_of(dst)} cannot compare digests (use method merge)"
             )
-        if not force and _retry.call(lambda: read_schema_version(src)) is None:
+        retries = _retry.RetryCounter()
+        src_version = _retry.call(lambda: read_schema_version(src), retries)
+        if not force and src_version is None:
             raise UnsafeOperationError(
                 f"sync: the source {url_of(src)} holds no lakeFS schema version (is it the "
                 "database you meant?); syncing would delete from the target everything it "
@@ -113,8 +115,6 @@ def sync(
             )
         if not use_digests:
             return _by_merge(src, dst, partitions, workers, dry_run, force, batch_entries, progress)
-        retries = _retry.RetryCounter()
-        src_version = _retry.call(lambda: read_schema_version(src), retries)
         dst_version = _retry.call(lambda: read_schema_version(dst), retries)
         check_schema_versions(src_version, dst_version, force=force)
         given = list(partitions) if partitions is not None else None
