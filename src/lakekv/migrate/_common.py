@@ -127,14 +127,21 @@ def open_sides(
     (``what`` names the operation). The source is then read through :func:`consistent`.
     """
     src = stack.enter_context(opened(source, read_only=True))
-    standin: str | None = None
-    if dry_run:
-        dst, standin = stack.enter_context(opened_for_dry_run(target))
-    else:
-        dst = stack.enter_context(opened(target))
+    dst, standin = open_target(stack, target, dry_run=dry_run)
     if standin is None:
         refuse_same_store(src, dst, what)
     return Sides(stack.enter_context(consistent(src)), dst, standin or url_of(dst))
+
+
+def open_target(
+    stack: contextlib.ExitStack, target: StoreLike, *, dry_run: bool
+) -> tuple[Store, str | None]:
+    """A migration's target opened on ``stack``: for writing, or for a dry run read-only
+    with an empty stand-in when it does not exist (:func:`opened_for_dry_run`; the URL to
+    report for the stand-in comes second, ``None`` when the real store was opened)."""
+    if dry_run:
+        return stack.enter_context(opened_for_dry_run(target))
+    return stack.enter_context(opened(target)), None
 
 
 def refuse_same_store(a: Store, b: Store, what: str) -> None:

@@ -23,8 +23,7 @@ from lakekv.migrate._common import (
     StoreLike,
     WriteOptions,
     check_stop,
-    opened,
-    opened_for_dry_run,
+    open_target,
     url_of,
 )
 from lakekv.migrate._io import describe, open_source, rereadable
@@ -190,11 +189,7 @@ def _load(
 ) -> LoadReport:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        standin: str | None = None
-        if options.dry_run:
-            dst, standin = stack.enter_context(opened_for_dry_run(target))
-        else:
-            dst = stack.enter_context(opened(target))
+        dst, standin = open_target(stack, target, dry_run=options.dry_run)
         limits = Limits.of(dst)
         retries = _retry.RetryCounter()
         target_version = _retry.call(lambda: read_schema_version(dst), retries)
