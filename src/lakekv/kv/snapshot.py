@@ -19,6 +19,8 @@ from lakekv.kv.types import (
     Entry,
     OnConflict,
     OpenOptions,
+    RangeDigest,
+    RawChunk,
     ValueWithPredicate,
 )
 from lakekv.kv.url import StoreURL
@@ -58,6 +60,13 @@ class SnapshotReads(ABC):
         self, partition: bytes, bits: int, buckets: list[int]
     ) -> list[tuple[bytes, int]]:
         raise UnsupportedError("this snapshot cannot compute digests")
+
+    def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
+        raise UnsupportedError("this snapshot cannot read raw rows")
+
+    def digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest | None:
+        """``None``: the view computes it from ``scan_page`` (the generic way)."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...
@@ -125,6 +134,18 @@ class SnapshotView(Store):
         return self._reads.get_many(partition, keys)
 
     def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        raise self._read_only()
+
+    def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
+        return self._reads.read_raw(partition, start, limit)
+
+    def _digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest:
+        native = self._reads.digest_range(partition, start, limit)
+        if native is not None:
+            return native
+        return super()._digest_range(partition, start, limit)
+
+    def _write_raw(self, chunks: list[RawChunk]) -> int | None:
         raise self._read_only()
 
     def _digest_probe(self) -> int:

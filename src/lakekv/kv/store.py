@@ -55,13 +55,25 @@ Digests
     so two stores can be compared without moving values. ``digest_buckets(partition, bits)``
     groups a partition's entries by ``bucket = H(key) & (2**bits - 1)`` and returns, per
     non-empty bucket, its entry count and the XOR of a 64-bit hash of each (key, value);
-    ``digest_bits(partition)`` suggests ``bits`` for about 16 entries a bucket, from a cheap
-    estimate (any value is correct; it only changes the speed).
+    ``digest_bits(partition)`` suggests ``bits`` for about 16 entries a bucket, from a count
+    or an estimate cheaper than a digest pass (any value is correct; it only changes the
+    speed; larger partitions get more bits, so callers may use it to order work).
     ``digest_rows(partition, bits, buckets)`` returns ``(key, row hash)`` for the entries of
     the given buckets. ``H`` and the row hash are the scheme's; ``digest_probe()`` hashes a
     fixed input, so a caller can check two stores really agree before trusting a comparison.
     ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
     (every driver has them; a native one is one round trip).
+
+Raw rows
+    A driver declaring ``capabilities.raw_rows`` (a format name) can hand out a range of a
+    partition in its engine's own bulk format and take it back: ``read_raw(partition, start,
+    limit)`` returns a :class:`RawChunk` of at most ``limit`` entries from ``start``
+    (inclusive) in key order, saying where the next chunk starts; ``write_raw(chunks)`` writes
+    chunks read from any store of the same format, all or nothing: when one of their keys
+    already exists it writes nothing and returns ``None`` (the caller then writes those
+    entries the ordinary way, with its conflict policy). Both ends of a copy or a verify with
+    the same format thus move or compare bytes without decoding an entry; two chunks read
+    with the same ``start`` and ``limit`` are equal exactly when they hold the same entries.
 
 Threads
     One ``Store`` object may be used from many threads at once. Iterators are not shared
@@ -105,6 +117,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import struct
 import sys
 import threading
 import time
@@ -138,6 +152,8 @@ from lakekv.kv.types import (
     OnConflict,
     OpenOptions,
     Predicate,
+    RangeDigest,
+    RawChunk,
     ScanPaging,
     ValueWithPredicate,
     as_bytes,
@@ -161,6 +177,8 @@ __all__ = [
     "OpenOptions",
     "PagedIterator",
     "Predicate",
+    "RangeDigest",
+    "RawChunk",
     "ScanPaging",
     "Store",
     "ValueWithPredicate",
@@ -173,6 +191,7 @@ __all__ = [
 :mod:`lakekv.kv.types` and the scan engine of :mod:`lakekv.kv.scan`."""
 
 T = TypeVar("T")
+_LENGTH = struct.Struct(">I")
 
 
 class Store(ABC):
@@ -436,6 +455,49 @@ class Store(ABC):
         if ks:
             self._call(self._delete_many, p, ks)
 
+    def digest_range(
+        self, partition: BytesLike, start: BytesLike = b"", limit: int = 20_000
+    ) -> RangeDigest:
+        """The SHA-256 of at most ``limit`` entries of ``partition`` from ``start``
+        (inclusive), keys ascending, in the canonical encoding of :class:`RangeDigest`, and
+        where the next range starts. Every store computes the same digest for the same
+        entries; with ``capabilities.range_digests`` the engine computes it (no value leaves
+        the server), otherwise the entries are read and hashed here. A missing partition
+        gives the digest of no entries."""
+        p = self._check_partition(partition)
+        s = as_bytes("start", start)
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        self._check_open()
+        return self._call(self._digest_range, p, s, limit)
+
+    def read_raw(
+        self, partition: BytesLike, start: BytesLike = b"", limit: int = 50_000
+    ) -> RawChunk:
+        """At most ``limit`` entries of ``partition`` from ``start`` (inclusive), keys
+        ascending, in the driver's raw format; see *Raw rows*. An empty or missing partition
+        gives a chunk of no entries. UnsupportedError without ``capabilities.raw_rows``."""
+        p = self._check_partition(partition)
+        s = as_bytes("start", start)
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        self._check_raw()
+        return self._call(self._read_raw, p, s, limit)
+
+    def write_raw(self, chunks: Sequence[RawChunk]) -> int | None:
+        """Write ``chunks`` (read from a store of the same raw format) in one transaction:
+        the number of entries written, or ``None`` when a key of theirs already exists here
+        (then nothing is written). See *Raw rows*."""
+        self._check_raw()
+        self._check_writable()
+        if not any(c.entries for c in chunks):
+            return 0
+        return self._call(self._write_raw, list(chunks))
+
+    def _check_raw(self) -> None:
+        if self.capabilities.raw_rows is None:
+            raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
+
     def digest_probe(self) -> int:
         """The scheme's row hash of a fixed input; see *Digests*. UnsupportedError without
         ``capabilities.digests``."""
@@ -620,6 +682,33 @@ class Store(ABC):
         """Generic fallback: one ``_delete`` per key; drivers override it with one query."""
         for key in keys:
             self._delete(partition, key)
+
+    def _digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest:
+        """Generic: read up to ``limit + 1`` entries in pages and hash them."""
+        h = hashlib.sha256()
+        n = nbytes = 0
+        pack = _LENGTH.pack
+        at, inclusive = start, True
+        while True:
+            page, more = self._scan_page(partition, at, inclusive, min(limit + 1 - n, 10_000))
+            for key, value in page:
+                if n == limit:
+                    return RangeDigest(partition, start, n, nbytes, h.digest(), key)
+                h.update(pack(len(key)))
+                h.update(key)
+                h.update(pack(len(value)))
+                h.update(value)
+                n += 1
+                nbytes += len(key) + len(value)
+            if not more or not page:
+                return RangeDigest(partition, start, n, nbytes, h.digest(), None)
+            at, inclusive = page[-1][0], False
+
+    def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
+        raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
+
+    def _write_raw(self, chunks: list[RawChunk]) -> int | None:
+        raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
 
     def _digest_probe(self) -> int:
         raise UnsupportedError(f"{self.scheme}:// cannot compute digests")

@@ -67,6 +67,41 @@ class OnConflict(StrEnum):
     """Write the new value."""
 
 
+@dataclass(frozen=True)
+class RawChunk:
+    """Consecutive entries of one partition in a driver's raw format (see *Raw rows*)."""
+
+    partition: bytes
+    start: bytes
+    """The first key the chunk may hold (inclusive)."""
+    data: bytes
+    """The entries, keys ascending, in the format named by ``capabilities.raw_rows``."""
+    entries: int
+    payload_bytes: int
+    """The key and value bytes the chunk holds (as a scan would count them)."""
+    next_start: bytes | None
+    """Where the next chunk of the partition starts (inclusive), or ``None``: the chunk
+    reaches the end of the partition."""
+
+
+@dataclass(frozen=True)
+class RangeDigest:
+    """What ``digest_range`` returns: a SHA-256 of consecutive entries of one partition."""
+
+    partition: bytes
+    start: bytes
+    """The first key the range may hold (inclusive)."""
+    entries: int
+    payload_bytes: int
+    """The key and value bytes of the range."""
+    sha256: bytes
+    """SHA-256 of each entry in key order as ``len(key) key len(value) value``, lengths
+    4-byte big-endian (so equal digests mean equal entries, whatever the store)."""
+    next_start: bytes | None
+    """Where the next range of the partition starts (inclusive), or ``None``: the range
+    reaches the end of the partition."""
+
+
 @dataclass
 class BatchResult:
     """Outcome of ``write_batch``. Every input entry is counted in exactly one field."""
@@ -138,6 +173,13 @@ class Capabilities:
     """The name of the scheme ``digest_buckets`` / ``digest_rows`` compute by, or ``None``
     (unsupported). Two stores whose names and ``digest_probe()`` agree compute equal digests
     for equal entries, so they can be compared without reading values (see *Digests*)."""
+    range_digests: bool = False
+    """``digest_range`` is computed by the engine, next to the data (otherwise the generic
+    fallback reads the entries and hashes them here)."""
+    raw_rows: str | None = None
+    """The name of the byte format ``read_raw`` returns and ``write_raw`` accepts, or ``None``
+    (unsupported). Two stores naming the same format exchange entries without decoding them,
+    and equal chunks hold equal entries (see *Raw rows*)."""
 
 
 @dataclass(frozen=True)

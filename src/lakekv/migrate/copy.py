@@ -9,11 +9,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 
 from lakekv.errors import InvalidArgumentError, UnsafeOperationError
-from lakekv.kv.store import BatchResult, Entry, OnConflict, Store, entries_of
+from lakekv.kv.store import BatchResult, Entry, OnConflict, RawChunk, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     BATCH_BYTES,
@@ -236,6 +237,14 @@ class _CopyJob:
         self.src, self.dst, self.options, self.cp = src, dst, options, cp
         self.report, self.tracker, self.retries = report, tracker, retries
         self.stop = Stop(options.stop)
+        self.raw = (
+            not options.sync
+            and not options.dry_run
+            and src.capabilities.raw_rows is not None
+            and src.capabilities.raw_rows == dst.capabilities.raw_rows
+        )
+        """Move chunks in the stores' shared raw format (see *Raw rows* in the store
+        contract) instead of entries."""
         self._deletes = 0
         self._lock = threading.Lock()
 
@@ -297,6 +306,10 @@ class _Worker:
         self.done: list[bytes] = []
         self.dry = BatchResult()
         self.deleted = 0
+        self.raw: list[RawChunk] = []
+        """Raw chunks waiting to be written (instead of ``batch``, while ``job.raw``)."""
+        self.compare_first = False
+        """The target held some of the last raw batch's keys: compare before writing."""
 
     def run(self, next_partition: object) -> None:
         assert callable(next_partition)
@@ -311,6 +324,8 @@ class _Worker:
                     start = self.job.cp.at.get(p, b"")
                 if self.job.options.sync or self.job.options.dry_run:
                     self._merge_partition(p, start)
+                elif self.job.raw:
+                    self._copy_partition_raw(p, start)
                 else:
                     self._copy_partition(p, start)
                 self.done.append(p)
@@ -340,6 +355,87 @@ class _Worker:
                     self._flush_batch(p)
         self.pending = len(self.batch)
         self.pending_bytes = self.batch_bytes
+
+    def _copy_partition_raw(self, p: bytes, start: bytes) -> None:
+        """:meth:`_copy_partition` between two stores of one raw format: chunks are read and
+        written as bytes, several per transaction. Chunks start small and grow fourfold up to
+        ``batch_entries`` while they stay within a quarter of ``batch_bytes``."""
+        job = self.job
+        limit_n, limit_b = job.options.batch_entries, job.options.batch_bytes
+        limit = min(_RAW_FIRST_CHUNK, limit_n)
+        while True:
+            job.stop.check()
+            chunk = _retry.call(partial(job.src.read_raw, p, start, limit), job.retries)
+            if chunk.entries:
+                self.raw.append(chunk)
+                self.pending += chunk.entries
+                self.pending_bytes += chunk.payload_bytes
+            if chunk.next_start is None:
+                return
+            start = chunk.next_start
+            per_entry = max(1, chunk.payload_bytes // max(1, chunk.entries))
+            limit = max(1, min(limit * 4, limit_n, limit_b // (4 * per_entry)))
+            if self.pending >= limit_n or self.pending_bytes >= limit_b:
+                self.flush((p, start))
+
+    def _write_raw(self) -> BatchResult:
+        """Write the pending raw chunks in one transaction.
+
+        A key that exists in the target makes the transaction write nothing. Then (and for
+        the worker's following batches, until a batch meets no existing range) each chunk is
+        first compared with the target's chunk of the same range: equal bytes are equal
+        entries, counted unchanged and not written (so re-running a finished copy only
+        reads); the other chunks are written again, and if that still meets a key, their
+        entries are written the ordinary way, under the conflict policy.
+        """
+        job = self.job
+        chunks, self.raw = self.raw, []
+        result = BatchResult()
+        if self.compare_first:
+            chunks, unchanged = self._drop_equal(chunks)
+            result.unchanged += unchanged
+            if not unchanged:
+                self.compare_first = False
+            if not chunks:
+                return result
+        written = _retry.call(partial(job.dst.write_raw, chunks), job.retries)
+        if written is not None:
+            result.written += written
+            return result
+        if not self.compare_first:
+            self.compare_first = True
+            chunks, unchanged = self._drop_equal(chunks)
+            result.unchanged += unchanged
+        for chunk in chunks:
+            # Only the entries the target lacks or holds otherwise go to write_batch (which
+            # counts conflicts under the policy); the rest are unchanged.
+            there = dict(_chunk_entries(job.dst, chunk, job.retries))
+            batch = []
+            for key, value in _chunk_entries(job.src, chunk, job.retries):
+                if there.get(key) == value:
+                    result.unchanged += 1
+                else:
+                    batch.append(Entry(chunk.partition, key, value))
+            if batch:
+                result.add(self._write_entries(batch))
+        return result
+
+    def _drop_equal(self, chunks: list[RawChunk]) -> tuple[list[RawChunk], int]:
+        """The chunks whose range holds other bytes in the target, and the entries of the
+        others (already in the target, identical)."""
+        job = self.job
+        differing: list[RawChunk] = []
+        equal = 0
+        for chunk in chunks:
+            there = _retry.call(
+                partial(job.dst.read_raw, chunk.partition, chunk.start, chunk.entries),
+                job.retries,
+            )
+            if there.data == chunk.data:
+                equal += chunk.entries
+            else:
+                differing.append(chunk)
+        return differing, equal
 
     def _flush_batch(self, p: bytes) -> None:
         self.pending, self.pending_bytes = len(self.batch), self.batch_bytes
@@ -387,19 +483,13 @@ class _Worker:
         """Write the batch, count it, record progress in the checkpoint."""
         job = self.job
         job.stop.check()
-        policy = job.options.policy
         batch = self.batch
         result = self.dry
         self.dry = BatchResult()
+        if self.raw:
+            result.add(self._write_raw())
         if batch:
-            try:
-                written = _retry.call(lambda: job.dst.write_batch(batch, policy), job.retries)
-            except InvalidArgumentError as exc:
-                too_large = _too_large(job, batch)
-                if too_large is None:
-                    raise
-                raise too_large from exc
-            result.add(written)
+            result.add(self._write_entries(batch))
         job.report.add_batch(result)
         if self.deleted:
             job.add_deleted(self.deleted)
@@ -410,6 +500,34 @@ class _Worker:
         self.batch = []
         self.batch_bytes = self.pending = self.pending_bytes = 0
         self.done = []
+
+    def _write_entries(self, batch: list[Entry]) -> BatchResult:
+        job = self.job
+        policy = job.options.policy
+        try:
+            return _retry.call(lambda: job.dst.write_batch(batch, policy), job.retries)
+        except InvalidArgumentError as exc:
+            too_large = _too_large(job, batch)
+            if too_large is None:
+                raise
+            raise too_large from exc
+
+
+_RAW_FIRST_CHUNK = 1000
+"""Entries in a partition's first raw chunk (see :meth:`_Worker._copy_partition_raw`)."""
+
+
+def _chunk_entries(
+    store: Store, chunk: RawChunk, retries: _retry.RetryCounter
+) -> Iterator[tuple[bytes, bytes]]:
+    """The ``(key, value)`` pairs ``store`` holds in the range ``chunk`` was read from (the
+    source's, read again from the same snapshot, are the chunk's)."""
+    end = chunk.next_start
+    for page in _retry.retrying_pages(store, chunk.partition, chunk.start, counter=retries):
+        for key, value in page:
+            if end is not None and key >= end:
+                return
+            yield key, value
 
 
 def _too_large(job: _CopyJob, batch: list[Entry]) -> TargetLimitError | None:

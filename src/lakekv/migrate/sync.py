@@ -227,29 +227,40 @@ class _DigestJob:
         """Runs the source's half of each pair of queries (:meth:`_both`)."""
 
     def run(self, partitions: list[bytes], workers: int) -> None:
+        """Size every partition (``digest_bits``), then compare them largest first, so the
+        largest is not the one left running alone at the end."""
         n = max(1, min(workers, len(partitions)))
         if n == 1:
             for p in partitions:
-                self.partition(p)
+                self.partition(p, self._bits(p))
             self.flush()
             return
         errors: list[BaseException] = []
 
-        def guarded(p: bytes) -> None:
+        def guarded(fn: Callable[[], T]) -> T | None:
             try:
                 self.stop.check()
-                self.partition(p)
+                return fn()
             except StoppedError:
-                pass
+                return None
             except BaseException as exc:
                 self.stop.set()
                 errors.append(exc)
+                return None
 
         with ThreadPoolExecutor(n, thread_name_prefix="lakekv-sync") as pool:
-            list(pool.map(guarded, partitions))
+            sized = list(pool.map(lambda p: guarded(partial(self._bits, p)), partitions))
+            if not errors:
+                order = sorted(zip(sized, partitions, strict=True), key=lambda bp: -(bp[0] or 0))
+                list(
+                    pool.map(lambda bp: guarded(partial(self.partition, bp[1], bp[0] or 0)), order)
+                )
         if errors:
             raise errors[0]
         self.flush()
+
+    def _bits(self, p: bytes) -> int:
+        return _retry.call(partial(self.src.digest_bits, p), self.retries)
 
     def _both(self, a: Callable[[], T], b: Callable[[], U]) -> tuple[T, U]:
         """``a()`` on the side thread and ``b()`` here, each retried; both results."""
@@ -260,10 +271,10 @@ class _DigestJob:
             first = future.result()
         return first, second
 
-    def partition(self, p: bytes) -> None:
-        """Compare one partition by bucket digests; fix the entries of differing buckets."""
-        src, dst, retries = self.src, self.dst, self.retries
-        bits = _retry.call(partial(src.digest_bits, p), retries)
+    def partition(self, p: bytes, bits: int) -> None:
+        """Compare one partition by bucket digests under ``bits``; fix the entries of
+        differing buckets."""
+        src, dst = self.src, self.dst
         # Both engines hash at once.
         src_buckets, dst_buckets = self._both(
             partial(src.digest_buckets, p, bits), partial(dst.digest_buckets, p, bits)
@@ -295,7 +306,7 @@ class _DigestJob:
                 gone.extend(self._write(p, sorted(write)))
                 for j in range(0, len(gone), _KEYS_PER_CALL):
                     keys = gone[j : j + _KEYS_PER_CALL]
-                    _retry.call(partial(dst.delete_many, p, keys), retries)
+                    _retry.call(partial(dst.delete_many, p, keys), self.retries)
         with self._lock:
             r = self.report
             r.entries += entries

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from itertools import chain
 from operator import itemgetter
+from typing import NamedTuple
 
 from lakekv.kv.store import Entry, Store, entries_of
 from lakekv.migrate import _retry
@@ -31,6 +33,45 @@ _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
 _PAGE = 5000
 """First page size of each side's scan (pages double up to the store's ``page_cap``)."""
+_CHUNK_FIRST = 1000
+_CHUNK_MAX = 20_000
+_CHUNK_BYTES = 4 << 20
+"""Chunks compared at once (:func:`_chunk_reader`) start at 1,000 entries and grow fourfold
+up to 20,000 entries or about 4 MiB."""
+
+
+class _Chunk(NamedTuple):
+    """A range of one side, as compared: equal tuples mean equal entries."""
+
+    content: bytes
+    entries: int
+    payload_bytes: int
+    next_start: bytes | None
+
+
+ChunkReader = Callable[[Store, bytes, bytes, int], _Chunk]
+
+
+def _digest_chunk(store: Store, p: bytes, start: bytes, limit: int) -> _Chunk:
+    d = store.digest_range(p, start, limit)
+    return _Chunk(d.sha256, d.entries, d.payload_bytes, d.next_start)
+
+
+def _raw_chunk(store: Store, p: bytes, start: bytes, limit: int) -> _Chunk:
+    c = store.read_raw(p, start, limit)
+    return _Chunk(c.data, c.entries, c.payload_bytes, c.next_start)
+
+
+def _chunk_reader(a: Store, b: Store) -> ChunkReader | None:
+    """How to compare whole ranges of ``a`` and ``b`` before comparing entries: SHA-256
+    range digests when both engines compute them (no value leaves either server), else raw
+    chunks when both read the same raw format (bytes, not decoded), else ``None``."""
+    ca, cb = a.capabilities, b.capabilities
+    if ca.range_digests and cb.range_digests:
+        return _digest_chunk
+    if ca.raw_rows is not None and ca.raw_rows == cb.raw_rows:
+        return _raw_chunk
+    return None
 
 
 def _entries(p: bytes, pages: Iterator[Sequence[tuple[bytes, bytes]]]) -> Iterator[Entry]:
@@ -80,6 +121,10 @@ def verify(
     The partitions compared are the union of both sides' (listed, or found by the lakeFS
     walk). Each is compared as a merge-join of two ordered scans: an entry only in ``a`` is
     *missing* (from ``b``), only in ``b`` *extra*, in both with different values *different*.
+    When both engines compute range digests (``capabilities.range_digests``, e.g. two
+    PostgreSQL stores), each partition is first compared range by range by SHA-256 of the
+    entries, both sides at once, and entry by entry only from the first differing range
+    on; two stores of one raw format compare raw chunks that way (see the store contract).
     With ``quick``, each side's partitions are only counted and hashed (as in a dump's
     trailers) and a mismatch counts as one *different partition*. At most ``max_diffs``
     examples are kept; the counts are complete. ``report.equal`` is the verdict. Each side is
@@ -123,10 +168,49 @@ def verify(
                     )
                 )
 
+        chunks = _chunk_reader(sa, sb)
+        side = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="lakekv-side"))
+
+        def equal_chunk_prefix(p: bytes) -> tuple[bytes | None, int, int]:
+            """Compare chunks of both sides (read at once) while they are equal: where the
+            first differing chunk starts (``None``: none differs), and the entries and
+            bytes found equal before it."""
+            assert chunks is not None
+            start, n, nbytes = b"", 0, 0
+            limit = _CHUNK_FIRST
+            while True:
+                future = side.submit(_retry.call, partial(chunks, sa, p, start, limit), retries)
+                try:
+                    cb = _retry.call(partial(chunks, sb, p, start, limit), retries)
+                finally:
+                    ca = future.result()
+                if ca != cb:
+                    return start, n, nbytes
+                n += ca.entries
+                nbytes += ca.payload_bytes
+                if ca.next_start is None:
+                    return None, n, nbytes
+                start = ca.next_start
+                per_entry = max(1, ca.payload_bytes // max(1, ca.entries))
+                limit = max(1, min(limit * 4, _CHUNK_MAX, _CHUNK_BYTES // per_entry))
+
         def compare_full(p: bytes) -> None:
-            pages_a = _retry.retrying_pages(sa, p, page_size=_PAGE, counter=retries)
-            pages_b = _retry.retrying_pages(sb, p, page_size=_PAGE, counter=retries)
-            na, bytes_a, rest_a, rest_b = _equal_prefix(pages_a, pages_b)
+            start: bytes | None = b""
+            na = bytes_a = 0
+            if chunks is not None:
+                start, na, bytes_a = equal_chunk_prefix(p)
+            if start is None:  # equal to the end
+                with lock:
+                    report.entries_a += na
+                    report.entries_b += na
+                    report.bytes_a += bytes_a
+                tracker.add(na, bytes_a, 1)
+                return
+            pages_a = _retry.retrying_pages(sa, p, start, page_size=_PAGE, counter=retries)
+            pages_b = _retry.retrying_pages(sb, p, start, page_size=_PAGE, counter=retries)
+            n_equal, bytes_equal, rest_a, rest_b = _equal_prefix(pages_a, pages_b)
+            na += n_equal
+            bytes_a += bytes_equal
             nb = na
             missing = extra = different = 0
             if rest_a or rest_b:  # they differ from here on: compare entry by entry

@@ -8,6 +8,8 @@ in partitions unique to the test run and test, so runs can share one real databa
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import threading
 import time
 import uuid
@@ -758,6 +760,92 @@ class StoreContractSuite:
         assert store.get(part, before[0].key).value == b"changed"
         with store.snapshot() as view:  # a new snapshot sees the writes
             assert view.get(part, b"s-key-9999").value == b"inserted"
+
+    # --- range digests and raw rows ------------------------------------------------------------
+
+    def test_digest_range_is_the_canonical_sha256(
+        self, store: Store, make_partition: MakePartition
+    ) -> None:
+        """Every store hashes the same entries to the same digest (``RangeDigest``), range
+        by range, and the ranges chained by ``next_start`` cover the partition once."""
+        part = make_partition("digest")
+        entries = [(b"\x00", b""), (b"a", b"\xff" * 300), (b"a\x00", b"x")]
+        entries += [(b"k%04d" % i, b"v%d" % i) for i in range(40)]
+        store.write_batch([Entry(part, k, v) for k, v in entries])
+
+        def canonical(rows: list[tuple[bytes, bytes]]) -> bytes:
+            h = hashlib.sha256()
+            for k, v in rows:
+                h.update(struct.pack(">I", len(k)) + k + struct.pack(">I", len(v)) + v)
+            return h.digest()
+
+        whole = store.digest_range(part, b"", 1000)
+        assert (whole.entries, whole.next_start) == (len(entries), None)
+        assert whole.sha256 == canonical(entries)
+        assert whole.payload_bytes == sum(len(k) + len(v) for k, v in entries)
+        for limit in (1, 7):
+            start: bytes | None = b""
+            seen = 0
+            while start is not None:
+                d = store.digest_range(part, start, limit)
+                rows = entries[seen : seen + d.entries]
+                assert d.entries == min(limit, len(entries) - seen)
+                assert d.sha256 == canonical(rows)
+                seen += d.entries
+                start = d.next_start
+                assert start is None or start == entries[seen][0]
+            assert seen == len(entries)
+        middle = store.digest_range(part, b"a\x00", 2)  # start is inclusive
+        assert middle.sha256 == canonical(entries[2:4])
+        assert middle.next_start == entries[4][0]
+        empty = store.digest_range(make_partition("digest-none"), b"", 5)
+        assert (empty.entries, empty.sha256) == (0, hashlib.sha256().digest())
+        store.set(part, b"a", b"changed")
+        assert store.digest_range(part, b"", 1000).sha256 != whole.sha256
+        with pytest.raises(InvalidArgumentError):
+            store.digest_range(part, b"", 0)
+        if store.capabilities.snapshot_reads:
+            with store.snapshot() as view:
+                assert view.digest_range(part, b"", 5) == store.digest_range(part, b"", 5)
+
+    def test_raw_rows_round_trip_all_or_nothing(
+        self, plain_store: Store, make_partition: MakePartition
+    ) -> None:
+        """Chunks read with ``read_raw`` cover the partition once and write back whole; a
+        write meeting an existing key writes nothing and says so (``None``)."""
+        store = plain_store
+        part = make_partition("raw")
+        if store.capabilities.raw_rows is None:
+            with pytest.raises(UnsupportedError):
+                store.read_raw(part)
+            with pytest.raises(UnsupportedError):
+                store.write_raw([])
+            return
+        entries = [Entry(part, b"r%03d" % i, b"\x00v%d" % i) for i in range(25)]
+        store.write_batch(entries)
+        chunks = []
+        start: bytes | None = b""
+        while start is not None:
+            chunk = store.read_raw(part, start, 10)
+            chunks.append(chunk)
+            start = chunk.next_start
+        assert [c.entries for c in chunks] == [10, 10, 5]
+        assert sum(c.payload_bytes for c in chunks) == sum(
+            len(e.key) + len(e.value) for e in entries
+        )
+        assert chunks[1].start == entries[10].key
+        if store.capabilities.snapshot_reads:
+            with store.snapshot() as view:
+                assert view.read_raw(part, b"", 10) == chunks[0]
+        assert store.write_raw(chunks) is None  # every key exists
+        store.delete_many(part, [e.key for e in entries])
+        store.set(part, entries[3].key, b"kept")
+        assert store.write_raw(chunks) is None  # one key exists: nothing is written
+        assert [e.key for e in store.scan(part)] == [entries[3].key]
+        store.delete(part, entries[3].key)
+        assert store.write_raw(chunks) == 25
+        assert [(e.key, e.value) for e in store.scan(part)] == [(e.key, e.value) for e in entries]
+        assert store.read_raw(make_partition("raw-none"), b"", 10).entries == 0
 
     # --- properties --------------------------------------------------------------------------
 

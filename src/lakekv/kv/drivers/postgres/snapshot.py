@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 from lakekv.errors import StoreClosedError
 from lakekv.kv.drivers.postgres.pool import Connection, fetchall, fetchone
 from lakekv.kv.snapshot import SnapshotReads
-from lakekv.kv.store import ValueWithPredicate
+from lakekv.kv.store import RangeDigest, RawChunk, ValueWithPredicate
 
 if TYPE_CHECKING:
     from lakekv.kv.drivers.postgres.store import PostgresStore
@@ -104,6 +104,12 @@ class Snapshot(SnapshotReads):
         self, partition: bytes, bits: int, buckets: list[int]
     ) -> list[tuple[bytes, int]]:
         return self._store._digest_rows(partition, bits, buckets, self.execute)
+
+    def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
+        return self._store._read_raw(partition, start, limit, self.execute)
+
+    def digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest:
+        return self._store._digest_range(partition, start, limit, self.execute)
 
     def close(self) -> None:
         with self._lock:
