@@ -464,10 +464,7 @@ class Store(ABC):
         entries; with ``capabilities.range_digests`` the engine computes it (no value leaves
         the server), otherwise the entries are read and hashed here. A missing partition
         gives the digest of no entries."""
-        p = self._check_partition(partition)
-        s = as_bytes("start", start)
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
+        p, s = self._check_range(partition, start, limit)
         self._check_open()
         return self._call(self._digest_range, p, s, limit)
 
@@ -477,12 +474,19 @@ class Store(ABC):
         """At most ``limit`` entries of ``partition`` from ``start`` (inclusive), keys
         ascending, in the driver's raw format; see *Raw rows*. An empty or missing partition
         gives a chunk of no entries. UnsupportedError without ``capabilities.raw_rows``."""
+        p, s = self._check_range(partition, start, limit)
+        self._check_raw()
+        return self._call(self._read_raw, p, s, limit)
+
+    def _check_range(
+        self, partition: BytesLike, start: BytesLike, limit: int
+    ) -> tuple[bytes, bytes]:
+        """Validate the arguments of a range read once, for both kinds."""
         p = self._check_partition(partition)
         s = as_bytes("start", start)
         if not isinstance(limit, int) or limit < 1:
             raise InvalidArgumentError(f"limit must be an int >= 1, not {limit!r}")
-        self._check_raw()
-        return self._call(self._read_raw, p, s, limit)
+        return p, s
 
     def write_raw(self, chunks: Sequence[RawChunk]) -> int | None:
         """Write ``chunks`` (read from a store of the same raw format) in one transaction:
