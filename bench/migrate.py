@@ -559,7 +559,8 @@ def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
         floor = timed(lambda: pg_hash_both(args.pg, src_t, dst_t))
         print(
             f"                (every row of both tables hashed once, tables in parallel, raw "
-            f"SQL, no lakekv: {floor:.2f}s; the catch-up hashes each row twice)",
+            f"SQL, no lakekv: {floor:.2f}s; the catch-up reads each table twice: bucket digests, "
+            "then the rows of the differing buckets)",
             flush=True,
         )
 
