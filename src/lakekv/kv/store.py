@@ -64,6 +64,13 @@ Digests
     ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
     (every driver has them; a native one is one round trip).
 
+Range digests
+    ``digest_range(partition, start, limit)`` is the SHA-256 of at most ``limit`` entries
+    from ``start`` in one canonical encoding (see :class:`RangeDigest`), with where the next
+    range starts: equal digests mean equal entries, whatever the two stores. Every driver has
+    it (the base class hashes a scan); one declaring ``capabilities.range_digests`` lets the
+    engine compute it, so comparing two such stores moves only digests.
+
 Raw rows
     A driver declaring ``capabilities.raw_rows`` (a format name) can hand out a range of a
     partition in its engine's own bulk format and take it back: ``read_raw(partition, start,
