@@ -56,19 +56,21 @@ class RawRows:
     def read(
         self, partition: bytes, start: bytes, limit: int, execute: Execute, *, snapshot: bool
     ) -> RawChunk:
-        """One chunk, on the connection ``execute`` runs on: the COPY of ``limit`` entries,
-        then the boundary query, both in one snapshot (``snapshot``: the connection is in
+        """One chunk, on the connection ``execute`` runs on: the boundary query, then the
+        COPY of ``limit`` entries, both in one snapshot (``snapshot``: the connection is in
         one already; otherwise a read-only REPEATABLE READ transaction around the two), in
         one call, so a retry after a lost connection repeats both."""
 
-        def copy_chunk(cur: psycopg.Cursor[Any]) -> RawChunk:
+        params = (partition, start, limit)
+
+        def copy_chunk(cur: psycopg.Cursor[Any], after: tuple[bytes] | None) -> RawChunk:
+            """The COPY, on the cursor that just ran the boundary query (``after``: its row)."""
             buf = bytearray()
-            with cur.copy(self._q_out, (partition, start, limit)) as copy:
+            with cur.copy(self._q_out, params) as copy:
                 for block in copy:  # one tuple each; copied now, so psycopg reuses its buffer
                     buf += block  # (measured 2.7x faster than joining the blocks at the end)
             data = bytes(buf)
             entries = max(0, cur.rowcount)
-            row = cur.execute(self._q_next, (partition, start, limit)).fetchone()
             return RawChunk(
                 partition=partition,
                 start=start,
@@ -78,12 +80,18 @@ class RawRows:
                 - len(HEADER)
                 - len(TRAILER)
                 - entries * (_TUPLE_OVERHEAD + len(partition)),
-                next_start=None if row is None else row[0],
+                next_start=None if after is None else after[0],
             )
+
+        if snapshot:
+            chunk: RawChunk = execute(
+                self._q_next, params, lambda cur: copy_chunk(cur, cur.fetchone())
+            )
+            return chunk
 
         def in_transaction(cur: psycopg.Cursor[Any]) -> RawChunk:
             try:
-                chunk = copy_chunk(cur)
+                chunk = copy_chunk(cur, cur.execute(self._q_next, params).fetchone())
             except BaseException:
                 if not cur.connection.broken:
                     cur.execute("ROLLBACK")
@@ -91,10 +99,7 @@ class RawRows:
             cur.execute("COMMIT")
             return chunk
 
-        if snapshot:
-            chunk: RawChunk = execute("SELECT 1", (), copy_chunk)
-        else:
-            chunk = execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", (), in_transaction)
+        chunk = execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", (), in_transaction)
         return chunk
 
     def write_on(
