@@ -27,6 +27,19 @@ PostgreSQL COPY and SQLite; memory stays a few MB per worker)."""
 BATCH_BYTES: Final = 8 << 20
 """Key and value bytes per ``write_batch`` call (whichever limit is reached first)."""
 LAKEKV_VERSION: Final = __version__
+FIRST_CHUNK: Final = 1000
+"""Entries in a partition's first range read whole (raw chunk or range digest); later
+ranges grow by :func:`next_chunk_limit`."""
+
+
+def next_chunk_limit(
+    limit: int, entries: int, payload_bytes: int, max_entries: int, max_bytes: int
+) -> int:
+    """The size of the next range to read after one of ``entries`` entries holding
+    ``payload_bytes``, read with ``limit``: four times ``limit``, at most ``max_entries``, and
+    at most as many entries of that range's average size as fit in ``max_bytes``."""
+    per_entry = max(1, payload_bytes // max(1, entries))
+    return max(1, min(limit * 4, max_entries, max_bytes // per_entry))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
+    FIRST_CHUNK,
     NO_SNAPSHOT,
     Stop,
     StoppedError,
@@ -26,6 +27,7 @@ from lakekv.migrate._common import (
     WriteOptions,
     interrupted,
     is_snapshot,
+    next_chunk_limit,
     open_sides,
     url_of,
 )
@@ -362,7 +364,7 @@ class _Worker:
         ``batch_entries`` while they stay within a quarter of ``batch_bytes``."""
         job = self.job
         limit_n, limit_b = job.options.batch_entries, job.options.batch_bytes
-        limit = min(_RAW_FIRST_CHUNK, limit_n)
+        limit = min(FIRST_CHUNK, limit_n)
         while True:
             job.stop.check()
             chunk = _retry.call(partial(job.src.read_raw, p, start, limit), job.retries)
@@ -373,8 +375,9 @@ class _Worker:
             if chunk.next_start is None:
                 return
             start = chunk.next_start
-            per_entry = max(1, chunk.payload_bytes // max(1, chunk.entries))
-            limit = max(1, min(limit * 4, limit_n, limit_b // (4 * per_entry)))
+            limit = next_chunk_limit(
+                limit, chunk.entries, chunk.payload_bytes, limit_n, limit_b // 4
+            )
             if self.pending >= limit_n or self.pending_bytes >= limit_b:
                 self.flush((p, start))
 
@@ -391,7 +394,8 @@ class _Worker:
         job = self.job
         chunks, self.raw = self.raw, []
         result = BatchResult()
-        if self.compare_first:
+        compared = self.compare_first
+        if compared:
             chunks, unchanged = self._drop_equal(chunks)
             result.unchanged += unchanged
             if not unchanged:
@@ -402,8 +406,8 @@ class _Worker:
         if written is not None:
             result.written += written
             return result
-        if not self.compare_first:
-            self.compare_first = True
+        self.compare_first = True
+        if not compared:  # (the chunks left after a comparison all differ: not read again)
             chunks, unchanged = self._drop_equal(chunks)
             result.unchanged += unchanged
         for chunk in chunks:
@@ -511,10 +515,6 @@ class _Worker:
             if too_large is None:
                 raise
             raise too_large from exc
-
-
-_RAW_FIRST_CHUNK = 1000
-"""Entries in a partition's first raw chunk (see :meth:`_Worker._copy_partition_raw`)."""
 
 
 def _chunk_entries(

@@ -15,10 +15,12 @@ from typing import NamedTuple
 from lakekv.kv.store import Entry, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
+    FIRST_CHUNK,
     NO_SNAPSHOT,
     StoreLike,
     consistent,
     is_snapshot,
+    next_chunk_limit,
     opened,
     refuse_same_store,
     url_of,
@@ -33,11 +35,10 @@ _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
 _PAGE = 5000
 """First page size of each side's scan (pages double up to the store's ``page_cap``)."""
-_CHUNK_FIRST = 1000
 _CHUNK_MAX = 20_000
 _CHUNK_BYTES = 4 << 20
-"""Chunks compared at once (:func:`_chunk_reader`) start at 1,000 entries and grow fourfold
-up to 20,000 entries or about 4 MiB."""
+"""Chunks compared at once (:func:`_chunk_reader`) start at ``FIRST_CHUNK`` entries and grow
+fourfold up to 20,000 entries or about 4 MiB."""
 
 
 class _Chunk(NamedTuple):
@@ -177,7 +178,7 @@ def verify(
             bytes found equal before it."""
             assert chunks is not None
             start, n, nbytes = b"", 0, 0
-            limit = _CHUNK_FIRST
+            limit = FIRST_CHUNK
             while True:
                 future = side.submit(_retry.call, partial(chunks, sa, p, start, limit), retries)
                 try:
@@ -191,8 +192,9 @@ def verify(
                 if ca.next_start is None:
                     return None, n, nbytes
                 start = ca.next_start
-                per_entry = max(1, ca.payload_bytes // max(1, ca.entries))
-                limit = max(1, min(limit * 4, _CHUNK_MAX, _CHUNK_BYTES // per_entry))
+                limit = next_chunk_limit(
+                    limit, ca.entries, ca.payload_bytes, _CHUNK_MAX, _CHUNK_BYTES
+                )
 
         def compare_full(p: bytes) -> None:
             start: bytes | None = b""
