@@ -14,13 +14,17 @@ means as fast as the raw code and higher is better):
    after os.sync());
 4. load from the file vs a raw bulk load (executemany in large transactions) into SQLite;
 5. peak RSS of an N-entry copy vs an N/10-entry copy, each measured in its own process;
-9. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh ``copy`` vs
-   ``pg_dump --table 'T*' | psql`` of the same table into an empty database (best of two
-   alternating rounds, each after a CHECKPOINT); then 1% of the source changes (0.4% updates,
-   0.3% deletes, 0.3% inserts, spread over partitions) and the catch-up ``sync`` is timed
-   against the fresh copy (best of two rounds, each after its own changes; the target is
-   then verified identical); ``verify`` vs a raw ordered scan of the slower side (best of two
-   alternating rounds). ``--only cutover`` runs this step alone.
+9. cutover, PostgreSQL -> PostgreSQL (lakeFS's 100-partition table): a fresh
+   ``copy --track-changes`` into a table of another database vs ``pg_dump --table 'T*' |
+   psql`` of the same table into an empty database (best of two alternating rounds, each
+   after a CHECKPOINT); then 1% of the source changes (0.4% updates, 0.3% deletes, 0.3%
+   inserts, spread over partitions) and the catch-up ``sync`` is timed against the fresh copy
+   (best of two rounds, each after its own changes: a rehearsal that keeps the change feed,
+   then the catch-up that ends it; the target is then verified identical), with, for
+   reference, the same catch-up without a feed (by digests); ``verify`` vs a raw ordered
+   scan of the slower side (best of two alternating rounds). The server needs
+   ``wal_level = logical`` (``tests/servers.py`` starts it so). ``--only cutover`` runs this
+   step alone.
 
 With ``--mysql URL``, ``--lmdb`` and ``--to redis,redis-cluster,etcd``, first (and with
 ``--only-engines``, only):
@@ -46,6 +50,7 @@ namespaces.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -58,7 +63,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,7 @@ import lmdb
 import psycopg
 import pymysql
 
+from lakekv.errors import LakekvError
 from lakekv.kv.drivers.etcd import EtcdStore
 from lakekv.kv.drivers.etcd import _keys as etcd_keys
 from lakekv.kv.drivers.etcd.proto import rpc_pb2
@@ -73,7 +78,7 @@ from lakekv.kv.drivers.redis import RedisClusterStore, RedisStore
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate import copy, dump, load, sync, verify
+from lakekv.migrate import copy, dump, load, sync, untrack, verify
 from lakekv.migrate.sample import sample
 
 TARGETS = {
@@ -470,23 +475,6 @@ def pg_ordered_scan(pg_url: str, table: str) -> int:
     return n
 
 
-def pg_hash_both(pg_url: str, *tables: str) -> None:
-    """A floor for a digest catch-up: every row of each table hashed once with the functions
-    ``digest_buckets`` uses (key hash and row hash), without grouping, the tables in
-    parallel, one connection each, no parallel workers."""
-
-    def one(table: str) -> None:
-        with psycopg.connect(pg_conninfo(pg_url)) as conn:
-            conn.execute("SET max_parallel_workers_per_gather = 0")
-            conn.execute(
-                "SELECT bit_xor(hash_array(ARRAY[key]) # "
-                f'hash_array_extended(ARRAY[key, value], 0)) FROM "{table}"'
-            ).fetchall()
-
-    with ThreadPoolExecutor(len(tables)) as pool:
-        list(pool.map(one, tables))
-
-
 def pg_change(pg_url: str, table: str, fraction: float, seed: int) -> tuple[int, int, int]:
     """Change ``fraction`` of the entries, spread over partitions at random: 40% of the
     changes update a value, 30% delete an entry, 30% insert a new key next to an old one."""
@@ -516,13 +504,28 @@ def pg_change(pg_url: str, table: str, fraction: float, seed: int) -> tuple[int,
     return n_up, n_del, len(inserts)
 
 
-def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
-    """Step 8: fresh copy vs pg_dump | psql, catch-up vs fresh copy, verify vs raw scans."""
-    src_t, dst_t, dump_db = f"bench_csrc_{run}", f"bench_cdst_{run}", f"bench_dump_{run}"
-    src, dst = (
-        StoreURL.parse(args.pg).with_params(table=t).render(reveal_password=True)
-        for t in (src_t, dst_t)
+def pg_store_url(pg_url: str, database: str, table: str) -> str:
+    """The lakekv URL of ``table`` in ``database`` on the server of ``pg_url``."""
+    parsed = StoreURL.parse(pg_url).without_params()
+    moved = StoreURL(
+        parsed.scheme, parsed.username, parsed.password, parsed.host, parsed.port, "/" + database
     )
+    return moved.with_params(table=table).render(reveal_password=True)
+
+
+def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
+    """Step 9: fresh tracked copy vs pg_dump | psql, catch-up vs fresh copy, verify vs raw
+    scans. The target is a table in its own database, as in a real cutover (the source's
+    change feed then never decodes the copy's own writes)."""
+    src_t, dst_t, dump_db, dst_db = (
+        f"bench_csrc_{run}",
+        f"bench_cdst_{run}",
+        f"bench_dump_{run}",
+        f"bench_cdst_{run}",
+    )
+    src = StoreURL.parse(args.pg).with_params(table=src_t).render(reveal_password=True)
+    dst = pg_store_url(args.pg, dst_db, dst_t)
+    pg_exec(args.pg, f'DROP DATABASE IF EXISTS "{dst_db}"', f'CREATE DATABASE "{dst_db}"')
     try:
         t = timed(lambda: copy(f"sqlite:///{a}", src))
         print(f"cutover setup   source table {src_t} loaded in {t:.2f}s", flush=True)
@@ -532,17 +535,24 @@ def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
             pg_exec(args.pg, f'DROP DATABASE IF EXISTS "{dump_db}"', f'CREATE DATABASE "{dump_db}"')
             pg_exec(args.pg, "CHECKPOINT")
             dump_times.append(timed(lambda: pg_dump_psql(args.pg, src_t, dump_db)))
-            pg_reset(args.pg, dst_t)
-            copy_times.append(timed(lambda: copy(src, dst)))
+            pg_reset(dst, dst_t)
+            copy_times.append(timed(lambda: copy(src, dst, track_changes=True)))
         fresh = min(copy_times)
         ratio_line("copy_pg_to_pg", min(dump_times), fresh, n)
-        print("                (raw = pg_dump --table 'T*' | psql into an empty database)")
+        print(
+            "                (raw = pg_dump --table 'T*' | psql into an empty database; "
+            "lakekv = copy --track-changes into another empty database)"
+        )
 
-        sync_times = []
-        for seed in (1, 2):
+        # Round 1 is a rehearsal that keeps the feed, round 2 the catch-up that ends it.
+        sync_times, methods = [], []
+        for seed, keep in ((1, True), (2, False)):
             changed = pg_change(args.pg, src_t, 0.01, seed)
             pg_exec(args.pg, "CHECKPOINT")
-            sync_times.append(timed(lambda: sync(src, dst)))
+            t0 = time.perf_counter()
+            report = sync(src, dst, keep_tracking=keep)
+            sync_times.append(time.perf_counter() - t0)
+            methods.append(report.method)
         catch_up = min(sync_times)
         check = verify(src, dst)
         if not check.equal:
@@ -555,12 +565,17 @@ def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
             f"{'ok' if frac <= CATCH_UP_TARGET else 'MISSED'}",
             flush=True,
         )
-
-        floor = timed(lambda: pg_hash_both(args.pg, src_t, dst_t))
         print(
-            f"                (every row of both tables hashed once, tables in parallel, raw "
-            f"SQL, no lakekv: {floor:.2f}s; the catch-up reads each table twice: bucket digests, "
-            "then the rows of the differing buckets)",
+            f"                (by {'/'.join(methods)}: rounds {sync_times[0]:.2f}s with the "
+            f"feed kept, {sync_times[1]:.2f}s ending it)",
+            flush=True,
+        )
+        pg_change(args.pg, src_t, 0.01, 3)
+        pg_exec(args.pg, "CHECKPOINT")
+        by_digests = timed(lambda: sync(src, dst))
+        print(
+            f"                (the same catch-up without a change feed, by digests: "
+            f"{by_digests:.2f}s, fraction {by_digests / fresh:.3f})",
             flush=True,
         )
 
@@ -569,7 +584,7 @@ def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
             raw_times.append(
                 max(
                     timed(lambda: pg_ordered_scan(args.pg, src_t)),
-                    timed(lambda: pg_ordered_scan(args.pg, dst_t)),
+                    timed(lambda: pg_ordered_scan(dst, dst_t)),
                 )
             )
             our_times.append(timed(lambda: verify(src, dst)))
@@ -581,10 +596,13 @@ def cutover(args: argparse.Namespace, n: int, a: Path, run: str) -> None:
             flush=True,
         )
     finally:
+        with contextlib.suppress(LakekvError):
+            untrack(src, dst)
         for url in (src, dst):
             with open_store(url) as s:
                 s.destroy()
-        pg_exec(args.pg, f'DROP DATABASE IF EXISTS "{dump_db}"')
+        for db in (dump_db, dst_db):
+            pg_exec(args.pg, f'DROP DATABASE IF EXISTS "{db}"')
 
 
 def main() -> None:

@@ -302,7 +302,8 @@ def start_postgres(workdir: Path) -> Server:
     """PostgreSQL: ``initdb`` into ``workdir`` and ``postgres`` on a free port, TCP only.
 
     Durability is off (``fsync``, ``synchronous_commit``, ``full_page_writes``): the data is
-    thrown away. Database ``test`` exists; user ``postgres`` with trust authentication.
+    thrown away. ``wal_level=logical``, as ``copy --track-changes`` needs on a source.
+    Database ``test`` exists; user ``postgres`` with trust authentication.
     """
     ensure_installed("postgres")
     bindir = _postgres_bindir()
@@ -353,6 +354,8 @@ def start_postgres(workdir: Path) -> Server:
             "full_page_writes=off",
             "-c",
             "max_connections=300",
+            "-c",
+            "wal_level=logical",
         ]
     )
     proc = _spawn(

@@ -39,6 +39,7 @@ from lakekv.migrate import (
     dump,
     load,
     sync,
+    untrack,
     verify,
 )
 from lakekv.migrate import (
@@ -424,6 +425,14 @@ def load_cmd(
     help="Record progress in FILE; run the same command again to resume after a crash or "
     "stop (after a finished pass, the same command runs a new full pass).",
 )
+@click.option(
+    "--track-changes",
+    is_flag=True,
+    help="First start a change feed on the source (PostgreSQL: a logical replication slot; "
+    "needs wal_level = logical and the REPLICATION attribute), so the catch-up pass "
+    "(lakekv sync) visits only what changed. The source server keeps its WAL until that "
+    "pass or lakekv untrack ends the feed.",
+)
 @_workers_option(
     None, f"{PARALLEL_WORKERS}; {DEFAULT_WORKERS} into a single-writer store such as SQLite"
 )
@@ -444,6 +453,7 @@ def copy_cmd(
     sync: bool,
     max_delete: int | None,
     checkpoint: str | None,
+    track_changes: bool,
     workers: int | None,
     as_json: bool,
 ) -> int:
@@ -458,6 +468,7 @@ def copy_cmd(
       lakekv copy --from sqlite:///lakefs.db --to postgres://u@db/lakefs --checkpoint c.ckpt
       lakekv copy --from-lakefs-config old.yaml --to-lakefs-config new.yaml --workers 8
       lakekv copy --from sqlite:///a.db --to sqlite:///b.db --sync --dry-run
+      lakekv copy --from postgres://u@old/lakefs --to postgres://u@new/lakefs --track-changes
     """
     sides = _resolve_sides(
         ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
@@ -478,6 +489,7 @@ def copy_cmd(
             batch_entries=batch_size,
             progress=cb,
             stop=stop,
+            track_changes=track_changes,
         )
     lines = [
         f"{'dry run: ' if dry_run else ''}copied {report.entries:,} entries in "
@@ -508,11 +520,19 @@ def copy_cmd(
     if report.partition_source == "lakefs-walk":
         lines.append("  partitions found by walking the lakeFS model (source cannot list them)")
     lines.extend(_snapshot_lines(report.snapshot, report.warnings))
-    if not sync and not dry_run:
+    pair = f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
+    if report.change_feed is not None:
         lines.append(
-            "  next, for a cutover: stop the writers (lakeFS), then run the catch-up pass:\n"
-            f"    lakekv sync {_side_args('from', from_url, from_config)} "
-            f"{_side_args('to', to_url, to_config)}"
+            f"  change feed {report.change_feed} records on the source"
+            + (" (target ready)" if report.change_feed_ready else "")
+            + "; the source server keeps its WAL until the catch-up pass ends it "
+            f"(to abandon the cutover instead: lakekv untrack {pair})"
+        )
+    if not sync and not dry_run:
+        by = " (it reads the change feed)" if report.change_feed_ready else ""
+        lines.append(
+            "  next, for a cutover: stop the writers (lakeFS), then run the catch-up pass"
+            f"{by}:\n    lakekv sync {pair}"
         )
     _emit(report, as_json, lines)
     return _conflict_exit(report)
@@ -594,12 +614,19 @@ def verify_cmd(
 @click.option("--force", is_flag=True, help="Proceed although the lakeFS schema versions differ.")
 @click.option(
     "--method",
-    type=click.Choice(["auto", "digests", "merge"]),
+    type=click.Choice(["auto", "changes", "digests", "merge"]),
     default="auto",
     show_default=True,
-    help="digests: both engines hash their entries and only differences move (stores that "
-    "compute the same digests, e.g. PostgreSQL to PostgreSQL); merge: compare both sides' "
-    "scans; auto: digests when possible.",
+    help="changes: visit only the keys the source's change feed lists (after lakekv copy "
+    "--track-changes); digests: both engines hash their entries and only differences move "
+    "(stores that compute the same digests, e.g. PostgreSQL to PostgreSQL); merge: compare "
+    "both sides' scans; auto: the first of these that is possible.",
+)
+@click.option(
+    "--keep-tracking",
+    is_flag=True,
+    help="Keep the change feed recording after this pass, for another catch-up (a rehearsal "
+    "while lakeFS still runs). By default the pass ends it.",
 )
 @_workers_option(SYNC_WORKERS)
 @_json_option
@@ -615,6 +642,7 @@ def sync_cmd(
     dry_run: bool,
     force: bool,
     method: str,
+    keep_tracking: bool,
     workers: int,
     as_json: bool,
 ) -> int:
@@ -640,6 +668,7 @@ def sync_cmd(
             dry_run=dry_run,
             force=force,
             method=method,
+            keep_tracking=keep_tracking,
             progress=cb,
         )
     would = "would be " if dry_run else ""
@@ -649,7 +678,13 @@ def sync_cmd(
         f"{report.source}: {report.entries:,} entries in {report.partitions:,} partitions "
         f"compared by {report.method} in {report.seconds:.1f}s",
     ]
-    if report.method == "digests":
+    if report.method == "changes":
+        lines.append(
+            f"  {would}inserted {report.inserted:,}, {would}updated {report.updated:,}, "
+            f"{would}deleted {report.deleted:,}; the change feed listed {report.changes:,} "
+            "changes"
+        )
+    elif report.method == "digests":
         lines.append(
             f"  {would}inserted {report.inserted:,}, {would}updated {report.updated:,}, "
             f"{would}deleted {report.deleted:,}; {report.unchanged_partitions:,} partitions "
@@ -658,12 +693,47 @@ def sync_cmd(
     else:
         lines.append(f"  {would}written {report.written:,}, {would}deleted {report.deleted:,}")
     lines.extend(_snapshot_lines(report.snapshot, report.warnings))
+    if report.change_feed is not None and not dry_run:
+        lines.append(
+            f"  change feed {report.change_feed} "
+            + ("kept, ready for the next pass" if report.change_feed_kept else "ended")
+        )
     if not dry_run:
         lines.append(
             "  next: lakekv verify "
             f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
         )
     _emit(report, as_json, lines)
+    return EXIT_OK
+
+
+@click.command(name="untrack")
+@_store_options("from", default=False)
+@_store_options("to", default=False)
+@_json_option
+@click.pass_context
+def untrack_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    to_url: str | None,
+    to_config: str | None,
+    as_json: bool,
+) -> int:
+    """End the change feed `lakekv copy --track-changes` started on the source.
+
+    For a cutover abandoned or postponed: the source server stops keeping its WAL for it.
+    The catch-up pass (`lakekv sync`) ends the feed by itself. No feed is no error.
+
+    \b
+    Examples:
+      lakekv untrack --from postgres://u@old/lakefs --to postgres://u@new/lakefs
+    """
+    src = _resolve(ctx, from_url, from_config, "from", default=False)
+    dst = _resolve(ctx, to_url, to_config, "to", default=False)
+    report = untrack(src, dst)
+    state = "ended" if report.ended else "was not recording (nothing to end)"
+    _emit(report, as_json, [f"change feed {report.change_feed} on {report.source} {state}"])
     return EXIT_OK
 
 
@@ -717,5 +787,6 @@ COMMANDS: list[click.Command] = [
     copy_cmd,
     sync_cmd,
     verify_cmd,
+    untrack_cmd,
     sample_cmd,
 ]

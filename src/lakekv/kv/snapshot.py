@@ -17,6 +17,7 @@ from lakekv.kv.types import (
     DEFAULT_OPEN,
     BatchResult,
     Entry,
+    FeedBatch,
     OnConflict,
     OpenOptions,
     RangeDigest,
@@ -150,6 +151,26 @@ class SnapshotView(Store):
 
     def _digest_probe(self) -> int:
         return self._base._digest_probe()
+
+    # A change feed is the server's, not the snapshot's: the view hands its calls on.
+
+    def _feed_start(self, name: str) -> None:
+        self._base._feed_start(name)
+
+    def _feed_exists(self, name: str) -> bool:
+        return self._base._feed_exists(name)
+
+    def _feed_read(self, name: str) -> FeedBatch:
+        return self._base._feed_read(name)
+
+    def _feed_mark(self, name: str, note: str) -> None:
+        self._base._feed_mark(name, note)
+
+    def _feed_confirm(self, name: str, position: str) -> None:
+        self._base._feed_confirm(name, position)
+
+    def _feed_drop(self, name: str) -> None:
+        self._base._feed_drop(name)
 
     def _digest_bits(self, partition: bytes) -> int:
         return self._base._digest_bits(partition)

@@ -82,6 +82,22 @@ Raw rows
     the same format thus move or compare bytes without decoding an entry; two chunks read
     with the same ``start`` and ``limit`` are equal exactly when they hold the same entries.
 
+Change feeds
+    A driver declaring ``capabilities.change_feed`` can have the engine record, under a name,
+    which keys change from some moment on, so a later catch-up visits only those keys.
+    ``feed_start(name)`` starts recording (replacing a feed of that name): every write
+    committed after it returns is recorded, from any client. ``feed_read(name)`` returns a
+    :class:`FeedBatch`: every (partition, key) written or deleted since the feed's confirmed
+    position, the notes recorded meanwhile, and the position the batch ends at; reading
+    forgets nothing, so a reader that fails reads the same changes again.
+    ``feed_confirm(name, position)`` forgets what a batch held; ``feed_mark(name, note)``
+    records a note (text) at this point of the feed; ``feed_drop(name)`` ends it (no error if
+    there is none); ``feed_exists(name)`` tells. A change that cannot be told by key (a
+    ``TRUNCATE``) sets ``FeedBatch.unknown``: the batch is then no complete account, and a
+    caller must compare the stores another way. A feed lives on the server and costs it until
+    dropped (PostgreSQL keeps its WAL); names are 1 to 63 of ``a-z 0-9 _``. The methods work
+    on a store opened read-only: they never change an entry.
+
 Threads
     One ``Store`` object may be used from many threads at once. Iterators are not shared
     between threads. ``close()`` may be called from any thread while others are inside a
@@ -156,6 +172,7 @@ from lakekv.kv.types import (
     BytesLike,
     Capabilities,
     Entry,
+    FeedBatch,
     OnConflict,
     OpenOptions,
     Predicate,
@@ -180,6 +197,7 @@ __all__ = [
     "Capabilities",
     "Entry",
     "EntryIterator",
+    "FeedBatch",
     "OnConflict",
     "OpenOptions",
     "PagedIterator",
@@ -505,6 +523,55 @@ class Store(ABC):
             return 0
         return self._call(self._write_raw, list(chunks))
 
+    def feed_start(self, name: str) -> None:
+        """Start recording changes under ``name``, replacing a feed of that name; see *Change
+        feeds*. UnsupportedError without ``capabilities.change_feed`` or when the engine is
+        not set up for it (the message says what to change)."""
+        self._call(self._feed_start, self._check_feed(name))
+
+    def feed_exists(self, name: str) -> bool:
+        """Whether a feed ``name`` is recording (False without ``capabilities.change_feed``)."""
+        if not self.capabilities.change_feed:
+            return False
+        return self._call(self._feed_exists, self._check_feed(name))
+
+    def feed_read(self, name: str) -> FeedBatch:
+        """The changes feed ``name`` holds since its confirmed position (nothing is
+        forgotten; see :meth:`feed_confirm`). StoreError if there is no such feed."""
+        return self._call(self._feed_read, self._check_feed(name))
+
+    def feed_mark(self, name: str, note: str) -> None:
+        """Record ``note`` (printable ASCII, at most 200 characters) in feed ``name`` here;
+        a later :meth:`feed_read` lists it among ``notes``."""
+        if not isinstance(note, str) or not note.isascii() or not note.isprintable():
+            raise InvalidArgumentError(f"a feed note must be printable ASCII, not {note!r}")
+        if len(note) > 200:
+            raise InvalidArgumentError("a feed note must be at most 200 characters")
+        self._call(self._feed_mark, self._check_feed(name), note)
+
+    def feed_confirm(self, name: str, position: str) -> None:
+        """Forget the changes of feed ``name`` up to ``position`` (from a :class:`FeedBatch`
+        of this feed)."""
+        if not isinstance(position, str) or not position:
+            raise InvalidArgumentError(f"position must be a non-empty str, not {position!r}")
+        self._call(self._feed_confirm, self._check_feed(name), position)
+
+    def feed_drop(self, name: str) -> None:
+        """Stop feed ``name`` and release what it holds on the server; no error if none."""
+        self._call(self._feed_drop, self._check_feed(name))
+
+    def _check_feed(self, name: str) -> str:
+        if not self.capabilities.change_feed:
+            raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+        if (
+            not isinstance(name, str)
+            or not 1 <= len(name) <= 63
+            or name.strip("abcdefghijklmnopqrstuvwxyz0123456789_")
+        ):
+            raise InvalidArgumentError(f"a feed name is 1 to 63 of a-z 0-9 _, not {name!r}")
+        self._check_open()
+        return name
+
     def _check_raw(self) -> None:
         if self.capabilities.raw_rows is None:
             raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
@@ -720,6 +787,24 @@ class Store(ABC):
 
     def _write_raw(self, chunks: list[RawChunk]) -> int | None:
         raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
+
+    def _feed_start(self, name: str) -> None:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+
+    def _feed_exists(self, name: str) -> bool:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+
+    def _feed_read(self, name: str) -> FeedBatch:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+
+    def _feed_mark(self, name: str, note: str) -> None:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+
+    def _feed_confirm(self, name: str, position: str) -> None:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+
+    def _feed_drop(self, name: str) -> None:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
 
     def _digest_probe(self) -> int:
         raise UnsupportedError(f"{self.scheme}:// cannot compute digests")

@@ -85,6 +85,24 @@ class RawChunk:
 
 
 @dataclass(frozen=True)
+class FeedBatch:
+    """What ``feed_read`` returns: the changes a change feed recorded since its confirmed
+    position, up to ``position`` (see *Change feeds*)."""
+
+    keys: dict[bytes, set[bytes]]
+    """Per partition, every key written or deleted meanwhile (each once, in no order)."""
+    notes: list[str]
+    """The notes ``feed_mark`` recorded meanwhile, oldest first."""
+    changes: int
+    """How many row changes were read (a key written three times counts three)."""
+    position: str
+    """Where the batch ends: ``feed_confirm(name, position)`` forgets it."""
+    unknown: str | None = None
+    """Set when some change cannot be told by key (a ``TRUNCATE``, a delete without its key):
+    what it was. The batch is then not a complete account of what changed."""
+
+
+@dataclass(frozen=True)
 class RangeDigest:
     """What ``digest_range`` returns: a SHA-256 of consecutive entries of one partition."""
 
@@ -176,6 +194,9 @@ class Capabilities:
     range_digests: bool = False
     """``digest_range`` is computed by the engine, next to the data (otherwise the generic
     fallback reads the entries and hashes them here)."""
+    change_feed: bool = False
+    """``feed_start`` / ``feed_read`` and the rest record which keys change, on the server,
+    under a name (see *Change feeds*)."""
     raw_rows: str | None = None
     """The name of the byte format ``read_raw`` returns and ``write_raw`` accepts, or ``None``
     (unsupported). Two stores naming the same format exchange entries without decoding them,

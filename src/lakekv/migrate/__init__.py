@@ -37,10 +37,11 @@ from lakekv.migrate.reports import (
     EntryRef,
     LoadReport,
     SyncReport,
+    UntrackReport,
     VerifyReport,
 )
 from lakekv.migrate.sample import SampleReport, sample
-from lakekv.migrate.sync import sync
+from lakekv.migrate.sync import sync, untrack
 from lakekv.migrate.verify import verify
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "ProgressCallback",
     "SyncReport",
     "UnrepresentableEntryError",
+    "UntrackReport",
     "VerifyReport",
     "check_file",
     "copy",
@@ -71,6 +73,7 @@ __all__ = [
     "read_schema_version",
     "sample",
     "sync",
+    "untrack",
     "verify",
     "walk_lakefs",
 ]

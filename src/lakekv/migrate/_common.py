@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from collections.abc import Iterator
@@ -123,27 +124,53 @@ class Sides:
     """A migration's two stores, as :func:`open_sides` opened them."""
 
     source: Store
-    """The source, read at one point in time when its driver can (see :func:`consistent`)."""
+    """The source, read at one point in time when its driver can (see :func:`consistent`),
+    unless opened with ``snapshot=False``."""
     target: Store
     target_name: str
     """The target's URL for reports (a dry run's not-yet-existing target keeps its name)."""
 
 
 def open_sides(
-    stack: contextlib.ExitStack, source: StoreLike, target: StoreLike, *, dry_run: bool, what: str
+    stack: contextlib.ExitStack,
+    source: StoreLike,
+    target: StoreLike,
+    *,
+    dry_run: bool,
+    what: str,
+    snapshot: bool = True,
 ) -> Sides:
     """Open a migration's source and target on ``stack`` (closed with it).
 
     The source is opened read-only and must exist (StoreNotFoundError); the target is opened
     for writing, or, for a dry run, read-only with an empty stand-in when it does not exist
     (:func:`opened_for_dry_run`); one store on both sides, however spelled, is SameStoreError
-    (``what`` names the operation). The source is then read through :func:`consistent`.
+    (``what`` names the operation). The source is then read through :func:`consistent`,
+    unless ``snapshot`` is false (the caller does so later, e.g. after starting a change
+    feed that must predate the snapshot).
     """
     src = stack.enter_context(opened(source, read_only=True))
     dst, standin = open_target(stack, target, dry_run=dry_run)
     if standin is None:
         refuse_same_store(src, dst, what)
-    return Sides(stack.enter_context(consistent(src)), dst, standin or url_of(dst))
+    if snapshot:
+        src = stack.enter_context(consistent(src))
+    return Sides(src, dst, standin or url_of(dst))
+
+
+def feed_name(source: Store, target: Store) -> str:
+    """The name of the change feed a tracked first pass from ``source`` to ``target`` starts
+    on the source (``copy(track_changes=True)``) and the catch-up (:func:`sync`) reads:
+    ``lakekv_`` and 40 hex digits of a hash of both identities, so each pair has its own."""
+    pair = f"{source.identity()}\n{target.identity()}".encode()
+    return "lakekv_" + hashlib.sha256(pair).hexdigest()[:40]
+
+
+READY_NOTE = "ready"
+"""The note a tracked pass records in its change feed once the target holds everything the
+source held when the feed started, except what the feed lists as changed since. A catch-up
+by the feed requires it (without it, e.g. after an interrupted first pass, the feed alone
+cannot tell what the target lacks)."""
 
 
 def open_target(

@@ -13,7 +13,7 @@ from functools import partial
 from operator import itemgetter
 from pathlib import Path
 
-from lakekv.errors import InvalidArgumentError, UnsafeOperationError
+from lakekv.errors import InvalidArgumentError, UnsafeOperationError, UnsupportedError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, RawChunk, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
@@ -21,10 +21,13 @@ from lakekv.migrate._common import (
     BATCH_ENTRIES,
     FIRST_CHUNK,
     NO_SNAPSHOT,
+    READY_NOTE,
     Stop,
     StoppedError,
     StoreLike,
     WriteOptions,
+    consistent,
+    feed_name,
     interrupted,
     is_snapshot,
     next_chunk_limit,
@@ -79,6 +82,7 @@ def copy(
     batch_bytes: int = BATCH_BYTES,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    track_changes: bool = False,
 ) -> CopyReport:
     """Copy every partition of ``source`` (or only ``partitions``) into ``target``.
 
@@ -118,15 +122,51 @@ def copy(
     Setting ``stop`` stops the copy between batches with InterruptedMigrationError (the
     checkpoint stays consistent).
 
+    ``track_changes`` starts a change feed on the source (see *Change feeds* in the store
+    contract; PostgreSQL: a logical replication slot, ``wal_level = logical``) before the
+    source is read, and, when the pass ends without conflicts or skips, records in it that
+    the target is ready (``report.change_feed_ready``). The catch-up pass (:func:`sync`) then
+    visits only the keys the feed lists, and ends the feed. Without the capability it is
+    UnsupportedError, before anything is written. A resumed pass (``checkpoint``) keeps the
+    feed its first run started (UnsafeOperationError if that feed is gone); any other
+    tracked pass starts a new one. The feed costs the source server until the catch-up or
+    ``lakekv untrack`` ends it (PostgreSQL keeps its WAL).
+
     Memory is bounded by ``workers`` × one batch (``batch_entries`` / ``batch_bytes``).
     """
     policy = OnConflict(on_conflict)
     if workers is not None and workers < 1:
         raise ValueError("workers must be >= 1")
+    if track_changes and dry_run:
+        raise InvalidArgumentError("track_changes: a dry run starts nothing on the source")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        sides = open_sides(stack, source, target, dry_run=dry_run, what="copy")
-        src, dst = sides.source, sides.target
+        # The change feed must predate the snapshot, so the snapshot is taken below.
+        sides = open_sides(
+            stack, source, target, dry_run=dry_run, what="copy", snapshot=not track_changes
+        )
+        dst = sides.target
+        given = list(partitions) if partitions is not None else None
+        cp: Checkpoint | None = None
+        if checkpoint is not None and not dry_run:
+            cp = Checkpoint.open(
+                Path(checkpoint),
+                {
+                    "source": url_of(sides.source),
+                    "target": sides.target_name,
+                    "source_identity": sides.source.identity(),
+                    "target_identity": dst.identity(),
+                    "sync": sync,
+                    "on_conflict": policy.value,
+                    "partitions": None if given is None else sorted(_b64(p) for p in given),
+                },
+            )
+            stack.callback(cp.close)
+        feed = None
+        if track_changes:
+            resuming = cp is not None and not cp.new_pass and bool(cp.done or cp.at)
+            feed = _start_feed(sides.source, dst, resuming=resuming)
+        src = stack.enter_context(consistent(sides.source))
         workers = workers or default_workers(dst)
         options = WriteOptions(
             policy=policy,
@@ -149,7 +189,6 @@ def copy(
                 "the database you meant?); syncing would delete from the target everything "
                 "it lacks. Use --force if it is"
             )
-        given = list(partitions) if partitions is not None else None
         plan = plan_partitions(src, given)
         if given is not None and not sync:
             require_partitions(src, plan.partitions, retries)
@@ -165,51 +204,61 @@ def copy(
             lakefs_schema_version=src_version,
             checkpoint=os.fspath(checkpoint) if checkpoint is not None else None,
             snapshot=is_snapshot(src),
+            change_feed=feed,
         )
         if not report.snapshot:
             report.warnings.append(NO_SNAPSHOT.format(url=report.source))
-        cp: Checkpoint | None = None
-        if checkpoint is not None and not dry_run:
-            cp = Checkpoint.open(
-                Path(checkpoint),
-                {
-                    "source": report.source,
-                    "target": report.target,
-                    "source_identity": src.identity(),
-                    "target_identity": dst.identity(),
-                    "sync": sync,
-                    "on_conflict": policy.value,
-                    "partitions": None if given is None else sorted(_b64(p) for p in given),
-                },
-            )
-            report.new_pass = cp.new_pass
-        try:
-            todo = [p for p in plan.partitions if cp is None or p not in cp.done]
-            report.resumed_partitions = len(plan.partitions) - len(todo)
-            if report.resumed_partitions or (cp is not None and cp.at):
-                report.warnings.append(RESUMED)
-            report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
-            tracker = Tracker(progress, "copy", partitions_total=len(todo))
-            job = _CopyJob(src, dst, options, cp, report, tracker, retries)
-            main = [p for p in todo if p != SCHEMA_PARTITION]
-            job.run(main, options.workers)
-            if SCHEMA_PARTITION in todo:
-                if report.conflicts or report.previous_conflicts:
-                    report.schema_version_withheld = True
-                else:
-                    job.run([SCHEMA_PARTITION], 1)
-            tracker.finish()
-            if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
-                cp.finish()
-        finally:
-            if cp is not None:
-                cp.close()
+        report.new_pass = cp is not None and cp.new_pass
+        todo = [p for p in plan.partitions if cp is None or p not in cp.done]
+        report.resumed_partitions = len(plan.partitions) - len(todo)
+        if report.resumed_partitions or (cp is not None and cp.at):
+            report.warnings.append(RESUMED_TRACKED if feed is not None else RESUMED)
+        report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
+        tracker = Tracker(progress, "copy", partitions_total=len(todo))
+        job = _CopyJob(src, dst, options, cp, report, tracker, retries)
+        main = [p for p in todo if p != SCHEMA_PARTITION]
+        job.run(main, options.workers)
+        if SCHEMA_PARTITION in todo:
+            if report.conflicts or report.previous_conflicts:
+                report.schema_version_withheld = True
+            else:
+                job.run([SCHEMA_PARTITION], 1)
+        tracker.finish()
+        if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
+            cp.finish()
+        if feed is not None:
+            if report.conflicts or report.previous_conflicts or report.skipped:
+                report.warnings.append(FEED_NOT_READY)
+            else:
+                _retry.call(partial(sides.source.feed_mark, feed, READY_NOTE), retries)
+                report.change_feed_ready = True
         report.partitions = len(todo)
         report.entries = tracker.entries
         report.bytes = tracker.bytes
         report.retries = retries.count
         report.seconds = time.monotonic() - started
         return report
+
+
+def _start_feed(src: Store, dst: Store, *, resuming: bool) -> str:
+    """Start the change feed of a tracked pass on ``src`` (before its snapshot), or keep the
+    one an interrupted run of the same pass started; its name."""
+    if not src.capabilities.change_feed:
+        raise UnsupportedError(
+            f"copy --track-changes: {url_of(src)} cannot record changes; copy without it "
+            "(the catch-up pass then compares the two stores)"
+        )
+    name = feed_name(src, dst)
+    if resuming:
+        if not src.feed_exists(name):
+            raise UnsafeOperationError(
+                "copy --track-changes: this resumes an interrupted pass, but the change feed "
+                f"its first run started on {url_of(src)} is gone, so changes made meanwhile "
+                "would be missed. Delete the checkpoint file to start a new pass"
+            )
+        return name
+    src.feed_start(name)
+    return name
 
 
 def _b64(data: bytes) -> str:
@@ -221,6 +270,15 @@ RESUMED = (
     "than this run; run the catch-up pass (lakekv sync) once the writers are stopped"
 )
 """The warning of a resumed copy: one snapshot cannot span several runs."""
+RESUMED_TRACKED = (
+    "resumed from a checkpoint: earlier runs read the source at earlier points in time; the "
+    "change feed started by the first run lists every change since, for the catch-up pass"
+)
+"""The note of a resumed tracked copy: the feed covers what one snapshot cannot."""
+FEED_NOT_READY = (
+    "the pass met conflicts or skipped entries, so the target differs from the source in "
+    "ways the change feed does not list; the catch-up pass will compare the stores instead"
+)
 
 
 class _CopyJob:

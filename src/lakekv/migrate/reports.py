@@ -198,6 +198,11 @@ class CopyReport(WriteCounts, _Timed):
     snapshot: bool = False
     """The source was read at one point in time (``Store.snapshot()``); if not, entries
     written to it during the copy may be missing or mixed (see ``warnings``)."""
+    change_feed: str | None = None
+    """The change feed this pass started (or kept) on the source (``track_changes``)."""
+    change_feed_ready: bool = False
+    """The pass recorded in the feed that the target is ready for a catch-up by the feed
+    (not after conflicts or skips)."""
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -211,8 +216,9 @@ class SyncReport(_Timed):
     source: str = ""
     target: str = ""
     method: str = "digests"
-    """``digests`` (compared where the data lives, only differences read) or ``merge``
-    (both sides' ordered scans merged)."""
+    """``changes`` (only the keys the source's change feed lists), ``digests`` (compared
+    where the data lives, only differences read) or ``merge`` (both sides' ordered scans
+    merged)."""
     partitions: int = 0
     unchanged_partitions: int = 0
     """Partitions found identical (digests only)."""
@@ -230,10 +236,31 @@ class SyncReport(_Timed):
     retries: int = 0
     snapshot: bool = False
     """The source was read at one point in time (``Store.snapshot()``)."""
+    change_feed: str | None = None
+    """The source's change feed of this pair, if one was recording."""
+    changes: int = 0
+    """Row changes the feed listed (``changes`` method; a key changed twice counts twice)."""
+    change_feed_kept: bool = False
+    """The feed still records after this pass (``keep_tracking``), ready for another one."""
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, 0)}
+
+
+@dataclass
+class UntrackReport:
+    """What ``untrack`` found and ended on the source."""
+
+    source: str = ""
+    target: str = ""
+    change_feed: str = ""
+    """The name of this pair's change feed."""
+    ended: bool = False
+    """A feed of that name was recording and is now gone (``False``: there was none)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -26,17 +26,27 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
-from lakekv.errors import LakekvError, UnsafeOperationError, UnsupportedError
-from lakekv.kv.store import Entry, OnConflict, Store
+from lakekv.errors import (
+    InvalidArgumentError,
+    LakekvError,
+    UnsafeOperationError,
+    UnsupportedError,
+)
+from lakekv.kv.store import Entry, FeedBatch, OnConflict, Store
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     BATCH_ENTRIES,
     NO_SNAPSHOT,
+    READY_NOTE,
     Stop,
     StoppedError,
     StoreLike,
+    consistent,
+    feed_name,
     is_snapshot,
     open_sides,
+    opened,
+    refuse_same_store,
     url_of,
 )
 from lakekv.migrate._progress import ProgressCallback, Tracker
@@ -48,7 +58,7 @@ from lakekv.migrate.partitions import (
     read_schema_version,
     union_plan,
 )
-from lakekv.migrate.reports import SyncReport
+from lakekv.migrate.reports import SyncReport, UntrackReport
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -71,6 +81,7 @@ def sync(
     dry_run: bool = False,
     force: bool = False,
     method: str = "auto",
+    keep_tracking: bool = False,
     batch_entries: int = BATCH_ENTRIES,
     progress: ProgressCallback | None = None,
 ) -> SyncReport:
@@ -79,33 +90,44 @@ def sync(
     partitions only the target has). Afterwards ``verify(source, target)`` finds nothing,
     provided nothing wrote to either store meanwhile.
 
-    ``method`` is ``"auto"`` (digests when both stores can compute the same ones, see the
-    module docstring; otherwise merge), ``"digests"`` (UnsupportedError when impossible) or
+    ``method`` is ``"auto"`` (``changes`` when the source has a ready change feed of this pair,
+    else digests when both stores can compute the same ones, else merge; see the module
+    docstring), ``"changes"``, ``"digests"`` (UnsupportedError when impossible) or
     ``"merge"``. The source is read at one point in time when its driver can
-    (``report.snapshot``). ``dry_run`` counts what would change and writes nothing. The
-    lakeFS schema versions of both sides must agree unless ``force`` (as for ``copy``); the
-    ``kv-internal-metadata`` partition is synchronised last. Running it twice is harmless: the
-    second run finds nothing to do.
+    (``report.snapshot``). ``dry_run`` counts what would change and writes nothing (and
+    leaves a change feed as it is). The lakeFS schema versions of both sides must agree
+    unless ``force`` (as for ``copy``); the ``kv-internal-metadata`` partition is
+    synchronised last. Running it twice is harmless: the second run finds nothing to do.
+
+    A change feed of this pair (from ``copy(track_changes=True)``) ends with the pass unless
+    ``keep_tracking``; kept, it is marked ready again, so the next pass also goes by the feed
+    (a rehearsal while lakeFS still runs, then the real catch-up). ``changes`` trusts that
+    only lakekv wrote to the target since the first pass; ``verify`` afterwards checks it.
+    ``method="changes"`` is UnsupportedError without a feed, UnsafeOperationError when the
+    feed cannot be trusted (no ready note: the first pass was interrupted or met conflicts;
+    a change not told by key, such as a ``TRUNCATE``), InvalidArgumentError with
+    ``partitions``; ``auto`` then compares the stores and says why in ``report.warnings``.
 
     Refusals, before anything is written (as for ``copy --sync``): the source is opened
     read-only and must exist (StoreNotFoundError); source and target must not be the same
     store however spelled (SameStoreError); a source without a lakeFS schema version is
     UnsafeOperationError unless ``force``. A dry run creates nothing on the target.
     """
-    if method not in ("auto", "digests", "merge"):
-        raise ValueError(f"method must be auto, digests or merge, not {method!r}")
+    if method not in ("auto", "changes", "digests", "merge"):
+        raise ValueError(f"method must be auto, changes, digests or merge, not {method!r}")
     if workers < 1:
         raise ValueError("workers must be >= 1")
+    if method == "changes" and partitions is not None:
+        raise InvalidArgumentError("sync --method changes covers the whole store, not partitions")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        sides = open_sides(stack, source, target, dry_run=dry_run, what="sync")
-        src, dst = sides.source, sides.target
-        use_digests = method != "merge" and _digests_agree(src, dst)  # probed once
-        if method == "digests" and not use_digests:
-            raise UnsupportedError(
-                f"{url_of(src)} and {url_of(dst)} cannot compare digests (use method merge)"
-            )
+        # The feed is read before the snapshot is taken: every value read afterwards is at
+        # least as new as the feed's position.
+        sides = open_sides(stack, source, target, dry_run=dry_run, what="sync", snapshot=False)
+        raw, dst = sides.source, sides.target
         retries = _retry.RetryCounter()
+        tracked = _read_feed(raw, dst, method, partitions, retries)
+        src = stack.enter_context(consistent(raw))
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         if not force and src_version is None:
             raise UnsafeOperationError(
@@ -113,39 +135,229 @@ def sync(
                 "database you meant?); syncing would delete from the target everything it "
                 "lacks. Use --force if it is"
             )
-        if not use_digests:
-            return _by_merge(src, dst, partitions, workers, dry_run, force, batch_entries, progress)
-        dst_version = _retry.call(lambda: read_schema_version(dst), retries)
-        check_schema_versions(src_version, dst_version, force=force)
-        given = list(partitions) if partitions is not None else None
-        plan = plan_partitions(src, given)
-        if given is None:
-            plan = union_plan(plan, plan_partitions(dst))
-        report = SyncReport(
-            source=url_of(src),
-            target=url_of(dst),
-            method="digests",
-            dry_run=dry_run,
-            workers=workers,
-            partition_source=plan.source,
-            lakefs_schema_version=src_version,
-            snapshot=is_snapshot(src),
-        )
-        if not report.snapshot:
-            report.warnings.append(NO_SNAPSHOT.format(url=report.source))
-        tracker = Tracker(progress, "sync", partitions_total=len(plan.partitions))
-        job = _DigestJob(src, dst, report, tracker, retries, dry_run, batch_entries, workers)
-        try:
-            job.run([p for p in plan.partitions if p != SCHEMA_PARTITION], workers)
-            if SCHEMA_PARTITION in plan.partitions:
-                job.run([SCHEMA_PARTITION], 1)
-        finally:
-            job.side.shutdown()
-        tracker.finish()
-        report.partitions = len(plan.partitions)
-        report.retries = retries.count
+        if tracked is not None and tracked.usable:
+            dst_version = _retry.call(lambda: read_schema_version(dst), retries)
+            check_schema_versions(src_version, dst_version, force=force)
+            report = _by_changes(raw, dst, tracked, workers, dry_run, retries, progress)
+            report.lakefs_schema_version = src_version
+        else:
+            report = _compare(
+                src, dst, partitions, workers, dry_run, force, method, batch_entries, progress
+            )
+            report.retries += retries.count
+            report.lakefs_schema_version = src_version
+        if tracked is not None:
+            report.change_feed = tracked.name
+            if tracked.why_not:
+                report.warnings.append(tracked.why_not)
+            if not dry_run:
+                whole = partitions is None
+                report.change_feed_kept = _after_feed(raw, tracked, keep_tracking, whole, retries)
         report.seconds = time.monotonic() - started
         return report
+
+
+def untrack(source: StoreLike, target: StoreLike) -> UntrackReport:
+    """End the change feed that ``copy(track_changes=True)`` from ``source`` to ``target``
+    started on the source, without a catch-up pass (a cutover abandoned or postponed), so
+    the source server stops keeping its WAL for it. No feed is no error
+    (``report.ended`` is false). Both stores must exist and are opened read-only; the same
+    store on both sides is SameStoreError."""
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(opened(source, read_only=True))
+        dst = stack.enter_context(opened(target, read_only=True))
+        refuse_same_store(src, dst, "untrack")
+        report = UntrackReport(source=url_of(src), target=url_of(dst))
+        report.change_feed = name = feed_name(src, dst)
+        if src.feed_exists(name):
+            src.feed_drop(name)
+            report.ended = True
+        return report
+
+
+class _Tracked:
+    """The source's change feed of this pair, as read before the pass."""
+
+    def __init__(self, name: str, batch: FeedBatch, why_not: str | None) -> None:
+        self.name, self.batch, self.why_not = name, batch, why_not
+
+    @property
+    def usable(self) -> bool:
+        return self.why_not is None
+
+
+def _read_feed(
+    raw: Store,
+    dst: Store,
+    method: str,
+    partitions: Iterable[bytes] | None,
+    retries: _retry.RetryCounter,
+) -> _Tracked | None:
+    """Read this pair's change feed, if the source has one; whether it can be trusted."""
+    name = feed_name(raw, dst)
+    if not _retry.call(partial(raw.feed_exists, name), retries):
+        if method == "changes":
+            raise UnsupportedError(
+                f"sync --method changes: {url_of(raw)} holds no change feed for this target "
+                "(start one with lakekv copy --track-changes)"
+            )
+        return None
+    batch = _retry.call(partial(raw.feed_read, name), retries)
+    why_not = None
+    if READY_NOTE not in batch.notes:
+        why_not = (
+            "the change feed holds no record that its first pass finished (interrupted, or "
+            "it met conflicts): the stores were compared instead"
+        )
+    elif batch.unknown is not None:
+        why_not = (
+            f"the change feed holds a change not told by key ({batch.unknown}): the stores "
+            "were compared instead"
+        )
+    elif partitions is not None:
+        why_not = "only some partitions were asked for: the stores were compared instead"
+    elif method in ("digests", "merge"):
+        why_not = f"--method {method} was asked for: the change feed was not used"
+    if why_not is not None and method == "changes":
+        raise UnsafeOperationError(f"sync --method changes: {why_not.split(':')[0]}")
+    return _Tracked(name, batch, why_not)
+
+
+def _after_feed(
+    raw: Store, tracked: _Tracked, keep: bool, whole: bool, retries: _retry.RetryCounter
+) -> bool:
+    """After a pass that made the target identical (``whole``: all of it): end the feed, or
+    keep it ready for the next pass (every change after the position it was read at is still
+    in it; values were read after that position). A pass over some partitions leaves a kept
+    feed as it was. Whether kept."""
+    if not keep:
+        _retry.call(partial(raw.feed_drop, tracked.name), retries)
+        return False
+    if not whole:
+        return True
+    _retry.call(partial(raw.feed_mark, tracked.name, READY_NOTE), retries)
+    _retry.call(partial(raw.feed_confirm, tracked.name, tracked.batch.position), retries)
+    return True
+
+
+def _compare(
+    src: Store,
+    dst: Store,
+    partitions: Iterable[bytes] | None,
+    workers: int,
+    dry_run: bool,
+    force: bool,
+    method: str,
+    batch_entries: int,
+    progress: ProgressCallback | None,
+) -> SyncReport:
+    """The pass without a change feed: by digests where both stores compute the same ones,
+    else by merging scans."""
+    started = time.monotonic()
+    use_digests = method != "merge" and _digests_agree(src, dst)  # probed once
+    if method == "digests" and not use_digests:
+        raise UnsupportedError(
+            f"{url_of(src)} and {url_of(dst)} cannot compare digests (use method merge)"
+        )
+    if not use_digests:
+        return _by_merge(src, dst, partitions, workers, dry_run, force, batch_entries, progress)
+    retries = _retry.RetryCounter()
+    src_version = _retry.call(lambda: read_schema_version(src), retries)
+    dst_version = _retry.call(lambda: read_schema_version(dst), retries)
+    check_schema_versions(src_version, dst_version, force=force)
+    given = list(partitions) if partitions is not None else None
+    plan = plan_partitions(src, given)
+    if given is None:
+        plan = union_plan(plan, plan_partitions(dst))
+    report = SyncReport(
+        source=url_of(src),
+        target=url_of(dst),
+        method="digests",
+        dry_run=dry_run,
+        workers=workers,
+        partition_source=plan.source,
+        snapshot=is_snapshot(src),
+    )
+    if not report.snapshot:
+        report.warnings.append(NO_SNAPSHOT.format(url=report.source))
+    tracker = Tracker(progress, "sync", partitions_total=len(plan.partitions))
+    job = _DigestJob(src, dst, report, tracker, retries, dry_run, batch_entries, workers)
+    try:
+        job.run([p for p in plan.partitions if p != SCHEMA_PARTITION], workers)
+        if SCHEMA_PARTITION in plan.partitions:
+            job.run([SCHEMA_PARTITION], 1)
+    finally:
+        job.side.shutdown()
+    tracker.finish()
+    report.partitions = len(plan.partitions)
+    report.retries = retries.count
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _by_changes(
+    raw: Store,
+    dst: Store,
+    tracked: _Tracked,
+    workers: int,
+    dry_run: bool,
+    retries: _retry.RetryCounter,
+    progress: ProgressCallback | None,
+) -> SyncReport:
+    """Visit only the keys the feed lists: each one's value now (read after the feed's
+    position) is written to the target, or, gone from the source, deleted there. Partitions
+    in parallel, ``kv-internal-metadata`` last."""
+    batch = tracked.batch
+    report = SyncReport(
+        source=url_of(raw),
+        target=url_of(dst),
+        method="changes",
+        dry_run=dry_run,
+        workers=workers,
+        partition_source="change-feed",
+        changes=batch.changes,
+    )
+    lock = threading.Lock()
+    tracker = Tracker(progress, "sync", partitions_total=len(batch.keys))
+
+    def one(p: bytes) -> None:
+        keys = sorted(batch.keys[p])
+        inserted = updated = deleted = 0
+        for i in range(0, len(keys), _KEYS_PER_CALL):
+            chunk = keys[i : i + _KEYS_PER_CALL]
+            mine = _retry.call(partial(raw.get_many, p, chunk), retries)
+            theirs = _retry.call(partial(dst.get_many, p, chunk), retries)
+            write = [Entry(p, k, v) for k, v in mine.items() if theirs.get(k) != v]
+            gone = [k for k in chunk if k not in mine and k in theirs]
+            new = sum(1 for e in write if e.key not in theirs)
+            inserted, updated, deleted = (
+                inserted + new,
+                updated + len(write) - new,
+                deleted + len(gone),
+            )
+            if not dry_run:
+                if write:
+                    _retry.call(partial(dst.write_batch, write, OnConflict.OVERWRITE), retries)
+                if gone:
+                    _retry.call(partial(dst.delete_many, p, gone), retries)
+        with lock:
+            report.entries += len(keys)
+            report.inserted += inserted
+            report.updated += updated
+            report.written += inserted + updated
+            report.deleted += deleted
+        tracker.add(len(keys), 0, 1)
+
+    main = [p for p in batch.keys if p != SCHEMA_PARTITION]
+    if main:
+        with ThreadPoolExecutor(max(1, min(workers, len(main)))) as pool:
+            list(pool.map(one, main))
+    if SCHEMA_PARTITION in batch.keys:
+        one(SCHEMA_PARTITION)
+    tracker.finish()
+    report.partitions = len(batch.keys)
+    report.retries = retries.count
+    return report
 
 
 def _digests_agree(a: Store, b: Store) -> bool:

@@ -1,0 +1,175 @@
+"""Change feeds (see *Change feeds* in the store contract): a logical replication slot.
+
+A feed is a logical replication slot of the store's database, named as the feed, decoded by
+``test_decoding`` (shipped with PostgreSQL). From the moment ``pg_create_logical_replication_slot``
+returns, the server keeps every change committed afterwards in its WAL until the slot is
+advanced past it or dropped. The server must run with ``wal_level = logical`` (a restart
+after changing it), and the role needs the ``REPLICATION`` attribute (or superuser).
+
+Reading peeks at the slot (``pg_logical_slot_peek_changes``), so nothing is forgotten until
+:func:`confirm` advances it. Only the lines of the store's table and of its child tables are
+sent, cut before the value (``split_part(data, ' value[bytea]:', 1)``), so a catch-up moves
+keys, never values, out of the decoder. Notes are ``pg_logical_emit_message`` messages
+(prefix ``lakekv``, content ``<feed name> <note>``), written transactionally with
+``synchronous_commit = on``. Before a read, one such message flushes the WAL: a commit made
+with ``synchronous_commit = off`` and not flushed yet is then in the batch. Without that, it
+could be visible to a reader of values and still missing from the batch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+import psycopg
+
+from lakekv.errors import StoreError, UnsupportedError
+from lakekv.kv.types import FeedBatch
+
+if TYPE_CHECKING:
+    from lakekv.kv.drivers.postgres.pool import Connection
+    from lakekv.kv.drivers.postgres.store import PostgresStore
+
+PLUGIN: Final = "test_decoding"
+PREFIX: Final = "lakekv"
+"""The prefix of lakekv's logical messages."""
+_KEYS: Final = re.compile(r"partition_key\[bytea\]:'\\x([0-9a-f]*)' key\[bytea\]:'\\x([0-9a-f]*)'")
+"""A row's partition and key as ``test_decoding`` prints them (``bytea_output = hex``)."""
+_ACTIONS: Final = ("INSERT", "UPDATE", "DELETE")
+_FLUSH: Final = "flush"
+"""The note of the message :func:`read` writes to flush the WAL (not reported)."""
+
+
+def _slot_exists(conn: Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = %s "
+        "AND database = current_database() AND plugin = %s)",
+        (name, PLUGIN),
+    ).fetchone()
+    return row is not None and bool(row[0])
+
+
+def start(store: PostgresStore, name: str) -> None:
+    """Create slot ``name`` (dropping one of that name first); UnsupportedError when the
+    server's ``wal_level`` is not ``logical`` or the role may not create slots."""
+    with store._pool_connection() as conn:
+        row = conn.execute("SHOW wal_level").fetchone()
+        level = str(row[0]) if row is not None else "?"
+        if level != "logical":
+            raise UnsupportedError(
+                f"{store._settings.where}: recording changes needs wal_level = logical "
+                f"(it is {level}; set it in postgresql.conf and restart the server)"
+            )
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL transaction_read_only = off")
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND database = current_database()",
+                    (name,),
+                )
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (name, PLUGIN))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise UnsupportedError(
+                f"{store._settings.where}: recording changes needs a role with the "
+                f"REPLICATION attribute (or superuser): {' '.join(str(exc).split())}"
+            ) from exc
+
+
+def exists(store: PostgresStore, name: str) -> bool:
+    with store._pool_connection() as conn:
+        return _slot_exists(conn, name)
+
+
+def mark(store: PostgresStore, name: str, note: str) -> None:
+    """Write the note as a transactional message, committed with ``synchronous_commit = on``
+    (so the WAL is flushed up to it)."""
+    with store._pool_connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL transaction_read_only = off")
+        conn.execute("SET LOCAL synchronous_commit = on")
+        conn.execute("SELECT pg_logical_emit_message(true, %s, %s)", (PREFIX, f"{name} {note}"))
+
+
+def _tables(store: PostgresStore, conn: Connection) -> list[str]:
+    """The schema-qualified names ``test_decoding`` prints for the table and its children."""
+    table = store._quote(store.table, for_params=False)
+    rows = conn.execute(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(%s) "
+        "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s))",
+        (table, table),
+    ).fetchall()
+    return [f"table {r[0]}: " for r in rows]
+
+
+def read(store: PostgresStore, name: str) -> FeedBatch:
+    """Flush the WAL (:func:`mark`), then peek at the slot up to the flushed position."""
+    mark(store, name, _FLUSH)
+    with store._pool_connection() as conn:
+        if not _slot_exists(conn, name):
+            raise StoreError(f"{store._settings.where}: no change feed {name!r}")
+        with conn.transaction():
+            conn.execute("SET LOCAL bytea_output = 'hex'")
+            row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+            assert row is not None
+            end = str(row[0])
+            prefixes = _tables(store, conn)
+            rows = conn.execute(
+                "SELECT split_part(data, ' value[bytea]:', 1) FROM "
+                "pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL, "
+                "'include-xids', '0', 'skip-empty-xacts', '1') "
+                "WHERE starts_with(data, 'message: ') "
+                "OR EXISTS (SELECT FROM unnest(%s::text[]) AS p(prefix) "
+                "WHERE starts_with(data, p.prefix))",
+                (name, end, prefixes),
+            ).fetchall()
+    return parse(name, [str(r[0]) for r in rows], prefixes, end)
+
+
+def parse(name: str, lines: list[str], prefixes: list[str], position: str) -> FeedBatch:
+    """A :class:`FeedBatch` from ``test_decoding`` lines of the tables named by ``prefixes``
+    and messages (any other line is ignored)."""
+    keys: dict[bytes, set[bytes]] = {}
+    notes: list[str] = []
+    changes = 0
+    unknown: str | None = None
+    note_start = f" prefix: {PREFIX}, "
+    mine = f"{name} "
+    for line in lines:
+        if line.startswith("message: "):
+            head, sep, content = line.partition(" content:")
+            if sep and note_start in head and content.startswith(mine):
+                note = content[len(mine) :]
+                if note != _FLUSH:
+                    notes.append(note)
+            continue
+        prefix = next((p for p in prefixes if line.startswith(p)), None)
+        if prefix is None:
+            continue
+        changes += 1
+        action, _, rest = line[len(prefix) :].partition(": ")
+        pairs = _KEYS.findall(rest) if action in _ACTIONS else []
+        if not pairs:
+            if unknown is None:
+                unknown = f"{action or 'a change'} on {prefix[6:-2]}: {rest[:60]}"
+            continue
+        for p, k in pairs:
+            keys.setdefault(bytes.fromhex(p), set()).add(bytes.fromhex(k))
+    return FeedBatch(keys=keys, notes=notes, changes=changes, position=position, unknown=unknown)
+
+
+def confirm(store: PostgresStore, name: str, position: str) -> None:
+    with store._pool_connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL transaction_read_only = off")
+        conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (name, position))
+
+
+def drop(store: PostgresStore, name: str) -> None:
+    with store._pool_connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL transaction_read_only = off")
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s AND database = current_database()",
+            (name,),
+        )
