@@ -18,7 +18,7 @@ from lakekv.errors import (
     UnsafeOperationError,
     UnsupportedError,
 )
-from lakekv.kv.registry import open_store
+from lakekv.kv.registry import driver_class, open_store
 from lakekv.kv.store import Entry, Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
@@ -28,6 +28,7 @@ from lakekv.migrate import (
     copy,
     dump,
     sync,
+    untrack,
     verify,
 )
 from lakekv.testing.plugin import configured_stores
@@ -41,6 +42,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         stores = configured_stores(metafunc.config)
         ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
         metafunc.parametrize("backend", stores, ids=ids)
+    if "feed_backend" in metafunc.fixturenames:  # the stores whose drivers record changes
+        stores = [
+            u
+            for u in configured_stores(metafunc.config)
+            if driver_class(StoreURL.parse(u).scheme).capabilities.change_feed
+        ]
+        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
+        metafunc.parametrize("feed_backend", stores, ids=ids)
     if "pair" in metafunc.fixturenames:
         stores = configured_stores(metafunc.config)
         labels = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
@@ -400,3 +409,173 @@ def test_verify_by_range_digests_finds_each_difference(backend: str, maker: Stor
     assert (report.missing, report.extra, report.different) == (1, 0, 2)
     assert (report.entries_a, report.entries_b) == (30_000, 29_999)
     assert report.bytes_a == sum(len(e.key) + len(e.value) for e in rows)
+
+
+# --- the catch-up by a change feed --------------------------------------------------------------
+
+
+def _lakefs_source(maker: StoreMaker, backend: str, per_partition: int = 300) -> Store:
+    src = maker.fresh(backend, "src")
+    _fill(src, per_partition)
+    src.set(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)  # a lakeFS database
+    return src
+
+
+def test_catch_up_by_change_feed_visits_only_what_changed(backend: str, maker: StoreMaker) -> None:
+    """A tracked first pass over a source being written, then changes: the catch-up visits
+    only the keys the feed lists, makes the target identical, counts exactly what a verify
+    saw, and ends the feed. A source without change feeds refuses before writing."""
+    src = _lakefs_source(maker, backend)
+    dst = maker.fresh(backend, "dst")
+    if not src.capabilities.change_feed:
+        with pytest.raises(UnsupportedError, match="cannot record changes"):
+            copy(src, dst, track_changes=True)
+        assert verify(src, dst).entries_b == 0  # nothing was written
+        return
+    try:
+        writer = _Writer(src, 300)
+        writer.start()
+        first = copy(src, dst, track_changes=True, batch_entries=200, workers=2)
+        writer.stop.set()
+        writer.join()
+        assert writer.error is None and writer.ops
+        assert first.snapshot and first.change_feed is not None and first.change_feed_ready
+        assert src.feed_exists(first.change_feed)
+        _change(src, 300)
+        before = verify(src, dst)
+        assert not before.equal and before.extra > 0
+
+        dry = sync(src, dst, dry_run=True)
+        assert dry.method == "changes" and dry.written == before.missing + before.different
+        assert verify(src, dst).missing == before.missing  # nothing written
+        assert src.feed_exists(first.change_feed)  # a dry run leaves the feed as it was
+
+        report = sync(src, dst)
+        after = verify(src, dst)
+        assert after.equal, after.examples
+        assert report.method == "changes" and report.change_feed == first.change_feed
+        assert (report.inserted, report.updated, report.deleted) == (
+            before.missing,
+            before.different,
+            before.extra,
+        )
+        assert report.written == before.missing + before.different
+        assert report.entries < after.entries_a  # only the listed keys were visited
+        assert report.changes > 0  # (the writes during the pass are in ``after.equal``)
+        assert not report.change_feed_kept and not src.feed_exists(first.change_feed)
+        again = sync(src, dst)  # no feed any more: the stores are compared, nothing differs
+        assert again.method != "changes" and (again.written, again.deleted) == (0, 0)
+    finally:
+        untrack(src, dst)
+
+
+def test_a_kept_feed_serves_a_rehearsal_then_the_catch_up(
+    feed_backend: str, maker: StoreMaker
+) -> None:
+    src = _lakefs_source(maker, feed_backend)
+    dst = maker.fresh(feed_backend, "dst")
+    try:
+        copy(src, dst, track_changes=True)
+        _change(src, 300)
+        rehearsal = sync(src, dst, keep_tracking=True)
+        assert rehearsal.method == "changes" and rehearsal.change_feed_kept
+        assert verify(src, dst).equal
+        src.set(PARTITIONS[0], b"k00001", b"changed after the rehearsal")
+        src.delete(PARTITIONS[1], b"k00002")
+        final = sync(src, dst)
+        assert final.method == "changes" and not final.change_feed_kept
+        assert (final.entries, final.updated, final.deleted) == (2, 1, 1)
+        assert verify(src, dst).equal
+    finally:
+        untrack(src, dst)
+
+
+def test_a_feed_that_cannot_be_trusted_is_not_used(feed_backend: str, maker: StoreMaker) -> None:
+    """A first pass that met conflicts records no ready note: the catch-up by the feed alone
+    is refused, and ``auto`` compares the stores instead, says why, and ends the feed."""
+    src = _lakefs_source(maker, feed_backend)
+    dst = maker.fresh(feed_backend, "dst")
+    try:
+        dst.set(PARTITIONS[0], b"k00007", b"a value of the target's own")
+        first = copy(src, dst, track_changes=True)
+        assert first.conflicts == 1 and not first.change_feed_ready
+        assert any("compare the stores" in w for w in first.warnings)
+        src.set(PARTITIONS[2], b"k00003", b"changed")
+        with pytest.raises(UnsafeOperationError, match="no record that its first pass finished"):
+            sync(src, dst, method="changes")
+        report = sync(src, dst)
+        assert report.method == "digests" and report.updated == 2
+        assert any("no record that its first pass finished" in w for w in report.warnings)
+        assert verify(src, dst).equal
+        assert first.change_feed is not None and not src.feed_exists(first.change_feed)
+        with pytest.raises(UnsupportedError, match="holds no change feed"):
+            sync(src, dst, method="changes")
+    finally:
+        untrack(src, dst)
+
+
+def test_a_resumed_tracked_copy_keeps_its_feed(
+    feed_backend: str, maker: StoreMaker, tmp_path: Path
+) -> None:
+    """Changes between an interrupted run and its resumption are in the feed the first run
+    started; a resumption whose feed is gone is refused."""
+    src = _lakefs_source(maker, feed_backend)
+    inner = maker.fresh(feed_backend, "dst")
+    other = maker.fresh(feed_backend, "other")
+    try:
+        for target, ckpt in ((inner, tmp_path / "copy.ckpt"), (other, tmp_path / "other.ckpt")):
+            with pytest.raises(LakekvError, match="simulated crash"):
+                copy(
+                    src,
+                    FailingWrites(target, ok_batches=3),
+                    checkpoint=ckpt,
+                    batch_entries=100,
+                    workers=1,
+                    track_changes=True,
+                )
+        _change(src, 300)  # partitions already copied change too
+        resumed = copy(
+            src,
+            FailingWrites(inner, ok_batches=10**6),
+            checkpoint=tmp_path / "copy.ckpt",
+            track_changes=True,
+        )
+        assert resumed.resumed_partitions > 0 and resumed.change_feed_ready
+        assert any("the change feed started by the first run" in w for w in resumed.warnings)
+        report = sync(src, inner)
+        assert report.method == "changes"
+        check = verify(src, inner)
+        assert check.equal, check.examples
+
+        assert untrack(src, other).ended
+        with pytest.raises(UnsafeOperationError, match="change feed its first run started"):
+            copy(src, other, checkpoint=tmp_path / "other.ckpt", track_changes=True)
+    finally:
+        untrack(src, inner)
+        untrack(src, other)
+
+
+def test_cli_tracked_first_pass_then_catch_up_then_untrack(
+    feed_backend: str, maker: StoreMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _lakefs_source(maker, feed_backend, per_partition=20)
+    dst = maker.fresh(feed_backend, "dst")
+    a = src.url.render(reveal_password=True)
+    b = dst.url.render(reveal_password=True)
+    try:
+        code, out = _cli(capsys, "copy", "--from", a, "--to", b, "--track-changes")
+        assert code == 0
+        assert "records on the source (target ready)" in out
+        assert "run the catch-up pass (it reads the change feed)" in out
+        _change(src, 20)
+        code, out = _cli(capsys, "sync", "--from", a, "--to", b, "--keep-tracking", "--json")
+        report = json.loads(out)
+        assert code == 0 and report["method"] == "changes" and report["change_feed_kept"]
+        code, out = _cli(capsys, "untrack", "--from", a, "--to", b)
+        assert code == 0 and " ended" in out
+        code, out = _cli(capsys, "untrack", "--from", a, "--to", b)
+        assert code == 0 and "was not recording" in out
+        code, out = _cli(capsys, "sync", "--from", a, "--to", b)
+        assert code == 0 and "compared by digests" in out
+    finally:
+        untrack(src, dst)

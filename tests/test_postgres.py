@@ -28,11 +28,21 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreReadOnlyError,
     StoreUnavailableError,
+    UnsafeOperationError,
+    UnsupportedError,
 )
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import MUST_EXIST, BatchResult, Entry, OnConflict, Store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate import copy, verify
+from lakekv.migrate import (
+    LAKEFS_SCHEMA_VERSION,
+    SCHEMA_KEY,
+    SCHEMA_PARTITION,
+    copy,
+    sync,
+    untrack,
+    verify,
+)
 from lakekv.testing import RUN_ID, require_available
 
 pytest.importorskip("psycopg")
@@ -43,6 +53,7 @@ from lakekv.kv.drivers.postgres import (
     PARTITIONS,
     PostgresStore,
     advisory_lock_id,
+    feed,
     partition_table_names,
     view_name,
 )
@@ -759,3 +770,89 @@ def test_identity_folds_host_aliases_default_port_and_parameter_order(
     finally:
         for s in stores:
             s.close()
+
+
+# --- change feeds -------------------------------------------------------------------------------
+
+
+def test_feed_lines_are_read_exactly() -> None:
+    """Only the store's tables (matched whole, a quoted name with ": " too) and this feed's
+    lakekv notes count; every key of a change is listed; a change without keys is unknown."""
+    prefixes = ["table public.kv: ", "table public.kv_1: ", 'table "odd: name".kv_2: ']
+    lines = [
+        "table public.kv_1: INSERT: partition_key[bytea]:'\\x7031' key[bytea]:'\\x6b31'",
+        "table public.kv_10: INSERT: partition_key[bytea]:'\\x7032' key[bytea]:'\\x6b32'",
+        "table public.kv_1: UPDATE: old-key: partition_key[bytea]:'\\x7031' "
+        "key[bytea]:'\\x6b30' new-tuple: partition_key[bytea]:'\\x7031' key[bytea]:'\\x6b33'",
+        "table \"odd: name\".kv_2: DELETE: partition_key[bytea]:'\\x7033' key[bytea]:'\\x'",
+        "message: transactional: 1 prefix: lakekv, sz: 14 content:lakekv_x ready",
+        "message: transactional: 1 prefix: lakekv, sz: 14 content:lakekv_y ready",
+        "message: transactional: 1 prefix: other, sz: 13 content:lakekv_x fake",
+        "message: transactional: 1 prefix: lakekv, sz: 14 content:lakekv_x flush",
+    ]
+    batch = feed.parse("lakekv_x", lines, prefixes, "0/1")
+    assert batch.keys == {b"p1": {b"k1", b"k0", b"k3"}, b"p3": {b""}}
+    assert batch.notes == ["ready"] and batch.changes == 3 and batch.unknown is None
+    assert batch.position == "0/1"
+    odd = feed.parse(
+        "lakekv_x",
+        ["table public.kv_1: DELETE: (no-tuple-data)", "table public.kv: TRUNCATE: (no-flags)"],
+        prefixes,
+        "0/2",
+    )
+    assert odd.unknown is not None and odd.unknown.startswith("DELETE on public.kv_1")
+    assert odd.changes == 2 and odd.keys == {}
+    # One TRUNCATE lists every table it empties; one of ours among them is enough.
+    for tables, ours in (
+        ("public.kv, public.kv_1, public.other", True),
+        ('public.x, "odd: name".kv_2', True),
+        ("public.kv_10, public.kvx", False),
+    ):
+        truncate = feed.parse(
+            "lakekv_x", [f"table {tables}: TRUNCATE: (no-flags)"], prefixes, "0/3"
+        )
+        assert (truncate.unknown is not None) is ours, tables
+
+
+def test_a_truncate_makes_the_change_feed_untrusted(
+    pg_url: str, make_table: MakeTable, raw: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    src_table, dst_table = make_table("_s"), make_table("_d")
+    with (
+        open_store(url_for(pg_url, src_table)) as src,
+        open_store(url_for(pg_url, dst_table)) as dst,
+    ):
+        src.write_batch([Entry(b"p", b"k%d" % i, b"v") for i in range(10)])
+        src.set(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)
+        try:
+            assert copy(src, dst, track_changes=True).change_feed_ready
+            raw.execute(f'TRUNCATE "{src_table}"')
+            src.set(SCHEMA_PARTITION, SCHEMA_KEY, LAKEFS_SCHEMA_VERSION)
+            with pytest.raises(UnsafeOperationError, match=r"not told by key \(TRUNCATE of"):
+                sync(src, dst, method="changes")
+            report = sync(src, dst)
+            assert report.method == "digests" and report.deleted == 10
+            assert any("TRUNCATE" in w for w in report.warnings)
+            assert verify(src, dst).equal
+        finally:
+            untrack(src, dst)
+
+
+def test_recording_changes_needs_wal_level_logical(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without ``wal_level = logical`` is told apart before anything is created."""
+    real = psycopg.Connection.execute
+
+    def execute(
+        self: psycopg.Connection[tuple[object, ...]], query: object, *a: object, **k: object
+    ) -> object:
+        if query == "SHOW wal_level":
+            query = "SELECT 'replica'::text"
+        return real(self, query, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.Connection, "execute", execute)
+    with pytest.raises(UnsupportedError, match=r"wal_level = logical \(it is replica"):
+        store.feed_start("lakekv_never_made")
+    monkeypatch.undo()
+    assert not store.feed_exists("lakekv_never_made")

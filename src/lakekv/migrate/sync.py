@@ -125,6 +125,10 @@ def sync(
         # least as new as the feed's position.
         sides = open_sides(stack, source, target, dry_run=dry_run, what="sync", snapshot=False)
         raw, dst = sides.source, sides.target
+        if method == "digests" and not _digests_agree(raw, dst):
+            raise UnsupportedError(
+                f"{url_of(raw)} and {url_of(dst)} cannot compare digests (use method merge)"
+            )
         retries = _retry.RetryCounter()
         tracked = _read_feed(raw, dst, method, partitions, retries)
         src = stack.enter_context(consistent(raw))
@@ -151,7 +155,10 @@ def sync(
         if tracked is not None:
             report.change_feed = tracked.name
             if tracked.why_not:
-                report.warnings.append(tracked.why_not)
+                report.warnings.append(
+                    f"the change feed was not used ({tracked.why_not}): the stores were "
+                    "compared instead"
+                )
             if not dry_run:
                 whole = partitions is None
                 report.change_feed_kept = _after_feed(raw, tracked, keep_tracking, whole, retries)
@@ -208,20 +215,17 @@ def _read_feed(
     why_not = None
     if READY_NOTE not in batch.notes:
         why_not = (
-            "the change feed holds no record that its first pass finished (interrupted, or "
-            "it met conflicts): the stores were compared instead"
+            "the change feed holds no record that its first pass finished (it was "
+            "interrupted, or it met conflicts)"
         )
     elif batch.unknown is not None:
-        why_not = (
-            f"the change feed holds a change not told by key ({batch.unknown}): the stores "
-            "were compared instead"
-        )
+        why_not = f"the change feed holds a change not told by key ({batch.unknown})"
     elif partitions is not None:
-        why_not = "only some partitions were asked for: the stores were compared instead"
+        why_not = "only some partitions were asked for"
     elif method in ("digests", "merge"):
-        why_not = f"--method {method} was asked for: the change feed was not used"
+        why_not = f"--method {method} was asked for"
     if why_not is not None and method == "changes":
-        raise UnsafeOperationError(f"sync --method changes: {why_not.split(':')[0]}")
+        raise UnsafeOperationError(f"sync --method changes: {why_not}")
     return _Tracked(name, batch, why_not)
 
 

@@ -9,6 +9,7 @@ in partitions unique to the test run and test, so runs can share one real databa
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import threading
 import time
@@ -846,6 +847,58 @@ class StoreContractSuite:
         assert store.write_raw(chunks) == 25
         assert [(e.key, e.value) for e in store.scan(part)] == [(e.key, e.value) for e in entries]
         assert store.read_raw(make_partition("raw-none"), b"", 10).entries == 0
+
+    def test_change_feed_lists_what_changed_until_confirmed(
+        self, plain_store: Store, backend_url: str, make_partition: MakePartition
+    ) -> None:
+        """A feed lists every key written or deleted after it started, and the notes, until
+        confirmed; reading forgets nothing; it works on a store opened read-only; dropping
+        it twice is no error. Without ``capabilities.change_feed``: UnsupportedError."""
+        store = plain_store
+        part = make_partition("feed")
+        name = "lakekv_t_" + uuid.uuid4().hex[:24]
+        if not store.capabilities.change_feed:
+            assert not store.feed_exists(name)
+            for call in (store.feed_start, store.feed_read, store.feed_drop):
+                with pytest.raises(UnsupportedError):
+                    call(name)
+            return
+        with pytest.raises(InvalidArgumentError):
+            store.feed_start("Not-A-Name")
+        store.set(part, b"before", b"v")
+        store.set(part, b"untouched", b"v")
+        reader = open_store(backend_url, read_only=True)
+        try:
+            try:
+                reader.feed_start(name)
+            except UnsupportedError as exc:  # e.g. a PostgreSQL server without wal_level=logical
+                if os.environ.get("CI"):
+                    raise
+                pytest.skip(f"the server cannot record changes here: {exc}")
+            assert reader.feed_exists(name)
+            store.set(part, b"a", b"1")
+            store.set(part, b"a", b"2")
+            store.delete(part, b"before")
+            store.write_batch([Entry(part, b"b\x00\xff", b"")])
+            reader.feed_mark(name, "first pass done")
+            with pytest.raises(InvalidArgumentError):
+                reader.feed_mark(name, "no\nnewlines")
+            batch = reader.feed_read(name)
+            assert batch.keys[part] == {b"a", b"before", b"b\x00\xff"}
+            assert batch.notes == ["first pass done"]
+            assert batch.unknown is None and batch.changes >= 4
+            again = reader.feed_read(name)
+            assert again.keys[part] == batch.keys[part] and again.notes == batch.notes
+            reader.feed_confirm(name, batch.position)
+            later = reader.feed_read(name)
+            assert part not in later.keys and later.notes == []
+            store.set(part, b"c", b"3")
+            assert reader.feed_read(name).keys[part] == {b"c"}
+        finally:
+            reader.feed_drop(name)
+            reader.close()
+        assert not store.feed_exists(name)
+        store.feed_drop(name)  # no error when there is none
 
     # --- properties --------------------------------------------------------------------------
 

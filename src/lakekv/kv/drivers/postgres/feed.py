@@ -152,6 +152,12 @@ def parse(name: str, lines: list[str], prefixes: list[str], position: str) -> Fe
             continue
         prefix = next((line[:n] for n in lengths if line[:n] in by_length[n]), None)
         if prefix is None:
+            # One TRUNCATE names all its tables: ``table a, b, c: TRUNCATE: (no-flags)``.
+            head, sep, _ = line.rpartition(": TRUNCATE: ")
+            listed = f", {head[6:]}, "
+            if sep and any(f", {p[6:-2]}, " in listed for p in prefixes):
+                changes += 1
+                unknown = unknown or f"TRUNCATE of {head[6:][:60]}"
             continue
         changes += 1
         action, _, rest = line[len(prefix) :].partition(": ")
