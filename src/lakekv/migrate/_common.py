@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -139,6 +139,7 @@ def open_sides(
     dry_run: bool,
     what: str,
     snapshot: bool = True,
+    check_source: Callable[[Store], None] | None = None,
 ) -> Sides:
     """Open a migration's source and target on ``stack`` (closed with it).
 
@@ -147,9 +148,12 @@ def open_sides(
     (:func:`opened_for_dry_run`); one store on both sides, however spelled, is SameStoreError
     (``what`` names the operation). The source is then read through :func:`consistent`,
     unless ``snapshot`` is false (the caller does so later, e.g. after starting a change
-    feed that must predate the snapshot).
+    feed that must predate the snapshot). ``check_source`` runs on the source before the
+    target is opened (so a refusal it raises creates nothing).
     """
     src = stack.enter_context(opened(source, read_only=True))
+    if check_source is not None:
+        check_source(src)
     dst, standin = open_target(stack, target, dry_run=dry_run)
     if standin is None:
         refuse_same_store(src, dst, what)

@@ -143,7 +143,13 @@ def copy(
     with contextlib.ExitStack() as stack:
         # The change feed must predate the snapshot, so the snapshot is taken below.
         sides = open_sides(
-            stack, source, target, dry_run=dry_run, what="copy", snapshot=not track_changes
+            stack,
+            source,
+            target,
+            dry_run=dry_run,
+            what="copy",
+            snapshot=not track_changes,
+            check_source=_can_track if track_changes else None,
         )
         dst = sides.target
         given = list(partitions) if partitions is not None else None
@@ -240,14 +246,18 @@ def copy(
         return report
 
 
-def _start_feed(src: Store, dst: Store, *, resuming: bool) -> str:
-    """Start the change feed of a tracked pass on ``src`` (before its snapshot), or keep the
-    one an interrupted run of the same pass started; its name."""
+def _can_track(src: Store) -> None:
+    """UnsupportedError unless ``src`` can record changes (checked before the target opens)."""
     if not src.capabilities.change_feed:
         raise UnsupportedError(
             f"copy --track-changes: {url_of(src)} cannot record changes; copy without it "
             "(the catch-up pass then compares the two stores)"
         )
+
+
+def _start_feed(src: Store, dst: Store, *, resuming: bool) -> str:
+    """Start the change feed of a tracked pass on ``src`` (before its snapshot), or keep the
+    one an interrupted run of the same pass started; its name."""
     name = feed_name(src, dst)
     if resuming:
         if not src.feed_exists(name):

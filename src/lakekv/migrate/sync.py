@@ -148,7 +148,16 @@ def sync(
             report.lakefs_schema_version = src_version
         else:
             report = _compare(
-                src, dst, partitions, workers, dry_run, force, method, batch_entries, progress
+                src,
+                src_version,
+                dst,
+                partitions,
+                workers,
+                dry_run,
+                force,
+                method,
+                batch_entries,
+                progress,
             )
             report.retries += retries.count
             report.lakefs_schema_version = src_version
@@ -248,6 +257,7 @@ def _after_feed(
 
 def _compare(
     src: Store,
+    src_version: str | None,
     dst: Store,
     partitions: Iterable[bytes] | None,
     workers: int,
@@ -260,15 +270,10 @@ def _compare(
     """The pass without a change feed: by digests where both stores compute the same ones,
     else by merging scans."""
     started = time.monotonic()
-    use_digests = method != "merge" and _digests_agree(src, dst)  # probed once
-    if method == "digests" and not use_digests:
-        raise UnsupportedError(
-            f"{url_of(src)} and {url_of(dst)} cannot compare digests (use method merge)"
-        )
-    if not use_digests:
+    # (``sync`` refused ``method="digests"`` already when the stores cannot compare them.)
+    if method == "merge" or not _digests_agree(src, dst):
         return _by_merge(src, dst, partitions, workers, dry_run, force, batch_entries, progress)
     retries = _retry.RetryCounter()
-    src_version = _retry.call(lambda: read_schema_version(src), retries)
     dst_version = _retry.call(lambda: read_schema_version(dst), retries)
     check_schema_versions(src_version, dst_version, force=force)
     given = list(partitions) if partitions is not None else None
