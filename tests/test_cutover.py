@@ -12,6 +12,7 @@ from _cli import run
 from _migrate_helpers import FailingWrites, StoreMaker, all_entries
 
 from lakekv.errors import (
+    InvalidArgumentError,
     LakekvError,
     SameStoreError,
     StoreNotFoundError,
@@ -428,6 +429,8 @@ def test_catch_up_by_change_feed_visits_only_what_changed(
     only the keys the feed lists, makes the target identical, counts exactly what a verify
     saw, and ends the feed. A source without change feeds refuses before writing."""
     src = _lakefs_source(maker, backend)
+    with pytest.raises(InvalidArgumentError, match="a dry run starts nothing"):
+        copy(src, f"sqlite:///{tmp_path}/dry.db", track_changes=True, dry_run=True)
     if not src.capabilities.change_feed:
         target = f"sqlite:///{tmp_path}/never-created.db"
         with pytest.raises(UnsupportedError, match="cannot record changes"):

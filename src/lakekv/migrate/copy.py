@@ -138,7 +138,7 @@ def copy(
     if workers is not None and workers < 1:
         raise ValueError("workers must be >= 1")
     if track_changes and dry_run:
-        raise InvalidArgumentError("track_changes: a dry run starts nothing on the source")
+        raise InvalidArgumentError("copy --track-changes: a dry run starts nothing on the source")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         # The change feed must predate the snapshot, so the snapshot is taken below.
