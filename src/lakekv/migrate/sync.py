@@ -331,16 +331,8 @@ def _by_changes(
         partition_source="change-feed",
         changes=batch.changes,
     )
-    lock = threading.Lock()
     tracker = Tracker(progress, "sync", partitions_total=len(batch.keys))
-    pending: list[Entry] = []
-
-    def flush() -> None:
-        """Write the queued entries (from any partitions) in one bulk ``write_batch``."""
-        with lock:
-            entries, pending[:] = list(pending), []
-        if entries and not dry_run:
-            _retry.call(partial(dst.write_batch, entries, OnConflict.OVERWRITE), retries)
+    writes = _Writes(dst, report, retries, dry_run, batch_entries)
 
     def one(p: bytes) -> None:
         keys = sorted(batch.keys[p])
@@ -354,29 +346,19 @@ def _by_changes(
             new = sum(1 for e in write if e.key not in theirs)
             inserted, updated = inserted + new, updated + len(write) - new
             deleted += len(gone)
-            if gone and not dry_run:
-                _retry.call(partial(dst.delete_many, p, gone), retries)
-            with lock:
-                pending.extend(write)
-                full = len(pending) >= batch_entries
-            if full:
-                flush()
-        with lock:
-            report.entries += len(keys)
-            report.inserted += inserted
-            report.updated += updated
-            report.written += inserted + updated
-            report.deleted += deleted
+            writes.delete(p, gone)
+            writes.queue(write)
+        writes.count(len(keys), inserted, updated, deleted)
         tracker.add(len(keys), 0, 1)
 
     main = [p for p in batch.keys if p != SCHEMA_PARTITION]
     if main:
         with ThreadPoolExecutor(max(1, min(workers, len(main)))) as pool:
             list(pool.map(one, main))
-        flush()
+        writes.flush()
     if SCHEMA_PARTITION in batch.keys:
         one(SCHEMA_PARTITION)
-        flush()
+        writes.flush()
     tracker.finish()
     report.partitions = len(batch.keys)
     report.retries = retries.count
@@ -436,6 +418,59 @@ def _by_merge(
     )
 
 
+class _Writes:
+    """What a sync pass changes on the target, thread-safe: entries queued (from any
+    partitions) and written together in one bulk ``write_batch`` with overwrite once
+    ``batch_entries`` are queued and at :meth:`flush`; keys deleted at once; the counts added
+    to ``report``. A dry run only counts."""
+
+    def __init__(
+        self,
+        dst: Store,
+        report: SyncReport,
+        retries: _retry.RetryCounter,
+        dry_run: bool,
+        batch_entries: int,
+    ) -> None:
+        self.dst, self.report, self.retries = dst, report, retries
+        self.dry_run, self.batch_entries = dry_run, batch_entries
+        self._lock = threading.Lock()
+        self._pending: list[Entry] = []
+
+    def queue(self, entries: list[Entry]) -> None:
+        with self._lock:
+            self._pending.extend(entries)
+            full = len(self._pending) >= self.batch_entries
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch and not self.dry_run:
+            _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)
+
+    def delete(self, partition: bytes, keys: list[bytes]) -> None:
+        if self.dry_run:
+            return
+        for i in range(0, len(keys), _KEYS_PER_CALL):
+            chunk = keys[i : i + _KEYS_PER_CALL]
+            _retry.call(partial(self.dst.delete_many, partition, chunk), self.retries)
+
+    def count(
+        self, entries: int, inserted: int, updated: int, deleted: int, *, unchanged: bool = False
+    ) -> None:
+        """Add one partition's counts (``unchanged``: the partition was found identical)."""
+        with self._lock:
+            r = self.report
+            r.entries += entries
+            r.inserted += inserted
+            r.updated += updated
+            r.written += inserted + updated
+            r.deleted += deleted
+            r.unchanged_partitions += unchanged
+
+
 class _DigestJob:
     """One digest sync: partitions on worker threads, counts into the shared report."""
 
@@ -453,11 +488,8 @@ class _DigestJob:
         self.src, self.dst = src, dst
         self.report, self.tracker, self.retries = report, tracker, retries
         self.dry_run = dry_run
-        self.batch_entries = batch_entries
         self.stop = Stop()
-        self._lock = threading.Lock()
-        self.pending: list[Entry] = []
-        """Entries read from the source, waiting to be written together (:meth:`flush`)."""
+        self.writes = _Writes(dst, report, retries, dry_run, batch_entries)
         self.side = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-sync-side")
         """Runs the source's half of each pair of queries (:meth:`_both`)."""
 
@@ -468,7 +500,7 @@ class _DigestJob:
         if n == 1:
             for p in partitions:
                 self.partition(p, self._bits(p))
-            self.flush()
+            self.writes.flush()
             return
         errors: list[BaseException] = []
 
@@ -492,7 +524,7 @@ class _DigestJob:
                 )
         if errors:
             raise errors[0]
-        self.flush()
+        self.writes.flush()
 
     def _bits(self, p: bytes) -> int:
         return _retry.call(partial(self.src.digest_bits, p), self.retries)
@@ -539,22 +571,13 @@ class _DigestJob:
             deleted += len(gone)
             if not self.dry_run:
                 gone.extend(self._write(p, sorted(write)))
-                for j in range(0, len(gone), _KEYS_PER_CALL):
-                    keys = gone[j : j + _KEYS_PER_CALL]
-                    _retry.call(partial(dst.delete_many, p, keys), self.retries)
-        with self._lock:
-            r = self.report
-            r.entries += entries
-            r.inserted += inserted
-            r.updated += updated
-            r.written += inserted + updated
-            r.deleted += deleted
-            r.unchanged_partitions += not differing
+                self.writes.delete(p, gone)
+        self.writes.count(entries, inserted, updated, deleted, unchanged=not differing)
         self.tracker.add(entries, 0, 1)
 
     def _write(self, p: bytes, keys: list[bytes]) -> list[bytes]:
-        """Read ``keys`` from the source and queue them for writing (:meth:`flush`); return
-        the keys the source no longer has (deleted since its digests: no snapshot)."""
+        """Read ``keys`` from the source and queue them for writing (``writes``); return the
+        keys the source no longer has (deleted since its digests: no snapshot)."""
         vanished: list[bytes] = []
         src, retries = self.src, self.retries
         for j in range(0, len(keys), _KEYS_PER_CALL):
@@ -562,16 +585,5 @@ class _DigestJob:
             values = _retry.call(partial(src.get_many, p, chunk), retries)
             batch = [Entry(p, k, values[k]) for k in chunk if k in values]
             vanished.extend(k for k in chunk if k not in values)
-            with self._lock:
-                self.pending.extend(batch)
-                full = len(self.pending) >= self.batch_entries
-            if full:
-                self.flush()
+            self.writes.queue(batch)
         return vanished
-
-    def flush(self) -> None:
-        """Write the queued entries (from any partitions) in one bulk ``write_batch``."""
-        with self._lock:
-            batch, self.pending = self.pending, []
-        if batch:
-            _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)
