@@ -82,6 +82,12 @@ class HiddenPartitions(Store):
     ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
         return self.inner._scan_page(partition, start, inclusive, limit)
 
+    def _incarnation(self) -> str | None:
+        return self.inner.incarnation()  # the data it reads and writes is the inner store's
+
+    def _row_version(self, partition: bytes, key: bytes) -> str | None:
+        return self.inner.row_version(partition, key)
+
     def _close(self) -> None:
         pass
 

@@ -16,3 +16,13 @@ def maker(tmp_path: Path) -> Iterator[StoreMaker]:
     m = StoreMaker(tmp_path)
     yield m
     m.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _pass_records(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test keeps lakekv's pass records and pair locks (``LAKEKV_STATE_DIR``) apart:
+    one test's record of a pair never guards another test's stores (a SQLite file of a
+    finished test may leave its inode to the next one's)."""
+    monkeypatch.setenv("LAKEKV_STATE_DIR", str(tmp_path_factory.mktemp("state")))

@@ -233,9 +233,10 @@ def test_write_batch_policies_in_one_transaction(tmp_path: Path) -> None:
 
 def test_errors_are_translated(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"not a directory")
-    with pytest.raises(StoreUnavailableError) as info:
+    # A path that is a file is a configuration mistake (exit 2), as a wrong path is for
+    # every engine, not an unavailable server.
+    with pytest.raises(ConfigurationError, match="is a file"):
         open_store(f"lmdb:///{tmp_path}/file")
-    assert info.value.__cause__ is not None
     (tmp_path / "db").mkdir()
     (tmp_path / "db" / "data.mdb").write_bytes(b"garbage" * 1000)
     with pytest.raises(StoreError) as corrupt:
@@ -250,10 +251,11 @@ def test_missing_parent_directory_is_not_created(tmp_path: Path) -> None:
     assert not (tmp_path / "typo").exists()
 
 
-def test_cli_unopenable_path_exits_3(tmp_path: Path) -> None:
+def test_cli_path_that_is_a_file_exits_2(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"x")
     cmd = [sys.executable, "-c", "from lakekv.cli.main import main; main()"]
     cmd += ["--store", f"lmdb:///{tmp_path}/file", "get", "a", "b"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert (tmp_path / "file").read_bytes() == b"x"
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

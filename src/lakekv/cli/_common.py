@@ -51,6 +51,21 @@ EXIT_ERROR = 6
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_verdict: int | None = None
+
+
+def set_verdict(code: int) -> None:
+    """Record a command's exit status before it prints its report, so that a closed output
+    pipe (``lakekv verify … | head -1``) still ends with it: a verdict of "different" must
+    never turn into success because nobody read the rest."""
+    global _verdict
+    _verdict = code
+
+
+def verdict() -> int:
+    """The status recorded by :func:`set_verdict` (0 when none was)."""
+    return _verdict or 0
+
 
 def exit_code_for(exc: LakekvError) -> int:
     """The documented exit code for an error kind."""

@@ -21,7 +21,15 @@ from lakekv import __version__
 from lakekv.cli import kv as kv_commands
 from lakekv.cli import lakefs as lakefs_commands
 from lakekv.cli import migrate as migrate_commands
-from lakekv.cli._common import DEFAULT_STORE, EXIT_ERROR, EXIT_USAGE, exit_code_for, one_line
+from lakekv.cli._common import (
+    DEFAULT_STORE,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    exit_code_for,
+    one_line,
+    set_verdict,
+    verdict,
+)
 from lakekv.errors import LakekvError
 from lakekv.kv.url import redact
 
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors become one line on stderr and a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
     show_tb = "--traceback" in args
+    set_verdict(0)
     configure_logging(0)  # until the options are parsed
     try:
         result = cli.main(args=args, prog_name="lakekv", standalone_mode=False)
@@ -136,11 +145,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(one_line(exc), err=True)
         sys.exit(exit_code_for(exc))
     except (BrokenPipeError, _OutputClosedError):
-        # Quietly 0: whoever reads our output has what they wanted. Later writes (the
-        # interpreter's final flush) go to /dev/null instead of failing again.
+        # Quietly: whoever reads our output has what they wanted. The status is the
+        # command's verdict if it recorded one before printing (verify: 1 when the stores
+        # differ), else 0. Later writes (the interpreter's final flush) go to /dev/null
+        # instead of failing again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+        sys.exit(verdict())
     except Exception as exc:
         if show_tb:
             _print_traceback()

@@ -27,9 +27,11 @@ from lakekv.cli._common import (
     encoding_option,
     interactive,
     print_json,
+    set_verdict,
     stop_on_signals,
     to_jsonable,
 )
+from lakekv.errors import InterruptedMigrationError, RetryableError
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
     BATCH_ENTRIES,
@@ -474,23 +476,36 @@ def copy_cmd(
         ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
     )
     src, dst = sides["from"], sides["to"]
+    pair = f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
     with stop_on_signals() as stop, progress_bar() as cb:
-        report = copy(
-            src,
-            dst,
-            partitions=_decode_partitions(partitions, encoding),
-            on_conflict=on_conflict,
-            workers=workers,
-            checkpoint=checkpoint,
-            dry_run=dry_run,
-            sync=sync,
-            force=force,
-            max_delete=max_delete,
-            batch_entries=batch_size,
-            progress=cb,
-            stop=stop,
-            track_changes=track_changes,
-        )
+        try:
+            report = copy(
+                src,
+                dst,
+                partitions=_decode_partitions(partitions, encoding),
+                on_conflict=on_conflict,
+                workers=workers,
+                checkpoint=checkpoint,
+                dry_run=dry_run,
+                sync=sync,
+                force=force,
+                max_delete=max_delete,
+                batch_entries=batch_size,
+                progress=cb,
+                stop=stop,
+                track_changes=track_changes,
+            )
+        except (InterruptedMigrationError, RetryableError):
+            if track_changes:
+                # The pass stopped after its feed started: the feed stays for the resume.
+                click.echo(
+                    "note: the change feed this pass started stays on the source (its server "
+                    "keeps WAL for it): run the same command again to resume"
+                    + (" (with the same --checkpoint)" if checkpoint else "")
+                    + f", or end it with: lakekv untrack {pair}",
+                    err=True,
+                )
+            raise
     lines = [
         f"{'dry run: ' if dry_run else ''}copied {report.entries:,} entries in "
         f"{report.partitions:,} partitions ({_human(report.bytes)}) from {report.source} to "
@@ -520,7 +535,6 @@ def copy_cmd(
     if report.partition_source == "lakefs-walk":
         lines.append("  partitions found by walking the lakeFS model (source cannot list them)")
     lines.extend(_snapshot_lines(report.snapshot, report.warnings))
-    pair = f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
     if report.change_feed is not None:
         lines.append(
             f"  change feed {report.change_feed} records on the source"
@@ -586,6 +600,8 @@ def verify_cmd(
             workers=workers,
             progress=cb,
         )
+    code = EXIT_OK if report.equal else EXIT_NOT_FOUND
+    set_verdict(code)
     verdict = "identical" if report.equal else "DIFFERENT"
     lines = [
         f"{report.a} and {report.b} are {verdict}: {report.partitions:,} partitions, "
@@ -602,7 +618,7 @@ def verify_cmd(
             key = f" key '{d.key}'" if d.key is not None else ""
             lines.append(f"  {d.kind}: partition '{d.partition}'{key}")
     _emit(report, as_json, lines)
-    return EXIT_OK if report.equal else EXIT_NOT_FOUND
+    return code
 
 
 @click.command(name="sync")
@@ -611,7 +627,21 @@ def verify_cmd(
 @_partitions_option
 @encoding_option
 @click.option("--dry-run", is_flag=True, help="Count what would change, write nothing.")
-@click.option("--force", is_flag=True, help="Proceed although the lakeFS schema versions differ.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Proceed although the lakeFS schema versions differ, the source holds none, the "
+    "target was written by something else since lakekv's last pass (lakeFS started on it), "
+    "the sides look swapped, or more than a quarter of the target would be deleted.",
+)
+@click.option(
+    "--max-delete",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Stop (exit 2) rather than delete more than N target entries (default: a quarter "
+    "of the target's entries, at least 1,000).",
+)
 @click.option(
     "--method",
     type=click.Choice(["auto", "changes", "digests", "merge"]),
@@ -641,6 +671,7 @@ def sync_cmd(
     encoding: str,
     dry_run: bool,
     force: bool,
+    max_delete: int | None,
     method: str,
     keep_tracking: bool,
     workers: int,
@@ -657,9 +688,11 @@ def sync_cmd(
       lakekv sync --from postgres://u@old/lakefs --to postgres://u@new/lakefs
       lakekv sync --from-lakefs-config old.yaml --to-lakefs-config new.yaml --dry-run
     """
-    src = _resolve(ctx, from_url, from_config, "from", default=False)
-    dst = _resolve(ctx, to_url, to_config, "to", default=False)
-    with progress_bar() as cb:
+    sides = _resolve_sides(
+        ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
+    )
+    src, dst = sides["from"], sides["to"]
+    with stop_on_signals() as stop, progress_bar() as cb:
         report = sync(
             src,
             dst,
@@ -669,7 +702,9 @@ def sync_cmd(
             force=force,
             method=method,
             keep_tracking=keep_tracking,
+            max_delete=max_delete,
             progress=cb,
+            stop=stop,
         )
     would = "would be " if dry_run else ""
     verb = "dry run: would make" if dry_run else "made"
@@ -729,9 +764,10 @@ def untrack_cmd(
     Examples:
       lakekv untrack --from postgres://u@old/lakefs --to postgres://u@new/lakefs
     """
-    src = _resolve(ctx, from_url, from_config, "from", default=False)
-    dst = _resolve(ctx, to_url, to_config, "to", default=False)
-    report = untrack(src, dst)
+    sides = _resolve_sides(
+        ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
+    )
+    report = untrack(sides["from"], sides["to"])
     state = "ended" if report.ended else "was not recording (nothing to end)"
     _emit(report, as_json, [f"change feed {report.change_feed} on {report.source} {state}"])
     return EXIT_OK

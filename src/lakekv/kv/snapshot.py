@@ -92,6 +92,12 @@ class SnapshotView(Store):
     def _identity(self) -> str:
         return self._base._identity()
 
+    def _incarnation(self) -> str | None:
+        return self._base._incarnation()
+
+    def _row_version(self, partition: bytes, key: bytes) -> str | None:
+        return self._base._row_version(partition, key)
+
     def __repr__(self) -> str:
         return f"<snapshot of {self._base!r}>"
 
@@ -153,6 +159,9 @@ class SnapshotView(Store):
         return self._base._digest_probe()
 
     # A change feed is the server's, not the snapshot's: the view hands its calls on.
+
+    def _feed_check(self) -> None:
+        self._base._feed_check()
 
     def _feed_start(self, name: str) -> None:
         self._base._feed_start(name)

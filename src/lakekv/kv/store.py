@@ -338,6 +338,26 @@ class Store(ABC):
         self._check_open()
         return self._call(self._identity)
 
+    def incarnation(self) -> str | None:
+        """What tells this store's data container apart from an earlier or later one at the
+        same :meth:`identity`: it changes when the table, file or namespace is dropped and
+        created again (PostgreSQL: the table's OID; SQLite, LMDB: the file's inode; DynamoDB:
+        the table's creation time; MySQL: the table's creation time; Redis, etcd: a random
+        ID written into the store's marker when it is created). ``None`` when the driver
+        cannot tell. Migrations record it, so a checkpoint or a change feed never vouches for
+        a target that was re-created since."""
+        self._check_open()
+        return self._call(self._incarnation)
+
+    def row_version(self, partition: BytesLike, key: BytesLike) -> str | None:
+        """A tag that changes every time the key is written, even with the value it already
+        had (PostgreSQL: the row's ``xmin``; etcd: its ``mod_revision``), or ``None`` when
+        the key is missing or the driver cannot tell. Migrations use it to see whether
+        anything else wrote to a target since their last pass."""
+        p, k = self._check_pk(partition, key)
+        self._check_open()
+        return self._call(self._row_version, p, k)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
 
@@ -528,6 +548,13 @@ class Store(ABC):
         feeds*. UnsupportedError without ``capabilities.change_feed`` or when the engine is
         not set up for it (the message says what to change)."""
         self._call(self._feed_start, self._check_feed(name))
+
+    def feed_check(self) -> None:
+        """UnsupportedError, saying what to change, unless :meth:`feed_start` can succeed
+        here (the capability, and the engine set up for it); nothing is started or written.
+        Lets a caller refuse before it changes anything else."""
+        self._check_feed("check")
+        self._call(self._feed_check)
 
     def feed_exists(self, name: str) -> bool:
         """Whether a feed ``name`` is recording (False without ``capabilities.change_feed``)."""
@@ -791,6 +818,11 @@ class Store(ABC):
     def _feed_start(self, name: str) -> None:
         raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
 
+    def _feed_check(self) -> None:
+        """See :meth:`feed_check`; called only with ``capabilities.change_feed``. Default:
+        nothing to check."""
+        return
+
     def _feed_exists(self, name: str) -> bool:
         raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
 
@@ -848,6 +880,14 @@ class Store(ABC):
         u = self._url
         query = tuple(sorted((k, v) for k, v in u.query if k not in ("page_size", "page_cap")))
         return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path, query=query).render()
+
+    def _incarnation(self) -> str | None:
+        """See :meth:`incarnation`. Default: ``None`` (the driver cannot tell)."""
+        return None
+
+    def _row_version(self, partition: bytes, key: bytes) -> str | None:
+        """See :meth:`row_version`. Default: ``None`` (the driver cannot tell)."""
+        return None
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         """Map one of ``driver_errors`` to a lakekv error (default: a generic StoreError)."""

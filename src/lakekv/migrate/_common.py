@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -171,10 +172,34 @@ def feed_name(source: Store, target: Store) -> str:
 
 
 READY_NOTE = "ready"
-"""The note a tracked pass records in its change feed once the target holds everything the
-source held when the feed started, except what the feed lists as changed since. A catch-up
-by the feed requires it (without it, e.g. after an interrupted first pass, the feed alone
-cannot tell what the target lacks)."""
+"""The first word of the note a tracked pass records in its change feed once the target holds
+everything the source held when the feed started, except what the feed lists as changed
+since (:func:`ready_note`). A catch-up by the feed requires it (without it, e.g. after an
+interrupted first pass, the feed alone cannot tell what the target lacks)."""
+
+
+def ready_note(source: Store, target: Store) -> str:
+    """The ready note, naming both stores' incarnations (``Store.incarnation``), so a
+    catch-up can tell that neither was re-created since the note was written."""
+    body = {"source": source.incarnation(), "target": target.incarnation()}
+    return f"{READY_NOTE} {json.dumps(body, sort_keys=True, separators=(',', ':'))}"
+
+
+def parse_ready(notes: list[str]) -> dict[str, str | None] | None:
+    """The incarnations of the last ready note among ``notes``, or ``None`` without one (a
+    bare ``ready`` from an older lakekv names none, and does not count)."""
+    for note in reversed(notes):
+        word, _, rest = note.partition(" ")
+        if word != READY_NOTE:
+            continue
+        try:
+            body = json.loads(rest)
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        return {k: (None if v is None else str(v)) for k, v in body.items()}
+    return None
 
 
 def open_target(

@@ -1,15 +1,19 @@
 """Copy checkpoints: an append-only JSON-lines file that survives ``kill -9``.
 
-Line 1 identifies the copy: ``{"lakekv_checkpoint": 2, "source": URL, "target": URL,
-"source_identity": ..., "target_identity": ..., "sync": bool, "on_conflict": policy,
-"partitions": [names] | null}`` (URLs without passwords; identities as ``Store.identity``).
-A run with another source or target is refused, and so is one with other options while the
-pass is unfinished: a checkpoint never resumes a different copy. Every later line is written
-after a batch is stored in the target: ``{"done": [partitions finished], "at": [partition,
-last key written] | null, "conflicts": n}``, names in base64. A torn last line (the process
-died while writing it) is ignored; the batch it described is simply copied again, which is
-safe because writes are idempotent. Resuming skips finished partitions and restarts the
-others at their last key.
+Line 1 identifies the copy: ``{"lakekv_checkpoint": 3, "source": URL, "target": URL,
+"source_identity": ..., "target_identity": ..., "source_incarnation": ...,
+"target_incarnation": ..., "sync": bool, "on_conflict": policy, "partitions": [names] |
+null, "target_was_empty": bool}`` (URLs without passwords; identities and incarnations as
+``Store.identity`` and ``Store.incarnation``). A run with another source or target is
+refused, and so is one whose source or target was re-created since (a dropped table, a
+deleted file, a Redis namespace lost in a restart), and one with other options while the
+pass is unfinished: a checkpoint never resumes a different copy, nor vouches for data that
+is gone. ``target_was_empty`` (not compared) says whether the pass began on an empty target.
+Every later line is written after a batch is stored in the target: ``{"done": [partitions
+finished], "at": [partition, last key written] | null, "conflicts": n}``, names in base64. A
+torn last line (the process died while writing it) is ignored; the batch it described is
+simply copied again, which is safe because writes are idempotent. Resuming skips finished
+partitions and restarts the others at their last key.
 
 A pass that completed appends ``{"finished": true}``. The next run with that file does not
 skip anything: it starts a new full pass (the file is rewritten), so entries added to the
@@ -29,9 +33,10 @@ from typing import IO
 
 from lakekv.errors import ConfigurationError
 
-_VERSION = 2
-_PAIR_FIELDS = ("source_identity", "target_identity")
-"""Always compared: a checkpoint never serves another source or target."""
+_VERSION = 3
+_PAIR_FIELDS = ("source_identity", "target_identity", "source_incarnation", "target_incarnation")
+"""Always compared: a checkpoint never serves another source or target, nor one that was
+re-created (emptied) since (``Store.incarnation``)."""
 _OPTION_FIELDS = ("sync", "on_conflict", "partitions")
 """Compared while a pass is unfinished (a finished one is discarded, whatever its options)."""
 
@@ -55,6 +60,9 @@ class Checkpoint:
         """The file's last pass had completed."""
         self.new_pass = False
         """This run starts a new full pass because the previous one had finished."""
+        self.header: dict[str, object] = dict(self._identity)
+        """The first line of the pass being run: the one loaded when resuming, else the new
+        one."""
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], identity: dict[str, object]) -> Checkpoint:
@@ -65,6 +73,7 @@ class Checkpoint:
             if cp.path.exists() and cp.path.stat().st_size > 0:
                 cp._load()
                 if cp.finished:
+                    cp.header = dict(cp._identity)
                     cp.new_pass = True
                     cp.done.clear()
                     cp.at.clear()
@@ -99,8 +108,18 @@ class Checkpoint:
                 f"checkpoint {self.path} has version {head.get('lakekv_checkpoint')!r} "
                 f"(this lakekv writes {_VERSION}); use a new checkpoint file"
             )
+        self.header = head
         for name in _PAIR_FIELDS:
             if head.get(name) != self._identity.get(name):
+                side = name.split("_")[0]
+                if name.endswith("_incarnation") or head.get(side) == self._identity.get(side):
+                    raise ConfigurationError(
+                        f"checkpoint {self.path}: the {side} {head.get(side)} was re-created "
+                        f"or emptied since the checkpoint was written ({name.split('_')[1]} "
+                        f"was {head.get(name)!r}, now {self._identity.get(name)!r}), so the "
+                        "progress it records no longer holds; delete the checkpoint file to "
+                        "copy from the start"
+                    )
                 raise ConfigurationError(
                     f"checkpoint {self.path} belongs to another copy "
                     f"({name.removesuffix('_identity')} was {head.get(name)!r}, now "

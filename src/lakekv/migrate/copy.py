@@ -13,7 +13,13 @@ from functools import partial
 from operator import itemgetter
 from pathlib import Path
 
-from lakekv.errors import InvalidArgumentError, UnsafeOperationError, UnsupportedError
+from lakekv.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    LakekvError,
+    UnsafeOperationError,
+    UnsupportedError,
+)
 from lakekv.kv.store import BatchResult, Entry, OnConflict, RawChunk, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
@@ -21,7 +27,6 @@ from lakekv.migrate._common import (
     BATCH_ENTRIES,
     FIRST_CHUNK,
     NO_SNAPSHOT,
-    READY_NOTE,
     Stop,
     StoppedError,
     StoreLike,
@@ -32,10 +37,12 @@ from lakekv.migrate._common import (
     is_snapshot,
     next_chunk_limit,
     open_sides,
+    ready_note,
     url_of,
 )
 from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._merge import merge_join
+from lakekv.migrate._pair import DeleteBudget, pair_lock, save_record
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.checkpoint import Checkpoint
 from lakekv.migrate.partitions import (
@@ -83,6 +90,8 @@ def copy(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     track_changes: bool = False,
+    delete_budget: DeleteBudget | None = None,
+    record: bool = True,
 ) -> CopyReport:
     """Copy every partition of ``source`` (or only ``partitions``) into ``target``.
 
@@ -132,6 +141,21 @@ def copy(
     tracked pass starts a new one. The feed costs the source server until the catch-up or
     ``lakekv untrack`` ends it (PostgreSQL keeps its WAL).
 
+    A tracked pass marks its feed ready only when it can vouch that the target equals the
+    source as of the feed's start: every partition copied (no ``partitions``), no conflicts
+    and no skips, and a target that was empty when the pass began (or ``sync``, which deletes
+    what the source lacks); the note names both stores' incarnations. Otherwise
+    ``report.warnings`` says why, and the catch-up compares the stores.
+
+    A resumed pass (``checkpoint``) is refused (ConfigurationError) when either store was
+    re-created since the checkpoint was written, or when the target no longer holds the last
+    key the checkpoint recorded for a partition (or, without ``sync``, a finished partition):
+    the progress it records is gone. Two runs on one pair at once are refused
+    (UnsafeOperationError). A completed pass of the whole store leaves a pass record (see
+    :mod:`lakekv.migrate._pair`) for the catch-up's checks; ``record=False`` (a caller that
+    records itself, such as :func:`~lakekv.migrate.sync`) neither records nor takes the
+    pair's lock. ``delete_budget`` (``sync``) replaces ``max_delete``.
+
     Memory is bounded by ``workers`` × one batch (``batch_entries`` / ``batch_bytes``).
     """
     policy = OnConflict(on_conflict)
@@ -139,6 +163,8 @@ def copy(
         raise ValueError("workers must be >= 1")
     if track_changes and dry_run:
         raise InvalidArgumentError("copy --track-changes: a dry run starts nothing on the source")
+    if max_delete is not None and not sync:
+        raise InvalidArgumentError("copy: --max-delete limits the deletions of --sync; add --sync")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         # The change feed must predate the snapshot, so the snapshot is taken below.
@@ -152,7 +178,20 @@ def copy(
             check_source=_can_track if track_changes else None,
         )
         dst = sides.target
+        if record and not dry_run:
+            stack.enter_context(pair_lock(sides.source.identity(), dst.identity(), "copy"))
         given = list(partitions) if partitions is not None else None
+        retries = _retry.RetryCounter()
+        # Refusals come before the feed is started, so none leaves a feed behind.
+        src_version = _retry.call(lambda: read_schema_version(sides.source), retries)
+        dst_version = _retry.call(lambda: read_schema_version(dst), retries)
+        check_schema_versions(src_version, dst_version, force=force)
+        if sync and src_version is None and not force:
+            raise UnsafeOperationError(
+                f"copy --sync: the source {url_of(sides.source)} holds no lakeFS schema "
+                "version (is it the database you meant?); syncing would delete from the "
+                "target everything it lacks. Use --force if it is"
+            )
         cp: Checkpoint | None = None
         if checkpoint is not None and not dry_run:
             cp = Checkpoint.open(
@@ -162,18 +201,39 @@ def copy(
                     "target": sides.target_name,
                     "source_identity": sides.source.identity(),
                     "target_identity": dst.identity(),
+                    "source_incarnation": sides.source.incarnation(),
+                    "target_incarnation": dst.incarnation(),
                     "sync": sync,
                     "on_conflict": policy.value,
                     "partitions": None if given is None else sorted(_b64(p) for p in given),
+                    "target_was_empty": _is_empty(dst),
                 },
             )
             stack.callback(cp.close)
+        resuming = cp is not None and not cp.new_pass and bool(cp.done or cp.at)
+        if resuming:
+            assert cp is not None
+            _check_resume(cp, dst, sync, retries)
+        target_was_empty = (
+            bool(cp.header.get("target_was_empty")) if cp is not None else _is_empty(dst)
+        )
         feed = None
         if track_changes:
-            resuming = cp is not None and not cp.new_pass and bool(cp.done or cp.at)
             feed = _start_feed(sides.source, dst, resuming=resuming)
-        src = stack.enter_context(consistent(sides.source))
+        try:
+            src = stack.enter_context(consistent(sides.source))
+            plan = plan_partitions(src, given)
+            if given is not None and not sync:
+                require_partitions(src, plan.partitions, retries)
+        except BaseException:
+            if feed is not None and not resuming:
+                with contextlib.suppress(LakekvError):
+                    sides.source.feed_drop(feed)
+            raise
         workers = workers or default_workers(dst)
+        budget = delete_budget
+        if budget is None:
+            budget = DeleteBudget("copy --sync", max_delete, True, lambda: 0)
         options = WriteOptions(
             policy=policy,
             dry_run=dry_run,
@@ -185,19 +245,6 @@ def copy(
             max_delete=max_delete,
             stop=stop,
         )
-        retries = _retry.RetryCounter()
-        src_version = _retry.call(lambda: read_schema_version(src), retries)
-        dst_version = _retry.call(lambda: read_schema_version(dst), retries)
-        check_schema_versions(src_version, dst_version, force=force)
-        if sync and src_version is None and not force:
-            raise UnsafeOperationError(
-                f"copy --sync: the source {url_of(src)} holds no lakeFS schema version (is it "
-                "the database you meant?); syncing would delete from the target everything "
-                "it lacks. Use --force if it is"
-            )
-        plan = plan_partitions(src, given)
-        if given is not None and not sync:
-            require_partitions(src, plan.partitions, retries)
         if sync and given is None:
             plan = union_plan(plan, plan_partitions(dst))
         report = CopyReport(
@@ -221,7 +268,7 @@ def copy(
             report.warnings.append(RESUMED_TRACKED if feed is not None else RESUMED)
         report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
         tracker = Tracker(progress, "copy", partitions_total=len(todo))
-        job = _CopyJob(src, dst, options, cp, report, tracker, retries)
+        job = _CopyJob(src, dst, options, cp, report, tracker, retries, budget)
         main = [p for p in todo if p != SCHEMA_PARTITION]
         job.run(main, options.workers)
         if SCHEMA_PARTITION in todo:
@@ -233,11 +280,17 @@ def copy(
         if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
             cp.finish()
         if feed is not None:
-            if report.conflicts or report.previous_conflicts or report.skipped:
-                report.warnings.append(FEED_NOT_READY)
+            why_not = _not_ready(report, given, sync, target_was_empty)
+            if why_not is not None:
+                report.warnings.append(FEED_NOT_READY.format(why=why_not))
             else:
-                _retry.call(partial(sides.source.feed_mark, feed, READY_NOTE), retries)
+                note = ready_note(sides.source, dst)
+                _retry.call(partial(sides.source.feed_mark, feed, note), retries)
                 report.change_feed_ready = True
+        if record and not dry_run and given is None:
+            trouble = save_record(sides.source, dst, "copy", url_of)
+            if trouble is not None:
+                report.warnings.append(trouble)
         report.partitions = len(todo)
         report.entries = tracker.entries
         report.bytes = tracker.bytes
@@ -246,13 +299,65 @@ def copy(
         return report
 
 
+def _is_empty(store: Store) -> bool:
+    """Whether ``store`` provably holds no entry (a driver that cannot list its partitions
+    cannot prove it: ``False``)."""
+    if not store.capabilities.list_partitions:
+        return False
+    return next(iter(store.list_partitions()), None) is None
+
+
+def _check_resume(cp: Checkpoint, dst: Store, sync: bool, retries: _retry.RetryCounter) -> None:
+    """ConfigurationError unless the target still holds what the checkpoint says earlier
+    runs wrote: each partition's last recorded key, and (without ``sync``, whose finished
+    partitions may be empty) every finished partition. A target that lost acknowledged
+    writes (a server crash, a restart without persistence) or was emptied fails here."""
+    problems: list[str] = []
+    for p, key in sorted(cp.at.items()):
+        got = _retry.call(partial(dst.get_many, p, [key]), retries)
+        if key not in got:
+            problems.append(f"partition '{show_bytes(p)}' lacks key '{show_bytes(key)}'")
+            break
+    if not problems and not sync and cp.done and dst.capabilities.list_partitions:
+        held = set(_retry.call(lambda: list(dst.list_partitions()), retries))
+        missing = sorted(cp.done - held)
+        if missing:
+            problems.append(f"partition '{show_bytes(missing[0])}' is missing")
+    if problems:
+        raise ConfigurationError(
+            f"checkpoint {cp.path}: the target no longer holds what earlier runs wrote "
+            f"({problems[0]}): it lost writes or was emptied. Delete the checkpoint file to "
+            "copy from the start"
+        )
+
+
+def _not_ready(
+    report: CopyReport, given: list[bytes] | None, sync: bool, target_was_empty: bool
+) -> str | None:
+    """Why a tracked pass cannot vouch that the target equals the source up to its feed's
+    start (``None``: it can)."""
+    if given is not None:
+        return "it copied only some partitions"
+    if report.conflicts or report.previous_conflicts or report.skipped:
+        return "it met conflicts or skipped entries"
+    if not target_was_empty and not sync:
+        return (
+            "the target held entries before it began, and entries the source does not have "
+            "are not in the change feed"
+        )
+    return None
+
+
 def _can_track(src: Store) -> None:
-    """UnsupportedError unless ``src`` can record changes (checked before the target opens)."""
+    """UnsupportedError unless a change feed can be started on ``src`` (the capability, and
+    the engine set up for it); checked before the target is opened, so a refusal creates
+    nothing."""
     if not src.capabilities.change_feed:
         raise UnsupportedError(
             f"copy --track-changes: {url_of(src)} cannot record changes; copy without it "
             "(the catch-up pass then compares the two stores)"
         )
+    src.feed_check()
 
 
 def _start_feed(src: Store, dst: Store, *, resuming: bool) -> str:
@@ -286,8 +391,8 @@ RESUMED_TRACKED = (
 )
 """The note of a resumed tracked copy: the feed covers what one snapshot cannot."""
 FEED_NOT_READY = (
-    "the pass met conflicts or skipped entries, so the target differs from the source in "
-    "ways the change feed does not list; the catch-up pass will compare the stores instead"
+    "the change feed is not marked ready because {why}: the target may differ from the "
+    "source in ways the feed does not list, so the catch-up pass will compare the stores"
 )
 
 
@@ -303,8 +408,10 @@ class _CopyJob:
         report: CopyReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
+        budget: DeleteBudget,
     ) -> None:
         self.src, self.dst, self.options, self.cp = src, dst, options, cp
+        self.budget = budget
         self.report, self.tracker, self.retries = report, tracker, retries
         self.stop = Stop(options.stop)
         self.raw = (
@@ -348,15 +455,8 @@ class _CopyJob:
             raise interrupted(self.stop.requested_event, "copy")
 
     def reserve_delete(self) -> None:
-        """Count one deletion; UnsafeOperationError beyond ``max_delete``."""
-        with self._lock:
-            self._deletes += 1
-            limit = self.options.max_delete
-            if limit is not None and self._deletes > limit:
-                raise UnsafeOperationError(
-                    f"copy --sync would delete more than {limit} entries from the "
-                    f"target; stopped before deleting more (raise --max-delete if intended)"
-                )
+        """Count one deletion; UnsafeOperationError beyond the delete budget."""
+        self.budget.reserve(1)
 
     def add_deleted(self, n: int) -> None:
         with self._lock:

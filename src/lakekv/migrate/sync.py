@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
@@ -35,19 +36,30 @@ from lakekv.errors import (
 from lakekv.kv.store import Entry, FeedBatch, OnConflict, Store
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
+    BATCH_BYTES,
     BATCH_ENTRIES,
     NO_SNAPSHOT,
-    READY_NOTE,
     Stop,
     StoppedError,
     StoreLike,
+    check_stop,
     consistent,
     feed_name,
+    interrupted,
     is_snapshot,
     open_sides,
     opened,
+    parse_ready,
+    ready_note,
     refuse_same_store,
     url_of,
+)
+from lakekv.migrate._pair import (
+    DeleteBudget,
+    check_direction,
+    foreign_writes,
+    pair_lock,
+    save_record,
 )
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.copy import DEFAULT_WORKERS, copy
@@ -83,7 +95,10 @@ def sync(
     method: str = "auto",
     keep_tracking: bool = False,
     batch_entries: int = BATCH_ENTRIES,
+    batch_bytes: int = BATCH_BYTES,
     progress: ProgressCallback | None = None,
+    max_delete: int | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncReport:
     """Make ``target`` identical to ``source`` (or only ``partitions`` of it): insert what is
     missing, overwrite what differs, delete what the source does not have (including whole
@@ -125,11 +140,22 @@ def sync(
         # least as new as the feed's position.
         sides = open_sides(stack, source, target, dry_run=dry_run, what="sync", snapshot=False)
         raw, dst = sides.source, sides.target
+        stack.enter_context(pair_lock(raw.identity(), dst.identity(), "sync"))
         if method == "digests" and not _digests_agree(raw, dst):
             raise UnsupportedError(
-                f"{url_of(raw)} and {url_of(dst)} cannot compare digests (use method merge)"
+                f"{url_of(raw)} and {sides.target_name} cannot compare digests (use method merge)"
             )
         retries = _retry.RetryCounter()
+        if not force and sides.target_name == url_of(dst):
+            _retry.call(partial(check_direction, raw, dst, "sync", feed_name), retries)
+            evidence = _retry.call(partial(foreign_writes, raw, dst), retries)
+            if evidence is not None:
+                raise UnsafeOperationError(
+                    f"sync: {evidence}. A catch-up would delete or overwrite what was written "
+                    "there. Stop lakeFS on the target; then either go back (lakekv sync "
+                    "with --from and --to swapped, then verify) or, to discard the target's "
+                    "writes, run this again with --force"
+                )
         tracked = _read_feed(raw, dst, method, partitions, retries)
         src = stack.enter_context(consistent(raw))
         src_version = _retry.call(lambda: read_schema_version(src), retries)
@@ -139,12 +165,12 @@ def sync(
                 "database you meant?); syncing would delete from the target everything it "
                 "lacks. Use --force if it is"
             )
+        budget = DeleteBudget("sync", max_delete, force, partial(count_entries, dst))
+        opts = _Options(dry_run, batch_entries, batch_bytes, budget, stop)
         if tracked is not None and tracked.usable:
             dst_version = _retry.call(lambda: read_schema_version(dst), retries)
             check_schema_versions(src_version, dst_version, force=force)
-            report = _by_changes(
-                raw, dst, tracked, workers, dry_run, batch_entries, retries, progress
-            )
+            report = _by_changes(raw, dst, tracked, workers, opts, retries, progress)
             report.lakefs_schema_version = src_version
         else:
             report = _compare(
@@ -153,14 +179,14 @@ def sync(
                 dst,
                 partitions,
                 workers,
-                dry_run,
                 force,
                 method,
-                batch_entries,
+                opts,
                 progress,
             )
             report.retries += retries.count
             report.lakefs_schema_version = src_version
+        report.target = sides.target_name
         if tracked is not None:
             report.change_feed = tracked.name
             if tracked.why_not:
@@ -170,9 +196,32 @@ def sync(
                 )
             if not dry_run:
                 whole = partitions is None
-                report.change_feed_kept = _after_feed(raw, tracked, keep_tracking, whole, retries)
+                report.change_feed_kept = _after_feed(
+                    raw, dst, tracked, keep_tracking, whole, retries
+                )
+        elif keep_tracking:
+            report.warnings.append(
+                "--keep-tracking: the source holds no change feed of this pair, so there is "
+                "none to keep (start one with lakekv copy --track-changes)"
+            )
+        if not dry_run and partitions is None:
+            trouble = save_record(raw, dst, "sync", url_of)
+            if trouble is not None:
+                report.warnings.append(trouble)
         report.seconds = time.monotonic() - started
         return report
+
+
+def count_entries(store: Store) -> int:
+    """How many entries ``store`` holds (every partition read, keys only where the driver
+    can; a driver that cannot list partitions counts as holding none it can name)."""
+    if not store.capabilities.list_partitions:
+        return 0
+    total = 0
+    for p in list(store.list_partitions()):
+        with store.scan(p) as entries:
+            total += sum(1 for _ in entries)
+    return total
 
 
 def untrack(source: StoreLike, target: StoreLike) -> UntrackReport:
@@ -222,13 +271,22 @@ def _read_feed(
         return None
     batch = _retry.call(partial(raw.feed_read, name), retries)
     why_not = None
-    if READY_NOTE not in batch.notes:
+    ready = parse_ready(batch.notes)
+    if ready is None:
         why_not = (
-            "the change feed holds no record that its first pass finished (it was "
-            "interrupted, or it met conflicts)"
+            "the change feed holds no record that its first pass finished complete (it was "
+            "interrupted, met conflicts, copied only some partitions, or began on a target "
+            "that held entries)"
         )
     elif batch.unknown is not None:
         why_not = f"the change feed holds a change not told by key ({batch.unknown})"
+    elif ready.get("source") != raw.incarnation():
+        why_not = (
+            "the source's table was re-created since the first pass (as pg_restore --clean "
+            "does), which the feed cannot list"
+        )
+    elif ready.get("target") != dst.incarnation():
+        why_not = "the target was re-created or emptied since the first pass"
     elif partitions is not None:
         why_not = "only some partitions were asked for"
     elif method in ("digests", "merge"):
@@ -239,7 +297,12 @@ def _read_feed(
 
 
 def _after_feed(
-    raw: Store, tracked: _Tracked, keep: bool, whole: bool, retries: _retry.RetryCounter
+    raw: Store,
+    dst: Store,
+    tracked: _Tracked,
+    keep: bool,
+    whole: bool,
+    retries: _retry.RetryCounter,
 ) -> bool:
     """After a pass that made the target identical (``whole``: all of it): end the feed, or
     keep it ready for the next pass (every change after the position it was read at is still
@@ -250,7 +313,7 @@ def _after_feed(
         return False
     if not whole:
         return True
-    _retry.call(partial(raw.feed_mark, tracked.name, READY_NOTE), retries)
+    _retry.call(partial(raw.feed_mark, tracked.name, ready_note(raw, dst)), retries)
     _retry.call(partial(raw.feed_confirm, tracked.name, tracked.batch.position), retries)
     return True
 
@@ -261,18 +324,18 @@ def _compare(
     dst: Store,
     partitions: Iterable[bytes] | None,
     workers: int,
-    dry_run: bool,
     force: bool,
     method: str,
-    batch_entries: int,
+    opts: _Options,
     progress: ProgressCallback | None,
 ) -> SyncReport:
     """The pass without a change feed: by digests where both stores compute the same ones,
     else by merging scans."""
     started = time.monotonic()
+    dry_run = opts.dry_run
     # (``sync`` refused ``method="digests"`` already when the stores cannot compare them.)
     if method == "merge" or not _digests_agree(src, dst):
-        return _by_merge(src, dst, partitions, workers, dry_run, force, batch_entries, progress)
+        return _by_merge(src, dst, partitions, workers, force, opts, progress)
     retries = _retry.RetryCounter()
     dst_version = _retry.call(lambda: read_schema_version(dst), retries)
     check_schema_versions(src_version, dst_version, force=force)
@@ -292,7 +355,7 @@ def _compare(
     if not report.snapshot:
         report.warnings.append(NO_SNAPSHOT.format(url=report.source))
     tracker = Tracker(progress, "sync", partitions_total=len(plan.partitions))
-    job = _DigestJob(src, dst, report, tracker, retries, dry_run, batch_entries, workers)
+    job = _DigestJob(src, dst, report, tracker, retries, opts, workers)
     try:
         job.run([p for p in plan.partitions if p != SCHEMA_PARTITION], workers)
         if SCHEMA_PARTITION in plan.partitions:
@@ -311,8 +374,7 @@ def _by_changes(
     dst: Store,
     tracked: _Tracked,
     workers: int,
-    dry_run: bool,
-    batch_entries: int,
+    opts: _Options,
     retries: _retry.RetryCounter,
     progress: ProgressCallback | None,
 ) -> SyncReport:
@@ -326,18 +388,19 @@ def _by_changes(
         source=url_of(raw),
         target=url_of(dst),
         method="changes",
-        dry_run=dry_run,
+        dry_run=opts.dry_run,
         workers=workers,
         partition_source="change-feed",
         changes=batch.changes,
     )
     tracker = Tracker(progress, "sync", partitions_total=len(batch.keys))
-    writes = _Writes(dst, report, retries, dry_run, batch_entries)
+    writes = _Writes(dst, report, retries, opts)
 
     def one(p: bytes) -> None:
         keys = sorted(batch.keys[p])
         inserted = updated = deleted = 0
         for i in range(0, len(keys), _KEYS_PER_CALL):
+            opts.check_stop()
             chunk = keys[i : i + _KEYS_PER_CALL]
             mine = _retry.call(partial(raw.get_many, p, chunk), retries)
             theirs = _retry.call(partial(dst.get_many, p, chunk), retries)
@@ -356,6 +419,7 @@ def _by_changes(
         with ThreadPoolExecutor(max(1, min(workers, len(main)))) as pool:
             list(pool.map(one, main))
         writes.flush()
+    opts.check_stop()
     if SCHEMA_PARTITION in batch.keys:
         one(SCHEMA_PARTITION)
         writes.flush()
@@ -381,9 +445,8 @@ def _by_merge(
     dst: Store,
     partitions: Iterable[bytes] | None,
     workers: int,
-    dry_run: bool,
     force: bool,
-    batch_entries: int,
+    opts: _Options,
     progress: ProgressCallback | None,
 ) -> SyncReport:
     """The generic way: ``copy(sync=True, on_conflict=overwrite)`` from the (snapshot) source."""
@@ -393,17 +456,21 @@ def _by_merge(
         partitions=partitions,
         on_conflict=OnConflict.OVERWRITE,
         workers=workers,
-        dry_run=dry_run,
+        dry_run=opts.dry_run,
         sync=True,
         force=force,
-        batch_entries=batch_entries,
+        batch_entries=opts.batch_entries,
+        batch_bytes=opts.batch_bytes,
         progress=progress,
+        stop=opts.stop,
+        delete_budget=opts.budget,
+        record=False,
     )
     return SyncReport(
         source=r.source,
         target=r.target,
         method="merge",
-        dry_run=dry_run,
+        dry_run=opts.dry_run,
         workers=workers,
         partition_source=r.partition_source,
         lakefs_schema_version=r.lakefs_schema_version,
@@ -418,41 +485,59 @@ def _by_merge(
     )
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How one sync pass writes, fixed for the pass."""
+
+    dry_run: bool
+    batch_entries: int
+    batch_bytes: int
+    budget: DeleteBudget
+    stop: threading.Event | None
+
+    def check_stop(self) -> None:
+        """InterruptedMigrationError once the caller asked to stop."""
+        check_stop(self.stop, "sync")
+
+
 class _Writes:
     """What a sync pass changes on the target, thread-safe: entries queued (from any
     partitions) and written together in one bulk ``write_batch`` with overwrite once
-    ``batch_entries`` are queued and at :meth:`flush`; keys deleted at once; the counts added
-    to ``report``. A dry run only counts."""
+    ``batch_entries`` entries or ``batch_bytes`` bytes are queued and at :meth:`flush`; keys
+    deleted at once, within the pass's delete budget; the counts added to ``report``. A dry
+    run only counts."""
 
     def __init__(
-        self,
-        dst: Store,
-        report: SyncReport,
-        retries: _retry.RetryCounter,
-        dry_run: bool,
-        batch_entries: int,
+        self, dst: Store, report: SyncReport, retries: _retry.RetryCounter, opts: _Options
     ) -> None:
-        self.dst, self.report, self.retries = dst, report, retries
-        self.dry_run, self.batch_entries = dry_run, batch_entries
+        self.dst, self.report, self.retries, self.opts = dst, report, retries, opts
         self._lock = threading.Lock()
         self._pending: list[Entry] = []
+        self._pending_bytes = 0
 
     def queue(self, entries: list[Entry]) -> None:
+        size = sum(len(e.key) + len(e.value) for e in entries)
         with self._lock:
             self._pending.extend(entries)
-            full = len(self._pending) >= self.batch_entries
+            self._pending_bytes += size
+            opts = self.opts
+            full = (
+                len(self._pending) >= opts.batch_entries or self._pending_bytes >= opts.batch_bytes
+            )
         if full:
             self.flush()
 
     def flush(self) -> None:
+        self.opts.check_stop()
         with self._lock:
-            batch, self._pending = self._pending, []
-        if batch and not self.dry_run:
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+        if batch and not self.opts.dry_run:
             _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)
 
     def delete(self, partition: bytes, keys: list[bytes]) -> None:
-        if self.dry_run:
+        if self.opts.dry_run or not keys:
             return
+        self.opts.budget.reserve(len(keys))
         for i in range(0, len(keys), _KEYS_PER_CALL):
             chunk = keys[i : i + _KEYS_PER_CALL]
             _retry.call(partial(self.dst.delete_many, partition, chunk), self.retries)
@@ -481,15 +566,14 @@ class _DigestJob:
         report: SyncReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
-        dry_run: bool,
-        batch_entries: int,
+        opts: _Options,
         workers: int,
     ) -> None:
         self.src, self.dst = src, dst
         self.report, self.tracker, self.retries = report, tracker, retries
-        self.dry_run = dry_run
-        self.stop = Stop()
-        self.writes = _Writes(dst, report, retries, dry_run, batch_entries)
+        self.dry_run = opts.dry_run
+        self.stop = Stop(opts.stop)
+        self.writes = _Writes(dst, report, retries, opts)
         self.side = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-sync-side")
         """Runs the source's half of each pair of queries (:meth:`_both`)."""
 
@@ -498,8 +582,11 @@ class _DigestJob:
         largest is not the one left running alone at the end."""
         n = max(1, min(workers, len(partitions)))
         if n == 1:
-            for p in partitions:
-                self.partition(p, self._bits(p))
+            try:
+                for p in partitions:
+                    self.partition(p, self._bits(p))
+            except StoppedError:
+                raise interrupted(self.stop.requested_event, "sync") from None
             self.writes.flush()
             return
         errors: list[BaseException] = []
@@ -524,6 +611,8 @@ class _DigestJob:
                 )
         if errors:
             raise errors[0]
+        if self.stop.requested:
+            raise interrupted(self.stop.requested_event, "sync")
         self.writes.flush()
 
     def _bits(self, p: bytes) -> int:

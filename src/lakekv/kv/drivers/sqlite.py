@@ -26,9 +26,11 @@ import os
 import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 from urllib.parse import quote
 
 from lakekv.errors import (
@@ -84,6 +86,8 @@ class SQLiteStore(Store):
         table = params.take_str("table", "kv")
         if not _IDENT.match(table):
             raise ConfigurationError(f"{url}: table {table!r} is not a plain SQL identifier")
+        if table.lower() == _META:
+            raise ConfigurationError(f"{url}: table {_META!r} is lakekv's own; choose another")
         busy_ms = params.take_int("busy_timeout", 30000, minimum=0)
         sync = params.take_str("synchronous", "normal").lower()
         if sync not in _SYNC_MODES:
@@ -153,12 +157,23 @@ class SQLiteStore(Store):
         path, table = self.path, self._table
         if not self.options.may_create and not path.is_file():
             raise StoreNotFoundError(f"sqlite database {path} does not exist")
+        if self.options.may_create:
+            # Created private (it may hold lakeFS credentials); SQLite gives its -wal and
+            # -shm files the database file's permissions.
+            with contextlib.suppress(OSError):  # there already, or sqlite3 says what is wrong
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = self._conn()
         if self.options.may_create:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (partition BLOB NOT NULL, "
                 "key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (partition, key)) "
                 "WITHOUT ROWID"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            conn.execute(
+                f"INSERT OR IGNORE INTO {_META} VALUES ('incarnation', ?)", (uuid.uuid4().hex,)
             )
         elif not conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
@@ -347,7 +362,29 @@ class SQLiteStore(Store):
         self._conn().execute(f"DROP TABLE IF EXISTS {self._table}")
 
     def _identity(self) -> str:
-        return f"sqlite://{os.path.realpath(self.path)}?table={self._table}"
+        """The file's device and inode (every path to it, symbolic or hard link, is one
+        store; a file deleted and created again is another), else its resolved path."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return f"sqlite://{os.path.realpath(self.path)}?table={self._table}"
+        return f"sqlite://dev-{st.st_dev}/ino-{st.st_ino}?table={self._table}"
+
+    def _incarnation(self) -> str | None:
+        """A random ID written into the file when lakekv creates it (table ``lakekv_meta``):
+        a file deleted and created again has another, even when it gets the same inode; a
+        file from before that table existed falls back to its inode."""
+        try:
+            row = self._cur().execute(f"SELECT value FROM {_META} WHERE name = 'incarnation'")
+            found = row.fetchone()
+        except sqlite3.OperationalError:  # no such table (an older file)
+            found = None
+        if found is not None:
+            return f"id-{found[0]}"
+        try:
+            return f"ino-{os.stat(self.path).st_ino}"
+        except OSError:
+            return None
 
     def _interrupt(self) -> None:
         with self._conns_lock:
@@ -361,6 +398,10 @@ class SQLiteStore(Store):
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+
+_META: Final = "lakekv_meta"
+"""lakekv's own table in the file: ``incarnation`` (see ``SQLiteStore._incarnation``)."""
 
 
 class _Snapshot(SnapshotReads):

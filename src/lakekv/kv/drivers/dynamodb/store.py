@@ -313,6 +313,15 @@ class DynamoDBStore(Store):
         region = self._client.meta.region_name or self._settings.region or ""
         return f"dynamodb://{parts.scheme}:{host}:{port}/{region}/{self.table}"
 
+    def _incarnation(self) -> str | None:
+        """The table's creation time: a table deleted and created again has another."""
+        desc = self._describe(RequestAttempts(self._retry))
+        if desc is None or desc.get("CreationDateTime") is None:
+            return None
+        created = desc["CreationDateTime"]
+        stamp = created.isoformat() if hasattr(created, "isoformat") else str(created)
+        return f"created-{stamp}"
+
     # --- requests and retries --------------------------------------------------------------------
 
     def _request(

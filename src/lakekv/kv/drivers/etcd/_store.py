@@ -193,13 +193,34 @@ class EtcdStore(Store):
                 f"(no key {marker.decode()!r} and no entries)"
             )
 
+    def _incarnation(self) -> str | None:
+        """The marker's creation revision: a prefix emptied and created again (or a cluster
+        restored without it) is another."""
+        marker = _keys.store_marker(self.prefix)
+        resp = self._call_rpc(self._range, rpc_pb2.RangeRequest(key=marker, keys_only=True))
+        return f"rev-{resp.kvs[0].create_revision}" if resp.kvs else None
+
+    def _row_version(self, partition: bytes, key: bytes) -> str | None:
+        """The key's ``mod_revision``: every put, even of the same value, raises it."""
+        resp = self._call_rpc(
+            self._range,
+            rpc_pb2.RangeRequest(
+                key=_keys.partition_head(self.prefix, partition) + key, keys_only=True
+            ),
+        )
+        return f"rev-{resp.kvs[0].mod_revision}" if resp.kvs else None
+
     def _endpoints(self) -> str:
         """The members the URL names, sorted, local spellings folded."""
         hosts = self._url.host_list(2379) or [("127.0.0.1", 2379)]
         return ",".join(sorted(_member(host, port) for host, port in hosts))
 
     def _identity(self) -> str:
-        return f"etcd://{self._endpoints()}?prefix={self.prefix.decode()}"
+        """The cluster's own ID (every member, however reached, answers with it), then the
+        prefix."""
+        marker = _keys.store_marker(self.prefix)
+        resp = self._call_rpc(self._range, rpc_pb2.RangeRequest(key=marker, keys_only=True))
+        return f"etcd://cluster-{resp.header.cluster_id:x}?prefix={self.prefix.decode()}"
 
     # --- calls ---------------------------------------------------------------------------------
 

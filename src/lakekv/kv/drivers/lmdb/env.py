@@ -11,7 +11,7 @@ from typing import Final
 
 import lmdb
 
-from lakekv.errors import StoreNotFoundError
+from lakekv.errors import ConfigurationError, StoreNotFoundError
 
 MAX_DBS: Final = 500
 SYNC_MODES: Final = {"full": (True, True), "normal": (True, False), "off": (False, False)}
@@ -79,9 +79,13 @@ _envs_lock = threading.Lock()
 
 
 def acquire_env(path: Path, map_size: int, sync: str, create: bool = True) -> SharedEnv:
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"lmdb path {path} is a file, not an environment directory")
     if not create and not (path / "data.mdb").is_file():
         raise StoreNotFoundError(f"lmdb environment {path} does not exist")
-    path.mkdir(exist_ok=True)  # the directory, not its parents: a typo creates no tree
+    # The directory, not its parents: a typo creates no tree. Private: it may hold lakeFS
+    # credentials.
+    path.mkdir(mode=0o700, exist_ok=True)
     key = (os.getpid(), str(path.resolve()))
     with _envs_lock:
         shared = _envs.get(key)
@@ -94,6 +98,7 @@ def acquire_env(path: Path, map_size: int, sync: str, create: bool = True) -> Sh
                 sync=do_sync,
                 metasync=metasync,
                 max_spare_txns=4,
+                mode=0o600,
             )
             # Reader slots left by processes that died hold old pages from reuse: free them.
             env.reader_check()

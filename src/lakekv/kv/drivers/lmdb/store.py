@@ -183,7 +183,19 @@ class LMDBStore(Store):
         return _translate(self.path, exc, self.table)
 
     def _identity(self) -> str:
-        return f"lmdb://{os.path.realpath(self.path)}?table={self.table}"
+        """The device and inode of the directory's ``data.mdb`` (every path to it is one
+        store; a directory created again is another), else the resolved path."""
+        try:
+            st = os.stat(os.path.join(self.path, "data.mdb"))
+        except OSError:
+            return f"lmdb://{os.path.realpath(self.path)}?table={self.table}"
+        return f"lmdb://dev-{st.st_dev}/ino-{st.st_ino}?table={self.table}"
+
+    def _incarnation(self) -> str | None:
+        try:
+            return f"ino-{os.stat(os.path.join(self.path, 'data.mdb')).st_ino}"
+        except OSError:
+            return None
 
     # --- transactions --------------------------------------------------------------------
 

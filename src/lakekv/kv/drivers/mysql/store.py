@@ -44,6 +44,7 @@ StoreError. Messages never contain the password.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -262,11 +263,32 @@ class MySQLStore(Store):
         self._bulk_pool = Pool(self._connect_bulk, s.pool_size, s.pool_timeout)
 
     def _identity(self) -> str:
+        """The server's ``server_uuid`` (MySQL) where it has one, so every address of one
+        server is one store; else (MariaDB has none) the folded host and port. Then the
+        database and the table."""
         args = self._settings.connect_args
-        host = str(args["host"]).lower()
-        if host in ("localhost", "127.0.0.1", "::1"):
-            host = "localhost"
-        return f"mysql://{host}:{args['port']}/{args['database']}/{self.table}"
+        server = None
+        with contextlib.suppress(pymysql.err.MySQLError):
+            row = self._execute("SELECT @@server_uuid", (), _fetchone, retry=True)
+            if row is not None and row[0]:
+                server = f"uuid-{row[0]}"
+        if server is None:
+            host = str(args["host"]).lower()
+            if host in ("localhost", "127.0.0.1", "::1"):
+                host = "localhost"
+            server = f"{host}:{args['port']}"
+        return f"mysql://{server}/{args['database']}/{self.table}"
+
+    def _incarnation(self) -> str | None:
+        """The table's creation time: a table dropped and created again has another."""
+        row = self._execute(
+            "SELECT CAST(create_time AS CHAR) FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+            (self.table,),
+            _fetchone,
+            retry=True,
+        )
+        return f"created-{row[0]}" if row is not None and row[0] is not None else None
 
     def _create_table(self, cur: pymysql.cursors.Cursor) -> None:
         """The DDL: create the table if it does not exist (idempotent, safe to race)."""

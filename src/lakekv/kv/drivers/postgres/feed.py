@@ -60,17 +60,43 @@ def _read_write(store: PostgresStore) -> Iterator[Connection]:
         yield conn
 
 
-def start(store: PostgresStore, name: str) -> None:
-    """Create slot ``name`` (dropping one of that name first); UnsupportedError when the
-    server's ``wal_level`` is not ``logical`` or the role may not create slots."""
+def check(store: PostgresStore) -> None:
+    """UnsupportedError unless a slot can be created: ``wal_level = logical``, a role with
+    ``REPLICATION`` (or superuser), and a free replication slot."""
     with store._pool_connection() as conn:
-        row = conn.execute("SHOW wal_level").fetchone()
-    level = str(row[0]) if row is not None else "?"
+        shown = conn.execute("SHOW wal_level").fetchone()
+        row = conn.execute(
+            # REPLICATION, superuser, or membership in a role that has it (or in the role
+            # managed services grant it through, such as rds_replication).
+            "SELECT EXISTS (SELECT FROM pg_roles r WHERE pg_has_role(current_user, r.oid, "
+            "'MEMBER') AND (r.rolreplication OR r.rolsuper OR r.rolname = 'rds_replication')), "
+            "current_setting('max_replication_slots')::int "
+            "- (SELECT count(*) FROM pg_replication_slots)"
+        ).fetchone()
+    assert row is not None
+    level = str(shown[0]) if shown is not None else "?"
+    allowed, free = bool(row[0]), int(row[1])
     if level != "logical":
         raise UnsupportedError(
             f"{store._settings.where}: recording changes needs wal_level = logical "
             f"(it is {level}; set it in postgresql.conf and restart the server)"
         )
+    if not allowed:
+        raise UnsupportedError(
+            f"{store._settings.where}: recording changes needs a role with the REPLICATION "
+            "attribute (or superuser): ALTER ROLE … REPLICATION"
+        )
+    if free <= 0:
+        raise UnsupportedError(
+            f"{store._settings.where}: no free replication slot (max_replication_slots is "
+            "reached); end unused slots or raise the setting"
+        )
+
+
+def start(store: PostgresStore, name: str) -> None:
+    """Create slot ``name`` (dropping one of that name first); UnsupportedError when the
+    server's ``wal_level`` is not ``logical`` or the role may not create slots."""
+    check(store)
     try:
         drop(store, name)
         with store._pool_connection() as conn:
@@ -112,6 +138,20 @@ def read(store: PostgresStore, name: str) -> FeedBatch:
     """Flush the WAL (:func:`mark`), then peek at the slot up to the flushed position."""
     if not exists(store, name):  # (before anything is written to the WAL)
         raise StoreError(f"{store._settings.where}: no change feed {name!r}")
+    with store._pool_connection() as conn:
+        row = conn.execute(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (name,)
+        ).fetchone()
+    if row is not None and row[0] == "lost":
+        # The server removed WAL the slot still needed (max_slot_wal_keep_size): what
+        # changed meanwhile can no longer be told.
+        return FeedBatch(
+            keys={},
+            notes=[],
+            changes=0,
+            position="0/0",
+            unknown="the server dropped WAL the feed still needed (max_slot_wal_keep_size)",
+        )
     mark(store, name, _FLUSH)
     with store._pool_connection() as conn, conn.transaction():
         conn.execute("SET LOCAL bytea_output = 'hex'")

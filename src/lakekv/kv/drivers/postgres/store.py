@@ -404,14 +404,49 @@ class PostgresStore(Store):
         return row is not None and bool(row[0])
 
     def _identity(self) -> str:
+        """The server's system identifier and the database's OID, where the role may read
+        them (``pg_control_system()``), so every spelling of one server and database (host
+        names, addresses, ports forwarded) is one store; else the folded host, port and
+        database name. Then schema and table. (A cluster cloned from another by a base
+        backup keeps its system identifier: lakekv takes the two for one store.)"""
+        table = self._quote(self.table, for_params=False)
         with self._pool_connection() as conn:
             row = conn.execute(
                 "SELECT (SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
-                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)), current_schema()",
-                (self._quote(self.table, for_params=False),),
+                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)), current_schema(), "
+                "(SELECT oid::text FROM pg_database WHERE datname = current_database()), "
+                "has_function_privilege('pg_control_system()', 'EXECUTE')",
+                (table,),
             ).fetchone()
-        schema = (row[0] or row[1]) if row is not None else self.schema
-        return f"postgres://{self._settings.server}/{schema or ''}.{self.table}"
+            assert row is not None
+            server = self._settings.server
+            if row[3] and row[2]:
+                sysid = conn.execute("SELECT system_identifier::text FROM pg_control_system()")
+                one = sysid.fetchone()
+                if one is not None:
+                    server = f"system-{one[0]}/oid-{row[2]}"
+        schema = row[0] or row[1] or self.schema
+        return f"postgres://{server}/{schema or ''}.{self.table}"
+
+    def _incarnation(self) -> str | None:
+        """The table's OID: a table dropped and created again (``pg_restore --clean``) has
+        another."""
+        with self._pool_connection() as conn:
+            row = conn.execute(
+                "SELECT to_regclass(%s)::oid::text", (self._quote(self.table, for_params=False),)
+            ).fetchone()
+        return f"oid-{row[0]}" if row is not None and row[0] is not None else None
+
+    def _row_version(self, partition: bytes, key: bytes) -> str | None:
+        """The row's ``xmin``: every write, even of the same value, makes a new row version
+        (lakeFS and lakekv both write with ``INSERT … ON CONFLICT DO UPDATE``)."""
+        table = self._quote(self.table)
+        with self._pool_connection() as conn:
+            row = conn.execute(
+                f"SELECT xmin::text FROM {table} WHERE partition_key = %s AND key = %s",
+                (partition, key),
+            ).fetchone()
+        return None if row is None else f"xmin-{row[0]}"
 
     def _create_layout(self, conn: Connection) -> None:
         """lakeFS's DDL, idempotent, in one implicit transaction under the advisory lock."""
@@ -581,6 +616,9 @@ class PostgresStore(Store):
         )
 
     # --- change feeds (feed.py) ----------------------------------------------------------------
+
+    def _feed_check(self) -> None:
+        feed.check(self)
 
     def _feed_start(self, name: str) -> None:
         feed.start(self, name)

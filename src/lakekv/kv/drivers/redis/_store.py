@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -181,7 +182,9 @@ class RedisStore(Store):
         """Find the store's marker, or write it (``may_create``), or accept a namespace
         holding partitions from before markers existed; otherwise StoreNotFoundError."""
         if self.options.may_create:
-            self._client.set(self._marker, b"lakekv", nx=True)  # nothing if it is there
+            # The value names this incarnation of the store (see ``_incarnation``).
+            marker = b"lakekv " + uuid.uuid4().hex.encode()
+            self._client.set(self._marker, marker, nx=True)  # nothing if it is there
             return
         if self._client.exists(self._marker) or self._has_partitions():
             return
@@ -202,6 +205,12 @@ class RedisStore(Store):
 
     def _identity(self) -> str:
         return f"{self.scheme}://{self._servers()}?namespace={self.namespace}"
+
+    def _incarnation(self) -> str | None:
+        """The marker's value: random when the store is created, so a namespace emptied and
+        created again (``FLUSHALL``, a restart without persistence) is another."""
+        value = self._client.get(self._marker)
+        return None if value is None else bytes(value).decode("ascii", "replace")
 
     # --- keys --------------------------------------------------------------------------------
 
