@@ -33,6 +33,7 @@ from typing import IO, BinaryIO, Literal, cast
 
 import zstandard
 
+from lakekv._files import unlinked_file
 from lakekv.errors import ConfigurationError, CorruptInputError, MigrationError
 
 Compression = Literal["auto", "none", "gzip", "zstd"]
@@ -318,20 +319,20 @@ def rereadable(source: PathLike | BinaryIO) -> Iterator[PathLike]:
     else:
         raw = source
     try:
-        with tempfile.NamedTemporaryFile(prefix="lakekv-spool-", suffix=".tmp") as spool:
+        # Unlinked at once: a process killed meanwhile leaves no spool file behind.
+        with unlinked_file("lakekv-spool-") as (spool, path):
             try:
-                _spool(raw, spool, describe(source))
+                _spool(raw, spool, describe(source), os.path.dirname(spool.name))
             finally:
                 if close:
                     raw.close()
-            yield spool.name
+            yield path
     finally:
         if close:
             raw.close()
 
 
-def _spool(raw: BinaryIO, spool: IO[bytes], name: str) -> None:
-    where = os.path.dirname(spool.name)
+def _spool(raw: BinaryIO, spool: IO[bytes], name: str, where: str) -> None:
     try:
         while True:
             chunk = raw.read(_CHUNK)

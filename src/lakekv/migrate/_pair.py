@@ -172,18 +172,27 @@ def save_record(
 
 def foreign_writes(source: Store, target: Store) -> str | None:
     """Evidence that something other than lakekv wrote to ``target`` since lakekv's last
-    pass from ``source`` into it (a sentence), or ``None`` when none is seen."""
-    record = load_record(source.identity(), target.identity())
-    now = marks(target)
-    if record is not None:
-        if record.target_incarnation != target.incarnation():
+    pass between the two stores (a sentence), or ``None`` when none is seen. The last pass
+    may have run either way: the target's marks are compared with those it had then, as
+    that pass's target or as its source (going back after a cutover)."""
+    src_id, dst_id = source.identity(), target.identity()
+    forward, reverse = load_record(src_id, dst_id), load_record(dst_id, src_id)
+    last: tuple[PassRecord, str | None, dict[str, str]] | None = None
+    if forward is not None:
+        last = (forward, forward.target_incarnation, forward.target_marks)
+    if reverse is not None and (forward is None or reverse.finished_at > forward.finished_at):
+        last = (reverse, reverse.source_incarnation, reverse.source_marks)
+    if last is not None:
+        record, incarnation, before_marks = last
+        if incarnation != target.incarnation():
             return None  # re-created since: nothing in it is anyone's newer work we could see
-        for name, mark in now.items():
-            before = record.target_marks.get(name)
+        for name, mark in marks(target).items():
+            before = before_marks.get(name)
             if before is not None and before != mark:
                 return (
-                    f"{name} was written on the target after lakekv's last pass into it "
-                    f"({record.what}, {record.when}): lakeFS (or another writer) has run on it"
+                    f"{name} was written on the target after lakekv's last pass between "
+                    f"these stores ({record.what}, {record.when}): lakeFS (or another writer) "
+                    "has run on it"
                 )
         return None
     # No record: only a marker whose value differs from the source's tells (lakeFS of
@@ -270,41 +279,84 @@ class DeleteBudget:
     With ``limit`` (``--max-delete N``), at most that many. Without it and without
     ``force``, at most a quarter of the entries the target held when the pass began, but
     never fewer than :data:`FREE_DELETES`: the target is counted (``count``) once, when the
-    pass first goes past that many. Going past the budget raises UnsafeOperationError
-    before the deletion that would exceed it.
+    pass first goes past that many. Going past the budget raises UnsafeOperationError.
+
+    ``defer``: deletions are only collected (:meth:`take` returns nothing to delete now) and
+    made by :meth:`apply`, so a pass refused for deleting too much has deleted nothing. The
+    collected keys are bounded by the budget. Without ``defer`` (a pass with a checkpoint,
+    or unbounded: ``force`` without ``limit``) they are made as they are found.
     """
 
     FREE_DELETES: Final = 1000
     SHARE: Final = 0.25
 
-    def __init__(self, what: str, limit: int | None, force: bool, count: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        what: str,
+        limit: int | None,
+        force: bool,
+        count: Callable[[], int],
+        *,
+        defer: bool = False,
+    ) -> None:
         self.what, self.limit, self.force, self._count = what, limit, force, count
+        self.defer = defer and (limit is not None or not force)
         self.deleted = 0
         self._share_limit: int | None = None
         self._lock = threading.Lock()
+        self._deferred: list[tuple[bytes, list[bytes]]] = []
 
     def reserve(self, n: int) -> None:
         """Count ``n`` deletions about to be made; UnsafeOperationError beyond the budget."""
         if n <= 0:
             return
         with self._lock:
-            total = self.deleted + n
-            if self.limit is not None:
-                if total > self.limit:
-                    raise UnsafeOperationError(
-                        f"{self.what} would delete more than {self.limit:,} entries from the "
-                        f"target (--max-delete); stopped after deleting {self.deleted:,} "
-                        "(raise --max-delete if intended)"
-                    )
-            elif not self.force and total > self.FREE_DELETES:
-                if self._share_limit is None:
-                    held = self._count() + self.deleted
-                    self._share_limit = max(self.FREE_DELETES, int(held * self.SHARE))
-                if total > self._share_limit:
-                    raise UnsafeOperationError(
-                        f"{self.what} would delete more than a quarter of the target's entries "
-                        f"({self._share_limit:,}); stopped after deleting {self.deleted:,}. "
-                        "Check that --from and --to are the right way round; if the deletions "
-                        "are intended, give --max-delete N or --force"
-                    )
-            self.deleted = total
+            self._reserve(n)
+
+    def take(self, partition: bytes, keys: list[bytes]) -> list[bytes]:
+        """Count the deletion of ``keys`` (UnsafeOperationError beyond the budget); the keys
+        to delete now (none when deferred: :meth:`apply` deletes them)."""
+        if not keys:
+            return keys
+        with self._lock:
+            self._reserve(len(keys))
+            if not self.defer:
+                return keys
+            self._deferred.append((partition, list(keys)))
+            return []
+
+    def apply(self, delete: Callable[[bytes, list[bytes]], None]) -> None:
+        """Make the deferred deletions with ``delete(partition, keys)``, at most 2,000 keys a
+        call; the list is emptied."""
+        with self._lock:
+            todo, self._deferred = self._deferred, []
+        for partition, keys in todo:
+            for i in range(0, len(keys), 2000):
+                delete(partition, keys[i : i + 2000])
+
+    def _reserve(self, n: int) -> None:
+        total = self.deleted + n
+        if self.limit is not None:
+            if total > self.limit:
+                raise UnsafeOperationError(
+                    f"{self.what} would delete more than {self.limit:,} entries from the "
+                    f"target (--max-delete); stopped{self._done()} (raise --max-delete if "
+                    "intended)"
+                )
+        elif not self.force and total > self.FREE_DELETES:
+            if self._share_limit is None:
+                held = self._count() + (0 if self.defer else self.deleted)
+                self._share_limit = max(self.FREE_DELETES, int(held * self.SHARE))
+            if total > self._share_limit:
+                raise UnsafeOperationError(
+                    f"{self.what} would delete more than a quarter of the target's entries "
+                    f"({self._share_limit:,}); stopped{self._done()}. Check that --from and "
+                    "--to are the right way round; if the deletions are intended, give "
+                    "--max-delete N or --force"
+                )
+        self.deleted = total
+
+    def _done(self) -> str:
+        if self.defer:
+            return " before deleting anything"
+        return f" after deleting {self.deleted:,}"

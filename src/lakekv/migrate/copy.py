@@ -271,11 +271,13 @@ def copy(
         job = _CopyJob(src, dst, options, cp, report, tracker, retries, budget)
         main = [p for p in todo if p != SCHEMA_PARTITION]
         job.run(main, options.workers)
+        job.apply_deletes()
         if SCHEMA_PARTITION in todo:
             if report.conflicts or report.previous_conflicts:
                 report.schema_version_withheld = True
             else:
                 job.run([SCHEMA_PARTITION], 1)
+                job.apply_deletes()
         tracker.finish()
         if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
             cp.finish()
@@ -454,9 +456,10 @@ class _CopyJob:
         if self.stop.requested:
             raise interrupted(self.stop.requested_event, "copy")
 
-    def reserve_delete(self) -> None:
-        """Count one deletion; UnsafeOperationError beyond the delete budget."""
-        self.budget.reserve(1)
+    def apply_deletes(self) -> None:
+        """Make the deletions the budget deferred (before the schema partition)."""
+        dst, retries = self.dst, self.retries
+        self.budget.apply(lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries))
 
     def add_deleted(self, n: int) -> None:
         with self._lock:
@@ -630,8 +633,7 @@ class _Worker:
                 if s is None:
                     assert t is not None
                     if sync:
-                        if not dry:
-                            job.reserve_delete()
+                        if not dry and job.budget.take(p, [t.key]):
                             self._delete(t)
                         self.deleted += 1
                     continue

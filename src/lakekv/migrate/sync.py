@@ -165,7 +165,9 @@ def sync(
                 "database you meant?); syncing would delete from the target everything it "
                 "lacks. Use --force if it is"
             )
-        budget = DeleteBudget("sync", max_delete, force, partial(count_entries, dst))
+        budget = DeleteBudget(
+            "sync", max_delete, force, partial(count_entries, dst), defer=not dry_run
+        )
         opts = _Options(dry_run, batch_entries, batch_bytes, budget, stop)
         if tracked is not None and tracked.usable:
             dst_version = _retry.call(lambda: read_schema_version(dst), retries)
@@ -358,8 +360,10 @@ def _compare(
     job = _DigestJob(src, dst, report, tracker, retries, opts, workers)
     try:
         job.run([p for p in plan.partitions if p != SCHEMA_PARTITION], workers)
+        job.writes.apply_deletes()
         if SCHEMA_PARTITION in plan.partitions:
             job.run([SCHEMA_PARTITION], 1)
+            job.writes.apply_deletes()
     finally:
         job.side.shutdown()
     tracker.finish()
@@ -420,9 +424,11 @@ def _by_changes(
             list(pool.map(one, main))
         writes.flush()
     opts.check_stop()
+    writes.apply_deletes()
     if SCHEMA_PARTITION in batch.keys:
         one(SCHEMA_PARTITION)
         writes.flush()
+        writes.apply_deletes()
     tracker.finish()
     report.partitions = len(batch.keys)
     report.retries = retries.count
@@ -537,10 +543,17 @@ class _Writes:
     def delete(self, partition: bytes, keys: list[bytes]) -> None:
         if self.opts.dry_run or not keys:
             return
-        self.opts.budget.reserve(len(keys))
+        keys = self.opts.budget.take(partition, keys)
         for i in range(0, len(keys), _KEYS_PER_CALL):
             chunk = keys[i : i + _KEYS_PER_CALL]
             _retry.call(partial(self.dst.delete_many, partition, chunk), self.retries)
+
+    def apply_deletes(self) -> None:
+        """Make the deletions the budget deferred (once the pass found them all within it)."""
+        dst, retries = self.dst, self.retries
+        self.opts.budget.apply(
+            lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries)
+        )
 
     def count(
         self, entries: int, inserted: int, updated: int, deleted: int, *, unchanged: bool = False

@@ -1,40 +1,40 @@
 """Bulk writes for MySQL / MariaDB: ``LOAD DATA LOCAL INFILE`` in one transaction.
 
 Measured on a local MariaDB 10.11 with PyMySQL (200 k rows of 150 bytes, in 50 k-row
-transactions), ``LOAD DATA LOCAL INFILE`` of an escaped tab-separated file loads 1.2-2.2 times
-as fast as multi-row INSERT statements (46-80 k rows/s against 31-55 k rows/s on a shared
-machine); loading hex text through ``UNHEX()`` was no faster. So a batch is written to a
-temporary file (in ``/dev/shm`` when there is one) and loaded, on a connection kept for bulk
-writes; when the server refuses LOCAL INFILE (``local_infile=OFF``, MySQL 8's default) or the
-URL says ``local_infile=false``, multi-row ``INSERT IGNORE`` statements (PyMySQL's
-``executemany``, up to 4 MB each) do the same job.
+transactions), ``LOAD DATA LOCAL INFILE`` of an escaped tab-separated file loads 1.2-2.2
+times as fast as multi-row INSERT statements (46-80 k rows/s against 31-55 k rows/s on a
+shared machine); loading hex text through ``UNHEX()`` was no faster. So a batch is written
+to a temporary file (in ``/dev/shm`` when there is one, unlinked at once, so a killed
+process leaves nothing there) and loaded, on a connection kept for bulk writes; when the
+server refuses LOCAL INFILE (``local_infile=OFF``, MySQL 8's default) or the URL says
+``local_infile=false``, multi-row ``INSERT IGNORE`` statements (PyMySQL's ``executemany``,
+up to 4 MB each) do the same job.
 
 One batch is one transaction:
 
 1. Load or ``INSERT IGNORE`` every entry. ``LOAD DATA LOCAL`` skips duplicate keys as
-   ``IGNORE`` does; the affected-row count is the number of new keys, and if every key was
-   new that is the whole answer. Ignoring only skips duplicates here: every other error it
-   could turn into a warning (an over-long or NULL column) is ruled out by the checks made
-   before any I/O.
-2. Otherwise the batch's keys are read back with ``LOCK IN SHARE MODE`` (the duplicate rows
-   are already locked by step 1) and counted by ``BatchResult.classify``: our own inserts
-   read back equal; a different value is a conflict, a skip, or (``OVERWRITE``) rewritten with
-   ``INSERT … ON DUPLICATE KEY UPDATE`` in the same transaction.
+``IGNORE`` does; the affected-row count is the number of new keys, and if every key was new
+that is the whole answer. Ignoring only skips duplicates here: every other error it could
+turn into a warning (an over-long or NULL column) is ruled out by the checks made before any
+I/O. 2. Otherwise the batch's keys are read back with ``LOCK IN SHARE MODE`` (the duplicate
+rows are already locked by step 1) and counted by ``BatchResult.classify``: our own inserts
+read back equal; a different value is a conflict, a skip, or (``OVERWRITE``) rewritten with
+``INSERT … ON DUPLICATE KEY UPDATE`` in the same transaction.
 
-A deadlock or lock wait timeout rolls the transaction back and runs it again (three tries); a
-connection lost before the COMMIT is sent runs it again once, on a checked connection.
+A deadlock or lock wait timeout rolls the transaction back and runs it again (three tries);
+a connection lost before the COMMIT is sent runs it again once, on a checked connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 import pymysql
 
+from lakekv._files import unlinked_file
 from lakekv.kv.drivers.mysql._conn import LOST, Connection, error_code
 from lakekv.kv.store import BatchResult, Entry, OnConflict
 
@@ -139,14 +139,15 @@ def _load_data(cur: pymysql.cursors.Cursor, table: str, entries: Sequence[Entry]
     """LOAD DATA LOCAL INFILE the entries (duplicates skipped); how many rows were new."""
     esc = _escape
     lines = b"".join([esc(p) + b"\t" + esc(k) + b"\t" + esc(v) + b"\n" for p, k, v in entries])
-    with tempfile.NamedTemporaryFile(prefix="lakekv-load-", suffix=".tsv", dir=_TMP_DIR) as f:
+    # Unlinked at once: a process killed here leaves nothing in /dev/shm.
+    with unlinked_file("lakekv-load-", _TMP_DIR) as (f, path):
         f.write(lines)
         f.flush()
         cur.execute(
             f"LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE {table} CHARACTER SET binary "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             "(partition_key, `key`, value)",
-            (f.name,),
+            (path,),
         )
     return cur.rowcount
 

@@ -48,6 +48,7 @@ StoreError. Messages never contain the password.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,10 @@ class PostgresSettings:
     """``host:port/dbname`` as written, with local host aliases and the default port folded."""
 
 
+_NO_DATABASE = re.compile(r'database "[^"]*" does not exist')
+_AUTH_FAILED = re.compile(
+    r"password authentication failed|no pg_hba\.conf entry|role \"[^\"]*\" does not exist"
+)
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "localhost.localdomain"}
 
 
@@ -534,6 +539,12 @@ class PostgresStore(Store):
                 f"(pool_size={self._settings.pool_size}; server down or pool exhausted): {message}"
             )
         if isinstance(exc, psycopg.OperationalError):
+            # Mistakes in the URL are not an unavailable server: retrying will not help.
+            state = getattr(exc, "sqlstate", None)
+            if state == "3D000" or _NO_DATABASE.search(message):
+                return StoreNotFoundError(f"{where}: {message}")
+            if state in ("28P01", "28000") or _AUTH_FAILED.search(message):
+                return ConfigurationError(f"{where}: {message}")
             return StoreUnavailableError(f"{where}: {message}")
         return StoreError(f"{where}, table {self.table}: {message}")
 
