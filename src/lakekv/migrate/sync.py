@@ -28,6 +28,7 @@ from functools import partial
 from typing import TypeVar
 
 from lakekv.errors import (
+    InterruptedMigrationError,
     InvalidArgumentError,
     LakekvError,
     UnsafeOperationError,
@@ -70,7 +71,7 @@ from lakekv.migrate.partitions import (
     read_schema_version,
     union_plan,
 )
-from lakekv.migrate.reports import SyncReport, UntrackReport
+from lakekv.migrate.reports import CopyReport, SyncReport, UntrackReport
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -456,22 +457,10 @@ def _by_merge(
     progress: ProgressCallback | None,
 ) -> SyncReport:
     """The generic way: ``copy(sync=True, on_conflict=overwrite)`` from the (snapshot) source."""
-    r = copy(
-        src,
-        dst,
-        partitions=partitions,
-        on_conflict=OnConflict.OVERWRITE,
-        workers=workers,
-        dry_run=opts.dry_run,
-        sync=True,
-        force=force,
-        batch_entries=opts.batch_entries,
-        batch_bytes=opts.batch_bytes,
-        progress=progress,
-        stop=opts.stop,
-        delete_budget=opts.budget,
-        record=False,
-    )
+    try:
+        r = _merge_copy(src, dst, partitions, workers, force, opts, progress)
+    except InterruptedMigrationError as exc:
+        raise interrupted(opts.stop, "sync") from exc
     return SyncReport(
         source=r.source,
         target=r.target,
@@ -488,6 +477,33 @@ def _by_merge(
         deleted=r.deleted,
         retries=r.retries,
         seconds=r.seconds,
+    )
+
+
+def _merge_copy(
+    src: Store,
+    dst: Store,
+    partitions: Iterable[bytes] | None,
+    workers: int,
+    force: bool,
+    opts: _Options,
+    progress: ProgressCallback | None,
+) -> CopyReport:
+    return copy(
+        src,
+        dst,
+        partitions=partitions,
+        on_conflict=OnConflict.OVERWRITE,
+        workers=workers,
+        dry_run=opts.dry_run,
+        sync=True,
+        force=force,
+        batch_entries=opts.batch_entries,
+        batch_bytes=opts.batch_bytes,
+        progress=progress,
+        stop=opts.stop,
+        delete_budget=opts.budget,
+        record=False,
     )
 
 
