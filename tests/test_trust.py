@@ -8,6 +8,7 @@ cannot prove.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -417,3 +418,24 @@ def test_one_sqlite_file_through_a_hard_link_is_one_store(tmp_path: Path) -> Non
     os.link(tmp_path / "a.db", tmp_path / "b.db")
     with pytest.raises(LakekvError, match="same store"):
         verify(f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db")
+
+
+def test_another_spelling_of_the_source_finds_its_feed(
+    feed_backend: str, maker: StoreMaker
+) -> None:
+    src, dst = maker.fresh(feed_backend, "src"), maker.fresh(feed_backend, "dst")
+    _lakefs_like(src)
+    url = StoreURL.parse(str(src.url))
+    if url.host not in ("127.0.0.1", "localhost"):
+        pytest.skip("the test server is not on this machine's loopback")
+    other = str(dataclasses.replace(url, host="127.1"))
+    try:
+        assert copy(src, dst, track_changes=True).change_feed_ready
+        src.set(b"graveler", b"after", b"x")
+        with open_store(other, read_only=True) as same:
+            assert same.identity() == src.identity()
+            report = sync(same, dst)
+        assert report.method == "changes"
+        assert verify(src, dst).equal
+    finally:
+        untrack(src, dst)
