@@ -7,14 +7,17 @@ Each command parses options, calls one :mod:`lakekv.migrate` function and prints
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -49,6 +52,7 @@ from lakekv.migrate import (
 )
 from lakekv.migrate import sample as make_sample
 from lakekv.migrate.copy import DEFAULT_WORKERS, PARALLEL_WORKERS
+from lakekv.migrate.cutover import cutover, plan, status
 from lakekv.migrate.lakefs_config import lakefs_sides
 from lakekv.migrate.reports import CopyReport, LoadReport, WriteCounts
 from lakekv.migrate.sync import SYNC_WORKERS
@@ -773,6 +777,159 @@ def untrack_cmd(
     return EXIT_OK
 
 
+@click.command(name="cutover")
+@_store_options("from", default=False)
+@_store_options("to", default=False)
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="While lakeFS still runs: time a dry run of each catch-up method and a verify, "
+    "estimate the downtime, say what the cutover would refuse; change nothing.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "changes", "digests", "merge"]),
+    default="auto",
+    show_default=True,
+    help="The catch-up's method; auto: the fastest by estimate (from the last --plan).",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds the source's change feed must list no new change (lakeFS stopped).",
+)
+@click.option(
+    "--allow-sessions",
+    is_flag=True,
+    help="List other client sessions on a PostgreSQL source instead of refusing (monitoring "
+    "agents; lakeFS must still be stopped).",
+)
+@click.option("--force", is_flag=True, help="Passed to the catch-up (see lakekv sync --help).")
+@_json_option
+@click.pass_context
+def cutover_cmd(
+    ctx: click.Context,
+    from_url: str | None,
+    from_config: str | None,
+    to_url: str | None,
+    to_config: str | None,
+    plan_only: bool,
+    method: str,
+    settle: float,
+    allow_sessions: bool,
+    force: bool,
+    as_json: bool,
+) -> int:
+    """The downtime part of a migration in one command: check that nothing writes to the
+    source any more, catch up, verify, and print the lakeFS configuration for the new
+    database. Exit 0 only when the target is verified identical.
+
+    Run it with lakeFS stopped, after a first pass (lakekv copy, ideally --track-changes).
+    --plan rehearses it while lakeFS runs and estimates the downtime.
+
+    \b
+    Examples:
+      lakekv cutover --from-lakefs-config old.yaml --to-lakefs-config new.yaml --plan
+      lakekv cutover --from-lakefs-config old.yaml --to-lakefs-config new.yaml
+      lakekv cutover --from postgres://u@old/lakefs --to postgres://u@new/lakefs --json
+    """
+    sides = _resolve_sides(
+        ctx, {"from": (from_url, from_config, False), "to": (to_url, to_config, False)}
+    )
+    src, dst = sides["from"], sides["to"]
+    with stop_on_signals() as stop, progress_bar() as cb:
+        if plan_only:
+            report = plan(src, dst, progress=cb)
+        else:
+            report = cutover(
+                src,
+                dst,
+                method=method,
+                settle=settle,
+                force=force,
+                allow_sessions=allow_sessions,
+                progress=cb,
+                stop=stop,
+            )
+    code = EXIT_OK if (plan_only or report.equal) else EXIT_NOT_FOUND
+    set_verdict(code)
+    lines = [
+        ("plan for the cutover of " if plan_only else "cutover of ")
+        + f"{report.source} to {report.target}"
+        + ("" if plan_only else f": {'IDENTICAL' if report.equal else 'DIFFERENT'}")
+    ]
+    for step in report.steps:
+        lines.append(f"  {step.name:<28} {step.seconds:7.2f} s  {step.detail}")
+    label = "rehearsal took" if plan_only else "total (lakekv's part of the downtime)"
+    lines.append(f"  {label:<28} {report.downtime_seconds:7.2f} s")
+    lines.extend(f"  checked: {c}" for c in report.quiet_checks)
+    e = report.estimate
+    if plan_only and e is not None:
+        options = ", ".join(f"{m} {t:.2f} s" for m, t in e.by_method.items())
+        lines.append(
+            f"  estimate: catch-up by {e.method} {e.catch_up_seconds:.2f} s ({options}), "
+            f"verify {e.verify_seconds:.2f} s; lakekv's part of the downtime about "
+            f"{e.total_seconds:.1f} s, plus stopping and starting lakeFS"
+        )
+        lines.extend(f"  the cutover would refuse now: {r}" for r in report.refusals)
+    lines.extend(f"  warning: {w}" for w in report.warnings)
+    if report.verify is not None and not report.equal and not plan_only:
+        v = report.verify
+        lines.append(
+            f"  missing {v.missing:,}, extra {v.extra:,}, different {v.different:,}: do not "
+            "switch lakeFS; find what still writes, then run the cutover again"
+        )
+    if report.lakefs_env and (plan_only or report.equal):
+        lines.append("  lakeFS configuration for the new database (put the real password in):")
+        lines.extend(
+            "    " + line for line in _yaml({"database": report.lakefs_config}).splitlines()
+        )
+        lines.append("  or, as environment variables:")
+        lines.extend(f"    {k}={shlex.quote(v)}" for k, v in report.lakefs_env.items())
+    _emit(report, as_json, lines)
+    return code
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+
+
+@click.command(name="status")
+@_store_options("from", default=True)
+@_json_option
+@click.pass_context
+def status_cmd(
+    ctx: click.Context, from_url: str | None, from_config: str | None, as_json: bool
+) -> int:
+    """The change feeds lakekv holds on a server: which pair, since when, how much log the
+    server keeps for each, whether its first pass finished.
+
+    \b
+    Examples:
+      lakekv status --from-lakefs-config old.yaml
+      lakekv status --from postgres://u@old/lakefs --json
+    """
+    src = _resolve(ctx, from_url, from_config, "from", default=True)
+    feeds = status(src)
+    lines = [f"{len(feeds)} change feed(s) of lakekv on the server"]
+    for f in feeds:
+        pair = f"{f.source} -> {f.target}" if f.source else "pair unknown on this machine"
+        since = (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(f.started_at)) if f.started_at else "?"
+        )
+        ready = {True: "first pass finished", False: "first pass not finished", None: "?"}[f.ready]
+        lines.append(
+            f"  {f.name} (database {f.database}, {'in use' if f.active else 'idle'}): {pair}; "
+            f"since {since}; {ready}; {_human(f.held_bytes)} of WAL held"
+            + ("; LOST (the server dropped WAL it needed)" if f.lost else "")
+        )
+    _emit({"feeds": [dataclasses.asdict(f) for f in feeds]}, as_json, lines)
+    return EXIT_OK
+
+
 @click.command(name="sample")
 @_store_options("to", default=True)
 @click.option("--entries", "-n", type=click.IntRange(min=1), required=True, help="Entries.")
@@ -824,5 +981,7 @@ COMMANDS: list[click.Command] = [
     sync_cmd,
     verify_cmd,
     untrack_cmd,
+    cutover_cmd,
+    status_cmd,
     sample_cmd,
 ]

@@ -163,6 +163,12 @@ class SnapshotView(Store):
     def _feed_check(self) -> None:
         self._base._feed_check()
 
+    def _writers(self) -> list[str] | None:
+        return self._base._writers()
+
+    def _feeds(self) -> list[dict[str, object]]:
+        return self._base._feeds()
+
     def _feed_start(self, name: str) -> None:
         self._base._feed_start(name)
 

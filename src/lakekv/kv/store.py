@@ -336,7 +336,12 @@ class Store(ABC):
         write the same entries, however their URLs were spelled. See *Identity* in the
         module docstring; drivers refine :meth:`_identity`."""
         self._check_open()
-        return self._call(self._identity)
+        known = self.__dict__.get("_identity_known")
+        if known is None:
+            # What names the data does not change while the store is open (a re-created
+            # table or file is told apart by ``incarnation()``): asked once.
+            known = self.__dict__["_identity_known"] = self._call(self._identity)
+        return str(known)
 
     def incarnation(self) -> str | None:
         """What tells this store's data container apart from an earlier or later one at the
@@ -548,6 +553,23 @@ class Store(ABC):
         feeds*. UnsupportedError without ``capabilities.change_feed`` or when the engine is
         not set up for it (the message says what to change)."""
         self._call(self._feed_start, self._check_feed(name))
+
+    def writers(self) -> list[str] | None:
+        """Other clients connected to this store's database that could be writing to it,
+        one line each (who, from where, doing what), excluding lakekv's own connections;
+        ``None`` when the engine cannot tell. A cutover checks it to see that lakeFS is
+        stopped."""
+        self._check_open()
+        return self._call(self._writers)
+
+    def feeds(self) -> list[dict[str, object]] | None:
+        """Every change feed lakekv holds on this store's server (``name``, ``active``,
+        ``held_bytes`` of log kept for it, ``lost`` when the server dropped log it needed),
+        whichever pair it belongs to; ``None`` without ``capabilities.change_feed``."""
+        if not self.capabilities.change_feed:
+            return None
+        self._check_open()
+        return self._call(self._feeds)
 
     def feed_check(self) -> None:
         """UnsupportedError, saying what to change, unless :meth:`feed_start` can succeed
@@ -816,6 +838,14 @@ class Store(ABC):
         raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
 
     def _feed_start(self, name: str) -> None:
+        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+
+    def _writers(self) -> list[str] | None:
+        """See :meth:`writers`. Default: ``None`` (the driver cannot tell)."""
+        return None
+
+    def _feeds(self) -> list[dict[str, object]]:
+        """See :meth:`feeds`; called only with ``capabilities.change_feed``."""
         raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
 
     def _feed_check(self) -> None:

@@ -70,23 +70,28 @@ class WriteOptions:
 
 
 @contextlib.contextmanager
-def opened(store: StoreLike, *, read_only: bool = False) -> Iterator[Store]:
+def opened(
+    store: StoreLike, *, read_only: bool = False, must_exist: bool = False
+) -> Iterator[Store]:
     """``store`` itself, or the store a URL names, closed on exit.
 
     ``read_only``: a source. It must exist (StoreNotFoundError otherwise; nothing is
-    created) and is never written. A lakeFS configuration's credentials go to this store only.
+    created) and is never written. ``must_exist``: it must exist too, but may be written.
+    A lakeFS configuration's credentials go to this store only.
     """
     if isinstance(store, Store):
         yield store
         return
-    with _open(store, read_only) as s:
+    with _open(store, read_only, create=not (read_only or must_exist)) as s:
         yield s
 
 
-def _open(store: str | StoreURL | LakeFSDatabase, read_only: bool) -> Store:
+def _open(store: str | StoreURL | LakeFSDatabase, read_only: bool, *, create: bool = True) -> Store:
     if isinstance(store, LakeFSDatabase):
-        return open_store(store.url, read_only=read_only, credentials=store.credentials)
-    return open_store(store, read_only=read_only)
+        return open_store(
+            store.url, read_only=read_only, create=create, credentials=store.credentials
+        )
+    return open_store(store, read_only=read_only, create=create)
 
 
 @contextlib.contextmanager

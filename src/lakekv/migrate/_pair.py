@@ -360,3 +360,45 @@ class DeleteBudget:
         if self.defer:
             return " before deleting anything"
         return f" after deleting {self.deleted:,}"
+
+
+def note_feed(name: str, **fields: object) -> None:
+    """Remember (or update) what this machine knows of change feed ``name``: the pair's
+    URLs (without credentials), when it started, whether its first pass finished
+    (``ready``). ``lakekv status`` shows it beside what the server says; a note that cannot
+    be written is not an error (the feed works without it)."""
+    path = state_dir() / "feeds" / f"{name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data.update(fields)
+    data["name"] = name
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+
+
+def forget_feed(name: str) -> None:
+    """The feed ended: drop this machine's note of it."""
+    with contextlib.suppress(OSError):
+        (state_dir() / "feeds" / f"{name}.json").unlink()
+
+
+def feed_notes() -> dict[str, dict[str, object]]:
+    """This machine's notes of change feeds, by name."""
+    out: dict[str, dict[str, object]] = {}
+    directory = state_dir() / "feeds"
+    with contextlib.suppress(OSError):
+        for path in directory.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict):
+                    out[path.stem] = data
+    return out

@@ -42,7 +42,7 @@ from lakekv.migrate._common import (
 )
 from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._merge import merge_join
-from lakekv.migrate._pair import DeleteBudget, pair_lock, save_record
+from lakekv.migrate._pair import DeleteBudget, forget_feed, note_feed, pair_lock, save_record
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.checkpoint import Checkpoint
 from lakekv.migrate.partitions import (
@@ -220,6 +220,14 @@ def copy(
         feed = None
         if track_changes:
             feed = _start_feed(sides.source, dst, resuming=resuming)
+            if not resuming:
+                note_feed(
+                    feed,
+                    source=url_of(sides.source),
+                    target=sides.target_name,
+                    started_at=time.time(),
+                    ready=False,
+                )
         try:
             src = stack.enter_context(consistent(sides.source))
             plan = plan_partitions(src, given)
@@ -229,6 +237,7 @@ def copy(
             if feed is not None and not resuming:
                 with contextlib.suppress(LakekvError):
                     sides.source.feed_drop(feed)
+                    forget_feed(feed)
             raise
         workers = workers or default_workers(dst)
         budget = delete_budget
@@ -289,6 +298,7 @@ def copy(
                 note = ready_note(sides.source, dst)
                 _retry.call(partial(sides.source.feed_mark, feed, note), retries)
                 report.change_feed_ready = True
+                note_feed(feed, ready=True, ready_at=time.time())
         if record and not dry_run and given is None:
             trouble = save_record(sides.source, dst, "copy", url_of)
             if trouble is not None:

@@ -276,3 +276,51 @@ def lakefs_sides(
             "variables would apply to both; unset them, or give one side as a URL"
         )
     return {side: lakefs_store_url(path, env) for side, path in given.items()}
+
+
+_MASK = "****"
+_LIBPQ_KEPT = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout")
+"""Connection parameters of a ``postgres://`` store URL that lakeFS's connection string
+takes too; lakekv's own (``table``, ``schema``, pool and paging settings) are translated or
+left out."""
+
+
+def lakefs_settings(url: StoreURL) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``database:`` section of a lakeFS configuration that points lakeFS at the store
+    ``url`` names, and the same as ``LAKEFS_DATABASE_*`` variables; a password is shown as
+    ``****`` (put the real one in). Empty for a store lakeFS cannot use."""
+    params = dict(url.query)
+    if url.scheme in ("postgres", "postgresql"):
+        query = {k: params[k] for k in _LIBPQ_KEPT if k in params}
+        if params.get("table", "kv") != "kv":
+            query["lakefskv_table"] = params["table"]
+        if params.get("schema"):
+            query["search_path"] = params["schema"]
+        user = quote(url.username or "", safe="")
+        auth = f"{user}:{_MASK}@" if url.password else (f"{user}@" if user else "")
+        host = url.host or "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{url.port}" if url.port else ""
+        conn = f"postgres://{auth}{host}{port}{url.path or '/'}"
+        if query:
+            conn += "?" + urlencode(query)
+        return (
+            {"type": "postgres", "postgres": {"connection_string": conn}},
+            {"LAKEFS_DATABASE_TYPE": "postgres", f"{_ENV}POSTGRES_CONNECTION_STRING": conn},
+        )
+    if url.scheme == "dynamodb":
+        section: dict[str, str] = {"table_name": params.get("table") or url.host or "kvstore"}
+        for ours, theirs in (
+            ("region", "aws_region"),
+            ("endpoint", "endpoint"),
+            ("profile", "aws_profile"),
+        ):
+            if params.get(ours):
+                section[theirs] = params[ours]
+        env = {"LAKEFS_DATABASE_TYPE": "dynamodb"}
+        env.update({f"{_ENV}DYNAMODB_{k.upper()}": v for k, v in section.items()})
+        return {"type": "dynamodb", "dynamodb": section}, env
+    if url.scheme == "memory":
+        return {"type": "mem"}, {"LAKEFS_DATABASE_TYPE": "mem"}
+    return {}, {}

@@ -59,6 +59,8 @@ from lakekv.migrate._pair import (
     DeleteBudget,
     check_direction,
     foreign_writes,
+    forget_feed,
+    note_feed,
     pair_lock,
     save_record,
 )
@@ -242,6 +244,7 @@ def untrack(source: StoreLike, target: StoreLike) -> UntrackReport:
         if src.feed_exists(name):
             src.feed_drop(name)
             report.ended = True
+        forget_feed(name)
         return report
 
 
@@ -313,11 +316,13 @@ def _after_feed(
     feed as it was. Whether kept."""
     if not keep:
         _retry.call(partial(raw.feed_drop, tracked.name), retries)
+        forget_feed(tracked.name)
         return False
     if not whole:
         return True
     _retry.call(partial(raw.feed_mark, tracked.name, ready_note(raw, dst)), retries)
     _retry.call(partial(raw.feed_confirm, tracked.name, tracked.batch.position), retries)
+    note_feed(tracked.name, ready=True, ready_at=time.time())
     return True
 
 

@@ -108,6 +108,28 @@ def start(store: PostgresStore, name: str) -> None:
         ) from exc
 
 
+def listing(store: PostgresStore) -> list[dict[str, object]]:
+    """lakekv's slots (``lakekv_…``) of every database on the server."""
+    with store._pool_connection() as conn:
+        rows = conn.execute(
+            "SELECT slot_name, database, active, "
+            "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint, "
+            "coalesce(wal_status, '') FROM pg_replication_slots "
+            "WHERE slot_name LIKE 'lakekv\\_%%' AND plugin = %s ORDER BY slot_name",
+            (PLUGIN,),
+        ).fetchall()
+    return [
+        {
+            "name": str(r[0]),
+            "database": str(r[1]),
+            "active": bool(r[2]),
+            "held_bytes": int(r[3]),
+            "lost": r[4] == "lost",
+        }
+        for r in rows
+    ]
+
+
 def exists(store: PostgresStore, name: str) -> bool:
     with store._pool_connection() as conn:
         return _slot_exists(conn, name)

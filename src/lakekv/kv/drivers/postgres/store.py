@@ -631,6 +631,24 @@ class PostgresStore(Store):
     def _feed_check(self) -> None:
         feed.check(self)
 
+    def _feeds(self) -> list[dict[str, object]]:
+        return feed.listing(self)
+
+    def _writers(self) -> list[str] | None:
+        """Client sessions on this database other than lakekv's (``application_name``
+        ``lakekv…``), from ``pg_stat_activity``. A role without ``pg_read_all_stats`` sees
+        only its own sessions' details, but every session's existence."""
+        with self._pool_connection() as conn:
+            rows = conn.execute(
+                "SELECT coalesce(usename, '?'), coalesce(host(client_addr), 'local'), "
+                "coalesce(application_name, ''), coalesce(state, '?') FROM pg_stat_activity "
+                "WHERE datname = current_database() AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid() AND coalesce(application_name, '') NOT LIKE 'lakekv%'"
+            ).fetchall()
+        return [
+            f"role {r[0]} from {r[1]}" + (f" ({r[2]})" if r[2] else "") + f", {r[3]}" for r in rows
+        ]
+
     def _feed_start(self, name: str) -> None:
         feed.start(self, name)
 
