@@ -297,6 +297,76 @@ def test_cutover_while_lakefs_writes(
         keeps_working(target, source.facts)
 
 
+@pytest.mark.parametrize("target_kind", ["postgres", "dynamodb"])
+def test_cutover_command_with_a_writer_then_going_back(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, target_kind: str
+) -> None:
+    """``lakekv cutover --plan`` while lakeFS takes writes, lakeFS stopped, ``lakekv
+    cutover``: lakeFS on the new database shows every acknowledged operation. A lakeFS
+    started on the new database too early is seen (the catch-up refuses). Then going back:
+    lakeFS writes on the new database, is stopped, ``lakekv sync`` new → old, and lakeFS on
+    the old database shows those writes."""
+    name = f"cmd-{target_kind}"
+    source = _scenario(lakefs_binary, lakefs_root, make_database("postgres", f"{name}_src"), name)
+    target_db = make_database(target_kind, f"{name}_dst")
+    assert target_db.store_url is not None
+    pair = ("--from", source.url, "--to", target_db.store_url)
+    live = source.lakefs(source.database, f"{name}-live")
+    acknowledged: list[str] = []
+    with live:
+        c = sc.Client(live.client())
+        c.branches.create_branch(sc.BETA, lakefs_sdk.BranchCreation(name="cut", source="trunk"))
+        lakekv("copy", *pair, "--track-changes")
+        stop = threading.Event()
+
+        def writer() -> None:
+            while not stop.is_set() and len(acknowledged) < 400:
+                path = f"during/object-{len(acknowledged):03d}.txt"
+                c.upload(sc.BETA, "cut", path, path.encode())
+                acknowledged.append(path)  # lakeFS answered: acknowledged
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            planned = lakekv_json("cutover", *pair, "--plan", "--json")
+        finally:
+            stop.set()
+            thread.join()
+        assert planned["plan"] and planned["estimate"]["method"] in planned["estimate"]["by_method"]
+        c.commit(sc.BETA, "cut", "the writes of the plan's minute")
+        expected = sc.observe(live.client(), h.ACCESS_KEY_ID)
+    assert acknowledged
+    # lakeFS started on the new database too early: its start-up writes are seen.
+    early = source.lakefs(target_db, f"{name}-early")
+    with early:
+        pass
+    code, out, err = run_lakekv("cutover", *pair)
+    assert code == 2 and "lakeFS" in err, out + err
+    report = lakekv_json("cutover", *pair, "--force", "--json")
+    assert report["equal"] and report["verify"]["equal"]
+    assert report["lakefs_env"]["LAKEFS_DATABASE_TYPE"] == target_kind
+    assert read_all(target_db.store_url) == read_all(source.url)
+    target = source.lakefs(target_db, f"{name}-new")
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == expected
+        t = sc.Client(target.client())
+        for path in acknowledged[:: max(1, len(acknowledged) // 20)]:
+            assert bytes(t.objects.get_object(sc.BETA, "cut", path)) == path.encode()
+        t.branches.create_branch(sc.BETA, lakefs_sdk.BranchCreation(name="on-new", source="cut"))
+        t.upload(sc.BETA, "on-new", "written/on-new.txt", b"new")
+        t.commit(sc.BETA, "on-new", "written on the new database")
+        after = sc.observe(target.client(), h.ACCESS_KEY_ID)
+    # Going back: new → old, without a change feed on the new side.
+    back = ("--from", target_db.store_url, "--to", source.url)
+    lakekv("sync", *back)
+    lakekv("verify", *back)
+    old_again = source.lakefs(source.database, f"{name}-back")
+    with old_again:
+        assert sc.observe(old_again.client(), h.ACCESS_KEY_ID) == after
+        o = sc.Client(old_again.client()).objects
+        assert bytes(o.get_object(sc.BETA, "on-new", "written/on-new.txt")) == b"new"
+
+
 # --- 2. dump and load
 
 
