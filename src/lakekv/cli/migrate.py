@@ -797,7 +797,7 @@ def untrack_cmd(
 @click.option(
     "--settle",
     type=click.FloatRange(min=0),
-    default=0.5,
+    default=0.25,
     show_default=True,
     help="Seconds the source's change feed must list no new change (lakeFS stopped).",
 )

@@ -402,3 +402,40 @@ def feed_notes() -> dict[str, dict[str, object]]:
                 if isinstance(data, dict):
                     out[path.stem] = data
     return out
+
+
+def _plan_path(source_identity: str, target_identity: str) -> Path:
+    return state_dir() / "plans" / f"{_pair_hash(source_identity, target_identity)}.json"
+
+
+def load_plan(source_identity: str, target_identity: str) -> dict[str, object] | None:
+    """The pair's plan record (``lakekv cutover --plan`` rates, and rates observed in real
+    passes), or ``None``."""
+    try:
+        data = json.loads(_plan_path(source_identity, target_identity).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def save_plan(source_identity: str, target_identity: str, record: dict[str, object]) -> None:
+    """Write the pair's plan record (failures are ignored: a plan is advice)."""
+    path = _plan_path(source_identity, target_identity)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+
+
+def observe_rate(
+    source_identity: str, target_identity: str, method: str, seconds: float, amount: int
+) -> None:
+    """Keep what a real catch-up of the pair took per unit of work (a change for the change
+    feed, an entry otherwise), for the cutover's estimates."""
+    record = load_plan(source_identity, target_identity) or {}
+    observed = record.get("observed")
+    observed = dict(observed) if isinstance(observed, dict) else {}
+    observed[method] = seconds / max(1, amount)
+    record["observed"] = observed
+    save_plan(source_identity, target_identity, record)

@@ -26,8 +26,6 @@ digests where both stores compute the same ones, else merge.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import threading
 import time
@@ -46,7 +44,13 @@ from lakekv.migrate._common import (
     refuse_same_store,
     url_of,
 )
-from lakekv.migrate._pair import check_direction, feed_notes, foreign_writes, state_dir
+from lakekv.migrate._pair import (
+    check_direction,
+    feed_notes,
+    foreign_writes,
+    load_plan,
+    save_plan,
+)
 from lakekv.migrate._progress import ProgressCallback
 from lakekv.migrate.lakefs_config import LakeFSDatabase, lakefs_settings
 from lakekv.migrate.reports import SyncReport, VerifyReport
@@ -55,8 +59,24 @@ from lakekv.migrate.verify import verify
 
 METHODS = ("changes", "digests", "merge")
 PROCESS_START = 0.6
-"""Seconds a lakekv process takes to start and open both stores, added to estimates (the
-operator runs the command; measured on a 2-core machine)."""
+"""Seconds a lakekv process takes to start, where this process cannot measure its own."""
+PROCESS_EXIT = 0.15
+"""Seconds a lakekv process takes to close its stores and exit (measured on a 2-core
+machine: connection pools, threads)."""
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or ``None``: the part of an
+    operator's command that runs before lakekv's code, which a downtime includes."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        ticks = os.sysconf("SC_CLK_TCK")
+        return max(0.0, uptime - int(fields[19]) / ticks)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass
@@ -77,8 +97,8 @@ class Estimate:
     catch_up_seconds: float
     verify_seconds: float
     total_seconds: float
-    """Quiet check, catch-up, verify and the process's own start; not lakeFS's stop and
-    start."""
+    """The process's start (as the plan's own was measured), the quiet check (``settle``),
+    catch-up, verify and exit; not lakeFS's stop and start."""
     entries: int
     changes_waiting: int | None
     """Changes the source's change feed lists now (``None`` without a feed)."""
@@ -138,7 +158,7 @@ def cutover(
     target: StoreLike,
     *,
     method: str = "auto",
-    settle: float = 0.5,
+    settle: float = 0.25,
     force: bool = False,
     allow_sessions: bool = False,
     progress: ProgressCallback | None = None,
@@ -154,8 +174,11 @@ def cutover(
     monitoring agent; lakeFS must still be stopped)."""
     if method not in ("auto", *METHODS):
         raise ValueError(f"method must be auto, changes, digests or merge, not {method!r}")
-    started = time.monotonic()
+    age = process_age()
+    started = time.monotonic() - (age or 0.0)
     report = CutoverReport()
+    if age is not None:
+        report.steps.append(Step("process start", age, "this process, until the cutover began"))
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(opened(source, read_only=True))
         # The target must exist: the first pass made it (a mistyped one is not created).
@@ -166,7 +189,7 @@ def cutover(
             report.quiet_checks, changes = _check_quiet(src, dst, settle, allow_sessions)
             step.detail = "; ".join(report.quiet_checks)
         with _timed(report, "estimate") as step:
-            estimate = _estimate_now(src, dst, method, changes)
+            estimate = _estimate_now(src, dst, method, changes, settle)
             report.estimate = estimate
             step.detail = f"{estimate.method}: {estimate.entries:,} entries" + (
                 f", {estimate.changes_waiting:,} changes waiting"
@@ -210,6 +233,7 @@ def plan(
     cutover from them (``report.estimate``); ``report.refusals`` lists what the cutover
     would refuse now (besides lakeFS still running, which it will find stopped). The rates
     are kept in the pair's plan record, for the cutover's choice of method."""
+    age = process_age()
     started = time.monotonic()
     report = CutoverReport(plan=True)
     with contextlib.ExitStack() as stack:
@@ -249,14 +273,16 @@ def plan(
         verify_rate = step.seconds / max(1, entries)
         for why in _refusals(src, dst):
             report.refusals.append(why)
-        record = {
-            "entries": entries,
-            "rates": rates,
-            "verify_rate": verify_rate,
-            "write_factor": _WRITE_FACTOR,
-            "measured_at": time.time(),
-        }
-        _save_plan(src, dst, record)
+        record = load_plan(src.identity(), dst.identity()) or {}
+        record.update(
+            entries=entries,
+            rates=rates,
+            verify_rate=verify_rate,
+            write_factor=_WRITE_FACTOR,
+            start_seconds=age if age is not None else PROCESS_START,
+            measured_at=time.time(),
+        )
+        save_plan(src.identity(), dst.identity(), record)
         report.estimate = _estimate(record, entries, changes, "auto")
         report.method = report.estimate.method
     report.lakefs_config, report.lakefs_env = _lakefs_for(target, dst_url=report.target)
@@ -334,18 +360,20 @@ def _check_quiet(
     return checks, last.changes if usable else None
 
 
-def _estimate_now(src: Store, dst: Store, forced: str, changes: int | None) -> Estimate:
+def _estimate_now(
+    src: Store, dst: Store, forced: str, changes: int | None, settle: float
+) -> Estimate:
     """The method to use now, from the pair's plan record where there is one. The entries
     are the plan's count; without a plan they are counted only when the feed lists many
     changes (a count reads the whole source, which is downtime)."""
-    record = _load_plan(src, dst) or {}
+    record = load_plan(src.identity(), dst.identity()) or {}
     entries = record.get("entries")
     if not isinstance(entries, int):
         entries = count_entries(src) if changes is None or changes > _FEW_CHANGES else 0
     possible = _possible(src, dst, changes is not None)
     if changes is not None and entries == 0:
         entries = 2 * changes + 1  # (not counted: few changes, the feed is the fast path)
-    return _estimate(record, entries, changes, forced, possible=possible)
+    return _estimate(record, entries, changes, forced, possible=possible, settle=settle)
 
 
 _FEW_CHANGES = 10_000
@@ -359,9 +387,15 @@ def _estimate(
     changes: int | None,
     forced: str,
     possible: list[str] | None = None,
+    settle: float = 0.25,
 ) -> Estimate:
-    rates: dict[str, float] = {k: float(v) for k, v in dict(record.get("rates") or {}).items()}
     factor = float(record.get("write_factor") or _WRITE_FACTOR)
+    # A dry run's rate, times the share writing adds; where a real pass of this pair was
+    # measured (a rehearsal: sync --keep-tracking), its own rate, writes included.
+    rates: dict[str, float] = {
+        k: float(v) * factor for k, v in dict(record.get("rates") or {}).items()
+    }
+    rates.update({k: float(v) for k, v in dict(record.get("observed") or {}).items()})
     methods = possible if possible is not None else list(rates)
     by_method: dict[str, float] = {}
     for m in methods:
@@ -369,7 +403,7 @@ def _estimate(
             continue
         if m in rates:
             amount = (changes or 0) if m == "changes" else entries
-            by_method[m] = rates[m] * max(1, amount) * factor
+            by_method[m] = rates[m] * max(1, amount)
     if forced != "auto":
         chosen = forced
     elif by_method:
@@ -382,11 +416,13 @@ def _estimate(
         chosen = "merge"
     verify_seconds = float(record.get("verify_rate") or 0.0) * entries
     catch_up = by_method.get(chosen, 0.0)
+    start = float(record.get("start_seconds") or PROCESS_START)
+    fixed = start + settle + PROCESS_EXIT
     return Estimate(
         method=chosen,
         catch_up_seconds=catch_up,
         verify_seconds=verify_seconds,
-        total_seconds=catch_up + verify_seconds + PROCESS_START,
+        total_seconds=catch_up + verify_seconds + fixed,
         entries=entries,
         changes_waiting=changes,
         by_method=by_method,
@@ -404,29 +440,6 @@ def _refusals(src: Store, dst: Store) -> list[str]:
     if evidence is not None:
         out.append(evidence)
     return out
-
-
-def _plan_path(src: Store, dst: Store) -> str:
-    pair = hashlib.sha256(f"{src.identity()}\n{dst.identity()}".encode()).hexdigest()[:40]
-    return os.path.join(state_dir(), "plans", f"{pair}.json")
-
-
-def _save_plan(src: Store, dst: Store, record: dict[str, Any]) -> None:
-    path = _plan_path(src, dst)
-    with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f)
-
-
-def _load_plan(src: Store, dst: Store) -> dict[str, Any] | None:
-    try:
-        with open(_plan_path(src, dst), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _lakefs_for(target: StoreLike, *, dst_url: str) -> tuple[dict[str, Any], dict[str, str]]:

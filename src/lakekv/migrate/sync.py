@@ -61,6 +61,7 @@ from lakekv.migrate._pair import (
     foreign_writes,
     forget_feed,
     note_feed,
+    observe_rate,
     pair_lock,
     save_record,
 )
@@ -209,11 +210,13 @@ def sync(
                 "--keep-tracking: the source holds no change feed of this pair, so there is "
                 "none to keep (start one with lakekv copy --track-changes)"
             )
+        report.seconds = time.monotonic() - started
         if not dry_run and partitions is None:
             trouble = save_record(raw, dst, "sync", url_of)
             if trouble is not None:
                 report.warnings.append(trouble)
-        report.seconds = time.monotonic() - started
+            amount = report.changes if report.method == "changes" else report.entries
+            observe_rate(raw.identity(), dst.identity(), report.method, report.seconds, amount)
         return report
 
 
