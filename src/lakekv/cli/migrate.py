@@ -721,7 +721,8 @@ def sync_cmd(
         lines.append(
             f"  {would}inserted {report.inserted:,}, {would}updated {report.updated:,}, "
             f"{would}deleted {report.deleted:,}; the change feed listed {report.changes:,} "
-            "changes"
+            f"row changes of {report.entries:,} keys (a key written twice is one key; a key "
+            "changed and changed back needs nothing)"
         )
     elif report.method == "digests":
         lines.append(
@@ -737,11 +738,14 @@ def sync_cmd(
             f"  change feed {report.change_feed} "
             + ("kept, ready for the next pass" if report.change_feed_kept else "ended")
         )
-    if not dry_run:
+    pair = f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
+    if keep_tracking and not dry_run:
         lines.append(
-            "  next: lakekv verify "
-            f"{_side_args('from', from_url, from_config)} {_side_args('to', to_url, to_config)}"
+            "  a rehearsal: lakeFS still writes, so the stores differ again already; next: "
+            f"stop lakeFS, then lakekv cutover {pair}"
         )
+    elif not dry_run:
+        lines.append(f"  next: lakekv verify {pair}")
     _emit(report, as_json, lines)
     return EXIT_OK
 

@@ -282,7 +282,14 @@ def copy(
         job.run(main, options.workers)
         job.apply_deletes()
         if SCHEMA_PARTITION in todo:
-            if report.conflicts or report.previous_conflicts:
+            if (report.conflicts or report.previous_conflicts) and dst_version is not None:
+                # Nothing to withhold: it was there before this pass.
+                report.warnings.append(
+                    "the target held lakeFS's schema version before this pass, so lakeFS would "
+                    "take it for complete although it differs from the source (the conflicts); "
+                    "resolve them before starting lakeFS on it"
+                )
+            elif report.conflicts or report.previous_conflicts:
                 report.schema_version_withheld = True
             else:
                 job.run([SCHEMA_PARTITION], 1)
@@ -486,6 +493,9 @@ class _Worker:
         self.pending = 0
         """Entries processed since the last flush (written or not)."""
         self.pending_bytes = 0
+        self.reported = 0
+        """Of ``pending``, entries already counted in the progress (``reported_bytes``)."""
+        self.reported_bytes = 0
         self.done: list[bytes] = []
         self.dry = BatchResult()
         self.deleted = 0
@@ -640,6 +650,12 @@ class _Worker:
             for n, (s, t) in enumerate(pairs):
                 if not n % 1024:
                     job.stop.check()
+                    # Progress between writes too: a catch-up into a slow target may compare
+                    # many entries before its first batch is full.
+                    job.tracker.add(
+                        self.pending - self.reported, self.pending_bytes - self.reported_bytes
+                    )
+                    self.reported, self.reported_bytes = self.pending, self.pending_bytes
                 if s is None:
                     assert t is not None
                     if sync:
@@ -680,9 +696,12 @@ class _Worker:
             self.deleted = 0
         if job.cp is not None and (batch or self.done or at is not None):
             job.cp.record(self.done, at, len(result.conflicts))
-        job.tracker.add(self.pending, self.pending_bytes, len(self.done))
+        job.tracker.add(
+            self.pending - self.reported, self.pending_bytes - self.reported_bytes, len(self.done)
+        )
         self.batch = []
         self.batch_bytes = self.pending = self.pending_bytes = 0
+        self.reported = self.reported_bytes = 0
         self.done = []
 
     def _write_entries(self, batch: list[Entry]) -> BatchResult:

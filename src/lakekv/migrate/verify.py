@@ -16,7 +16,6 @@ from lakekv.kv.store import Entry, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     FIRST_CHUNK,
-    NO_SNAPSHOT,
     StoreLike,
     consistent,
     is_snapshot,
@@ -107,6 +106,13 @@ def _equal_prefix(
         a, b = a[m:], b[m:]
 
 
+VERIFY_NO_SNAPSHOT = (
+    "{url} cannot be read at one point in time: a write during the verify can show as a "
+    "difference (or hide one); the verdict holds for a store nothing writes to"
+)
+"""The note a verify report carries for a side read without a snapshot (DynamoDB)."""
+
+
 def verify(
     a: StoreLike,
     b: StoreLike,
@@ -156,7 +162,7 @@ def verify(
         )
         for url, snap in ((report.a, report.snapshot_a), (report.b, report.snapshot_b)):
             if not snap:
-                report.warnings.append(NO_SNAPSHOT.format(url=url))
+                report.warnings.append(VERIFY_NO_SNAPSHOT.format(url=url))
         tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
         lock = threading.Lock()
         retries = _retry.RetryCounter()
