@@ -301,7 +301,11 @@ def _read_feed(
     elif method in ("digests", "merge"):
         why_not = f"--method {method} was asked for"
     if why_not is not None and method == "changes":
-        raise UnsafeOperationError(f"sync --method changes: {why_not}")
+        raise UnsafeOperationError(
+            f"sync --method changes: {why_not}. Run it without --method (it compares the "
+            "stores instead, and is as correct), or, to use a feed again, copy once more "
+            "with --track-changes into an empty target"
+        )
     return _Tracked(name, batch, why_not)
 
 
