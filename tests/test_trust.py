@@ -439,3 +439,21 @@ def test_another_spelling_of_the_source_finds_its_feed(
         assert verify(src, dst).equal
     finally:
         untrack(src, dst)
+
+
+def test_lmdb_open_adopts_a_map_another_process_grew(tmp_path: Path) -> None:
+    pytest.importorskip("lmdb")
+    url = f"lmdb:///{tmp_path}/env?map_size=1048576"
+    with open_store(url) as first:
+        first.set(b"p", b"k", b"v")
+        grow = (
+            "from lakekv import open_store\n"
+            f"with open_store({url!r}) as s:\n"
+            "    s.write_batch([(b'big', b'%06d' % i, b'x' * 4096) for i in range(2000)])\n"
+        )
+        subprocess.run([sys.executable, "-c", grow], check=True, cwd=ROOT, timeout=120)
+        # This process still maps the old size: opening another table must adopt the new one.
+        with open_store(f"lmdb:///{tmp_path}/env?table=other&map_size=1048576") as second:
+            second.set(b"p", b"k", b"v")
+            assert second.get(b"p", b"k").value == b"v"
+        assert first.get(b"big", b"001999").value == b"x" * 4096

@@ -63,15 +63,25 @@ class SharedEnv:
                 self.resizing = False
 
     def db(self, name: bytes, create: bool) -> lmdb._Database | None:
-        with self.lock:
-            handle = self.dbs.get(name)
-            if handle is None:
+        """The named database (``None`` when it does not exist and ``create`` is false). A
+        map another process grew meanwhile (``MapResizedError`` from the hidden
+        transaction) is adopted and the open tried again; a full map is grown."""
+        while True:
+            seen = self.map_size
+            with self.lock:
+                handle = self.dbs.get(name)
+                if handle is not None:
+                    return handle
                 try:
                     handle = self.env.open_db(name, create=create)
                 except lmdb.NotFoundError:
                     return None
-                self.dbs[name] = handle
-            return handle
+                except (lmdb.MapResizedError, lmdb.MapFullError) as exc:
+                    grow = isinstance(exc, lmdb.MapFullError)
+                else:
+                    self.dbs[name] = handle
+                    return handle
+            self.resize(seen, grow=grow)
 
 
 _envs: dict[tuple[int, str], SharedEnv] = {}
