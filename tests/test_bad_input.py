@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -304,14 +303,13 @@ def test_an_unusable_checkpoint_exits_2(
 class Limited(HiddenPartitions):
     """A memory store declaring a 100-byte key limit (as PostgreSQL declares 1536)."""
 
-    scheme = "limited"
-    capabilities = Capabilities(list_partitions=True, max_key_size=100)
-
     def __init__(self) -> None:
-        super().__init__(open_store("memory://"), StoreURL.parse("limited://"))
-
-    def _list_partitions(self) -> Iterator[bytes]:
-        return self.inner._list_partitions()
+        super().__init__(
+            open_store("memory://"),
+            StoreURL.parse("limited://"),
+            scheme="limited",
+            capabilities=Capabilities(list_partitions=True, max_key_size=100),
+        )
 
 
 def _with_long_key(fmt: str) -> bytes:

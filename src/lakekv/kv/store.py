@@ -227,9 +227,10 @@ class Store(ABC):
     ``driver_errors`` with a matching :meth:`_translate_error`.
     """
 
-    scheme: ClassVar[str] = ""
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # Class attributes of a driver; a wrapper (lakekv.kv.wrappers) sets them per instance.
+    scheme: str = ""
+    capabilities: Capabilities = Capabilities()
+    driver_errors: tuple[type[BaseException], ...] = ()
     namespace_param: ClassVar[str] = "table"
     """The URL parameter naming an independent store on the same server (the test fixtures
     set it to give a test an empty store of its own)."""
@@ -455,9 +456,9 @@ class Store(ABC):
     @contextlib.contextmanager
     def _snapshot_view(self) -> Iterator[Store]:
         reads = self._call(self._open_snapshot)
-        from lakekv.kv.snapshot import view_class  # noqa: PLC0415 (snapshot imports Store)
+        from lakekv.kv.snapshot import SnapshotView  # noqa: PLC0415 (snapshot imports Store)
 
-        view = view_class(type(self))(self, reads)
+        view = SnapshotView(self, reads)
         try:
             yield view
         finally:
