@@ -1,4 +1,4 @@
-"""Reading a whole store at one point in time: see *Snapshots* in :mod:`lakekv.kv.store`.
+"""Reading a whole store at one point in time: see *Snapshots* in :mod:`lakekv.kv.contract`.
 
 A driver with ``capabilities.snapshot_reads`` returns a :class:`SnapshotReads` from
 ``_open_snapshot()``; ``Store.snapshot()`` wraps it in a read-only :class:`SnapshotView`, a
@@ -8,10 +8,10 @@ A driver with ``capabilities.snapshot_reads`` returns a :class:`SnapshotReads` f
 from __future__ import annotations
 
 import contextlib
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 from lakekv.errors import StoreClosedError, UnsupportedError
+from lakekv.kv.contract import SnapshotReads, store_cannot
 from lakekv.kv.store import Store
 from lakekv.kv.types import (
     BatchResult,
@@ -23,51 +23,7 @@ from lakekv.kv.types import (
 )
 from lakekv.kv.wrappers.base import StoreWrapper
 
-
-class SnapshotReads(ABC):
-    """What a driver returns from ``_open_snapshot``: reads at one point in time.
-
-    The methods mean what the driver's methods of the same name (with an underscore) mean,
-    and are called from many threads at once. :meth:`close` is called once, at the end of the
-    ``with store.snapshot()`` block.
-    """
-
-    @abstractmethod
-    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None: ...
-
-    @abstractmethod
-    def scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]: ...
-
-    def list_partitions(self) -> Iterator[bytes]:
-        raise UnsupportedError("this snapshot cannot list partitions")
-
-    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        found = {}
-        for key in keys:
-            got = self.get(partition, key)
-            if got is not None:
-                found[key] = got.value
-        return found
-
-    def digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
-        raise UnsupportedError("this snapshot cannot compute digests")
-
-    def digest_rows(
-        self, partition: bytes, bits: int, buckets: list[int]
-    ) -> list[tuple[bytes, int]]:
-        raise UnsupportedError("this snapshot cannot compute digests")
-
-    def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
-        raise UnsupportedError("this snapshot cannot read raw rows")
-
-    def digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest | None:
-        """``None``: the view computes it from ``scan_page`` (the generic way)."""
-        return None
-
-    @abstractmethod
-    def close(self) -> None: ...
+__all__ = ["SnapshotReads", "SnapshotView"]
 
 
 class SnapshotView(StoreWrapper):
@@ -149,7 +105,7 @@ class SnapshotView(StoreWrapper):
         return self._reads  # never called: snapshot() of a view is the view
 
     def _destroy(self) -> None:
-        raise UnsupportedError(f"{self.scheme}:// cannot destroy a store")
+        raise store_cannot(self.scheme, "destroy")
 
     def _interrupt(self) -> None:
         return  # the store's other calls are not the view's to interrupt

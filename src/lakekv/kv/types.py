@@ -1,6 +1,6 @@
 """The value types of the key-value contract: what drivers and callers pass and get back.
 
-The contract itself (what each operation does) is :mod:`lakekv.kv.store`; these are its nouns.
+The contract itself (what each operation does) is :mod:`lakekv.kv.contract`; these are its nouns.
 """
 
 from __future__ import annotations

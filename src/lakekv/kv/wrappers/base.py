@@ -28,7 +28,7 @@ from lakekv.kv.store import (
 from lakekv.kv.url import StoreURL
 
 if TYPE_CHECKING:
-    from lakekv.kv.snapshot import SnapshotReads
+    from lakekv.kv.contract import SnapshotReads
 
 
 class StoreWrapper(Store):
