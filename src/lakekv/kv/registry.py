@@ -12,11 +12,10 @@ registration (or an entry point that shadows a built-in) raises ConfigurationErr
 from __future__ import annotations
 
 import importlib
-import inspect
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from lakekv.errors import (
     ConfigurationError,
@@ -26,6 +25,9 @@ from lakekv.errors import (
 )
 from lakekv.kv.store import DEFAULT_OPEN, OpenOptions, Store
 from lakekv.kv.url import StoreURL
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoints
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ _lock = threading.RLock()
 _specs: dict[str, DriverSpec] = {}
 _classes: dict[str, type[Store]] = {}
 _loaded_entry_points = False
+
+
+def entry_points(group: str) -> EntryPoints:
+    """:func:`importlib.metadata.entry_points`, imported on first use (20 ms of start-up)."""
+    from importlib import metadata  # noqa: PLC0415
+
+    return metadata.entry_points(group=group)
 
 
 def _ensure_loaded() -> None:
@@ -242,6 +251,8 @@ def open_store(
 
 def _takes_options(cls: type[Store]) -> bool:
     try:
+        import inspect  # noqa: PLC0415 (10 ms: on first use)
+
         params = inspect.signature(cls.from_url).parameters
     except (TypeError, ValueError):
         return True
