@@ -33,6 +33,7 @@ from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate.dumpfile import DumpWriter
 from lakekv.migrate.lakefs_json import MAX_LAKEFS_VALUE, UnrepresentableEntryError
 from lakekv.migrate.reports import show_bytes
+from lakekv.testing import require_driver
 
 
 def _entries(n_partitions: int = 3, per: int = 20) -> list[Entry]:
@@ -501,6 +502,7 @@ def test_secret_looking_url_parameters_are_never_echoed(
 def test_postgres_table_names_beyond_the_limit_exit_2(
     capsys: pytest.CaptureFixture[str], table: str
 ) -> None:
+    require_driver("postgres")
     url = f"postgres://u@127.0.0.1:1/db?table={quote(table)}"
     code, _, err = run(capsys, "get", "-s", url, "p", "k")
     assert code == 2, err
