@@ -5,7 +5,6 @@ A driver without a faster way inherits these; each is written once, here.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -60,6 +59,8 @@ def delete_many(store: StoreContract, partition: bytes, keys: Sequence[bytes]) -
 
 def digest_range(store: StoreContract, partition: bytes, start: bytes, limit: int) -> RangeDigest:
     """Read up to ``limit + 1`` entries in pages of ``_scan_page`` and hash them."""
+    import hashlib  # noqa: PLC0415 (start-up: a store that is only read does not need it)
+
     h = hashlib.sha256()
     n = nbytes = 0
     pack = _LENGTH.pack
