@@ -9,7 +9,7 @@ its public methods validate arguments and run the hooks; the nouns (``Entry``,
 
 Data is a set of ``(partition, key, value)`` triples of arbitrary bytes. Partitions are
 independent namespaces: nothing in one partition is visible from another, whatever their names
-(``b"a"`` and ``b"a/b"`` are unrelated). The public methods of :class:`Store` validate their
+(``b"a"`` and ``b"a/b"`` are unrelated). The public methods of ``Store`` validate their
 arguments and translate driver exceptions exactly once, there; a driver implements only the
 underscored hooks (``_get``, ``_set``, ``_set_if``, ``_delete``, ``_scan_page``, ``_close``
 and, when it declares the capability, ``_list_partitions``, a faster ``_write_batch``, …).

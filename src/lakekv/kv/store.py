@@ -91,7 +91,8 @@ class Store(StoreContract):
     Drivers subclass it: they set ``scheme`` and ``capabilities``, implement
     :meth:`parse_settings` and the hooks of :class:`~lakekv.kv.contract.StoreContract`, and
     list their client library's exception types in ``driver_errors`` with a matching
-    :meth:`_translate_error`. Everything here is shared machinery, not to be overridden.
+    :meth:`_translate_error`. What this class adds is shared machinery: a driver overrides
+    ``__init__`` (to keep its settings) and the hooks, nothing else.
     """
 
     def __init__(
