@@ -59,6 +59,7 @@ lakefs-if-go:
 ## Every benchmark, against throwaway servers (tests/servers.py); each prints its own ratios.
 bench: install
 	.venv/bin/python tests/servers.py run --engines postgres,dynamodb,mysql,redis,redis-cluster,etcd -- sh -c '\
+	  .venv/bin/python bench/startup.py && \
 	  .venv/bin/python bench/ops.py --backend sqlite,postgres,kvlibs,mysql,lmdb,redis,redis-cluster,etcd && \
 	  .venv/bin/python bench/dynamodb.py && \
 	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py'

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import boto3
 import lakefs_sdk
-import psycopg
 import pytest
 import yaml
+
+from lakekv.testing import require_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,6 +137,9 @@ def dynamodb_endpoint() -> str:
 
 def postgres_database(server_url: str, name: str) -> Database:
     """A fresh, empty database ``name`` on the PostgreSQL server at ``server_url``."""
+    require_module("psycopg", "postgres")
+    import psycopg  # noqa: PLC0415 (the postgres extra may be missing: then this skips)
+
     parts = urlsplit(server_url)
     admin = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -158,6 +161,9 @@ def postgres_database(server_url: str, name: str) -> Database:
 
 def dynamodb_database(endpoint: str, table: str) -> Database:
     """DynamoDB table ``table`` (created by its first user) on the server at ``endpoint``."""
+
+    require_module("boto3", "dynamodb")
+    import boto3  # noqa: PLC0415 (the dynamodb extra may be missing: then this skips)
 
     def drop() -> None:
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", **_aws())

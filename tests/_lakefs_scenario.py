@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import lakefs_sdk
 from lakefs_sdk import (
     ActionsApi,
@@ -48,6 +46,13 @@ from lakefs_sdk import (
     TagsApi,
 )
 from lakefs_sdk.exceptions import ApiException
+
+from lakekv.testing import require_module
+
+require_module("boto3", "dynamodb")  # lakeFS's S3 gateway is driven with boto3
+
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
 
 ALPHA = "alpha"
 BETA = "beta"

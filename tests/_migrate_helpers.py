@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
 
 from lakekv.errors import LakekvError
 from lakekv.kv.registry import open_store
@@ -14,9 +13,9 @@ from lakekv.kv.store import (
     Entry,
     OnConflict,
     Store,
-    ValueWithPredicate,
 )
 from lakekv.kv.url import StoreURL
+from lakekv.kv.wrappers import StoreWrapper
 from lakekv.testing import fresh_url, materialize, require_available
 
 BINARY_ENTRIES = [
@@ -51,36 +50,26 @@ class StoreMaker:
                 store.close()
 
 
-class HiddenPartitions(Store):
-    """Wraps a store and hides ``list_partitions`` (and the bulk path), to force the walk."""
+_NO_LISTING = Capabilities(list_partitions=False)
 
-    scheme = "hidden"
-    capabilities = Capabilities(list_partitions=False)
 
-    def __init__(self, inner: Store, url: StoreURL | None = None) -> None:
-        super().__init__(url or inner.url, inner.paging)
-        self.inner = inner
+class HiddenPartitions(StoreWrapper):
+    """Wraps a store and hides ``list_partitions`` (and the bulk path), to force the walk.
 
-    @classmethod
-    def from_url(cls, url: StoreURL) -> Self:
-        raise NotImplementedError
+    Closing it leaves the inner store open."""
 
-    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        return self.inner._get(partition, key)
+    def __init__(
+        self,
+        inner: Store,
+        url: StoreURL | None = None,
+        *,
+        scheme: str = "hidden",
+        capabilities: Capabilities = _NO_LISTING,
+    ) -> None:
+        super().__init__(inner, url=url, scheme=scheme, capabilities=capabilities)
 
-    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        self.inner._set(partition, key, value)
-
-    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
-        return self.inner._set_if(partition, key, value, predicate)
-
-    def _delete(self, partition: bytes, key: bytes) -> None:
-        self.inner._delete(partition, key)
-
-    def _scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        return self.inner._scan_page(partition, start, inclusive, limit)
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        return Store._write_batch(self, entries, on_conflict)  # the per-entry fallback
 
     def _incarnation(self) -> str | None:
         return self.inner.incarnation()  # the data it reads and writes is the inner store's
@@ -95,24 +84,15 @@ class HiddenPartitions(Store):
 class FailingWrites(HiddenPartitions):
     """Lists partitions like the inner store, but raises after ``ok_batches`` batches."""
 
-    scheme = "failing"
-    capabilities = Capabilities(list_partitions=True)
-
     def __init__(self, inner: Store, ok_batches: int) -> None:
-        super().__init__(inner)
+        super().__init__(inner, scheme="failing", capabilities=Capabilities(list_partitions=True))
         self.ok_batches = ok_batches
-
-    def _identity(self) -> str:
-        return self.inner.identity()  # the data it writes is the inner store's
-
-    def _list_partitions(self) -> Iterator[bytes]:
-        return self.inner._list_partitions()
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
         if self.ok_batches <= 0:
             raise LakekvError("simulated crash")
         self.ok_batches -= 1
-        return self.inner._write_batch(entries, on_conflict)
+        return StoreWrapper._write_batch(self, entries, on_conflict)
 
 
 def all_entries(store: Store) -> list[Entry]:

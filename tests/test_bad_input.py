@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -34,6 +33,7 @@ from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate.dumpfile import DumpWriter
 from lakekv.migrate.lakefs_json import MAX_LAKEFS_VALUE, UnrepresentableEntryError
 from lakekv.migrate.reports import show_bytes
+from lakekv.testing import require_driver
 
 
 def _entries(n_partitions: int = 3, per: int = 20) -> list[Entry]:
@@ -304,14 +304,13 @@ def test_an_unusable_checkpoint_exits_2(
 class Limited(HiddenPartitions):
     """A memory store declaring a 100-byte key limit (as PostgreSQL declares 1536)."""
 
-    scheme = "limited"
-    capabilities = Capabilities(list_partitions=True, max_key_size=100)
-
     def __init__(self) -> None:
-        super().__init__(open_store("memory://"), StoreURL.parse("limited://"))
-
-    def _list_partitions(self) -> Iterator[bytes]:
-        return self.inner._list_partitions()
+        super().__init__(
+            open_store("memory://"),
+            StoreURL.parse("limited://"),
+            scheme="limited",
+            capabilities=Capabilities(list_partitions=True, max_key_size=100),
+        )
 
 
 def _with_long_key(fmt: str) -> bytes:
@@ -503,6 +502,7 @@ def test_secret_looking_url_parameters_are_never_echoed(
 def test_postgres_table_names_beyond_the_limit_exit_2(
     capsys: pytest.CaptureFixture[str], table: str
 ) -> None:
+    require_driver("postgres")
     url = f"postgres://u@127.0.0.1:1/db?table={quote(table)}"
     code, _, err = run(capsys, "get", "-s", url, "p", "k")
     assert code == 2, err

@@ -137,3 +137,45 @@ def test_console_script_runs() -> None:
     assert proc.returncode == 2
     assert "hunter2" not in proc.stderr + proc.stdout
     assert proc.stderr.count("\n") == 1
+
+
+# --- start-up: a command loads only what it needs --------------------------------------------
+
+
+def test_the_lazy_command_table_names_every_command_of_every_module() -> None:
+    from lakekv.cli import kv, lakefs, migrate  # noqa: PLC0415
+    from lakekv.cli.main import COMMANDS, cli  # noqa: PLC0415
+
+    modules = {"lakekv.cli.kv": kv.COMMANDS, "lakekv.cli.migrate": migrate.COMMANDS}
+    expected = {
+        command.name: f"{module}:{command.callback.__name__}"
+        for module, commands in modules.items()
+        for command in commands
+        if command.name is not None and command.callback is not None
+    }
+    expected["lakefs"] = "lakekv.cli.lakefs:lakefs"
+    assert expected == COMMANDS
+    ctx = cli.make_context("lakekv", ["drivers"])
+    assert cli.get_command(ctx, "lakefs") is lakefs.lakefs
+    assert cli.list_commands(ctx) == sorted(expected)
+
+
+HEAVY = ("lakekv.migrate", "lakekv.record", "lakekv.refs", "rich", "yaml", "google.protobuf")
+"""What ``lakekv get`` and ``lakekv --version`` must start without (bench/startup.py times it)."""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["get", "p", "k"]])
+def test_version_and_get_load_no_heavy_module(db: str, args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from lakekv.cli.main import main\n"
+        "try:\n"
+        f"    main({['--store', db, *args]!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "[]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,24 @@ def test_target_that_is_not_a_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry._specs, "notastore", spec)
     with pytest.raises(ConfigurationError, match="not a Store"):
         open_store("notastore://")
+
+
+def test_entry_points_are_looked_for_where_importlib_metadata_looks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from importlib import metadata  # noqa: PLC0415
+
+    for group in ("console_scripts", "pytest11", "lakekv.drivers", "lakekv.no-such-group"):
+        if metadata.entry_points(group=group):
+            assert registry.may_declare_entry_points(group)
+    assert not registry.may_declare_entry_points("lakekv.no-such-group")
+    assert list(registry.entry_points("lakekv.no-such-group")) == []
+    dist = tmp_path / "site" / "somedriver-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "entry_points.txt").write_text("[lakekv.no-such-group]\nx = m:C\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert registry.may_declare_entry_points("lakekv.no-such-group")
+    assert [ep.name for ep in registry.entry_points("lakekv.no-such-group")] == ["x"]
+    (tmp_path / "packed.zip").write_bytes(b"")
+    monkeypatch.syspath_prepend(str(tmp_path / "packed.zip"))
+    assert registry.may_declare_entry_points("lakekv.other-group")  # a file: ask importlib

@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 from _fakes import FlakyStore
 
-from lakekv.errors import StoreUnavailableError
+from lakekv.errors import KeyNotFoundError, LakekvError, StoreClosedError, StoreUnavailableError
 from lakekv.kv.drivers.memory import MemoryStore
-from lakekv.kv.store import Entry
+from lakekv.kv.store import Capabilities, Entry, ValueWithPredicate
 from lakekv.kv.url import StoreURL
 
 
@@ -59,4 +59,70 @@ def test_non_driver_exceptions_are_not_masked() -> None:
 
     store = Buggy.from_url(StoreURL.parse("memory://"))
     with pytest.raises(ZeroDivisionError):
+        store.get(b"p", b"k")
+
+
+# --- get's written-out fast path agrees with _check_pk and _call -------------------------------
+
+
+class _Limited(MemoryStore):
+    capabilities = Capabilities(max_partition_size=4, max_key_size=3)
+
+
+_ARGS: list[tuple[object, object]] = [
+    (b"p", b"k"),
+    (bytearray(b"p"), b"k"),
+    (b"p", memoryview(b"k")),
+    ("p", b"k"),
+    (b"p", "k"),
+    (None, b"k"),
+    (b"p", None),
+    (b"", b"k"),
+    (b"p", b""),
+    (b"ppppp", b"k"),
+    (b"p", b"kkkk"),
+    (b"pppp", b"kkk"),
+    (1, 2),
+]
+
+
+@pytest.mark.parametrize(("partition", "key"), _ARGS)
+def test_get_validates_as_check_pk(partition: object, key: object) -> None:
+    store = _Limited.from_url(StoreURL.parse("memory://"))
+    try:
+        expected: object = store._check_pk(partition, key)
+    except LakekvError as exc:
+        expected = (type(exc), str(exc))
+    try:
+        store.get(partition, key)  # type: ignore[arg-type]
+        got: object = "no error"
+    except KeyNotFoundError:
+        got = expected  # valid arguments: the key is missing
+    except LakekvError as exc:
+        got = (type(exc), str(exc))
+    assert got == expected
+
+
+def test_get_is_a_call_in_flight_and_translated_like_call() -> None:
+    seen: list[int] = []
+
+    class Watched(FlakyStore):
+        def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+            seen.append(len(self._inflight))
+            if key == b"fail":
+                raise sqlite3.OperationalError("database is locked")
+            return super()._get(partition, key)
+
+    store = Watched(set())
+    store.set(b"p", b"k", b"v")
+    assert store.get(b"p", b"k").value == b"v"
+    with pytest.raises(StoreUnavailableError) as info:
+        store.get(b"p", b"fail")
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    with pytest.raises(StoreUnavailableError) as via_call:
+        store._call(store._get, b"p", b"fail")
+    assert str(info.value) == str(via_call.value)
+    assert seen == [1, 1, 1] and store._inflight == []
+    store.close()
+    with pytest.raises(StoreClosedError, match="is closed"):
         store.get(b"p", b"k")

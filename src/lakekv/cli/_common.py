@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from lakekv.display import show_bytes, show_text
 from lakekv.errors import (
     AlreadyExistsError,
     ConfigurationError,
@@ -31,7 +32,6 @@ from lakekv.errors import (
     UnsupportedError,
 )
 from lakekv.kv.url import redact
-from lakekv.migrate.reports import show_bytes, show_text
 
 DEFAULT_STORE = "sqlite:///./lakekv.db"
 
@@ -113,7 +113,7 @@ def decode_arg(text: str, encoding: str, what: str) -> bytes:
 def encode_out(data: bytes, encoding: str) -> str:
     """Bytes for display: hex, base64 or utf8 (printable text as is, a backslash doubled,
     undecodable bytes and non-printable characters escaped: see
-    :func:`~lakekv.migrate.reports.show_bytes`)."""
+    :func:`~lakekv.display.show_bytes`)."""
     if encoding == "hex":
         return data.hex()
     if encoding == "base64":

@@ -15,7 +15,6 @@ from lakekv.cli._common import (
 )
 from lakekv.kv.registry import available_drivers, open_store
 from lakekv.kv.store import MUST_EXIST
-from lakekv.record.registry import decode_entry
 
 
 @click.command()
@@ -65,6 +64,8 @@ def get(
     with open_store(store_url) as store:
         value = store.get(p, k).value
     if decode:
+        from lakekv.record.registry import decode_entry  # noqa: PLC0415 (protobuf: on use)
+
         print_json(decode_entry(p, k, value))
         return 0
     if as_json:
@@ -177,6 +178,8 @@ def scan(
     pre = decode_arg(prefix, encoding, "prefix") if prefix else b""
     begin = decode_arg(start, encoding, "start") if start else b""
     begin = max(begin, pre)
+    if decode:
+        from lakekv.record.registry import decode_entry  # noqa: PLC0415 (protobuf: on use)
     shown = 0
     with open_store(store_url) as store, store.scan(p, start=begin) as entries:
         for entry in entries:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import click
 
 from lakekv.cli._common import json_option, print_json, store_option
+from lakekv.display import show_text
 from lakekv.kv.registry import open_store
-from lakekv.migrate.reports import show_text
 from lakekv.refs import RefStore
 from lakekv.refs.errors import InvalidRefError
 from lakekv.refs.orphans import find_orphans

@@ -10,6 +10,7 @@ Everything written to stderr here, tracebacks and log records included, is redac
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -18,9 +19,6 @@ import traceback
 import click
 
 from lakekv import __version__
-from lakekv.cli import kv as kv_commands
-from lakekv.cli import lakefs as lakefs_commands
-from lakekv.cli import migrate as migrate_commands
 from lakekv.cli._common import (
     DEFAULT_STORE,
     EXIT_ERROR,
@@ -38,7 +36,43 @@ class _OutputClosedError(Exception):
     """The reader of stdout went away (``lakekv scan … | head``)."""
 
 
+COMMANDS: dict[str, str] = {
+    "drivers": "lakekv.cli.kv:drivers",
+    "get": "lakekv.cli.kv:get",
+    "set": "lakekv.cli.kv:set_",
+    "delete": "lakekv.cli.kv:delete",
+    "scan": "lakekv.cli.kv:scan",
+    "partitions": "lakekv.cli.kv:partitions",
+    "dump": "lakekv.cli.migrate:dump_cmd",
+    "load": "lakekv.cli.migrate:load_cmd",
+    "copy": "lakekv.cli.migrate:copy_cmd",
+    "sync": "lakekv.cli.migrate:sync_cmd",
+    "verify": "lakekv.cli.migrate:verify_cmd",
+    "untrack": "lakekv.cli.migrate:untrack_cmd",
+    "cutover": "lakekv.cli.migrate:cutover_cmd",
+    "status": "lakekv.cli.migrate:status_cmd",
+    "sample": "lakekv.cli.migrate:sample_cmd",
+    "lakefs": "lakekv.cli.lakefs:lakefs",
+}
+"""Command name -> ``module:attribute``. A command's module (and what it needs: the migration
+engine, rich, YAML, protobuf) is imported only when that command runs or help lists it, so
+``lakekv get`` starts without them. ``tests/test_cli_kv.py`` keeps this in step with the
+modules' ``COMMANDS``."""
+
+
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
     def invoke(self, ctx: click.Context) -> object:
         # click turns a broken pipe into exit 1 ("not found") on its own: take it first.
         try:
@@ -116,13 +150,6 @@ def configure_logging(verbose: int) -> None:
 
 def _print_traceback() -> None:
     sys.stderr.write(redact(traceback.format_exc()))
-
-
-for command in kv_commands.COMMANDS:
-    cli.add_command(command)
-for command in migrate_commands.COMMANDS:
-    cli.add_command(command)
-cli.add_command(lakefs_commands.lakefs)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,11 +12,12 @@ registration (or an entry point that shadows a built-in) raises ConfigurationErr
 from __future__ import annotations
 
 import importlib
-import inspect
+import os
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from lakekv.errors import (
     ConfigurationError,
@@ -26,6 +27,9 @@ from lakekv.errors import (
 )
 from lakekv.kv.store import DEFAULT_OPEN, OpenOptions, Store
 from lakekv.kv.url import StoreURL
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,51 @@ _lock = threading.RLock()
 _specs: dict[str, DriverSpec] = {}
 _classes: dict[str, type[Store]] = {}
 _loaded_entry_points = False
+
+
+def entry_points(group: str) -> Iterable[EntryPoint]:
+    """:func:`importlib.metadata.entry_points` of ``group``; empty, without importing
+    importlib.metadata (a fifth of ``lakekv get``'s start-up), when no installed
+    distribution can declare one (:func:`may_declare_entry_points`)."""
+    if not may_declare_entry_points(group):
+        return ()
+    from importlib import metadata  # noqa: PLC0415
+
+    return metadata.entry_points(group=group)
+
+
+def may_declare_entry_points(group: str) -> bool:
+    """False only when no distribution on ``sys.path`` declares an entry point of ``group``.
+
+    Reads the ``entry_points.txt`` of every ``*.dist-info`` and ``*.egg-info`` directory on
+    ``sys.path``, where importlib.metadata finds them. Whatever it cannot read so cheaply
+    answers True, leaving the answer to importlib.metadata: a file on ``sys.path`` (a zip,
+    an egg), a meta path finder other than the standard one that can find distributions.
+    """
+    import importlib.machinery  # noqa: PLC0415 (already loaded by the interpreter)
+
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    header = f"[{group}]".encode()
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as found:
+                names = [d.name for d in found if d.name.endswith((".dist-info", ".egg-info"))]
+        except NotADirectoryError:
+            return True
+        except OSError:
+            continue  # missing, unreadable: importlib.metadata finds nothing there either
+        for name in names:
+            try:
+                with open(os.path.join(entry or ".", name, "entry_points.txt"), "rb") as f:
+                    if header in f.read():
+                        return True
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return True
+    return False
 
 
 def _ensure_loaded() -> None:
@@ -242,6 +291,8 @@ def open_store(
 
 def _takes_options(cls: type[Store]) -> bool:
     try:
+        import inspect  # noqa: PLC0415 (10 ms: on first use)
+
         params = inspect.signature(cls.from_url).parameters
     except (TypeError, ValueError):
         return True

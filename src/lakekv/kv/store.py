@@ -1,155 +1,24 @@
-"""The key-value store contract. A driver author needs to read only this file.
+"""The :class:`Store` base class: the validating public API and the machinery around the hooks.
 
-Data is a set of ``(partition, key, value)`` triples of arbitrary bytes. Partitions are
-independent namespaces: nothing in one partition is visible from another, whatever their names
-(``b"a"`` and ``b"a/b"`` are unrelated). The public methods of :class:`Store` validate their
-arguments and translate driver exceptions exactly once, here; a driver implements only the
-underscored methods (``_get``, ``_set``, ``_set_if``, ``_delete``, ``_scan_page``, ``_close``
-and, when it declares the capability, ``_list_partitions`` or a faster ``_write_batch``).
-
-Arguments
-    ``partition`` and ``key`` must be non-empty; ``value`` must not be ``None`` but may be empty
-    (``b""`` is legal and common: an empty protobuf message encodes to zero bytes). ``bytes``,
-    ``bytearray`` and ``memoryview`` are accepted; results are always ``bytes``. ``str`` is
-    refused: encode text yourself, bytes are bytes. A violation raises
-    :class:`~lakekv.errors.InvalidArgumentError` before any I/O, and so does a partition, key or
-    value larger than the driver's declared limit (:class:`Capabilities`).
-
-Predicates
-    ``get`` returns the value together with an opaque *predicate*. ``set_if(p, k, v, predicate)``
-    writes only if the stored state still matches it:
-
-    * ``None``        – only if the key is absent (create-only);
-    * ``MUST_EXIST``  – only if the key is present, whatever its value;
-    * a predicate from ``get`` – only if the stored value is still the one ``get`` saw.
-
-    The built-in drivers compare *values*, as lakeFS does: if the value went A → B → A between
-    the ``get`` and the ``set_if``, the ``set_if`` succeeds (the ABA case). Code that must detect
-    any intervening write has to put a version or nonce inside the value. Predicates are only
-    valid for the store that issued them. A failed condition raises
-    :class:`~lakekv.errors.PredicateFailedError` and writes nothing.
-
-Scans
-    ``scan(partition, start=b"", batch_size=0)`` yields the entries of one partition in
-    ascending unsigned bytewise key order, from ``start`` inclusive. ``batch_size`` is a page
-    size hint: the first page uses it (``0`` means the store's ``page_size``), later pages double
-    up to the store's ``page_cap``. Iterators hold no database connection or transaction between
-    pages; a key written or deleted concurrently may or may not be seen, but a key untouched
-    during the scan is never skipped or repeated. ``seek_ge(key)`` repositions the iterator at
-    the first key ``>= key``, forward or backward. Using an iterator after ``close()`` raises
-    :class:`~lakekv.errors.StoreClosedError`.
-
-Snapshots
-    A driver declaring ``capabilities.snapshot_reads`` implements ``_open_snapshot``:
-    ``with store.snapshot() as view:`` yields a read-only :class:`Store` whose ``get``,
-    ``scan``, ``scan_pages`` and ``list_partitions`` all see the store as it was at one point
-    in time (when the ``with`` block was entered), whatever is written meanwhile, from any
-    number of threads at once. Writes through the view raise UnsupportedError. The snapshot
-    is released when the block ends; the view is unusable afterwards (StoreClosedError).
-    Holding a snapshot may hold back the engine's cleanup (PostgreSQL vacuum, SQLite WAL
-    checkpoints) for as long as it lasts. Without the capability ``snapshot()`` raises
-    UnsupportedError.
-
-Digests
-    A driver declaring ``capabilities.digests`` lets the engine hash entries where they are,
-    so two stores can be compared without moving values. ``digest_buckets(partition, bits)``
-    groups a partition's entries by ``bucket = H(key) & (2**bits - 1)`` and returns, per
-    non-empty bucket, its entry count and the XOR of a 64-bit hash of each (key, value);
-    ``digest_bits(partition)`` suggests ``bits`` for about 16 entries a bucket, from a count
-    or an estimate cheaper than a digest pass (any value is correct; it only changes the
-    speed; larger partitions get more bits, so callers may use it to order work).
-    ``digest_rows(partition, bits, buckets)`` returns ``(key, row hash)`` for the entries of
-    the given buckets. ``H`` and the row hash are the scheme's; ``digest_probe()`` hashes a
-    fixed input, so a caller can check two stores really agree before trusting a comparison.
-    ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
-    (every driver has them; a native one is one round trip).
-
-Range digests
-    ``digest_range(partition, start, limit)`` is the SHA-256 of at most ``limit`` entries
-    from ``start`` in one canonical encoding (see :class:`RangeDigest`), with where the next
-    range starts: equal digests mean equal entries, whatever the two stores. Every driver has
-    it (the base class hashes a scan); one declaring ``capabilities.range_digests`` lets the
-    engine compute it, so comparing two such stores moves only digests.
-
-Raw rows
-    A driver declaring ``capabilities.raw_rows`` (a format name) can hand out a range of a
-    partition in its engine's own bulk format and take it back: ``read_raw(partition, start,
-    limit)`` returns a :class:`RawChunk` of at most ``limit`` entries from ``start``
-    (inclusive) in key order, saying where the next chunk starts; ``write_raw(chunks)`` writes
-    chunks read from any store of the same format, all or nothing: when one of their keys
-    already exists it writes nothing and returns ``None`` (the caller then writes those
-    entries the ordinary way, with its conflict policy). Both ends of a copy or a verify with
-    the same format thus move or compare bytes without decoding an entry; two chunks read
-    with the same ``start`` and ``limit`` are equal exactly when they hold the same entries.
-
-Change feeds
-    A driver declaring ``capabilities.change_feed`` can have the engine record, under a name,
-    which keys change from some moment on, so a later catch-up visits only those keys.
-    ``feed_start(name)`` starts recording (replacing a feed of that name): every write
-    committed after it returns is recorded, from any client. ``feed_read(name)`` returns a
-    :class:`FeedBatch`: every (partition, key) written or deleted since the feed's confirmed
-    position, the notes recorded meanwhile, and the position the batch ends at; reading
-    forgets nothing, so a reader that fails reads the same changes again.
-    ``feed_confirm(name, position)`` forgets what a batch held; ``feed_mark(name, note)``
-    records a note (text) at this point of the feed; ``feed_drop(name)`` ends it (no error if
-    there is none); ``feed_exists(name)`` tells. A change that cannot be told by key (a
-    ``TRUNCATE``) sets ``FeedBatch.unknown``: the batch is then no complete account, and a
-    caller must compare the stores another way. A feed lives on the server and costs it until
-    dropped (PostgreSQL keeps its WAL); names are 1 to 63 of ``a-z 0-9 _``. The methods work
-    on a store opened read-only: they never change an entry.
-
-Threads
-    One ``Store`` object may be used from many threads at once. Iterators are not shared
-    between threads. ``close()`` may be called from any thread while others are inside a
-    call: it refuses new calls, asks the driver to abandon what is in flight (``_interrupt``),
-    waits for the calls to leave the driver, and only then releases connections. Calls cut
-    short raise :class:`~lakekv.errors.StoreClosedError`; nothing ever crashes the interpreter.
-    (Do not call ``close()`` from a signal handler that interrupted a call of the same store
-    on the same thread: it would wait for itself. Set a flag in the handler instead.)
-
-Opening: create, read-only, credentials (:class:`OpenOptions`)
-    ``open_store(url, create=..., read_only=..., credentials=...)`` states the caller's
-    intent and the driver must honour it in ``from_url(url, options)``:
-
-    * ``create=True`` (the default) creates what is missing: the file, the table, the named
-      store.
-    * ``create=False`` opens only a store that exists; a missing one raises
-      :class:`~lakekv.errors.StoreNotFoundError` naming the file / table / store, and opening
-      changes nothing anywhere (no file, no DDL, no ``CreateTable``).
-    * ``read_only=True`` implies ``create=False``; the base class also refuses every write
-      with :class:`~lakekv.errors.StoreReadOnlyError`, and a driver should open its
-      connection read-only where the engine allows (SQLite ``mode=ro``).
-    * ``credentials`` are secrets handed to this one store as data (DynamoDB:
-      ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``); a driver
-      refuses names it does not know (:meth:`OpenOptions.take_credentials`). Drivers never
-      read credentials that a caller put into ``os.environ`` for another store.
-
-    Migration sources are opened ``read_only``; ``verify`` opens both sides so; a dry run
-    opens its target ``read_only``. The conformance suite checks every driver for this.
-
-Identity
-    :meth:`Store.identity` names the data a store reads and writes, so that tools can refuse
-    to copy a store onto itself however its URL is spelled. The default is the URL without
-    user, password and paging parameters, with sorted parameters; drivers refine
-    ``_identity()`` (SQLite resolves the path, symlinks included; PostgreSQL folds
-    ``localhost``/``127.0.0.1``/``::1`` and the default port; DynamoDB uses endpoint, region
-    and table).
+The contract (what each operation means, and the hooks a driver implements) is
+:mod:`lakekv.kv.contract`: read that first. This file holds what every store shares: opening
+(:meth:`Store.from_url`), argument validation, error translation and redaction, calls in flight
+and ``close()``, scans and snapshots. The value types of :mod:`lakekv.kv.types` and the scan
+engine of :mod:`lakekv.kv.scan` are re-exported here, so ``from lakekv.kv.store import Store,
+Entry, Capabilities`` is all a driver imports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import struct
 import sys
 import threading
 import time
 import weakref
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
+from typing import Self, TypeVar
 
 from lakekv.errors import (
     InvalidArgumentError,
@@ -160,10 +29,9 @@ from lakekv.errors import (
     MissingValueError,
     PredicateFailedError,
     StoreClosedError,
-    StoreError,
     StoreReadOnlyError,
-    UnsupportedError,
 )
+from lakekv.kv.contract import StoreContract, store_cannot
 from lakekv.kv.scan import EntryIterator, Keyset, PagedIterator, entries_of
 from lakekv.kv.types import (
     DEFAULT_OPEN,
@@ -186,9 +54,6 @@ from lakekv.kv.types import (
 )
 from lakekv.kv.url import ParamReader, StoreURL, redact
 
-if TYPE_CHECKING:
-    from lakekv.kv.snapshot import SnapshotReads
-
 __all__ = [
     "DEFAULT_OPEN",
     "MUST_EXIST",
@@ -206,33 +71,29 @@ __all__ = [
     "RawChunk",
     "ScanPaging",
     "Store",
+    "StoreContract",
     "ValueWithPredicate",
     "as_bytes",
     "entries_of",
     "safe_repr",
     "value_predicate",
 ]
-"""The contract (:class:`Store`) and, re-exported for drivers and callers, the value types of
-:mod:`lakekv.kv.types` and the scan engine of :mod:`lakekv.kv.scan`."""
+"""The base class (:class:`Store`) and, re-exported for drivers and callers, the contract's
+hooks (:mod:`lakekv.kv.contract`), the value types of :mod:`lakekv.kv.types` and the scan
+engine of :mod:`lakekv.kv.scan`."""
 
 T = TypeVar("T")
-_LENGTH = struct.Struct(">I")
 
 
-class Store(ABC):
-    """A key-value store. See the module docstring for the full contract.
+class Store(StoreContract):
+    """A key-value store: the contract of :mod:`lakekv.kv.contract`, validated and run.
 
-    Subclasses set ``scheme`` and ``capabilities``, implement :meth:`from_url` and the
-    underscored methods, and list their client library's exception types in
-    ``driver_errors`` with a matching :meth:`_translate_error`.
+    Drivers subclass it: they set ``scheme`` and ``capabilities``, implement
+    :meth:`parse_settings` and the hooks of :class:`~lakekv.kv.contract.StoreContract`, and
+    list their client library's exception types in ``driver_errors`` with a matching
+    :meth:`_translate_error`. What this class adds is shared machinery: a driver overrides
+    ``__init__`` (to keep its settings) and the hooks, nothing else.
     """
-
-    scheme: ClassVar[str] = ""
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
-    namespace_param: ClassVar[str] = "table"
-    """The URL parameter naming an independent store on the same server (the test fixtures
-    set it to give a test an empty store of its own)."""
 
     def __init__(
         self,
@@ -256,9 +117,6 @@ class Store(ABC):
 
     # --- construction ------------------------------------------------------------------------
 
-    default_paging: ClassVar[ScanPaging] = ScanPaging()
-    """The driver's default first page and page cap (the ``page_size``/``page_cap`` params)."""
-
     @classmethod
     def from_url(
         cls, url: StoreURL, options: OpenOptions = DEFAULT_OPEN, **overrides: object
@@ -274,7 +132,7 @@ class Store(ABC):
         4. :meth:`_open` does the I/O inside one guard: on any failure the store is closed
            again and the error is translated (``driver_errors``) and redacted.
 
-        ``options`` (see *Opening* in the module docstring): with ``options.may_create``
+        ``options`` (see *Opening* in :mod:`lakekv.kv.contract`): with ``options.may_create``
         false, ``_open`` raises StoreNotFoundError naming what is missing and creates nothing;
         with ``options.read_only`` it opens read-only where the engine can. Credentials are
         taken in :meth:`parse_settings` with ``options.take_credentials``.
@@ -292,21 +150,6 @@ class Store(ABC):
         store = cls(url, paging, options, settings)
         store._open_guarded()
         return store
-
-    @classmethod
-    def parse_settings(cls, url: StoreURL, params: ParamReader, options: OpenOptions) -> object:
-        """The driver's settings from ``url``: take each query parameter with ``params``
-        (``params.take_str/int/float/bool``; what is not taken is refused) and the credentials
-        with ``options.take_credentials``. Pure: no I/O. Default: no parameters, no
-        credentials, no settings."""
-        options.take_credentials(url, ())
-        return None
-
-    def _open(self) -> None:
-        """Connect, check or create the table/file (honouring ``self.options``). Called once
-        by :meth:`from_url`; on failure the base class calls :meth:`_close` and translates.
-        Default: nothing to do."""
-        return
 
     def _open_guarded(self) -> None:
         try:
@@ -333,8 +176,8 @@ class Store(ABC):
 
     def identity(self) -> str:
         """What names this store's data: two open stores with equal identities read and
-        write the same entries, however their URLs were spelled. See *Identity* in the
-        module docstring; drivers refine :meth:`_identity`."""
+        write the same entries, however their URLs were spelled. See *Identity* in
+        :mod:`lakekv.kv.contract`; drivers refine :meth:`_identity`."""
         self._check_open()
         known = self.__dict__.get("_identity_known")
         if known is None:
@@ -370,9 +213,32 @@ class Store(ABC):
 
     def get(self, partition: BytesLike, key: BytesLike) -> ValueWithPredicate:
         """The value and a predicate; KeyNotFoundError if the key or partition is missing."""
-        p, k = self._check_pk(partition, key)
-        self._check_open()
-        result = self._call(self._get, p, k)
+        # The hottest call: the fast path of _check_pk and the body of _call are written out
+        # here, because on LMDB each extra Python call costs a sixth of the read itself
+        # (bench/ops.py). Same checks, same errors; tests/test_store_base.py holds them equal.
+        caps = self.capabilities
+        if (
+            type(partition) is bytes is type(key)
+            and partition
+            and key
+            and len(partition) <= caps.partition_limit
+            and len(key) <= caps.key_limit
+        ):
+            p, k = partition, key
+        else:
+            p, k = self._check_pk(partition, key)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            if self._closed:
+                raise StoreClosedError(f"store {self._url} is closed")
+            result = self._get(p, k)
+        except LakekvError:
+            raise
+        except self.driver_errors as exc:
+            raise self._failed(exc) from exc
+        finally:
+            inflight.pop()
         if result is None:
             raise KeyNotFoundError(f"key {safe_repr(k)} not found in partition {safe_repr(p)}")
         return result
@@ -390,7 +256,7 @@ class Store(ABC):
         value: BytesLike,
         predicate: Predicate | None,
     ) -> None:
-        """Compare-and-set; see *Predicates* in the module docstring.
+        """Compare-and-set; see *Predicates* in :mod:`lakekv.kv.contract`.
 
         Raises PredicateFailedError (and writes nothing) when the condition does not hold.
         """
@@ -463,7 +329,7 @@ class Store(ABC):
         scan, a partition created or emptied while iterating may or may not be listed.
         """
         if not self.capabilities.list_partitions:
-            raise UnsupportedError(f"{self.scheme}:// cannot list partitions")
+            raise store_cannot(self.scheme, "list_partitions")
         self._check_open()
         return self._translating(self._list_partitions())
 
@@ -473,16 +339,16 @@ class Store(ABC):
         Requires ``capabilities.snapshot_reads``; otherwise raises UnsupportedError.
         """
         if not self.capabilities.snapshot_reads:
-            raise UnsupportedError(f"{self.scheme}:// cannot read at one point in time")
+            raise store_cannot(self.scheme, "snapshot_reads")
         self._check_open()
         return self._snapshot_view()
 
     @contextlib.contextmanager
     def _snapshot_view(self) -> Iterator[Store]:
         reads = self._call(self._open_snapshot)
-        from lakekv.kv.snapshot import view_class  # noqa: PLC0415 (snapshot imports Store)
+        from lakekv.kv.snapshot import SnapshotView  # noqa: PLC0415 (snapshot imports Store)
 
-        view = view_class(type(self))(self, reads)
+        view = SnapshotView(self, reads)
         try:
             yield view
         finally:
@@ -611,7 +477,7 @@ class Store(ABC):
 
     def _check_feed(self, name: str) -> str:
         if not self.capabilities.change_feed:
-            raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
+            raise store_cannot(self.scheme, "change_feed")
         if (
             not isinstance(name, str)
             or not 1 <= len(name) <= 63
@@ -623,7 +489,7 @@ class Store(ABC):
 
     def _check_raw(self) -> None:
         if self.capabilities.raw_rows is None:
-            raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
+            raise store_cannot(self.scheme, "raw_rows")
 
     def digest_probe(self) -> int:
         """The scheme's row hash of a fixed input; see *Digests*. UnsupportedError without
@@ -661,7 +527,7 @@ class Store(ABC):
 
     def _check_digests(self) -> None:
         if self.capabilities.digests is None:
-            raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
+            raise store_cannot(self.scheme, "digests")
         self._check_open()
 
     def write_batch(
@@ -737,191 +603,6 @@ class Store(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    # --- what drivers implement ----------------------------------------------------------------
-
-    @abstractmethod
-    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        """The value and predicate, or ``None`` when the key is missing."""
-
-    @abstractmethod
-    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        """Upsert."""
-
-    @abstractmethod
-    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
-        """Conditional write, atomically; ``True`` if written, ``False`` if the condition failed.
-
-        ``predicate`` is ``None``, ``MUST_EXIST`` or whatever this driver's ``_get`` returned
-        (anything else: raise InvalidArgumentError, e.g. via :func:`value_predicate`).
-        """
-
-    @abstractmethod
-    def _delete(self, partition: bytes, key: bytes) -> None:
-        """Delete if present."""
-
-    @abstractmethod
-    def _scan_page(
-        self, partition: bytes, start: bytes, inclusive: bool, limit: int
-    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        """One page: up to ``limit`` ``(key, value)`` pairs in bytewise order with key ``>= start``
-        (``inclusive``) or ``> start``, and whether more may follow. Hold nothing afterwards.
-
-        A page may be shorter than ``limit`` while more follow (e.g. DynamoDB's 1 MB cap);
-        returning an empty page with ``True`` is allowed but wasteful.
-        """
-
-    def _list_partitions(self) -> Iterator[bytes]:
-        """Partition names in bytewise order (drivers with the capability override this)."""
-        raise UnsupportedError(f"{self.scheme}:// cannot list partitions")
-
-    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        """Generic per-entry fallback; drivers with a bulk path override it."""
-        result = BatchResult()
-        for entry in entries:
-            p, k, v = entry
-            if on_conflict is OnConflict.OVERWRITE:
-                current = self._get(p, k)
-                if result.classify(entry, None if current is None else current.value, on_conflict):
-                    self._set(p, k, v)
-                continue
-            while True:
-                if self._set_if(p, k, v, None):  # create atomically; only then look
-                    result.written += 1
-                    break
-                current = self._get(p, k)
-                if current is not None:
-                    result.classify(entry, current.value, on_conflict)
-                    break
-                # deleted in between: try to create again
-        return result
-
-    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        """Generic fallback: one ``_get`` per key; drivers override it with one query."""
-        found = {}
-        for key in keys:
-            got = self._get(partition, key)
-            if got is not None:
-                found[key] = got.value
-        return found
-
-    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
-        """Generic fallback: one ``_delete`` per key; drivers override it with one query."""
-        for key in keys:
-            self._delete(partition, key)
-
-    def _digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest:
-        """Generic: read up to ``limit + 1`` entries in pages and hash them."""
-        h = hashlib.sha256()
-        n = nbytes = 0
-        pack = _LENGTH.pack
-        at, inclusive = start, True
-        while True:
-            page, more = self._scan_page(partition, at, inclusive, min(limit + 1 - n, 10_000))
-            for key, value in page:
-                if n == limit:
-                    return RangeDigest(partition, start, n, nbytes, h.digest(), key)
-                h.update(pack(len(key)))
-                h.update(key)
-                h.update(pack(len(value)))
-                h.update(value)
-                n += 1
-                nbytes += len(key) + len(value)
-            if not more or not page:
-                return RangeDigest(partition, start, n, nbytes, h.digest(), None)
-            at, inclusive = page[-1][0], False
-
-    def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
-        raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
-
-    def _write_raw(self, chunks: list[RawChunk]) -> int | None:
-        raise UnsupportedError(f"{self.scheme}:// cannot read or write raw rows")
-
-    def _feed_start(self, name: str) -> None:
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _writers(self) -> list[str] | None:
-        """See :meth:`writers`. Default: ``None`` (the driver cannot tell)."""
-        return None
-
-    def _feeds(self) -> list[dict[str, object]]:
-        """See :meth:`feeds`; called only with ``capabilities.change_feed``."""
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _feed_check(self) -> None:
-        """See :meth:`feed_check`; called only with ``capabilities.change_feed``. Default:
-        nothing to check."""
-        return
-
-    def _feed_exists(self, name: str) -> bool:
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _feed_read(self, name: str) -> FeedBatch:
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _feed_mark(self, name: str, note: str) -> None:
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _feed_confirm(self, name: str, position: str) -> None:
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _feed_drop(self, name: str) -> None:
-        raise UnsupportedError(f"{self.scheme}:// cannot record changes (no change feed)")
-
-    def _digest_probe(self) -> int:
-        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
-
-    def _digest_bits(self, partition: bytes) -> int:
-        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
-
-    def _digest_buckets(self, partition: bytes, bits: int) -> list[tuple[int, int, int]]:
-        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
-
-    def _digest_rows(
-        self, partition: bytes, bits: int, buckets: list[int]
-    ) -> list[tuple[bytes, int]]:
-        raise UnsupportedError(f"{self.scheme}:// cannot compute digests")
-
-    def _open_snapshot(self) -> SnapshotReads:
-        """Start a snapshot (drivers with ``snapshot_reads`` override this)."""
-        raise UnsupportedError(f"{self.scheme}:// cannot read at one point in time")
-
-    def _destroy(self) -> None:
-        """Drop the table / storage (optional)."""
-        raise UnsupportedError(f"{self.scheme}:// cannot destroy a store")
-
-    @abstractmethod
-    def _close(self) -> None:
-        """Release resources. Called once, after every call in flight has returned."""
-
-    def _interrupt(self) -> None:
-        """Ask calls in flight on other threads to give up soon (optional, thread-safe).
-
-        Called by ``close()`` from the closing thread; the interrupted calls may raise any of
-        ``driver_errors`` (the base class reports StoreClosedError). Default: nothing, and
-        ``close()`` waits for the calls to finish.
-        """
-        return
-
-    def _identity(self) -> str:
-        """See :meth:`identity`. Default: the URL without user, password and paging
-        parameters, with parameters sorted. Drivers refine it so that spellings of one store
-        compare equal; two different stores must never compare equal."""
-        u = self._url
-        query = tuple(sorted((k, v) for k, v in u.query if k not in ("page_size", "page_cap")))
-        return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path, query=query).render()
-
-    def _incarnation(self) -> str | None:
-        """See :meth:`incarnation`. Default: ``None`` (the driver cannot tell)."""
-        return None
-
-    def _row_version(self, partition: bytes, key: bytes) -> str | None:
-        """See :meth:`row_version`. Default: ``None`` (the driver cannot tell)."""
-        return None
-
-    def _translate_error(self, exc: BaseException) -> LakekvError:
-        """Map one of ``driver_errors`` to a lakekv error (default: a generic StoreError)."""
-        return StoreError(f"{self.scheme}:// error: {exc}")
 
     # --- helpers for the base class and drivers ------------------------------------------
 
@@ -1000,11 +681,15 @@ class Store(ABC):
     def _check_pk(self, partition: object, key: object) -> tuple[bytes, bytes]:
         # Fast path for the common case (non-empty bytes within the limits); anything else
         # goes through the full checks, which raise the precise error.
-        if type(partition) is bytes and type(key) is bytes and partition and key:
-            caps = self.capabilities
-            p_max, k_max = caps.max_partition_size, caps.max_key_size
-            if (p_max is None or len(partition) <= p_max) and (k_max is None or len(key) <= k_max):
-                return partition, key
+        caps = self.capabilities
+        if (
+            type(partition) is bytes is type(key)
+            and partition
+            and key
+            and len(partition) <= caps.partition_limit
+            and len(key) <= caps.key_limit
+        ):
+            return partition, key
         return self._check_partition(partition), self._check_key(key)
 
     def _check_batch(

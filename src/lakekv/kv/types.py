@@ -1,13 +1,15 @@
 """The value types of the key-value contract: what drivers and callers pass and get back.
 
-The contract itself (what each operation does) is :mod:`lakekv.kv.store`; these are its nouns.
+The contract itself (what each operation does) is :mod:`lakekv.kv.contract`; these are its nouns.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import ClassVar, Final, NamedTuple, TypeVar
 
 from lakekv.errors import ConfigurationError, InvalidArgumentError
@@ -201,6 +203,16 @@ class Capabilities:
     """The name of the byte format ``read_raw`` returns and ``write_raw`` accepts, or ``None``
     (unsupported). Two stores naming the same format exchange entries without decoding them,
     and equal chunks hold equal entries (see *Raw rows*)."""
+
+    @cached_property
+    def partition_limit(self) -> int:
+        """``max_partition_size``, or ``sys.maxsize`` for none (one comparison on hot paths)."""
+        return self.max_partition_size or sys.maxsize
+
+    @cached_property
+    def key_limit(self) -> int:
+        """``max_key_size``, or ``sys.maxsize`` for none (one comparison on hot paths)."""
+        return self.max_key_size or sys.maxsize
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from lakekv.testing.plugin import (
     isolated_url,
     materialize,
     require_available,
+    require_driver,
+    require_module,
     unique_name,
 )
 from lakekv.testing.suite import StoreContractSuite
@@ -26,5 +28,7 @@ __all__ = [
     "isolated_url",
     "materialize",
     "require_available",
+    "require_driver",
+    "require_module",
     "unique_name",
 ]

@@ -22,19 +22,23 @@ Fixtures
 
 A store that cannot be reached is skipped, unless the environment variable ``CI`` is set: then
 its tests fail, because a silently skipped backend is a hidden failure.
+:func:`require_available`, :func:`require_driver` and :func:`require_module` apply the same
+rule to a store, a driver whose extra is not installed, and any optional module.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from lakekv.errors import LakekvError
+from lakekv.errors import DriverNotInstalledError, LakekvError
 from lakekv.kv.registry import driver_class, open_store
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
@@ -142,6 +146,33 @@ def require_available(url: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{problem} (required because CI is set)", pytrace=False)
         pytest.skip(problem)
+
+
+def _required(problem: str) -> None:
+    """Skip with ``problem``, or fail when the environment variable ``CI`` is set."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem} (required because CI is set)", pytrace=False)
+    pytest.skip(problem, allow_module_level=True)
+
+
+def require_driver(scheme: str) -> None:
+    """Skip (or, with ``CI`` set, fail) when the driver of ``scheme`` cannot be imported
+    here: its extra is not installed. Tests that need a driver's code but no server (URL
+    parsing, error messages) call this instead of failing on the import."""
+    try:
+        driver_class(scheme)
+    except DriverNotInstalledError as exc:
+        _required(str(exc))
+
+
+def require_module(name: str, extra: str) -> ModuleType:
+    """``name`` imported; skip (or, with ``CI`` set, fail) when it is missing, naming the
+    ``lakekv[extra]`` that installs it. Usable at module level."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        _required(f"{name} is not installed (pip install 'lakekv[{extra}]')")
+        raise  # not reached: _required raised
 
 
 @pytest.fixture(scope="session")

@@ -809,6 +809,82 @@ class StoreContractSuite:
             with store.snapshot() as view:
                 assert view.digest_range(part, b"", 5) == store.digest_range(part, b"", 5)
 
+    def test_digest_buckets_and_rows_account_for_every_entry(
+        self, plain_store: Store, make_partition: MakePartition
+    ) -> None:
+        """With ``capabilities.digests``: the buckets of a partition count every entry once,
+        each bucket's XOR is the XOR of its rows' hashes, a row hash depends on key and value
+        (not on the partition), and a changed value changes its row and one bucket. Without
+        the capability every digest method raises UnsupportedError (then the test skips)."""
+        store = plain_store
+        part = make_partition("digests")
+        if store.capabilities.digests is None:
+            for call in (
+                store.digest_probe,
+                lambda: store.digest_bits(part),
+                lambda: store.digest_buckets(part, 4),
+                lambda: store.digest_rows(part, 4, [0]),
+            ):
+                with pytest.raises(UnsupportedError):
+                    call()
+            pytest.skip(f"{store.scheme}:// declares no digests")
+        entries = [(b"\x00", b""), (b"a", b"\xff" * 300), (b"a\x00", b"x")]
+        entries += [(b"d%04d" % i, b"v%d" % i) for i in range(200)]
+        store.write_batch([Entry(part, k, v) for k, v in entries])
+        keys = sorted(k for k, _ in entries)
+
+        probe = store.digest_probe()
+        assert isinstance(probe, int) and store.digest_probe() == probe
+        suggested = store.digest_bits(part)
+        assert isinstance(suggested, int) and 0 <= suggested <= 24
+
+        def xor(hashes: list[int]) -> int:
+            out = 0
+            for h in hashes:
+                out ^= h
+            return out
+
+        hashes: dict[bytes, int] = {}
+        for bits in sorted({0, 3, suggested}):
+            buckets = store.digest_buckets(part, bits)
+            ids = [b for b, _, _ in buckets]
+            assert len(set(ids)) == len(ids) and all(0 <= b < 1 << bits for b in ids)
+            assert all(count > 0 for _, count, _ in buckets)
+            assert sum(count for _, count, _ in buckets) == len(entries)
+            seen: list[bytes] = []
+            for bucket, count, bucket_xor in buckets:
+                rows = store.digest_rows(part, bits, [bucket])
+                assert len(rows) == count
+                assert xor([h for _, h in rows]) == bucket_xor
+                seen += [k for k, _ in rows]
+                for k, h in rows:
+                    assert hashes.setdefault(k, h) == h  # a row's hash does not depend on bits
+            assert sorted(seen) == keys
+            every = store.digest_rows(part, bits, ids)
+            assert sorted(every) == sorted(hashes.items())
+            assert store.digest_rows(part, bits, []) == []
+        assert store.digest_buckets(part, 0) == [(0, len(entries), xor(list(hashes.values())))]
+
+        twin = make_partition("digests-twin")
+        store.write_batch([Entry(twin, k, v) for k, v in entries])
+        assert sorted(store.digest_buckets(twin, 3)) == sorted(store.digest_buckets(part, 3))
+        before = {b: (c, x) for b, c, x in store.digest_buckets(part, 3)}
+        store.set(part, b"d0007", b"changed")
+        after = {b: (c, x) for b, c, x in store.digest_buckets(part, 3)}
+        changed = [b for b in before if before[b] != after[b]]
+        assert len(changed) == 1 and before[changed[0]][0] == after[changed[0]][0]
+        assert dict(store.digest_rows(part, 3, [changed[0]]))[b"d0007"] != hashes[b"d0007"]
+        assert store.digest_buckets(make_partition("digests-none"), 3) == []
+        for bad in (-1, 31):
+            with pytest.raises(InvalidArgumentError):
+                store.digest_buckets(part, bad)
+            with pytest.raises(InvalidArgumentError):
+                store.digest_rows(part, bad, [0])
+        if store.capabilities.snapshot_reads:
+            with store.snapshot() as view:
+                expected = sorted((b, c, x) for b, (c, x) in after.items())
+                assert sorted(view.digest_buckets(part, 3)) == expected
+
     def test_raw_rows_round_trip_all_or_nothing(
         self, plain_store: Store, make_partition: MakePartition
     ) -> None:

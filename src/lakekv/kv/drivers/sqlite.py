@@ -40,7 +40,7 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
-from lakekv.kv.snapshot import SnapshotReads
+from lakekv.kv.contract import SnapshotReads
 from lakekv.kv.store import (
     MUST_EXIST,
     BatchResult,

@@ -22,9 +22,10 @@ class SharedEnv:
     """One LMDB environment shared by every store of a process on that directory.
 
     Transactions run concurrently and a map resize runs alone (LMDB requires that no
-    transaction of the process is active while the map changes): a transaction adds a token
-    to ``active`` and only then checks ``resizing`` (set operations are atomic); a resize sets
-    ``resizing`` under ``lock`` and waits for ``active`` to drain. ``lock`` also guards
+    transaction of the process is active while the map changes): a transaction appends to
+    ``active`` and only then checks ``resizing``, and pops when it ends (``active`` is a
+    counter: list append and pop are atomic, and cheaper than a lock on the read path); a
+    resize sets ``resizing`` under ``lock`` and waits for ``active`` to drain. ``lock`` also guards
     opening named databases, whose hidden write transaction is not in ``active``.
     """
 
@@ -32,18 +33,19 @@ class SharedEnv:
         self.key = key
         self.env = env
         self.map_size = env.info()["map_size"]
-        self.active: set[object] = set()
+        self.active: list[None] = []
         self.resizing = False
         self.lock = threading.Lock()
         self.refs = 0
         self.dbs: dict[bytes, lmdb._Database] = {}
 
-    def enter(self, token: object) -> None:
+    def enter(self) -> None:
+        """Count a transaction as active (waiting out a resize); ``active.pop()`` ends it."""
         while True:
-            self.active.add(token)
+            self.active.append(None)
             if not self.resizing:
                 return
-            self.active.discard(token)
+            self.active.pop()
             with self.lock:  # held by the resize: wait for it
                 pass
 

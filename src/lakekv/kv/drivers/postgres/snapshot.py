@@ -11,8 +11,8 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed
 
 from lakekv.errors import StoreClosedError
+from lakekv.kv.contract import SnapshotReads
 from lakekv.kv.drivers.postgres.pool import Connection, fetchall, fetchone
-from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import RangeDigest, RawChunk, ValueWithPredicate
 
 if TYPE_CHECKING:

@@ -67,6 +67,7 @@ from lakekv.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
+from lakekv.kv.contract import SnapshotReads
 from lakekv.kv.drivers.postgres import feed
 from lakekv.kv.drivers.postgres.bulk import BulkWriter
 from lakekv.kv.drivers.postgres.pool import (
@@ -80,7 +81,6 @@ from lakekv.kv.drivers.postgres.pool import (
 )
 from lakekv.kv.drivers.postgres.raw import RAW_FORMAT, RawRows
 from lakekv.kv.drivers.postgres.snapshot import Snapshot
-from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
     MUST_EXIST,
     BatchResult,
