@@ -10,7 +10,9 @@ deleted file, a Redis namespace lost in a restart), and one with other options w
 pass is unfinished: a checkpoint never resumes a different copy, nor vouches for data that
 is gone. ``target_was_empty`` (not compared) says whether the pass began on an empty target.
 Every later line is written after a batch is stored in the target: ``{"done": [partitions
-finished], "at": [partition, last key written] | null, "conflicts": n}``, names in base64. A
+finished], "at": [partition, resume key] | null, "last": [partition, key written],
+"conflicts": n}``, names in base64 (``last`` only when it is not ``at``: a raw chunk's resume
+key is the next chunk's first key, not written yet). A
 torn last line (the process died while writing it) is ignored; the batch it described is
 simply copied again, which is safe because writes are idempotent. Resuming skips finished
 partitions and restarts the others at their last key.
@@ -52,6 +54,10 @@ class Checkpoint:
         self.path = path
         self.done: set[bytes] = set()
         self.at: dict[bytes, bytes] = {}
+        """Per unfinished partition, where a resumed run starts reading (inclusive)."""
+        self.last: dict[bytes, bytes] = {}
+        """Per unfinished partition, a key an earlier run wrote last (or nearly: a raw chunk's
+        first key), which the target must still hold for the resume to be sound."""
         self.previous_conflicts = 0
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
@@ -147,14 +153,18 @@ class Checkpoint:
                     continue
                 done = [base64.b64decode(p) for p in rec.get("done", [])]
                 at = rec.get("at")
+                last = rec.get("last", at)
                 conflicts = int(rec.get("conflicts", 0))
             except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
                 continue  # a torn last line
             for p in done:
                 self.done.add(p)
                 self.at.pop(p, None)
+                self.last.pop(p, None)
             if at:
                 self.at[base64.b64decode(at[0])] = base64.b64decode(at[1])
+            if last:
+                self.last[base64.b64decode(last[0])] = base64.b64decode(last[1])
             self.previous_conflicts += conflicts
 
     def _append(self, record: dict[str, object]) -> None:
@@ -162,13 +172,22 @@ class Checkpoint:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
 
-    def record(self, done: list[bytes], at: tuple[bytes, bytes] | None, conflicts: int) -> None:
-        """Note that a batch is stored: ``done`` partitions finished, ``at`` the last key."""
+    def record(
+        self,
+        done: list[bytes],
+        at: tuple[bytes, bytes] | None,
+        conflicts: int,
+        last: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """Note that a batch is stored: ``done`` partitions finished, ``at`` where to resume,
+        ``last`` a key written (when it is not ``at`` itself)."""
         rec: dict[str, object] = {
             "done": [_b64(p) for p in done],
             "at": [_b64(at[0]), _b64(at[1])] if at else None,
             "conflicts": conflicts,
         }
+        if last is not None and last != at:
+            rec["last"] = [_b64(last[0]), _b64(last[1])]
         with self._lock:
             self._append(rec)
 

@@ -332,7 +332,7 @@ def _check_resume(cp: Checkpoint, dst: Store, sync: bool, retries: _retry.RetryC
     partitions may be empty) every finished partition. A target that lost acknowledged
     writes (a server crash, a restart without persistence) or was emptied fails here."""
     problems: list[str] = []
-    for p, key in sorted(cp.at.items()):
+    for p, key in sorted(cp.last.items()):
         got = _retry.call(partial(dst.get_many, p, [key]), retries)
         if key not in got:
             problems.append(f"partition '{show_bytes(p)}' lacks key '{show_bytes(key)}'")
@@ -500,6 +500,8 @@ class _Worker:
         self.dry = BatchResult()
         self.deleted = 0
         self.raw: list[RawChunk] = []
+        self.raw_last: tuple[bytes, bytes] | None = None
+        """A key the pending raw chunks hold (the start of one after a partition's first)."""
         """Raw chunks waiting to be written (instead of ``batch``, while ``job.raw``)."""
         self.compare_first = False
         """The target held some of the last raw batch's keys: compare before writing."""
@@ -556,6 +558,8 @@ class _Worker:
         job = self.job
         limit_n, limit_b = job.options.batch_entries, job.options.batch_bytes
         limit = min(FIRST_CHUNK, limit_n)
+        first = True
+        self.raw_last = None
         while True:
             job.stop.check()
             chunk = _retry.call(partial(job.src.read_raw, p, start, limit), job.retries)
@@ -563,6 +567,9 @@ class _Worker:
                 self.raw.append(chunk)
                 self.pending += chunk.entries
                 self.pending_bytes += chunk.payload_bytes
+                if not first:  # (a later chunk's start is its first key: written with it)
+                    self.raw_last = (p, chunk.start)
+            first = False
             if chunk.next_start is None:
                 return
             start = chunk.next_start
@@ -570,7 +577,7 @@ class _Worker:
                 limit, chunk.entries, chunk.payload_bytes, limit_n, limit_b // 4
             )
             if self.pending >= limit_n or self.pending_bytes >= limit_b:
-                self.flush((p, start))
+                self.flush((p, start), last=self.raw_last)
 
     def _write_raw(self) -> BatchResult:
         """Write the pending raw chunks in one transaction.
@@ -679,8 +686,11 @@ class _Worker:
         dst = self.job.dst
         _retry.call(lambda: dst.delete(entry.partition, entry.key), self.job.retries)
 
-    def flush(self, at: tuple[bytes, bytes] | None) -> None:
-        """Write the batch, count it, record progress in the checkpoint."""
+    def flush(
+        self, at: tuple[bytes, bytes] | None, last: tuple[bytes, bytes] | None = None
+    ) -> None:
+        """Write the batch, count it, record progress in the checkpoint: ``at`` where to
+        resume, ``last`` a key written (default: ``at``, the last key of an entry batch)."""
         job = self.job
         job.stop.check()
         batch = self.batch
@@ -695,7 +705,7 @@ class _Worker:
             job.add_deleted(self.deleted)
             self.deleted = 0
         if job.cp is not None and (batch or self.done or at is not None):
-            job.cp.record(self.done, at, len(result.conflicts))
+            job.cp.record(self.done, at, len(result.conflicts), last if last is not None else at)
         job.tracker.add(
             self.pending - self.reported, self.pending_bytes - self.reported_bytes, len(self.done)
         )
