@@ -457,3 +457,27 @@ def test_lmdb_open_adopts_a_map_another_process_grew(tmp_path: Path) -> None:
             second.set(b"p", b"k", b"v")
             assert second.get(b"p", b"k").value == b"v"
         assert first.get(b"big", b"001999").value == b"x" * 4096
+
+
+def test_url_mistakes_are_exit_2_on_postgres(feed_backend: str) -> None:
+    """A missing database or an unknown role is a configuration mistake (exit 2), as on
+    MySQL, not an unavailable server (exit 3)."""
+    url = StoreURL.parse(feed_backend)
+    for bad in (
+        dataclasses.replace(url, path="/lakekv_no_such_database"),
+        dataclasses.replace(url, username="lakekv_nobody"),
+    ):
+        code, _, err = _cli_exit("--store", str(bad), "get", "a", "b")
+        assert code == 2, err
+
+
+def _cli_exit(*args: str) -> tuple[int, str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from lakekv.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
