@@ -28,7 +28,6 @@ from lakekv.errors import (
     SchemaVersionMismatchError,
     UnsafeOperationError,
 )
-from lakekv.kv.registry import driver_class
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
@@ -42,26 +41,10 @@ from lakekv.migrate import (
 )
 from lakekv.migrate._common import feed_name
 from lakekv.migrate._pair import LAKEFS_MARKS, pair_lock
-from lakekv.testing.plugin import configured_stores
 
 ROOT = Path(__file__).resolve().parent.parent
 KV_TYPE = LAKEFS_MARKS[0]
 """``auth``/``installation_metadata/lakefs_kv_type``: lakeFS rewrites it at every start."""
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        stores = configured_stores(metafunc.config)
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("backend", stores, ids=ids)
-    if "feed_backend" in metafunc.fixturenames:  # the stores whose drivers record changes
-        stores = [
-            u
-            for u in configured_stores(metafunc.config)
-            if driver_class(StoreURL.parse(u).scheme).capabilities.change_feed
-        ]
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("feed_backend", stores, ids=ids)
 
 
 def _lakefs_like(store: Store, entries: int = 200, kv_type: bytes = b"postgres") -> None:
