@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,15 +113,12 @@ def opened_for_dry_run(store: StoreLike) -> Iterator[tuple[Store, str | None]]:
 
 def _describe(store: StoreLike) -> str:
     if isinstance(store, LakeFSDatabase):
-        url = StoreURL.parse(store.url)
-    elif isinstance(store, StoreURL):
-        url = store
-    elif isinstance(store, str):
-        url = StoreURL.parse(store)
-    else:
-        return url_of(store)
-    query = tuple((k, v) for k, v in url.query if not _SECRET_PARAM.search(k))
-    return StoreURL(url.scheme, host=url.host, port=url.port, path=url.path, query=query).render()
+        return StoreURL.parse(store.url).public()
+    if isinstance(store, StoreURL):
+        return store.public()
+    if isinstance(store, str):
+        return StoreURL.parse(store).public()
+    return url_of(store)
 
 
 @dataclass(frozen=True)
@@ -252,18 +248,10 @@ NO_SNAPSHOT = (
 
 
 def url_of(store: Store) -> str:
-    """The store's URL for reports and dump headers, without any credential.
-
-    User name and password are dropped, and so is any query parameter whose name suggests a
-    secret: ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes
-    ``postgres://db:5432/lakefs?table=kv``.
-    """
-    u = store.url
-    query = tuple((k, v) for k, v in u.query if not _SECRET_PARAM.search(k))
-    return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path, query=query).render()
-
-
-_SECRET_PARAM = re.compile(r"(?i)pass|secret|key|token|cred|auth")
+    """The store's URL for reports and dump headers, without any credential
+    (:meth:`StoreURL.public`): ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes
+    ``postgres://db:5432/lakefs?table=kv``."""
+    return store.url.public()
 
 
 class Stop:
