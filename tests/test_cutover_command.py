@@ -25,9 +25,9 @@ from lakekv.migrate import (
     untrack,
     verify,
 )
-from lakekv.migrate._common import feed_name
 from lakekv.migrate._pair import LAKEFS_MARKS
 from lakekv.migrate.cutover import _estimate, cutover, plan, status
+from lakekv.migrate.feeds import feed_name
 from lakekv.migrate.lakefs_config import lakefs_settings
 
 KV_TYPE = LAKEFS_MARKS[0]

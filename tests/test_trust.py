@@ -39,8 +39,8 @@ from lakekv.migrate import (
     untrack,
     verify,
 )
-from lakekv.migrate._common import feed_name
 from lakekv.migrate._pair import LAKEFS_MARKS, pair_lock
+from lakekv.migrate.feeds import feed_name
 
 ROOT = Path(__file__).resolve().parent.parent
 KV_TYPE = LAKEFS_MARKS[0]
