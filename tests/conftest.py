@@ -9,6 +9,31 @@ from pathlib import Path
 import pytest
 from _migrate_helpers import StoreMaker
 
+from lakekv.kv.registry import driver_class
+from lakekv.kv.url import StoreURL
+from lakekv.testing.plugin import configured_stores
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The store parametrisations the project's tests share, in one place: ``backend`` (every
+    configured store), ``feed_backend`` (those whose drivers record changes) and ``pair``
+    (every ordered pair of configured stores)."""
+    stores = configured_stores(metafunc.config)
+    labels = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", stores, ids=labels)
+    if "feed_backend" in metafunc.fixturenames:
+        feeds = [
+            (u, label)
+            for u, label in zip(stores, labels, strict=True)
+            if driver_class(StoreURL.parse(u).scheme).capabilities.change_feed
+        ]
+        metafunc.parametrize("feed_backend", [u for u, _ in feeds], ids=[x for _, x in feeds])
+    if "pair" in metafunc.fixturenames:
+        pairs = [(a, b) for a in stores for b in stores]
+        ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
+        metafunc.parametrize("pair", pairs, ids=ids)
+
 
 @pytest.fixture
 def maker(tmp_path: Path) -> Iterator[StoreMaker]:

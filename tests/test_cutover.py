@@ -19,9 +19,8 @@ from lakekv.errors import (
     UnsafeOperationError,
     UnsupportedError,
 )
-from lakekv.kv.registry import driver_class, open_store
+from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry, Store
-from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
     LAKEFS_SCHEMA_VERSION,
     SCHEMA_KEY,
@@ -32,31 +31,9 @@ from lakekv.migrate import (
     untrack,
     verify,
 )
-from lakekv.testing.plugin import configured_stores
 
 Op = tuple[str, bytes, bytes, bytes]
 """``("set" | "delete", partition, key, value)``, one atomic write."""
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        stores = configured_stores(metafunc.config)
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("backend", stores, ids=ids)
-    if "feed_backend" in metafunc.fixturenames:  # the stores whose drivers record changes
-        stores = [
-            u
-            for u in configured_stores(metafunc.config)
-            if driver_class(StoreURL.parse(u).scheme).capabilities.change_feed
-        ]
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("feed_backend", stores, ids=ids)
-    if "pair" in metafunc.fixturenames:
-        stores = configured_stores(metafunc.config)
-        labels = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        pairs = [(a, b) for a in stores for b in stores]
-        ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
-        metafunc.parametrize("pair", pairs, ids=ids)
 
 
 PARTITIONS = [b"p%d" % i for i in range(6)]

@@ -14,7 +14,6 @@ from _migrate_helpers import StoreMaker
 
 from lakekv import open_store
 from lakekv.errors import UnsafeOperationError
-from lakekv.kv.registry import driver_class
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
@@ -26,28 +25,12 @@ from lakekv.migrate import (
     untrack,
     verify,
 )
-from lakekv.migrate._common import feed_name
 from lakekv.migrate._pair import LAKEFS_MARKS
 from lakekv.migrate.cutover import _estimate, cutover, plan, status
+from lakekv.migrate.feeds import feed_name
 from lakekv.migrate.lakefs_config import lakefs_settings
-from lakekv.testing.plugin import configured_stores
 
 KV_TYPE = LAKEFS_MARKS[0]
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        stores = configured_stores(metafunc.config)
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("backend", stores, ids=ids)
-    if "feed_backend" in metafunc.fixturenames:
-        stores = [
-            u
-            for u in configured_stores(metafunc.config)
-            if driver_class(StoreURL.parse(u).scheme).capabilities.change_feed
-        ]
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("feed_backend", stores, ids=ids)
 
 
 def _lakefs_like(store: Store, entries: int = 300) -> None:

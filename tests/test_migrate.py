@@ -30,18 +30,8 @@ from lakekv.migrate import (
     verify,
 )
 from lakekv.migrate.sample import sample
-from lakekv.testing.plugin import configured_stores
 
 N = 1500
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "pair" in metafunc.fixturenames:
-        stores = configured_stores(metafunc.config)
-        labels = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        pairs = [(a, b) for a in stores for b in stores]
-        ids = [f"{la}-to-{lb}" for la in labels for lb in labels]
-        metafunc.parametrize("pair", pairs, ids=ids)
 
 
 # --- round trips over every pair of stores ---------------------------------------------------

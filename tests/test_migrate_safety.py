@@ -403,12 +403,15 @@ def test_dry_runs_create_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[s
 # --- 5. stopping: signals, killed dumps ----------------------------------------------------------
 
 
-def _big_source(path: Path, partitions: int = 40, per: int = 5000) -> str:
-    url = f"sqlite:///{path}"
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 200,000-entry SQLite source (40 partitions), built once for the module's tests,
+    which only read it (copy, dump, verify open their sources read-only)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('big') / 'src.db'}"
     with open_store(url) as s:
-        for p in range(partitions):
+        for p in range(40):
             s.write_batch(
-                [Entry(b"part-%03d" % p, b"key-%06d" % i, b"v" * 200) for i in range(per)]
+                [Entry(b"part-%03d" % p, b"key-%06d" % i, b"v" * 200) for i in range(5000)]
             )
         s.set(SCHEMA_PARTITION, SCHEMA_KEY, b"4")
     return url
@@ -439,9 +442,9 @@ def _stop(proc: subprocess.Popen[bytes], *signals: int) -> tuple[int, float, byt
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_copy_promptly_and_a_rerun_resumes(
-    tmp_path: Path, sig: int, code: int
+    tmp_path: Path, sig: int, code: int, big_source: str
 ) -> None:
-    src = _big_source(tmp_path / "src.db")
+    src = big_source
     dst = f"sqlite:///{tmp_path}/dst.db?synchronous=full"
     ckpt = tmp_path / "copy.ckpt"
     args = ["copy", "--from", src, "--to", dst, "--checkpoint", str(ckpt), "--batch-size", "500"]
@@ -460,8 +463,8 @@ def test_a_signal_stops_copy_promptly_and_a_rerun_resumes(
     assert verify(src, dst).equal
 
 
-def test_a_second_ctrl_c_stops_at_once_without_crashing(tmp_path: Path) -> None:
-    src = _big_source(tmp_path / "src.db")
+def test_a_second_ctrl_c_stops_at_once_without_crashing(tmp_path: Path, big_source: str) -> None:
+    src = big_source
     dst = f"sqlite:///{tmp_path}/dst.db?synchronous=full"
     ckpt = tmp_path / "copy.ckpt"
     args = ["copy", "--from", src, "--to", dst, "--checkpoint", str(ckpt), "--batch-size", "500"]
@@ -473,8 +476,8 @@ def test_a_second_ctrl_c_stops_at_once_without_crashing(tmp_path: Path) -> None:
         ckpt.unlink()
 
 
-def test_a_signal_stops_load(tmp_path: Path) -> None:
-    src = _big_source(tmp_path / "src.db")
+def test_a_signal_stops_load(tmp_path: Path, big_source: str) -> None:
+    src = big_source
     dump(src, tmp_path / "d.lkv")
     dst = f"sqlite:///{tmp_path}/dst.db?synchronous=full"
     marker = tmp_path / "dst.db"
@@ -491,8 +494,8 @@ def test_a_signal_stops_load(tmp_path: Path) -> None:
         _get_or_keyerror(s)
 
 
-def test_a_killed_dump_leaves_no_temporary_file(tmp_path: Path) -> None:
-    src = _big_source(tmp_path / "src.db")
+def test_a_killed_dump_leaves_no_temporary_file(tmp_path: Path, big_source: str) -> None:
+    src = big_source
     out = tmp_path / "out.lkv"
     proc = subprocess.Popen(
         [*LAKEKV, "dump", "--from", src, "--compression", "gzip", str(out)],

@@ -337,12 +337,14 @@ def test_unreachable_server_is_unavailable_without_the_password() -> None:
     assert "s3cret-pw" not in str(info.value) and "s3cret-pw" not in repr(info.value)
 
 
-def test_wrong_password_is_unavailable_and_not_printed(my_url: str) -> None:
+def test_wrong_password_is_a_configuration_error_and_not_printed(my_url: str) -> None:
+    """A wrong user or password is exit 2 on every engine (retrying cannot help)."""
     require_available(my_url)
     u = StoreURL.parse(my_url)
     bad = StoreURL(u.scheme, "lakekv_nobody", "s3cret-pw", u.host, u.port, u.path)
-    with pytest.raises(StoreUnavailableError) as info:
+    with pytest.raises(ConfigurationError) as info:
         open_store(bad.render(reveal_password=True))
+    assert not isinstance(info.value, StoreUnavailableError)
     assert "s3cret-pw" not in str(info.value)
 
 

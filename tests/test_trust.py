@@ -28,7 +28,6 @@ from lakekv.errors import (
     SchemaVersionMismatchError,
     UnsafeOperationError,
 )
-from lakekv.kv.registry import driver_class
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
@@ -40,28 +39,12 @@ from lakekv.migrate import (
     untrack,
     verify,
 )
-from lakekv.migrate._common import feed_name
 from lakekv.migrate._pair import LAKEFS_MARKS, pair_lock
-from lakekv.testing.plugin import configured_stores
+from lakekv.migrate.feeds import feed_name
 
 ROOT = Path(__file__).resolve().parent.parent
 KV_TYPE = LAKEFS_MARKS[0]
 """``auth``/``installation_metadata/lakefs_kv_type``: lakeFS rewrites it at every start."""
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        stores = configured_stores(metafunc.config)
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("backend", stores, ids=ids)
-    if "feed_backend" in metafunc.fixturenames:  # the stores whose drivers record changes
-        stores = [
-            u
-            for u in configured_stores(metafunc.config)
-            if driver_class(StoreURL.parse(u).scheme).capabilities.change_feed
-        ]
-        ids = [f"{StoreURL.parse(u).scheme}{i}" for i, u in enumerate(stores)]
-        metafunc.parametrize("feed_backend", stores, ids=ids)
 
 
 def _lakefs_like(store: Store, entries: int = 200, kv_type: bytes = b"postgres") -> None:
@@ -457,3 +440,27 @@ def test_lmdb_open_adopts_a_map_another_process_grew(tmp_path: Path) -> None:
             second.set(b"p", b"k", b"v")
             assert second.get(b"p", b"k").value == b"v"
         assert first.get(b"big", b"001999").value == b"x" * 4096
+
+
+def test_url_mistakes_are_exit_2_on_postgres(feed_backend: str) -> None:
+    """A missing database or an unknown role is a configuration mistake (exit 2), as on
+    MySQL, not an unavailable server (exit 3)."""
+    url = StoreURL.parse(feed_backend)
+    for bad in (
+        dataclasses.replace(url, path="/lakekv_no_such_database"),
+        dataclasses.replace(url, username="lakekv_nobody"),
+    ):
+        code, _, err = _cli_exit("--store", str(bad), "get", "a", "b")
+        assert code == 2, err
+
+
+def _cli_exit(*args: str) -> tuple[int, str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from lakekv.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr

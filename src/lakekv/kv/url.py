@@ -100,6 +100,15 @@ class StoreURL:
             text += "?" + urlencode(query, safe=":/{}*")
         return text
 
+    def public(self) -> str:
+        """The URL for reports, dump headers and checkpoints: without user name, password,
+        or any parameter whose name looks secret (the one rendering of "a URL without
+        credentials")."""
+        query = tuple((k, v) for k, v in self.query if not SECRET_PARAM.search(k))
+        return StoreURL(
+            self.scheme, host=self.host, port=self.port, path=self.path, query=query
+        ).render()
+
     def __str__(self) -> str:
         return self.render()
 

@@ -18,6 +18,7 @@ from lakekv.migrate._common import BATCH_ENTRIES, StoreLike
 from lakekv.migrate._progress import Progress, ProgressCallback
 from lakekv.migrate.copy import copy
 from lakekv.migrate.dump import dump
+from lakekv.migrate.feeds import untrack
 from lakekv.migrate.lakefs_config import lakefs_store_url
 from lakekv.migrate.lakefs_json import UnrepresentableEntryError
 from lakekv.migrate.load import PartialLoadError, check_file, load
@@ -41,7 +42,7 @@ from lakekv.migrate.reports import (
     VerifyReport,
 )
 from lakekv.migrate.sample import SampleReport, sample
-from lakekv.migrate.sync import sync, untrack
+from lakekv.migrate.sync import sync
 from lakekv.migrate.verify import verify
 
 __all__ = [

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,15 +111,12 @@ def opened_for_dry_run(store: StoreLike) -> Iterator[tuple[Store, str | None]]:
 
 def _describe(store: StoreLike) -> str:
     if isinstance(store, LakeFSDatabase):
-        url = StoreURL.parse(store.url)
-    elif isinstance(store, StoreURL):
-        url = store
-    elif isinstance(store, str):
-        url = StoreURL.parse(store)
-    else:
-        return url_of(store)
-    query = tuple((k, v) for k, v in url.query if not _SECRET_PARAM.search(k))
-    return StoreURL(url.scheme, host=url.host, port=url.port, path=url.path, query=query).render()
+        return StoreURL.parse(store.url).public()
+    if isinstance(store, StoreURL):
+        return store.public()
+    if isinstance(store, str):
+        return StoreURL.parse(store).public()
+    return url_of(store)
 
 
 @dataclass(frozen=True)
@@ -166,45 +160,6 @@ def open_sides(
     if snapshot:
         src = stack.enter_context(consistent(src))
     return Sides(src, dst, standin or url_of(dst))
-
-
-def feed_name(source: Store, target: Store) -> str:
-    """The name of the change feed a tracked first pass from ``source`` to ``target`` starts
-    on the source (``copy(track_changes=True)``) and the catch-up (:func:`sync`) reads:
-    ``lakekv_`` and 40 hex digits of a hash of both identities, so each pair has its own."""
-    pair = f"{source.identity()}\n{target.identity()}".encode()
-    return "lakekv_" + hashlib.sha256(pair).hexdigest()[:40]
-
-
-READY_NOTE = "ready"
-"""The first word of the note a tracked pass records in its change feed once the target holds
-everything the source held when the feed started, except what the feed lists as changed
-since (:func:`ready_note`). A catch-up by the feed requires it (without it, e.g. after an
-interrupted first pass, the feed alone cannot tell what the target lacks)."""
-
-
-def ready_note(source: Store, target: Store) -> str:
-    """The ready note, naming both stores' incarnations (``Store.incarnation``), so a
-    catch-up can tell that neither was re-created since the note was written."""
-    body = {"source": source.incarnation(), "target": target.incarnation()}
-    return f"{READY_NOTE} {json.dumps(body, sort_keys=True, separators=(',', ':'))}"
-
-
-def parse_ready(notes: list[str]) -> dict[str, str | None] | None:
-    """The incarnations of the last ready note among ``notes``, or ``None`` without one (a
-    bare ``ready`` from an older lakekv names none, and does not count)."""
-    for note in reversed(notes):
-        word, _, rest = note.partition(" ")
-        if word != READY_NOTE:
-            continue
-        try:
-            body = json.loads(rest)
-        except ValueError:
-            return None
-        if not isinstance(body, dict):
-            return None
-        return {k: (None if v is None else str(v)) for k, v in body.items()}
-    return None
 
 
 def open_target(
@@ -252,18 +207,10 @@ NO_SNAPSHOT = (
 
 
 def url_of(store: Store) -> str:
-    """The store's URL for reports and dump headers, without any credential.
-
-    User name and password are dropped, and so is any query parameter whose name suggests a
-    secret: ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes
-    ``postgres://db:5432/lakefs?table=kv``.
-    """
-    u = store.url
-    query = tuple((k, v) for k, v in u.query if not _SECRET_PARAM.search(k))
-    return StoreURL(u.scheme, host=u.host, port=u.port, path=u.path, query=query).render()
-
-
-_SECRET_PARAM = re.compile(r"(?i)pass|secret|key|token|cred|auth")
+    """The store's URL for reports and dump headers, without any credential
+    (:meth:`StoreURL.public`): ``postgres://u:pw@db:5432/lakefs?table=kv`` becomes
+    ``postgres://db:5432/lakefs?table=kv``."""
+    return store.url.public()
 
 
 class Stop:

@@ -62,14 +62,9 @@ def _back_off(state: Attempts, counter: RetryCounter) -> bool:
 
 
 def call(fn: Callable[[], T], counter: RetryCounter = _NULL, attempts: int = ATTEMPTS) -> T:
-    """``fn()``, retried on RetryableError; the last error propagates."""
-    state = _attempts(attempts)
-    while True:
-        try:
-            return fn()
-        except RetryableError:
-            if not _back_off(state, counter):
-                raise
+    """``fn()``, retried on RetryableError (:meth:`RetryPolicy.call` under the migration
+    policy, each retry counted); the last error propagates."""
+    return policy(attempts).call(fn, on_retry=lambda _exc: counter.bump(), sleep=_sleep)
 
 
 def retrying(

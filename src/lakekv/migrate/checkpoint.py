@@ -180,14 +180,15 @@ class Checkpoint:
         last: tuple[bytes, bytes] | None = None,
     ) -> None:
         """Note that a batch is stored: ``done`` partitions finished, ``at`` where to resume,
-        ``last`` a key written (when it is not ``at`` itself)."""
+        ``last`` a key it wrote (``None``: none is known, as for a partition's first raw
+        chunk, whose start is not necessarily a key)."""
         rec: dict[str, object] = {
             "done": [_b64(p) for p in done],
             "at": [_b64(at[0]), _b64(at[1])] if at else None,
             "conflicts": conflicts,
         }
-        if last is not None and last != at:
-            rec["last"] = [_b64(last[0]), _b64(last[1])]
+        if last != at:  # (``None``: no key of this batch is known to be written)
+            rec["last"] = [_b64(last[0]), _b64(last[1])] if last is not None else None
         with self._lock:
             self._append(rec)
 

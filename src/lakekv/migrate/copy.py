@@ -16,12 +16,10 @@ from pathlib import Path
 from lakekv.errors import (
     ConfigurationError,
     InvalidArgumentError,
-    LakekvError,
     UnsafeOperationError,
-    UnsupportedError,
 )
 from lakekv.kv.store import BatchResult, Entry, OnConflict, RawChunk, Store, entries_of
-from lakekv.migrate import _retry
+from lakekv.migrate import _retry, feeds
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
@@ -32,17 +30,15 @@ from lakekv.migrate._common import (
     StoreLike,
     WriteOptions,
     consistent,
-    feed_name,
     interrupted,
     is_snapshot,
     next_chunk_limit,
     open_sides,
-    ready_note,
     url_of,
 )
 from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._merge import merge_join
-from lakekv.migrate._pair import DeleteBudget, forget_feed, note_feed, pair_lock, save_record
+from lakekv.migrate._pair import DeleteBudget, pair_lock, save_record
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.checkpoint import Checkpoint
 from lakekv.migrate.partitions import (
@@ -175,7 +171,7 @@ def copy(
             dry_run=dry_run,
             what="copy",
             snapshot=not track_changes,
-            check_source=_can_track if track_changes else None,
+            check_source=feeds.can_track if track_changes else None,
         )
         dst = sides.target
         if record and not dry_run:
@@ -219,15 +215,7 @@ def copy(
         )
         feed = None
         if track_changes:
-            feed = _start_feed(sides.source, dst, resuming=resuming)
-            if not resuming:
-                note_feed(
-                    feed,
-                    source=url_of(sides.source),
-                    target=sides.target_name,
-                    started_at=time.time(),
-                    ready=False,
-                )
+            feed = feeds.start(sides.source, dst, sides.target_name, resuming=resuming)
         try:
             src = stack.enter_context(consistent(sides.source))
             plan = plan_partitions(src, given)
@@ -235,9 +223,7 @@ def copy(
                 require_partitions(src, plan.partitions, retries)
         except BaseException:
             if feed is not None and not resuming:
-                with contextlib.suppress(LakekvError):
-                    sides.source.feed_drop(feed)
-                    forget_feed(feed)
+                feeds.abandon(sides.source, feed)
             raise
         workers = workers or default_workers(dst)
         budget = delete_budget
@@ -298,14 +284,12 @@ def copy(
         if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
             cp.finish()
         if feed is not None:
-            why_not = _not_ready(report, given, sync, target_was_empty)
+            why_not = feeds.why_not_ready(report, given, sync, target_was_empty)
             if why_not is not None:
-                report.warnings.append(FEED_NOT_READY.format(why=why_not))
+                report.warnings.append(feeds.FEED_NOT_READY.format(why=why_not))
             else:
-                note = ready_note(sides.source, dst)
-                _retry.call(partial(sides.source.feed_mark, feed, note), retries)
+                feeds.mark_ready(sides.source, dst, feed, retries)
                 report.change_feed_ready = True
-                note_feed(feed, ready=True, ready_at=time.time())
         if record and not dry_run and given is None:
             trouble = save_record(sides.source, dst, "copy", url_of)
             if trouble is not None:
@@ -350,51 +334,6 @@ def _check_resume(cp: Checkpoint, dst: Store, sync: bool, retries: _retry.RetryC
         )
 
 
-def _not_ready(
-    report: CopyReport, given: list[bytes] | None, sync: bool, target_was_empty: bool
-) -> str | None:
-    """Why a tracked pass cannot vouch that the target equals the source up to its feed's
-    start (``None``: it can)."""
-    if given is not None:
-        return "it copied only some partitions"
-    if report.conflicts or report.previous_conflicts or report.skipped:
-        return "it met conflicts or skipped entries"
-    if not target_was_empty and not sync:
-        return (
-            "the target held entries before it began, and entries the source does not have "
-            "are not in the change feed"
-        )
-    return None
-
-
-def _can_track(src: Store) -> None:
-    """UnsupportedError unless a change feed can be started on ``src`` (the capability, and
-    the engine set up for it); checked before the target is opened, so a refusal creates
-    nothing."""
-    if not src.capabilities.change_feed:
-        raise UnsupportedError(
-            f"copy --track-changes: {url_of(src)} cannot record changes; copy without it "
-            "(the catch-up pass then compares the two stores)"
-        )
-    src.feed_check()
-
-
-def _start_feed(src: Store, dst: Store, *, resuming: bool) -> str:
-    """Start the change feed of a tracked pass on ``src`` (before its snapshot), or keep the
-    one an interrupted run of the same pass started; its name."""
-    name = feed_name(src, dst)
-    if resuming:
-        if not src.feed_exists(name):
-            raise UnsafeOperationError(
-                "copy --track-changes: this resumes an interrupted pass, but the change feed "
-                f"its first run started on {url_of(src)} is gone, so changes made meanwhile "
-                "would be missed. Delete the checkpoint file to start a new pass"
-            )
-        return name
-    src.feed_start(name)
-    return name
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -409,10 +348,6 @@ RESUMED_TRACKED = (
     "change feed started by the first run lists every change since, for the catch-up pass"
 )
 """The note of a resumed tracked copy: the feed covers what one snapshot cannot."""
-FEED_NOT_READY = (
-    "the change feed is not marked ready because {why}: the target may differ from the "
-    "source in ways the feed does not list, so the catch-up pass will compare the stores"
-)
 
 
 class _CopyJob:
@@ -577,7 +512,7 @@ class _Worker:
                 limit, chunk.entries, chunk.payload_bytes, limit_n, limit_b // 4
             )
             if self.pending >= limit_n or self.pending_bytes >= limit_b:
-                self.flush((p, start), last=self.raw_last)
+                self.flush((p, start), raw_last=True)
 
     def _write_raw(self) -> BatchResult:
         """Write the pending raw chunks in one transaction.
@@ -686,11 +621,10 @@ class _Worker:
         dst = self.job.dst
         _retry.call(lambda: dst.delete(entry.partition, entry.key), self.job.retries)
 
-    def flush(
-        self, at: tuple[bytes, bytes] | None, last: tuple[bytes, bytes] | None = None
-    ) -> None:
+    def flush(self, at: tuple[bytes, bytes] | None, *, raw_last: bool = False) -> None:
         """Write the batch, count it, record progress in the checkpoint: ``at`` where to
-        resume, ``last`` a key written (default: ``at``, the last key of an entry batch)."""
+        resume; a key written is ``at`` itself (the last key of an entry batch) or, for raw
+        chunks (``raw_last``), :attr:`raw_last` (``None`` when none is known)."""
         job = self.job
         job.stop.check()
         batch = self.batch
@@ -705,7 +639,8 @@ class _Worker:
             job.add_deleted(self.deleted)
             self.deleted = 0
         if job.cp is not None and (batch or self.done or at is not None):
-            job.cp.record(self.done, at, len(result.conflicts), last if last is not None else at)
+            last = self.raw_last if raw_last else at
+            job.cp.record(self.done, at, len(result.conflicts), last)
         job.tracker.add(
             self.pending - self.reported, self.pending_bytes - self.reported_bytes, len(self.done)
         )

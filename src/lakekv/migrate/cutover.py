@@ -36,14 +36,7 @@ from typing import Any
 from lakekv.errors import LakekvError, UnsafeOperationError, UnsupportedError
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate._common import (
-    StoreLike,
-    feed_name,
-    opened,
-    parse_ready,
-    refuse_same_store,
-    url_of,
-)
+from lakekv.migrate._common import StoreLike, opened, refuse_same_store, url_of
 from lakekv.migrate._pair import (
     check_direction,
     feed_notes,
@@ -52,6 +45,7 @@ from lakekv.migrate._pair import (
     save_plan,
 )
 from lakekv.migrate._progress import ProgressCallback
+from lakekv.migrate.feeds import feed_name, parse_ready
 from lakekv.migrate.lakefs_config import LakeFSDatabase, lakefs_settings
 from lakekv.migrate.reports import SyncReport, VerifyReport
 from lakekv.migrate.sync import _digests_agree, count_entries, sync

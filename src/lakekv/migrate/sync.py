@@ -34,8 +34,8 @@ from lakekv.errors import (
     UnsafeOperationError,
     UnsupportedError,
 )
-from lakekv.kv.store import Entry, FeedBatch, OnConflict, Store
-from lakekv.migrate import _retry
+from lakekv.kv.store import Entry, OnConflict, Store
+from lakekv.migrate import _retry, feeds
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
@@ -45,22 +45,15 @@ from lakekv.migrate._common import (
     StoreLike,
     check_stop,
     consistent,
-    feed_name,
     interrupted,
     is_snapshot,
     open_sides,
-    opened,
-    parse_ready,
-    ready_note,
-    refuse_same_store,
     url_of,
 )
 from lakekv.migrate._pair import (
     DeleteBudget,
     check_direction,
     foreign_writes,
-    forget_feed,
-    note_feed,
     observe_rate,
     pair_lock,
     save_record,
@@ -74,7 +67,7 @@ from lakekv.migrate.partitions import (
     read_schema_version,
     union_plan,
 )
-from lakekv.migrate.reports import CopyReport, SyncReport, UntrackReport
+from lakekv.migrate.reports import CopyReport, SyncReport
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -151,7 +144,7 @@ def sync(
             )
         retries = _retry.RetryCounter()
         if not force and sides.target_name == url_of(dst):
-            _retry.call(partial(check_direction, raw, dst, "sync", feed_name), retries)
+            _retry.call(partial(check_direction, raw, dst, "sync", feeds.feed_name), retries)
             evidence = _retry.call(partial(foreign_writes, raw, dst), retries)
             if evidence is not None:
                 raise UnsafeOperationError(
@@ -160,7 +153,7 @@ def sync(
                     "with --from and --to swapped, then verify) or, to discard the target's "
                     "writes, run this again with --force"
                 )
-        tracked = _read_feed(raw, dst, method, partitions, retries)
+        tracked = feeds.read(raw, dst, method, partitions, retries)
         src = stack.enter_context(consistent(raw))
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         if not force and src_version is None:
@@ -202,7 +195,7 @@ def sync(
                 )
             if not dry_run:
                 whole = partitions is None
-                report.change_feed_kept = _after_feed(
+                report.change_feed_kept = feeds.after_pass(
                     raw, dst, tracked, keep_tracking, whole, retries
                 )
         elif keep_tracking:
@@ -230,107 +223,6 @@ def count_entries(store: Store) -> int:
         with store.scan(p) as entries:
             total += sum(1 for _ in entries)
     return total
-
-
-def untrack(source: StoreLike, target: StoreLike) -> UntrackReport:
-    """End the change feed that ``copy(track_changes=True)`` from ``source`` to ``target``
-    started on the source, without a catch-up pass (a cutover abandoned or postponed), so
-    the source server stops keeping its WAL for it. No feed is no error
-    (``report.ended`` is false). Both stores must exist and are opened read-only; the same
-    store on both sides is SameStoreError."""
-    with contextlib.ExitStack() as stack:
-        src = stack.enter_context(opened(source, read_only=True))
-        dst = stack.enter_context(opened(target, read_only=True))
-        refuse_same_store(src, dst, "untrack")
-        report = UntrackReport(source=url_of(src), target=url_of(dst))
-        report.change_feed = name = feed_name(src, dst)
-        if src.feed_exists(name):
-            src.feed_drop(name)
-            report.ended = True
-        forget_feed(name)
-        return report
-
-
-class _Tracked:
-    """The source's change feed of this pair, as read before the pass."""
-
-    def __init__(self, name: str, batch: FeedBatch, why_not: str | None) -> None:
-        self.name, self.batch, self.why_not = name, batch, why_not
-
-    @property
-    def usable(self) -> bool:
-        return self.why_not is None
-
-
-def _read_feed(
-    raw: Store,
-    dst: Store,
-    method: str,
-    partitions: Iterable[bytes] | None,
-    retries: _retry.RetryCounter,
-) -> _Tracked | None:
-    """Read this pair's change feed, if the source has one; whether it can be trusted."""
-    name = feed_name(raw, dst)
-    if not _retry.call(partial(raw.feed_exists, name), retries):
-        if method == "changes":
-            raise UnsupportedError(
-                f"sync --method changes: {url_of(raw)} holds no change feed for this target "
-                "(start one with lakekv copy --track-changes)"
-            )
-        return None
-    batch = _retry.call(partial(raw.feed_read, name), retries)
-    why_not = None
-    ready = parse_ready(batch.notes)
-    if ready is None:
-        why_not = (
-            "the change feed holds no record that its first pass finished complete (it was "
-            "interrupted, met conflicts, copied only some partitions, or began on a target "
-            "that held entries)"
-        )
-    elif batch.unknown is not None:
-        why_not = f"the change feed holds a change not told by key ({batch.unknown})"
-    elif ready.get("source") != raw.incarnation():
-        why_not = (
-            "the source's table was re-created since the first pass (as pg_restore --clean "
-            "does), which the feed cannot list"
-        )
-    elif ready.get("target") != dst.incarnation():
-        why_not = "the target was re-created or emptied since the first pass"
-    elif partitions is not None:
-        why_not = "only some partitions were asked for"
-    elif method in ("digests", "merge"):
-        why_not = f"--method {method} was asked for"
-    if why_not is not None and method == "changes":
-        raise UnsafeOperationError(
-            f"sync --method changes: {why_not}. Run it without --method (it compares the "
-            "stores instead, and is as correct), or, to use a feed again, copy once more "
-            "with --track-changes into an empty target"
-        )
-    return _Tracked(name, batch, why_not)
-
-
-def _after_feed(
-    raw: Store,
-    dst: Store,
-    tracked: _Tracked,
-    keep: bool,
-    whole: bool,
-    retries: _retry.RetryCounter,
-) -> bool:
-    """After a pass that made the target identical (``whole``: all of it): end the feed, or
-    keep it ready for the next pass (every change after the position it was read at is still
-    in it; values were read after that position). A pass over some partitions leaves a kept
-    feed as it was. Whether kept."""
-    if not keep:
-        _retry.call(partial(raw.feed_drop, tracked.name), retries)
-        forget_feed(tracked.name)
-        return False
-    if not whole:
-        return True
-    _retry.call(partial(raw.feed_mark, tracked.name, ready_note(raw, dst)), retries)
-    _retry.call(partial(raw.feed_confirm, tracked.name, tracked.batch.position), retries)
-    note_feed(tracked.name, ready=True, ready_at=time.time())
-    return True
 
 
 def _compare(
@@ -389,7 +281,7 @@ def _compare(
 def _by_changes(
     raw: Store,
     dst: Store,
-    tracked: _Tracked,
+    tracked: feeds.Tracked,
     workers: int,
     opts: _Options,
     retries: _retry.RetryCounter,

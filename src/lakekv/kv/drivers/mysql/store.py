@@ -373,14 +373,16 @@ class MySQLStore(Store):
         code = error_code(exc)
         message = " ".join(str(exc).split()) or type(exc).__name__
         if code == UNKNOWN_DATABASE:
+            return StoreNotFoundError(f"{where}: {message}")
+        if isinstance(exc, pymysql.err.OperationalError) and code in (1044, 1045):
+            # A wrong user or password is a configuration mistake on every engine (exit 2),
+            # not an unavailable server: retrying will not help.
             return ConfigurationError(f"{where}: {message}")
         if (
             code in RETRYABLE
             or isinstance(exc, OSError | pymysql.err.InterfaceError)
             or (isinstance(exc, pymysql.err.OperationalError) and code >= 2000)  # client side
         ):
-            return StoreUnavailableError(f"{where}: {message}")
-        if isinstance(exc, pymysql.err.OperationalError) and code in (1044, 1045):
             return StoreUnavailableError(f"{where}: {message}")
         return StoreError(f"{where}, table {self.table}: {message}")
 

@@ -67,7 +67,8 @@ def _server(host: str, port: int) -> str:
 
 def _translate(url: StoreURL, exc: BaseException) -> LakekvError:
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
-        return StoreError(f"{url}: {exc}")
+        # A wrong user or password is a configuration mistake on every engine (exit 2).
+        return ConfigurationError(f"{url}: {exc}")
     unavailable = (
         rex.ConnectionError,
         rex.TimeoutError,
