@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from lakekv.cli import _observe as cli_observe
 from lakekv.cli._common import (
     EXIT_CONFLICT,
     EXIT_NOT_FOUND,
@@ -63,8 +64,15 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def progress_bar(
+    enabled: bool = True,
+) -> contextlib.AbstractContextManager[ProgressCallback | None]:
+    """The progress callback: a bar on a terminal unless ``--progress`` says otherwise."""
+    return cli_observe.progress(_bar, enabled)
+
+
 @contextlib.contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
+def _bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
     """A callback drawing a rich progress bar on stderr, or ``None`` when stderr is no TTY."""
     if not (enabled and interactive()):
         yield None
@@ -263,6 +271,7 @@ def _conflict_exit(report: CopyReport | LoadReport) -> int:
 
 
 @click.command(name="dump")
+@cli_observe.observe_options("dump", rate_limits="reads")
 @_store_options("from", default=True)
 @_partitions_option
 @encoding_option
@@ -348,6 +357,7 @@ def _is_stdout(output: str) -> bool:
 
 
 @click.command(name="load")
+@cli_observe.observe_options("load", rate_limits="writes")
 @_store_options("to", default=True)
 @_conflict_options
 @_workers_option(2)
@@ -405,6 +415,7 @@ def load_cmd(
 
 
 @click.command(name="copy")
+@cli_observe.observe_options("copy", rate_limits="reads+writes")
 @_store_options("from", default=False)
 @_store_options("to", default=False)
 @_partitions_option
@@ -539,6 +550,7 @@ def copy_cmd(
 
 
 @click.command(name="verify")
+@cli_observe.observe_options("verify", rate_limits="reads")
 @_store_options("from", default=False)
 @_store_options("to", default=False)
 @_partitions_option
@@ -606,6 +618,7 @@ def verify_cmd(
 
 
 @click.command(name="sync")
+@cli_observe.observe_options("sync", rate_limits="reads+writes")
 @_store_options("from", default=False)
 @_store_options("to", default=False)
 @_partitions_option

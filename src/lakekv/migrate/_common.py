@@ -16,6 +16,7 @@ from lakekv.kv.registry import open_store
 from lakekv.kv.snapshot import SnapshotView
 from lakekv.kv.store import OnConflict, Store
 from lakekv.kv.url import StoreURL
+from lakekv.migrate import _observe
 from lakekv.migrate.lakefs_config import LakeFSDatabase
 
 StoreLike = Store | str | StoreURL | LakeFSDatabase
@@ -84,8 +85,10 @@ def opened(store: StoreLike, *, read_only: bool = False) -> Iterator[Store]:
 
 def _open(store: str | StoreURL | LakeFSDatabase, read_only: bool) -> Store:
     if isinstance(store, LakeFSDatabase):
-        return open_store(store.url, read_only=read_only, credentials=store.credentials)
-    return open_store(store, read_only=read_only)
+        opened = open_store(store.url, read_only=read_only, credentials=store.credentials)
+    else:
+        opened = open_store(store, read_only=read_only)
+    return _observe.wrap(opened, read_only=read_only)  # metrics, traces, limits if asked
 
 
 @contextlib.contextmanager
