@@ -19,10 +19,11 @@ scan) and lakekv's ``WriteBatch``, ``GetMany``, ``DeleteMany``, ``ListPartitions
 ``ReadRaw``, ``WriteRaw``, ``DigestRange``, ``DigestBuckets``, ``DigestRows``,
 ``OpenSnapshot``. Reads through a ``snapshot()`` of the wrapper are recorded too.
 
-Recording is plain arithmetic under one lock per operation; the Prometheus families are
-built only when scraped (:class:`KVMetrics` is a Prometheus collector). ``prometheus-client``
-is an optional dependency (``pip install 'lakekv[metrics]'``): without it, making a
-:class:`KVMetrics` raises ConfigurationError saying so.
+Recording is plain arithmetic on totals kept per thread (no lock on the hot path); the
+Prometheus families are built only when scraped (:class:`KVMetrics` is a Prometheus
+collector). ``prometheus-client`` is an optional dependency (``pip install
+'lakekv[metrics]'``): without it, making a :class:`KVMetrics` raises ConfigurationError
+saying so.
 
 Usage::
 
@@ -37,9 +38,9 @@ Usage::
 from __future__ import annotations
 
 import threading
-import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lakekv.errors import ConfigurationError
@@ -73,40 +74,70 @@ def require_prometheus() -> None:
         raise ConfigurationError(f"metrics need prometheus-client: {EXTRA_HINT}") from exc
 
 
-class OperationStats:
-    """The running totals of one (store type, operation): histogram, failures, moved."""
+class _ThreadTotals:
+    """One thread's totals of one operation: written by that thread only (no lock)."""
 
-    __slots__ = ("bytes", "counts", "entries", "failures", "lock", "sum")
+    __slots__ = ("bytes", "counts", "entries", "failures", "sum")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.counts = [0] * (len(BUCKETS) + 1)
-        """Calls per bucket (not cumulative); the last is above every bound."""
         self.sum = 0.0
         self.failures = 0
         self.entries = 0
         self.bytes = 0
 
+
+class OperationStats:
+    """The running totals of one (store type, operation): histogram, failures, moved.
+
+    Each thread adds to totals of its own (no lock on the hot path; a thread writes only
+    its own numbers); :meth:`snapshot` adds them up when scraped."""
+
+    __slots__ = ("_all", "_local", "_lock")
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[_ThreadTotals] = []
+        self._lock = threading.Lock()
+
+    def _mine(self) -> _ThreadTotals:
+        try:
+            totals: _ThreadTotals = self._local.totals
+        except AttributeError:
+            totals = self._local.totals = _ThreadTotals()
+            with self._lock:
+                self._all.append(totals)
+        return totals
+
     def record(self, seconds: float, entries: int, nbytes: int) -> None:
         """One call that took ``seconds`` and moved ``entries`` entries of ``nbytes``."""
-        i = bisect_left(BUCKETS, seconds)
-        with self.lock:
-            self.counts[i] += 1
-            self.sum += seconds
-            self.entries += entries
-            self.bytes += nbytes
+        totals = self._mine()
+        totals.counts[bisect_left(BUCKETS, seconds)] += 1
+        totals.sum += seconds
+        totals.entries += entries
+        totals.bytes += nbytes
 
     def fail(self, seconds: float) -> None:
         """One call that took ``seconds`` and raised."""
-        i = bisect_left(BUCKETS, seconds)
-        with self.lock:
-            self.counts[i] += 1
-            self.sum += seconds
-            self.failures += 1
+        totals = self._mine()
+        totals.counts[bisect_left(BUCKETS, seconds)] += 1
+        totals.sum += seconds
+        totals.failures += 1
 
     def snapshot(self) -> tuple[list[int], float, int, int, int]:
-        with self.lock:
-            return list(self.counts), self.sum, self.failures, self.entries, self.bytes
+        """Calls per bucket (not cumulative; the last above every bound), their total
+        seconds, failures, entries and bytes, over every thread."""
+        counts = [0] * (len(BUCKETS) + 1)
+        total, failures, entries, nbytes = 0.0, 0, 0, 0
+        with self._lock:
+            every = list(self._all)
+        for t in every:
+            counts = [a + b for a, b in zip(counts, t.counts, strict=True)]
+            total += t.sum
+            failures += t.failures
+            entries += t.entries
+            nbytes += t.bytes
+        return counts, total, failures, entries, nbytes
 
 
 class KVMetrics:
@@ -217,31 +248,35 @@ class MetricsStore(InterceptingStore):
         self._ops = {op: self.metrics.operation(self.store_type, op) for op in OPERATIONS}
         self._get_stats = self._ops["Get"]
         self._set_stats = self._ops["Set"]
+        self._set_if_stats = self._ops["SetIf"]
+        self._delete_stats = self._ops["Delete"]
 
     def _intercept(self, operation: str, call: Callable[[], T], moved: Moved) -> T:
         stats = self._ops[operation]
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             result = call()
         except BaseException:
-            stats.fail(time.perf_counter() - started)
+            stats.fail(perf_counter() - started)
             raise
-        seconds = time.perf_counter() - started
+        seconds = perf_counter() - started
         entries, nbytes = moved(result)
         stats.record(seconds, entries, nbytes)
         return result
 
-    # The point operations, written out: they are the hot path.
+    # The point operations, written out: they are the hot path. They call the inner
+    # store's hooks directly: this wrapper's own call machinery (``Store._call``) already
+    # counts the call in flight and translates the driver's errors with the inner store's
+    # ``driver_errors`` and ``_translate_error``; the wrapper owns the inner store.
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        inner = self.inner
-        started = time.perf_counter()
+        started = perf_counter()
         try:
-            result = inner._call(inner._get, partition, key)
+            result = self.inner._get(partition, key)
         except BaseException:
-            self._get_stats.fail(time.perf_counter() - started)
+            self._get_stats.fail(perf_counter() - started)
             raise
-        seconds = time.perf_counter() - started
+        seconds = perf_counter() - started
         if result is None:
             self._get_stats.record(seconds, 0, 0)
         else:
@@ -249,14 +284,32 @@ class MetricsStore(InterceptingStore):
         return result
 
     def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        inner = self.inner
-        started = time.perf_counter()
+        started = perf_counter()
         try:
-            inner._call(inner._set, partition, key, value)
+            self.inner._set(partition, key, value)
         except BaseException:
-            self._set_stats.fail(time.perf_counter() - started)
+            self._set_stats.fail(perf_counter() - started)
             raise
-        self._set_stats.record(time.perf_counter() - started, 1, len(key) + len(value))
+        self._set_stats.record(perf_counter() - started, 1, len(key) + len(value))
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        started = perf_counter()
+        try:
+            done = self.inner._set_if(partition, key, value, predicate)
+        except BaseException:
+            self._set_if_stats.fail(perf_counter() - started)
+            raise
+        self._set_if_stats.record(perf_counter() - started, 1, len(key) + len(value))
+        return done
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        started = perf_counter()
+        try:
+            self.inner._delete(partition, key)
+        except BaseException:
+            self._delete_stats.fail(perf_counter() - started)
+            raise
+        self._delete_stats.record(perf_counter() - started, 1, 0)
 
 
 def metrics_store(store: Store, metrics: bool | KVMetrics) -> Store:
