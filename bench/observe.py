@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Entry, Store

@@ -550,3 +550,38 @@ def test_progress_none_and_the_default_in_a_pipe_print_nothing(
     for extra in ((), ("--progress", "none")):
         code, _, err = run(capsys, "dump", "--from", src, f"{tmp_path}/d{len(extra)}.lkv", *extra)
         assert code == 0 and err == ""
+
+
+# --- off means off --------------------------------------------------------------------------
+
+
+def test_a_command_without_the_options_loads_no_observability_module(tmp_path: Path) -> None:
+    src = f"sqlite:///{tmp_path}/a.db"
+    with open_store(src) as store:
+        fill(store, 10)
+    code = (
+        "import sys\n"
+        "from lakekv.cli.main import main\n"
+        "try:\n"
+        f"    main(['copy', '--from', {src!r}, '--to', 'sqlite:///{tmp_path}/b.db'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('prometheus_client', "
+        "'opentelemetry'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "[]"
+
+
+def test_metrics_addr_and_sizes_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    from lakekv.cli._observe import parse_addr, parse_bytes  # noqa: PLC0415
+
+    assert parse_addr("127.0.0.1:9400") == ("127.0.0.1", 9400)
+    assert parse_addr(":9400") == ("0.0.0.0", 9400)
+    assert parse_addr("[::1]:9400") == ("::1", 9400)
+    assert parse_bytes("20MB") == 20e6 and parse_bytes("1KiB") == 1024
+    assert parse_bytes("512") == 512
+    code, _, err = run(capsys, "dump", "--from", "memory://", "-", "--metrics-addr", "nowhere")
+    assert code == 2 and "HOST:PORT" in err

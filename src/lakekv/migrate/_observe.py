@@ -99,13 +99,24 @@ _current: contextvars.ContextVar[Observe | None] = contextvars.ContextVar(
 )
 
 
+_latest: list[Observe] = []
+"""The observations in force, innermost last: what worker threads (which do not inherit the
+context) count their retries against."""
+
+
 @contextlib.contextmanager
 def observing(observe: Observe) -> Iterator[Observe]:
-    """Wrap the stores migrations open from URLs inside this block as ``observe`` says."""
+    """Wrap the stores migrations open from URLs inside this block as ``observe`` says.
+
+    Stores are wrapped when they are opened, in the calling thread. Retries counted on
+    worker threads go to the innermost observation in force in the process (several
+    migrations observed at once in one process may thus share their retry counts)."""
     token = _current.set(observe)
+    _latest.append(observe)
     try:
         yield observe
     finally:
+        _latest.remove(observe)
         _current.reset(token)
 
 
@@ -117,6 +128,9 @@ def current() -> Observe | None:
 def retried() -> None:
     """Count one retry of a transient error (called by the migration's retry loop)."""
     observe = _current.get()
+    if observe is None and _latest:
+        with contextlib.suppress(IndexError):
+            observe = _latest[-1]
     if observe is not None:
         observe.counters.add(retries=1)
 
@@ -307,8 +321,17 @@ class ProgressState:
         }
 
     def snapshot(self) -> tuple[Estimate | None, dict[str, Estimate]]:
+        """The latest estimate and the latest of each phase, re-estimated now (so a
+        rate, ETA and elapsed time read between two progress reports are current)."""
+        elapsed = self._clock() - self._started
         with self._lock:
-            return self.latest, dict(self.phases)
+            latest, phases = self.latest, dict(self.phases)
+        if latest is None:
+            return None, {}
+        return estimate(latest.progress, elapsed), {
+            phase: estimate(e.progress, elapsed) if e is latest else e
+            for phase, e in phases.items()
+        }
 
 
 def progress_observer(state: ProgressState, then: ProgressCallback | None) -> ProgressCallback:
