@@ -61,7 +61,9 @@ bench: install
 	.venv/bin/python tests/servers.py run --engines postgres,dynamodb,mysql,redis,redis-cluster,etcd -- sh -c '\
 	  .venv/bin/python bench/ops.py --backend sqlite,postgres,kvlibs,mysql,lmdb,redis,redis-cluster,etcd && \
 	  .venv/bin/python bench/dynamodb.py && \
-	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py'
+	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py && \
+	  .venv/bin/python bench/observe.py overhead --backend sqlite,postgres && \
+	  .venv/bin/python bench/observe.py writer --backend postgres'
 
 lint: install
 	.venv/bin/ruff check src tests bench scripts examples

@@ -585,3 +585,30 @@ def test_metrics_addr_and_sizes_are_checked(capsys: pytest.CaptureFixture[str]) 
     assert parse_bytes("512") == 512
     code, _, err = run(capsys, "dump", "--from", "memory://", "-", "--metrics-addr", "nowhere")
     assert code == 2 and "HOST:PORT" in err
+
+
+@pytest.mark.parametrize("command", ["dump", "load", "verify", "sync"])
+def test_every_long_command_prints_json_progress_and_takes_the_options(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = f"sqlite:///{tmp_path}/a.db"
+    other = f"sqlite:///{tmp_path}/b.db"
+    with open_store(src) as store:
+        fill(store, 300, partitions=3)
+    dumped = str(tmp_path / "d.lkv")
+    assert run(capsys, "dump", "--from", src, dumped)[0] == 0
+    assert run(capsys, "load", "--to", other, dumped)[0] == 0
+    args = {
+        "dump": ["dump", "--from", src, str(tmp_path / "e.lkv")],
+        "load": ["load", "--to", f"sqlite:///{tmp_path}/c.db", dumped],
+        "verify": ["verify", "--from", src, "--to", other],
+        "sync": ["sync", "--from", src, "--to", other, "--force", "--max-write-rate", "1000"],
+    }[command]
+    started = time.monotonic()
+    code, _, err = run(capsys, *args, "--progress", "json", "--max-rate", "200")
+    elapsed = time.monotonic() - started
+    assert code == 0, err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines and lines[-1]["command"] == command
+    assert {"done", "total", "rate", "eta_seconds"} <= set(lines[-1])
+    assert elapsed >= 300 / 200 * 0.85  # the rate limit held (300 entries at 200/s)
