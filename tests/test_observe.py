@@ -147,10 +147,17 @@ def test_labels_never_hold_a_password(registry: Any) -> None:
     assert "sekret" not in text and "hush" not in text
 
 
-def test_missing_extra_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_extra_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(ConfigurationError, match=r"lakekv\[metrics\]"):
         open_store("memory://", metrics=True)
+    code, _, err = run(capsys, "dump", "--from", "memory://", "-", "--metrics-addr", ":0")
+    assert (code, err) == (
+        2,
+        "error: metrics need prometheus-client: pip install 'lakekv[metrics]'\n",
+    )
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ConfigurationError, match=r"lakekv\[tracing\]"):
         open_store("memory://", tracing=True)
