@@ -437,6 +437,28 @@ def test_throttling_slows_down_instead_of_failing() -> None:
         hopeless.write_batch([Entry(b"p", b"k", b"v")])
 
 
+class CountsThrottles(StoreWrapper):
+    """Like the DynamoDB driver: retries throttling answers itself and counts them."""
+
+    throttled = 0
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> Any:
+        if entries[0].key == b"throttled":
+            self.throttled += 1  # answered after a retry inside the driver
+        return super()._write_batch(entries, on_conflict)
+
+
+def test_throttling_retried_inside_the_driver_slows_down_at_once() -> None:
+    clock = FakeClock()
+    limiter = Limiter(RateLimit(1000), clock=clock, sleep=clock.sleep)
+    store = RateLimitedStore(StoreWrapper(CountsThrottles(open_store("memory://"))), writes=limiter)
+    store.write_batch([Entry(b"p", b"k", b"v")])
+    assert limiter.slowdowns == 0
+    store.write_batch([Entry(b"p", b"throttled", b"v")])
+    assert limiter.slowdowns == 1
+    assert limiter.entries is not None and limiter.entries.rate == pytest.approx(500)
+
+
 def test_capacity_share_of_a_provisioned_table() -> None:
     class Client:
         def describe_table(self, TableName: str) -> dict[str, Any]:  # noqa: N803

@@ -17,7 +17,9 @@ chunks, which are, are written whole).
 Throttling answers slow the store down instead of failing: when the inner store raises
 :class:`~lakekv.errors.SlowDownError` (DynamoDB's ``ProvisionedThroughputExceededException``
 after the driver's own retries), the limiter halves its rates and the call is tried again,
-up to ``max_slowdowns`` times in a row; the rates then climb back by a tenth per second of
+up to ``max_slowdowns`` times in a row. A driver that retries throttling answers itself and
+counts them (the DynamoDB driver's ``throttled``) has the rates halved as soon as a call
+comes back after one, before its retries run out; the rates then climb back by a tenth per second of
 calls without throttling, up to the configured ones. A limiter without an entries rate starts
 unlimited and, on the first throttling answer, limits itself to half the rate it measured.
 """
@@ -28,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lakekv.errors import InvalidArgumentError, SlowDownError
 from lakekv.kv.contract import SnapshotReads
@@ -48,6 +50,7 @@ from lakekv.kv.wrappers._intercept import (
     batch_bytes,
     chunks_moved,
 )
+from lakekv.kv.wrappers.base import StoreWrapper
 
 T = TypeVar("T")
 
@@ -230,6 +233,8 @@ class RateLimitedStore(InterceptingStore):
         self.reads = reads or limiter
         self.writes = writes or limiter
         self.max_slowdowns = max_slowdowns
+        self._driver = _throttle_counter(inner)
+        self._throttles_seen = getattr(self._driver, "throttled", 0)
 
     def _limiter(self, operation: str) -> Limiter | None:
         return self.writes if operation in _WRITES else self.reads
@@ -253,7 +258,12 @@ class RateLimitedStore(InterceptingStore):
                     raise
                 limiter.take(1, 0)
                 continue
-            limiter.calm()
+            driver = self._driver
+            if driver is not None and driver.throttled != self._throttles_seen:
+                self._throttles_seen = driver.throttled  # answered after retries: slow down
+                limiter.throttled()
+            else:
+                limiter.calm()
             if not before:
                 entries, nbytes = moved(result)
                 limiter.take(entries, nbytes)
@@ -314,6 +324,17 @@ class RateLimitedStore(InterceptingStore):
     def _open_snapshot(self) -> SnapshotReads:
         reads = self.inner._call(self.inner._open_snapshot)
         return _LimitedReads(self, reads)
+
+
+def _throttle_counter(store: Store) -> Any:
+    """The store in ``store``'s chain of wrappers that counts throttling answers it retried
+    itself (an int attribute ``throttled``, as the DynamoDB driver has), or ``None``."""
+    current: Store | None = store
+    while current is not None:
+        if isinstance(getattr(current, "throttled", None), int):
+            return current
+        current = current.inner if isinstance(current, StoreWrapper) else None
+    return None
 
 
 class _LimitedReads(InterceptedReads):
