@@ -371,7 +371,7 @@ class FakeClock:
 def test_token_bucket_debt_and_burst() -> None:
     clock = FakeClock()
     bucket = TokenBucket(100, burst=10, clock=clock, sleep=clock.sleep)
-    assert bucket.take(10) == 0  # the burst
+    assert bucket.take(10) == pytest.approx(0.1)  # it starts empty
     assert bucket.take(50) == pytest.approx(0.5)  # a debt is waited for
     clock.now += 10  # long idle: at most the burst is saved
     assert bucket.take(10) == 0
@@ -392,7 +392,7 @@ def test_token_bucket_is_shared_by_threads() -> None:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    assert 0.85 * 0.99 <= elapsed <= 0.99 * 1.5  # (2000 - 20) tokens at 2000/s
+    assert 0.85 <= elapsed <= 1.5  # 2000 tokens at 2000/s
 
 
 def test_reads_are_sliced_and_batches_split() -> None:
@@ -400,10 +400,10 @@ def test_reads_are_sliced_and_batches_split() -> None:
     limiter = Limiter(RateLimit(100), clock=clock, sleep=clock.sleep)
     store = RateLimitedStore(open_store("memory://"), limiter)
     fill(store, 95)
-    assert clock.now == pytest.approx(0.9, abs=0.02)  # 95 entries less a burst of 5
+    assert clock.now == pytest.approx(0.95)  # 95 entries at 100/s (batches of 10)
     pages = list(store.scan_pages(b"p0", page_size=1000))
     assert [len(p) for p in pages] == [10] * 9 + [5]  # a tenth of a second's worth each
-    assert clock.now == pytest.approx(1.85, abs=0.03)
+    assert clock.now == pytest.approx(1.9)
 
 
 class Throttled(StoreWrapper):
@@ -480,6 +480,9 @@ def test_capacity_share_of_a_provisioned_table() -> None:
 
 
 def _timed_copy(src: str, dst: str, capsys: pytest.CaptureFixture[str]) -> float:
+    """Seconds ``lakekv copy --max-rate 2000`` takes, its modules imported beforehand (a
+    first command imports the command line's modules: not the copy's time)."""
+    assert run(capsys, "copy", "--help")[0] == 0
     started = time.monotonic()
     code, _, err = run(capsys, "copy", "--from", src, "--to", dst, "--max-rate", "2000")
     elapsed = time.monotonic() - started
@@ -640,4 +643,4 @@ def test_every_long_command_prints_json_progress_and_takes_the_options(
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert lines and lines[-1]["command"] == command
     assert {"done", "total", "rate", "eta_seconds"} <= set(lines[-1])
-    assert elapsed >= 300 / 200 * 0.85  # the rate limit held (300 entries at 200/s)
+    assert elapsed >= 300 / 200 * 0.85  # the limit held: 300 entries at 200/s

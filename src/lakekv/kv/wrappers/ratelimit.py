@@ -7,8 +7,9 @@ and its bytes, a scan page or raw chunk the entries it returned, a batch its ent
 lakeFS's ``pkg/kv/store_limiter.go``, which takes one token per call, the unit is the entry,
 so a limit means the same whatever the page and batch sizes.
 
-Charges are made before a write (its size is known) and after a read (its size is known only
-then); an operation larger than the bucket runs and the caller then waits until the debt is
+The buckets start empty: N entries take N / rate seconds from the moment the store is
+wrapped. Charges are made before a write (its size is known) and after a read (its size is
+known only then); an operation larger than the bucket runs and the caller then waits until the debt is
 paid, so over any period the rate holds. To keep the load smooth, reads are asked for at most
 a tenth of a second's worth of entries per call (a scan page, a raw chunk, a range digest)
 and batches are written in slices of that size (``write_batch`` is not atomic anyway; raw
@@ -56,16 +57,18 @@ T = TypeVar("T")
 
 SLICE_SECONDS = 0.1
 """A read asks for, and a batch is written in slices of, at most this many seconds' worth."""
-BURST_SECONDS = 0.05
-"""Each bucket holds at most this many seconds' worth of tokens (the allowed burst)."""
+BURST_SECONDS = 1.0
+"""Each bucket holds at most this many seconds' worth of tokens: how much a caller that was
+busy elsewhere (writing the batch it read, opening the stores) may catch up at once."""
 
 
 class TokenBucket:
     """``rate`` tokens a second, at most ``burst`` saved up; thread-safe.
 
-    :meth:`take` reserves tokens and sleeps until they are covered (the balance may go
-    negative: a reservation larger than the bucket is allowed, and the next takers wait for
-    it). Reservations are served in the order they are made.
+    The bucket starts empty, so ``n`` tokens take at least ``n / rate`` seconds counted from
+    when the bucket is made. :meth:`take` reserves tokens and sleeps until they are covered
+    (the balance may go negative: a reservation larger than the bucket is allowed, and the
+    next takers wait for it). Reservations are served in the order they are made.
     """
 
     def __init__(
@@ -82,7 +85,7 @@ class TokenBucket:
         self._burst_seconds = None if burst is not None else BURST_SECONDS
         self._burst = float(burst) if burst is not None else max(1.0, rate * BURST_SECONDS)
         self._clock, self._sleep = clock, sleep
-        self._tokens = self._burst
+        self._tokens = 0.0
         self._stamp = clock()
         self._lock = threading.Lock()
 
