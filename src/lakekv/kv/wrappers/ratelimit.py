@@ -9,10 +9,10 @@ so a limit means the same whatever the page and batch sizes.
 
 The buckets start empty: N entries take N / rate seconds from the moment the store is
 wrapped. Charges are made before a write (its size is known) and after a read (its size is
-known only then); an operation larger than the bucket runs and the caller then waits until the debt is
-paid, so over any period the rate holds. To keep the load smooth, reads are asked for at most
-a tenth of a second's worth of entries per call (a scan page, a raw chunk, a range digest)
-and batches are written in slices of that size (``write_batch`` is not atomic anyway; raw
+known only then); an operation larger than the bucket runs and the caller then waits until
+the debt is paid, so over any period the rate holds. To keep the load smooth, reads are asked
+for at most a tenth of a second's worth of entries per call (a scan page, a raw chunk, a range
+digest) and batches are written in slices of that size (``write_batch`` is not atomic anyway; raw
 chunks, which are, are written whole).
 
 Throttling answers slow the store down instead of failing: when the inner store raises
