@@ -65,7 +65,9 @@ bench: install
 	  .venv/bin/python bench/startup.py && \
 	  .venv/bin/python bench/ops.py --backend sqlite,postgres,kvlibs,mysql,lmdb,redis,redis-cluster,etcd && \
 	  .venv/bin/python bench/dynamodb.py && \
-	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py'
+	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py && \
+	  .venv/bin/python bench/observe.py overhead --backend sqlite,postgres && \
+	  .venv/bin/python bench/observe.py writer --backend postgres'
 
 lint: install
 	.venv/bin/ruff check src tests bench scripts examples

@@ -21,6 +21,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from lakekv.cli import _observe as cli_observe
 from lakekv.cli._common import (
     EXIT_CONFLICT,
     EXIT_NOT_FOUND,
@@ -69,8 +70,15 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def progress_bar(
+    enabled: bool = True,
+) -> contextlib.AbstractContextManager[ProgressCallback | None]:
+    """The progress callback: a bar on a terminal unless ``--progress`` says otherwise."""
+    return cli_observe.progress(_bar, enabled)
+
+
 @contextlib.contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
+def _bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
     """A callback drawing a rich progress bar on stderr, or ``None`` when stderr is no TTY."""
     if not (enabled and interactive()):
         yield None
@@ -269,6 +277,7 @@ def _conflict_exit(report: CopyReport | LoadReport) -> int:
 
 
 @click.command(name="dump")
+@cli_observe.observe_options("dump", rate_limits="reads")
 @_store_options("from", default=True)
 @_partitions_option
 @encoding_option
@@ -354,6 +363,7 @@ def _is_stdout(output: str) -> bool:
 
 
 @click.command(name="load")
+@cli_observe.observe_options("load", rate_limits="writes")
 @_store_options("to", default=True)
 @_conflict_options
 @_workers_option(2)
@@ -411,6 +421,7 @@ def load_cmd(
 
 
 @click.command(name="copy")
+@cli_observe.observe_options("copy", rate_limits="reads+writes")
 @_store_options("from", default=False)
 @_store_options("to", default=False)
 @_partitions_option
@@ -557,6 +568,7 @@ def copy_cmd(
 
 
 @click.command(name="verify")
+@cli_observe.observe_options("verify", rate_limits="reads")
 @_store_options("from", default=False)
 @_store_options("to", default=False)
 @_partitions_option
@@ -626,6 +638,7 @@ def verify_cmd(
 
 
 @click.command(name="sync")
+@cli_observe.observe_options("sync", rate_limits="reads+writes")
 @_store_options("from", default=False)
 @_store_options("to", default=False)
 @_partitions_option

@@ -31,6 +31,10 @@ from lakekv.kv.url import StoreURL
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
+    from opentelemetry.trace import Tracer
+
+    from lakekv.kv.wrappers import KVMetrics, Limiter, RateLimit
+
 
 @dataclass(frozen=True)
 class DriverSpec:
@@ -263,6 +267,9 @@ def open_store(
     create: bool = True,
     read_only: bool = False,
     credentials: Mapping[str, str] | None = None,
+    metrics: bool | KVMetrics = False,
+    tracing: bool | Tracer = False,
+    rate_limit: RateLimit | Limiter | None = None,
 ) -> Store:
     """Open the store a URL names: the one front door.
 
@@ -274,6 +281,14 @@ def open_store(
     write; ``credentials`` are secrets for this store only (see ``OpenOptions``). Raises
     ConfigurationError (bad URL, unknown scheme or parameter, missing extra) or
     StoreUnavailableError (the database cannot be reached). Errors never show a password.
+
+    ``metrics``, ``tracing`` and ``rate_limit`` return the store wrapped (see
+    :func:`lakekv.kv.wrappers.observed`): Prometheus metrics with lakeFS's names (``True``:
+    the default registry, or a ``KVMetrics``), OpenTelemetry spans (``True``: the global
+    tracer provider, or a tracer), a limit in entries and bytes per second. Left off, the
+    store is the driver's own, untouched. A missing optional dependency is
+    ConfigurationError naming the extra to install (``lakekv[metrics]``,
+    ``lakekv[tracing]``).
     """
     parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
     options = OpenOptions(create=create, read_only=read_only, credentials=dict(credentials or {}))
@@ -285,8 +300,18 @@ def open_store(
                 f"driver {parsed.scheme}:// cannot open a store without creating it, read-only "
                 "or with credentials (its from_url takes no options)"
             )
-        return cls.from_url(parsed)
-    return cls.from_url(parsed, options)
+        store = cls.from_url(parsed)
+    else:
+        store = cls.from_url(parsed, options)
+    if metrics is False and tracing is False and rate_limit is None:
+        return store
+    from lakekv.kv.wrappers import observed  # noqa: PLC0415
+
+    try:
+        return observed(store, metrics=metrics, tracing=tracing, rate_limit=rate_limit)
+    except BaseException:
+        store.close()
+        raise
 
 
 def _takes_options(cls: type[Store]) -> bool:

@@ -11,10 +11,13 @@ a typed report (``lakekv.migrate.reports``) that serialises to JSON with ``repor
 
 Stores are given as :class:`~lakekv.kv.store.Store` objects or URLs (opened and closed by the
 call). Every function takes an optional ``progress`` callback (:class:`Progress` snapshots).
+Inside ``with observing(Observe(...))`` the stores they open from URLs are measured, traced
+or rate-limited (see :mod:`lakekv.migrate._observe`).
 The dump file format is documented in ``docs/dump-format.md`` and :mod:`lakekv.migrate.dumpfile`.
 """
 
 from lakekv.migrate._common import BATCH_ENTRIES, StoreLike
+from lakekv.migrate._observe import Observe, observing
 from lakekv.migrate._progress import Progress, ProgressCallback
 from lakekv.migrate.copy import copy
 from lakekv.migrate.dump import dump
@@ -56,6 +59,7 @@ __all__ = [
     "DumpReport",
     "EntryRef",
     "LoadReport",
+    "Observe",
     "PartialLoadError",
     "SampleReport",
     "StoreLike",
@@ -70,6 +74,7 @@ __all__ = [
     "dump",
     "lakefs_store_url",
     "load",
+    "observing",
     "plan_partitions",
     "read_schema_version",
     "sample",

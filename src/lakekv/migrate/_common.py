@@ -14,6 +14,7 @@ from lakekv.kv.registry import open_store
 from lakekv.kv.snapshot import SnapshotView
 from lakekv.kv.store import OnConflict, Store
 from lakekv.kv.url import StoreURL
+from lakekv.migrate import _observe
 from lakekv.migrate.lakefs_config import LakeFSDatabase
 
 StoreLike = Store | str | StoreURL | LakeFSDatabase
@@ -85,10 +86,12 @@ def opened(
 
 def _open(store: str | StoreURL | LakeFSDatabase, read_only: bool, *, create: bool = True) -> Store:
     if isinstance(store, LakeFSDatabase):
-        return open_store(
+        opened = open_store(
             store.url, read_only=read_only, create=create, credentials=store.credentials
         )
-    return open_store(store, read_only=read_only, create=create)
+    else:
+        opened = open_store(store, read_only=read_only, create=create)
+    return _observe.wrap(opened, read_only=read_only)  # metrics, traces, limits if asked
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from lakekv.errors import RetryableError
 from lakekv.kv.store import Entry, Store
+from lakekv.migrate import _observe
 from lakekv.retry import Attempts, RetryPolicy
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class RetryCounter:
     def bump(self) -> None:
         with self._lock:
             self.count += 1
+        _observe.retried()
 
 
 _NULL = RetryCounter()

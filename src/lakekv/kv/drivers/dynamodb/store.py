@@ -284,6 +284,9 @@ class DynamoDBStore(Store):
         super().__init__(url, paging, options)
         self._settings = settings
         self.table = settings.table
+        self.throttled = 0
+        """Throttling answers received so far, retried or not (a rate limiter slows down when
+        it grows)."""
         self._owns_client = settings.client is None
         """Whether the client is built (in :meth:`_open`) and closed by this store."""
         if settings.client is not None:
@@ -339,6 +342,7 @@ class DynamoDBStore(Store):
             except ClientError as exc:
                 code = error_code(exc)
                 if code in THROTTLE_CODES:
+                    self.throttled += 1
                     if not state.backoff():
                         spent = state.elapsed
                         raise SlowDownError(
