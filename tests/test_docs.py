@@ -25,8 +25,9 @@ SEARCHED = ["src", "tests", "examples", "scripts", "bench", "docs", ".ci"]
 EXTENSIONS = (".py", ".md", ".proto", ".toml", ".yaml", ".yml", ".sh", ".cfg", ".lock", ".in")
 NOT_PATHS = {"old.yaml", "new.yaml", "lakefs.yaml", "config.yaml"}
 """File names that documents use as examples of the user's own files."""
-NOT_OBJECTS = {"lakekv.drivers", "lakekv.db"}
-"""Dotted names that are not Python objects: an entry-point group, a file name."""
+NOT_OBJECTS = {"lakekv.drivers", "lakekv.db", "lakekv.copy"}
+"""Dotted names that are not Python objects: an entry-point group, a file name, a trace
+span's name."""
 
 _CODE = re.compile(r"`([^`\n]+)`")
 _LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
