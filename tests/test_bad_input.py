@@ -23,6 +23,7 @@ import pytest
 from _cli import run
 from _migrate_helpers import HiddenPartitions, StoreMaker, all_entries
 
+from lakekv.display import show_bytes
 from lakekv.errors import CorruptInputError, LakekvError
 from lakekv.kv.registry import open_store
 from lakekv.kv.store import Capabilities, Entry, Store
@@ -32,7 +33,6 @@ from lakekv.migrate._io import check_output
 from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate.dumpfile import DumpWriter
 from lakekv.migrate.lakefs_json import MAX_LAKEFS_VALUE, UnrepresentableEntryError
-from lakekv.migrate.reports import show_bytes
 from lakekv.testing import require_driver
 
 

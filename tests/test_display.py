@@ -1,4 +1,4 @@
-"""lakekv.display: the CLI's escaping, and its copy in lakekv.migrate.reports kept equal."""
+"""lakekv.display: the one escaping of bytes and text for display (CLI and reports)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lakekv.display import show_bytes, show_text
-from lakekv.migrate import reports
-
-
-@given(st.binary(max_size=64))
-def test_show_bytes_is_the_reports_show_bytes(data: bytes) -> None:
-    assert show_bytes(data) == reports.show_bytes(data)
-
-
-@given(st.text(max_size=64))
-def test_show_text_is_the_reports_show_text(text: str) -> None:
-    assert show_text(text) == reports.show_text(text)
 
 
 @given(st.binary(max_size=64), st.binary(max_size=64))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lakekv.display import show_bytes
 from lakekv.errors import InvalidArgumentError, MigrationError
 from lakekv.kv.registry import driver_class
 from lakekv.kv.store import Capabilities, Entry, Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate.lakefs_config import LakeFSDatabase
-from lakekv.migrate.reports import show_bytes
 
 
 class TargetLimitError(MigrationError, InvalidArgumentError):

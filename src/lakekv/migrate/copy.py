@@ -13,6 +13,7 @@ from functools import partial
 from operator import itemgetter
 from pathlib import Path
 
+from lakekv.display import show_bytes
 from lakekv.errors import (
     ConfigurationError,
     InvalidArgumentError,
@@ -49,7 +50,7 @@ from lakekv.migrate.partitions import (
     require_partitions,
     union_plan,
 )
-from lakekv.migrate.reports import CopyReport, show_bytes
+from lakekv.migrate.reports import CopyReport
 
 DEFAULT_WORKERS = min(8, max(2, os.cpu_count() or 2))
 """Partitions copied at once into a single-writer store: one per core (at least 2, so reads

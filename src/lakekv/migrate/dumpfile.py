@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from typing import Any, BinaryIO
 
+from lakekv.display import show_bytes
 from lakekv.errors import CorruptInputError
 from lakekv.kv.store import Entry
-from lakekv.migrate.reports import show_bytes
 
 MAGIC = b"\x89LKV\r\n\x1a\n"
 FORMAT_NAME = "lakekv-dump"

@@ -15,6 +15,7 @@ import builtins
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, ClassVar, Literal, Protocol
 
+from lakekv.display import show_bytes
 from lakekv.errors import ConfigurationError, CorruptInputError
 from lakekv.kv.store import Entry
 from lakekv.migrate.dumpfile import (
@@ -33,7 +34,6 @@ from lakekv.migrate.lakefs_json import (
     read_lakefs_json,
     rfc3339_now,
 )
-from lakekv.migrate.reports import show_bytes
 
 DumpFormat = Literal["lakekv", "lakefs"]
 FORMATS: tuple[DumpFormat, ...] = ("lakekv", "lakefs")

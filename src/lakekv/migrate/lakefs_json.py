@@ -21,9 +21,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from lakekv.display import show_bytes
 from lakekv.errors import CorruptInputError, InvalidArgumentError, MigrationError
 from lakekv.kv.store import Entry, entries_of
-from lakekv.migrate.reports import show_bytes
 
 LAKEFS_DUMP_VERSION = "1.0"
 _READ = 1 << 20

@@ -14,6 +14,7 @@ from itertools import accumulate
 from operator import add, itemgetter
 from typing import BinaryIO
 
+from lakekv.display import show_bytes
 from lakekv.errors import CorruptInputError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, Store
 from lakekv.migrate import _retry
@@ -37,7 +38,7 @@ from lakekv.migrate.partitions import (
     check_schema_versions,
     read_schema_version,
 )
-from lakekv.migrate.reports import LoadReport, show_bytes
+from lakekv.migrate.reports import LoadReport
 
 _PROGRESS_EVERY = 10000
 _KEY = itemgetter(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from lakekv.display import show_bytes
 from lakekv.errors import (
     InvalidArgumentError,
     KeyNotFoundError,
@@ -22,7 +23,6 @@ from lakekv.errors import (
 from lakekv.kv.store import Store
 from lakekv.migrate import _retry
 from lakekv.migrate._retry import retrying
-from lakekv.migrate.reports import show_bytes
 from lakekv.record import layout
 from lakekv.record.layout import FIXED_PARTITIONS, LAKEFS_SCHEMA_VERSION
 

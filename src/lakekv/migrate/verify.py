@@ -12,6 +12,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import NamedTuple
 
+from lakekv.display import show_bytes
 from lakekv.kv.store import Entry, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
@@ -28,7 +29,7 @@ from lakekv.migrate._merge import merge_join
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import partition_digest
 from lakekv.migrate.partitions import plan_partitions, union_plan
-from lakekv.migrate.reports import Difference, VerifyReport, show_bytes
+from lakekv.migrate.reports import Difference, VerifyReport
 
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
