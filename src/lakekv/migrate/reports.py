@@ -7,6 +7,7 @@ Store URLs appear without passwords.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -205,6 +206,14 @@ class SyncReport(_Timed):
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, 0)}
+
+    @classmethod
+    def carrying(cls, other: object, **fields: Any) -> SyncReport:
+        """A sync report with every field ``other`` (a :class:`CopyReport` of the merge
+        catch-up) has of the same name, then ``fields``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        taken = {k: v for k, v in vars(other).items() if k in names}
+        return cls(**{**taken, **fields})
 
 
 @dataclass

@@ -365,23 +365,7 @@ def _by_merge(
         r = _merge_copy(src, dst, partitions, workers, force, opts, progress)
     except InterruptedMigrationError as exc:
         raise interrupted(opts.stop, "sync") from exc
-    return SyncReport(
-        source=r.source,
-        target=r.target,
-        method="merge",
-        dry_run=opts.dry_run,
-        workers=workers,
-        partition_source=r.partition_source,
-        lakefs_schema_version=r.lakefs_schema_version,
-        snapshot=r.snapshot,
-        warnings=r.warnings,
-        partitions=r.partitions,
-        entries=r.entries,
-        written=r.written,
-        deleted=r.deleted,
-        retries=r.retries,
-        seconds=r.seconds,
-    )
+    return SyncReport.carrying(r, method="merge", dry_run=opts.dry_run, workers=workers)
 
 
 def _merge_copy(
