@@ -17,7 +17,6 @@ from lakekv.display import show_bytes
 from lakekv.errors import (
     ConfigurationError,
     InvalidArgumentError,
-    UnsafeOperationError,
 )
 from lakekv.kv.store import BatchResult, Entry, OnConflict, RawChunk, Store, entries_of
 from lakekv.migrate import _retry, feeds
@@ -47,6 +46,7 @@ from lakekv.migrate.partitions import (
     check_schema_versions,
     plan_partitions,
     read_schema_version,
+    refuse_unversioned_source,
     require_partitions,
     union_plan,
 )
@@ -183,12 +183,8 @@ def copy(
         src_version = _retry.call(lambda: read_schema_version(sides.source), retries)
         dst_version = _retry.call(lambda: read_schema_version(dst), retries)
         check_schema_versions(src_version, dst_version, force=force)
-        if sync and src_version is None and not force:
-            raise UnsafeOperationError(
-                f"copy --sync: the source {url_of(sides.source)} holds no lakeFS schema "
-                "version (is it the database you meant?); syncing would delete from the "
-                "target everything it lacks. Use --force if it is"
-            )
+        if sync:
+            refuse_unversioned_source(src_version, url_of(sides.source), "copy --sync", force=force)
         cp: Checkpoint | None = None
         if checkpoint is not None and not dry_run:
             cp = Checkpoint.open(

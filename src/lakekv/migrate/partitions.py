@@ -19,6 +19,7 @@ from lakekv.errors import (
     KeyNotFoundError,
     MigrationError,
     SchemaVersionMismatchError,
+    UnsafeOperationError,
 )
 from lakekv.kv.store import Store
 from lakekv.migrate import _retry
@@ -106,6 +107,18 @@ def read_schema_version(store: Store) -> str | None:
     except KeyNotFoundError:
         return None
     return value.decode("ascii", errors="backslashreplace")
+
+
+def refuse_unversioned_source(version: str | None, url: str, what: str, *, force: bool) -> None:
+    """UnsafeOperationError, unless ``force``, when a pass that deletes from its target
+    (``what``: ``sync``, ``copy --sync``) reads a source holding no lakeFS schema version:
+    probably not the database meant, and the pass would delete everything it lacks."""
+    if version is None and not force:
+        raise UnsafeOperationError(
+            f"{what}: the source {url} holds no lakeFS schema version (is it the database "
+            f"you meant?); {what} would delete from the target everything it lacks. Use "
+            "--force if it is"
+        )
 
 
 def check_schema_versions(

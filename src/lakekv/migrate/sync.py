@@ -65,6 +65,7 @@ from lakekv.migrate.partitions import (
     check_schema_versions,
     plan_partitions,
     read_schema_version,
+    refuse_unversioned_source,
     union_plan,
 )
 from lakekv.migrate.reports import CopyReport, SyncReport
@@ -156,12 +157,7 @@ def sync(
         tracked = feeds.read(raw, dst, method, partitions, retries)
         src = stack.enter_context(consistent(raw))
         src_version = _retry.call(lambda: read_schema_version(src), retries)
-        if not force and src_version is None:
-            raise UnsafeOperationError(
-                f"sync: the source {url_of(src)} holds no lakeFS schema version (is it the "
-                "database you meant?); syncing would delete from the target everything it "
-                "lacks. Use --force if it is"
-            )
+        refuse_unversioned_source(src_version, url_of(src), "sync", force=force)
         budget = DeleteBudget(
             "sync", max_delete, force, partial(count_entries, dst), defer=not dry_run
         )
