@@ -352,7 +352,8 @@ def test_copy_into_a_real_backend_names_the_entry_and_how_much_was_written(
     with pytest.raises(TargetLimitError) as err:
         copy(src, dst, workers=1, batch_entries=100)
     msg = str(err.value)
-    assert "partition 'part-9' key 'kkk" in msg and "1,500 entries were written before it" in msg
+    assert "partition 'part-9' key 'kkk" in msg
+    assert "1,500 entries were written (0 found unchanged) before the copy stopped" in msg
 
 
 def test_copy_into_limited_target_names_the_entry() -> None:
@@ -363,7 +364,21 @@ def test_copy_into_limited_target_names_the_entry() -> None:
         copy(src, dst, workers=1, batch_entries=100)
     msg = str(err.value)
     assert "partition 'part-9' key 'kkk" in msg and "allows at most 100" in msg
-    assert "1,500 entries were written before it" in msg
+    assert "1,500 entries were written (0 found unchanged) before the copy stopped" in msg
+
+
+def test_copy_with_many_workers_states_exactly_what_was_written() -> None:
+    """Other workers may still finish batches after one meets the entry: the count is taken
+    once all have stopped, so it equals what the target holds."""
+    src = open_store("memory://")
+    src.write_batch([*_entries(per=500), Entry(b"part-9", b"k" * 200, b"v")])
+    dst = Limited()
+    with pytest.raises(TargetLimitError) as err:
+        copy(src, dst, workers=4, batch_entries=50)
+    held = sum(1 for p in dst.list_partitions() for _ in dst.scan(p))
+    assert f"{held:,} entries were written (0 found unchanged) before the copy stopped" in str(
+        err.value
+    )
 
 
 def test_postgres_load_of_an_oversized_key_writes_nothing(

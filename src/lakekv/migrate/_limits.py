@@ -72,11 +72,18 @@ class Limits:
             return f"partition + key + value is {p + k + v} bytes; {where} {self.item}"
         return None
 
+    def refusal(self, e: Entry) -> str | None:
+        """The sentence naming ``e`` and why the target cannot hold it, or ``None``."""
+        why = self.problem(e)
+        if why is None:
+            return None
+        return (
+            f"partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' cannot be stored "
+            f"in the target: {why}"
+        )
+
     def check(self, e: Entry, source: str) -> None:
         """Raise TargetLimitError naming ``e`` (found in ``source``) if it does not fit."""
-        why = self.problem(e)
-        if why is not None:
-            raise TargetLimitError(
-                f"{source}: partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' "
-                f"cannot be stored in the target: {why}"
-            )
+        refusal = self.refusal(e)
+        if refusal is not None:
+            raise TargetLimitError(f"{source}: {refusal}")

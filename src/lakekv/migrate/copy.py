@@ -388,20 +388,32 @@ class _CopyJob:
             _Worker(self).run(next_partition)
 
         n = max(1, min(workers, len(partitions)))
+        errors: list[BaseException] = []
         if n == 1:
-            with contextlib.suppress(StoppedError):
+            try:
                 work()
+            except StoppedError:
+                pass
+            except TargetLimitError as too_large:
+                errors.append(too_large)
         else:
             with ThreadPoolExecutor(n, thread_name_prefix="lakekv-copy") as pool:
                 futures = [pool.submit(work) for _ in range(n)]
-                errors: list[BaseException] = []
                 for f in futures:
                     exc = f.exception()
                     if exc is not None and not isinstance(exc, StoppedError):
                         errors.append(exc)
                         self.stop.set()
-            if errors:
-                raise errors[0]
+        if errors:
+            first = errors[0]
+            if isinstance(first, TargetLimitError):
+                # Every worker has stopped: the report counts exactly what was written.
+                r = self.report
+                raise TargetLimitError(
+                    f"{first}; {r.written:,} entries were written ({r.unchanged:,} found "
+                    "unchanged) before the copy stopped"
+                ) from first
+            raise first
         if self.stop.requested:
             raise interrupted(self.stop.requested_event, "copy")
 
@@ -672,16 +684,14 @@ def _chunk_entries(
 
 
 def _too_large(job: _CopyJob, batch: list[Entry]) -> TargetLimitError | None:
-    """The error naming the first entry of ``batch`` the target cannot hold, if any."""
+    """The error naming the first entry of ``batch`` the target cannot hold, if any. What
+    was written is added once every worker has stopped (:meth:`_CopyJob.run`), so the count
+    is exact."""
     limits = Limits.of(job.dst)
     for e in batch:
-        why = limits.problem(e)
-        if why is not None:
-            r = job.report
+        refusal = limits.refusal(e)
+        if refusal is not None:
             return TargetLimitError(
-                f"partition '{show_bytes(e.partition)}' key '{show_bytes(e.key)}' cannot be "
-                f"stored in the target: {why}; {r.written:,} entries were written before it "
-                f"({r.unchanged:,} unchanged); the batch holding it ({len(batch):,} entries) "
-                "was not written"
+                f"{refusal}; the batch holding it ({len(batch):,} entries) was not written"
             )
     return None
