@@ -18,8 +18,6 @@ from typing import Any, TypeVar
 
 import click
 import yaml
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from lakekv.cli import _observe as cli_observe
 from lakekv.cli._common import (
@@ -83,6 +81,17 @@ def _bar(enabled: bool = True) -> Iterator[ProgressCallback | None]:
     if not (enabled and interactive()):
         yield None
         return
+    # Imported only for a terminal: rich costs a tenth of a second, which a cutover's
+    # downtime includes when its output goes to a file.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description:<7}"),
         BarColumn(),
