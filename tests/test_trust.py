@@ -253,20 +253,40 @@ def test_without_a_record_a_foreign_marker_is_refused(tmp_path: Path) -> None:
 # --- sync deletes within a budget, one at a time, and stops on request --------------------------
 
 
-def test_sync_delete_budget(tmp_path: Path) -> None:
-    with _sqlite(tmp_path, "s") as s, _sqlite(tmp_path, "t") as t:
-        _lakefs_like(s, entries=100)
-        copy(s, t)
-        t.write_batch([(b"extra", b"e%05d" % i, b"") for i in range(1500)])
-        with pytest.raises(UnsafeOperationError, match="a quarter of the target"):
-            sync(s, t, method="merge")
-        with pytest.raises(UnsafeOperationError, match="--max-delete"):
-            sync(s, t, max_delete=10)
-        report = sync(s, t, max_delete=1500)
-        assert report.deleted == 1500
-        assert verify(s, t).equal
+def test_sync_delete_budget(backend: str, maker: StoreMaker, tmp_path: Path) -> None:
+    """Comparing (merge, or digests where both stores compute them), a sync deletes at most a
+    quarter of the target entries it saw, and refuses before deleting anything."""
+    s, t = maker.fresh(backend, "s"), maker.fresh(backend, "t")
+    _lakefs_like(s, entries=100)
+    copy(s, t)
+    t.write_batch([(b"extra", b"e%05d" % i, b"") for i in range(1500)])
+    for method in ("merge", "auto"):
+        with pytest.raises(UnsafeOperationError, match="more than a quarter of the"):
+            sync(s, t, method=method)
+        assert sum(1 for _ in t.scan(b"extra")) == 1500  # nothing deleted
+    with pytest.raises(UnsafeOperationError, match="--max-delete"):
+        sync(s, t, max_delete=10)
+    report = sync(s, t, max_delete=1500)
+    assert report.deleted == 1500
+    assert verify(s, t).equal
     with pytest.raises(LakekvError, match="add --sync"):
         copy(f"sqlite:///{tmp_path}/s.db", f"sqlite:///{tmp_path}/u.db", max_delete=1)
+
+
+def test_a_catch_up_by_the_feed_deletes_what_the_source_deleted(
+    feed_backend: str, maker: StoreMaker
+) -> None:
+    """The feed lists the source's own deletions: no share applies to them."""
+    s, t = maker.fresh(feed_backend, "s"), maker.fresh(feed_backend, "t")
+    _lakefs_like(s, entries=1000)
+    try:
+        copy(s, t, track_changes=True)
+        s.delete_many(b"repo-x", [b"k%04d" % i for i in range(1000)])
+        report = sync(s, t)
+        assert report.method == "changes" and report.deleted == 1000
+        assert verify(s, t).equal
+    finally:
+        untrack(s, t)
 
 
 def test_two_syncs_of_one_pair_cannot_run_at_once(tmp_path: Path) -> None:

@@ -276,15 +276,17 @@ def pair_lock(source_identity: str, target_identity: str, what: str) -> Iterator
 class DeleteBudget:
     """How many target entries a pass may delete, shared by its threads.
 
-    With ``limit`` (``--max-delete N``), at most that many. Without it and without
-    ``force``, at most a quarter of the entries the target held when the pass began, but
-    never fewer than :data:`FREE_DELETES`: the target is counted (``count``) once, when the
-    pass first goes past that many. Going past the budget raises UnsafeOperationError.
+    With ``limit`` (``--max-delete N``), at most that many: going past it raises
+    UnsafeOperationError. Without it and without ``force``, a pass that compares the stores
+    may delete at most a quarter of the target entries it saw (:meth:`saw`), and never less
+    than :data:`FREE_DELETES`; a pass by a change feed deletes only keys the source's own
+    feed lists as deleted, so the share does not apply to it (``share=False``).
 
     ``defer``: deletions are only collected (:meth:`take` returns nothing to delete now) and
-    made by :meth:`apply`, so a pass refused for deleting too much has deleted nothing. The
-    collected keys are bounded by the budget. Without ``defer`` (a pass with a checkpoint,
-    or unbounded: ``force`` without ``limit``) they are made as they are found.
+    made by :meth:`apply` once the pass has found them all, and the share is checked then,
+    against every target entry the pass saw: a pass refused for deleting too much has deleted
+    nothing. Without ``defer`` (a pass with a checkpoint, or unbounded: ``force`` without
+    ``limit``) deletions are made as they are found.
     """
 
     FREE_DELETES: Final = 1000
@@ -295,26 +297,33 @@ class DeleteBudget:
         what: str,
         limit: int | None,
         force: bool,
-        count: Callable[[], int],
         *,
         defer: bool = False,
+        share: bool = True,
     ) -> None:
-        self.what, self.limit, self.force, self._count = what, limit, force, count
+        self.what, self.limit, self.force = what, limit, force
+        self.share = share and not force and limit is None
         self.defer = defer and (limit is not None or not force)
         self.deleted = 0
-        self._share_limit: int | None = None
+        self.seen = 0
+        """Target entries the pass compared (for the share)."""
         self._lock = threading.Lock()
         self._deferred: list[tuple[bytes, list[bytes]]] = []
 
+    def saw(self, n: int) -> None:
+        """Count ``n`` target entries the pass compared."""
+        with self._lock:
+            self.seen += n
+
     def reserve(self, n: int) -> None:
-        """Count ``n`` deletions about to be made; UnsafeOperationError beyond the budget."""
+        """Count ``n`` deletions about to be made; UnsafeOperationError beyond ``limit``."""
         if n <= 0:
             return
         with self._lock:
             self._reserve(n)
 
     def take(self, partition: bytes, keys: list[bytes]) -> list[bytes]:
-        """Count the deletion of ``keys`` (UnsafeOperationError beyond the budget); the keys
+        """Count the deletion of ``keys`` (UnsafeOperationError beyond ``limit``); the keys
         to delete now (none when deferred: :meth:`apply` deletes them)."""
         if not keys:
             return keys
@@ -326,40 +335,39 @@ class DeleteBudget:
             return []
 
     def apply(self, delete: Callable[[bytes, list[bytes]], None]) -> None:
-        """Make the deferred deletions with ``delete(partition, keys)``, at most 2,000 keys a
-        call; the list is emptied."""
+        """Check the share, then make the deferred deletions with ``delete(partition, keys)``,
+        at most 2,000 keys a call; the list is emptied."""
         with self._lock:
             todo, self._deferred = self._deferred, []
+            pending = sum(len(keys) for _, keys in todo)
+            if self.share and self.deleted > self.FREE_DELETES:
+                allowed = max(self.FREE_DELETES, int(self.seen * self.SHARE))
+                if self.deleted > allowed:
+                    self._deferred = todo
+                    raise UnsafeOperationError(
+                        f"{self.what} would delete {self.deleted:,} entries, more than a "
+                        f"quarter of the {self.seen:,} the target holds; stopped"
+                        f"{self._done(pending)}. Check that --from and --to are the right way "
+                        "round; if the deletions are intended, give --max-delete N or --force"
+                    )
         for partition, keys in todo:
             for i in range(0, len(keys), 2000):
                 delete(partition, keys[i : i + 2000])
 
     def _reserve(self, n: int) -> None:
         total = self.deleted + n
-        if self.limit is not None:
-            if total > self.limit:
-                raise UnsafeOperationError(
-                    f"{self.what} would delete more than {self.limit:,} entries from the "
-                    f"target (--max-delete); stopped{self._done()} (raise --max-delete if "
-                    "intended)"
-                )
-        elif not self.force and total > self.FREE_DELETES:
-            if self._share_limit is None:
-                held = self._count() + (0 if self.defer else self.deleted)
-                self._share_limit = max(self.FREE_DELETES, int(held * self.SHARE))
-            if total > self._share_limit:
-                raise UnsafeOperationError(
-                    f"{self.what} would delete more than a quarter of the target's entries "
-                    f"({self._share_limit:,}); stopped{self._done()}. Check that --from and "
-                    "--to are the right way round; if the deletions are intended, give "
-                    "--max-delete N or --force"
-                )
+        if self.limit is not None and total > self.limit:
+            raise UnsafeOperationError(
+                f"{self.what} would delete more than {self.limit:,} entries from the "
+                f"target (--max-delete); stopped{self._done(0)} (raise --max-delete if "
+                "intended)"
+            )
         self.deleted = total
 
-    def _done(self) -> str:
+    def _done(self, pending: int) -> str:
         if self.defer:
             return " before deleting anything"
-        return f" after deleting {self.deleted:,}"
+        return f" after deleting {self.deleted - pending:,}"
 
 
 def note_feed(name: str, **fields: object) -> None:

@@ -225,7 +225,7 @@ def copy(
         workers = workers or default_workers(dst)
         budget = delete_budget
         if budget is None:
-            budget = DeleteBudget("copy --sync", max_delete, True, lambda: 0)
+            budget = DeleteBudget("copy --sync", max_delete, True)
         options = WriteOptions(
             policy=policy,
             dry_run=dry_run,
@@ -598,7 +598,9 @@ class _Worker:
             job.dst.scan(p, start=start, batch_size=limit_n) as ti,
         ):
             pairs = merge_join(_retry.retrying(si, job.retries), _retry.retrying(ti, job.retries))
+            seen = 0
             for n, (s, t) in enumerate(pairs):
+                seen += t is not None
                 if not n % 1024:
                     job.stop.check()
                     # Progress between writes too: a catch-up into a slow target may compare
@@ -625,6 +627,7 @@ class _Worker:
                     self.batch_bytes += size
                 if self.pending >= limit_n or self.pending_bytes >= limit_b:
                     self.flush((p, s.key))
+            job.budget.saw(seen)
 
     def _delete(self, entry: Entry) -> None:
         dst = self.job.dst

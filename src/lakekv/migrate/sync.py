@@ -158,9 +158,8 @@ def sync(
         src = stack.enter_context(consistent(raw))
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         refuse_unversioned_source(src_version, url_of(src), "sync", force=force)
-        budget = DeleteBudget(
-            "sync", max_delete, force, partial(count_entries, dst), defer=not dry_run
-        )
+        by_feed = tracked is not None and tracked.usable
+        budget = DeleteBudget("sync", max_delete, force, defer=not dry_run, share=not by_feed)
         opts = _Options(dry_run, batch_entries, batch_bytes, budget, stop)
         if tracked is not None and tracked.usable:
             dst_version = _retry.call(lambda: read_schema_version(dst), retries)
@@ -549,6 +548,7 @@ class _DigestJob:
             partial(src.digest_buckets, p, bits), partial(dst.digest_buckets, p, bits)
         )
         entries = sum(count for _, count, _ in src_buckets)
+        self.writes.opts.budget.saw(sum(count for _, count, _ in dst_buckets))
         theirs = {b: (count, x) for b, count, x in dst_buckets}
         differing = [b for b, count, x in src_buckets if theirs.pop(b, None) != (count, x)]
         differing.extend(theirs)  # buckets only the target has
