@@ -68,7 +68,7 @@ from lakekv.migrate.partitions import (
     refuse_unversioned_source,
     union_plan,
 )
-from lakekv.migrate.reports import CopyReport, SyncReport
+from lakekv.migrate.reports import SyncReport
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -357,37 +357,25 @@ def _by_merge(
 ) -> SyncReport:
     """The generic way: ``copy(sync=True, on_conflict=overwrite)`` from the (snapshot) source."""
     try:
-        r = _merge_copy(src, dst, partitions, workers, force, opts, progress)
+        r = copy(
+            src,
+            dst,
+            partitions=partitions,
+            on_conflict=OnConflict.OVERWRITE,
+            workers=workers,
+            dry_run=opts.dry_run,
+            sync=True,
+            force=force,
+            batch_entries=opts.batch_entries,
+            batch_bytes=opts.batch_bytes,
+            progress=progress,
+            stop=opts.stop,
+            delete_budget=opts.budget,
+            record=False,
+        )
     except InterruptedMigrationError as exc:
         raise interrupted(opts.stop, "sync") from exc
     return SyncReport.carrying(r, method="merge", dry_run=opts.dry_run, workers=workers)
-
-
-def _merge_copy(
-    src: Store,
-    dst: Store,
-    partitions: Iterable[bytes] | None,
-    workers: int,
-    force: bool,
-    opts: _Options,
-    progress: ProgressCallback | None,
-) -> CopyReport:
-    return copy(
-        src,
-        dst,
-        partitions=partitions,
-        on_conflict=OnConflict.OVERWRITE,
-        workers=workers,
-        dry_run=opts.dry_run,
-        sync=True,
-        force=force,
-        batch_entries=opts.batch_entries,
-        batch_bytes=opts.batch_bytes,
-        progress=progress,
-        stop=opts.stop,
-        delete_budget=opts.budget,
-        record=False,
-    )
 
 
 @dataclass(frozen=True)
