@@ -286,7 +286,7 @@ def test_cli_first_pass_hint_then_catch_up_then_verify(
     code, out = _cli(capsys, "copy", "--from", old, "--to", new)
     assert code == 0
     assert "source read at one point in time (snapshot)" in out
-    assert f"lakekv sync --from {old} --to {new}" in out  # the catch-up hint
+    assert f"lakekv cutover --from {old} --to {new}" in out  # the cutover hint
     with open_store(old) as s:
         _change(s, 20)
     code, out = _cli(capsys, "verify", "--from", old, "--to", new)

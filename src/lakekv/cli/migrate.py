@@ -567,10 +567,10 @@ def copy_cmd(
             f"(to abandon the cutover instead: lakekv untrack {pair})"
         )
     if not sync and not dry_run:
-        by = " (it reads the change feed)" if report.change_feed_ready else ""
+        by = " (its catch-up reads the change feed)" if report.change_feed_ready else ""
         lines.append(
-            "  next, for a cutover: stop the writers (lakeFS), then run the catch-up pass"
-            f"{by}:\n    lakekv sync {pair}"
+            f"  next, for a cutover: lakekv cutover {pair} --plan while lakeFS runs; then stop "
+            f"lakeFS and run the cutover{by}:\n    lakekv cutover {pair}"
         )
     _emit(report, as_json, lines)
     return _conflict_exit(report)
