@@ -11,13 +11,18 @@ LAKEFS := .tools/lakefs/$(LAKEFS_VERSION)/lakefs
 export LAKEKV_LAKEFS := $(abspath $(LAKEFS))
 GO ?= go
 
-.PHONY: run test test-lakefs lakefs lakefs-if-go install lint bench clean
+# The badger:// driver's helper, built from Badger's own Go module (the version lakeFS pins).
+BADGER_HELPER_SRC := src/lakekv/kv/drivers/badger/helper
+BADGER_HELPER := .tools/badger/lakekv-badger
+export LAKEKV_BADGER_HELPER := $(abspath $(BADGER_HELPER))
+
+.PHONY: run test test-lakefs lakefs lakefs-if-go badger-helper badger-helper-if-go install lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
 	.tools/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV)
+install: $(UV) badger-helper-if-go
 	$(UV) sync --frozen --all-extras --quiet
 
 ## The main job on the embedded default (SQLite).
@@ -55,6 +60,21 @@ $(LAKEFS):
 lakefs-if-go:
 	@if command -v $(GO) >/dev/null || [ -n "$$CI" ]; then $(MAKE) -s --no-print-directory lakefs; \
 	else echo "Go is not installed: the lakeFS end-to-end tests will be skipped" >&2; fi
+
+## The badger:// helper (Go), rebuilt when its source changes.
+badger-helper: $(BADGER_HELPER)
+
+$(BADGER_HELPER): $(BADGER_HELPER_SRC)/main.go $(BADGER_HELPER_SRC)/go.mod $(BADGER_HELPER_SRC)/go.sum
+	@command -v $(GO) >/dev/null || { echo "Go is not installed: cannot build the badger:// helper" >&2; exit 1; }
+	@mkdir -p $(@D)
+	$(GO) build -C $(BADGER_HELPER_SRC) -trimpath -o $(abspath $@).tmp .
+	@mv $@.tmp $@
+
+## `make install` builds the helper when Go is there (without Go badger:// says how to get it);
+## under CI it is required.
+badger-helper-if-go:
+	@if command -v $(GO) >/dev/null || [ -n "$$CI" ]; then $(MAKE) -s --no-print-directory badger-helper; \
+	else echo "Go is not installed: the badger:// driver and its tests will be unavailable" >&2; fi
 
 ## Every benchmark, against throwaway servers (tests/servers.py); each prints its own ratios.
 bench: install

@@ -230,9 +230,10 @@ class Store(ABC):
     scheme: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
-    namespace_param: ClassVar[str] = "table"
+    namespace_param: ClassVar[str | None] = "table"
     """The URL parameter naming an independent store on the same server (the test fixtures
-    set it to give a test an empty store of its own)."""
+    set it to give a test an empty store of its own), or ``None`` when a store is a whole
+    path (a directory): the fixtures then use a sibling path named after the store."""
 
     def __init__(
         self,

@@ -1,0 +1,83 @@
+"""``badger:///path/to/metadata`` — lakeFS's ``local`` database: a Badger v4 directory.
+
+URL: ``badger:///relative/dir`` or ``badger:////absolute/dir`` (as ``sqlite://``), the
+directory lakeFS's ``database.local.path`` names (``~/lakefs/metadata`` by default).
+Parameters: ``tmpdir`` (where a read-only open of a crashed directory makes its private copy;
+default ``$TMPDIR``), ``page_size``/``page_cap`` (default 1000/10000).
+
+Layout: lakeFS's exactly (``pkg/kv/local/store.go`` at v1.86.0, ``composeKey``): one Badger
+key per entry, the partition, ``/``, then the key; the value is the entry's value. lakeFS's
+partitions never contain ``/``; a partition that does (or that starts with NUL or
+``!badger!``, which Badger reserves) is stored escaped (:func:`encode_partition`), so any
+partition works and no two collide. ``list_partitions`` walks the distinct prefixes before
+the first ``/`` (one seek per partition), in bytewise order of the names. ``set_if`` reads and
+writes in one Badger read-write transaction, as lakeFS does (``store.go:106-130``); a
+transaction conflict counts as a failed predicate. ``write_batch`` is one request: read-write
+transactions of as many entries as Badger's transaction size allows. Keys are limited by
+Badger's 65000 bytes (partition, ``/`` and key together: declared as partition ≤ 1024, key ≤
+62950); values up to 512 MiB (values of 1 MiB or more go to Badger's value log, as lakeFS's
+do). The identity is the resolved directory.
+
+Implementation: a small helper program, ``lakekv-badger``, built from Badger's own Go module at
+the version lakeFS v1.86.0 pins (``github.com/dgraph-io/badger/v4`` v4.7.0; source in
+``helper/``), serves the directory over a pipe (one request, one response, length-prefixed
+binary frames; see ``helper/main.go``). It opens the directory with
+``badger.DefaultOptions``, as lakeFS does, so what lakekv writes lakeFS reads and the reverse,
+including every internal Badger behaviour (SST blocks compressed with snappy, values in the
+value log behind pointers, the manifest, memtable logs replayed, versions, deletes and
+expiry). Chosen by measurement on a 2-core machine (1M lakeFS-shaped entries, see
+``bench/badger.py``) over a pure-Python reader and writer of Badger's format: see the
+*Measurements* paragraph below. The helper is found as ``$LAKEKV_BADGER_HELPER``, else
+``.tools/badger/lakekv-badger`` of a lakekv checkout (``make badger-helper``; ``make install``
+and ``make test`` build it when Go is installed), else ``lakekv-badger`` on ``PATH``; without
+it, opening a ``badger://`` store fails with one line saying how to build it
+(``go build -C <package>/helper -o DIR/lakekv-badger .``). One helper serves a directory for
+the whole Python process and every store opened on it (reference counted); requests are
+serialised, so ``capabilities.concurrent_writes`` is false.
+
+Opening. Read-write (a copy or load target): the directory is created when missing (its
+parent must exist) unless ``create=False``, which refuses a missing or empty directory, and a
+directory holding files but no Badger ``MANIFEST`` is refused either way (StoreNotFoundError;
+nothing is created). lakeFS holds ``flock(LOCK_EX)`` on the directory while it runs (the
+``LOCK`` file is only a PID file, left behind by a crash): a locked directory is refused with
+StoreInUseError, "stop lakeFS first" (exit 2). Read-only (a migration source, both sides of
+``verify``) never writes the directory: the helper takes ``flock(LOCK_SH)`` on it for as long
+as the store is open (so lakeFS cannot start meanwhile, and a running lakeFS is refused),
+then, when no memtable log (``*.mem``) is present — lakeFS was stopped cleanly — opens it with
+Badger's read-only option. After ``kill -9`` the writes lakeFS acknowledged may live only in a
+memtable log; Badger's read-only open refuses such a directory ("Log truncate required") and
+its read-write open would rewrite it. So the helper copies the directory into a private
+directory under ``tmpdir`` (SST files, immutable, hard-linked when on the same file system,
+else copied; logs and the manifest copied with their holes: a 128 MiB memtable log holding
+2 MiB costs 2 MiB) and opens the copy read-write, which replays the logs as lakeFS's next
+start would; the copy is deleted when the store closes (``opened_as`` says which way was
+taken and what the copy cost). A helper killed outright leaves its copy behind in ``tmpdir``
+(``lakekv-badger-*``).
+
+Measurements: MEASUREMENTS
+"""
+
+from lakekv.kv.drivers.badger._helper import HELPER_ENV, HELPER_NAME, HELPER_SOURCE, find_helper
+from lakekv.kv.drivers.badger.store import (
+    MAX_KEY_SIZE,
+    MAX_PARTITION_SIZE,
+    MAX_VALUE_SIZE,
+    BadgerSettings,
+    BadgerStore,
+    decode_partition,
+    encode_partition,
+)
+
+__all__ = [
+    "HELPER_ENV",
+    "HELPER_NAME",
+    "HELPER_SOURCE",
+    "MAX_KEY_SIZE",
+    "MAX_PARTITION_SIZE",
+    "MAX_VALUE_SIZE",
+    "BadgerSettings",
+    "BadgerStore",
+    "decode_partition",
+    "encode_partition",
+    "find_helper",
+]

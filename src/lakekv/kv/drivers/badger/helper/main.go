@@ -1,0 +1,764 @@
+// lakekv-badger serves one Badger v4 directory (lakeFS's `local` database) to lakekv's
+// badger:// driver over its standard input and output.
+//
+// Usage:
+//
+//	lakekv-badger -dir DIR [-mode rw|ro] [-create] [-tmp TMPDIR]
+//
+// It is built from Badger's own module at the version lakeFS pins (see go.mod), and opens the
+// directory with badger.DefaultOptions, as lakeFS does. Keys on the wire are Badger keys
+// (lakeFS's partition + "/" + key); the Python side composes them.
+//
+// Framing (all integers little-endian): a request is op (1 byte), payload length (uint32),
+// payload; a response is status (1 byte), payload length (uint32), payload. Byte strings in a
+// payload are a uint32 length and the bytes ("field"). The first response, sent before any
+// request is read, says whether the directory could be opened (status 0, payload: "direct" or
+// "copy NANOSECONDS BYTES" for a private copy) or why not (status != 0, payload: message).
+//
+// Read-only mode (-mode ro) never writes the directory. It takes a shared flock on it (a
+// running lakeFS holds an exclusive one: status stLocked), then:
+//   - without memtable logs (*.mem), it opens the directory with Badger's ReadOnly option;
+//   - with them (lakeFS was killed, or is running), Badger's read-only open refuses ("Log
+//     truncate required") and its read-write open would rewrite the directory, so the
+//     directory is copied into a private directory under -tmp (SST files hard-linked when
+//     the file system allows, everything else copied, holes kept) and that copy is opened
+//     read-write, which replays the logs exactly as lakeFS's next start would. The copy is
+//     removed on exit.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
+)
+
+// Response statuses.
+const (
+	stOK          = 0
+	stNotFound    = 1 // missing key; at open: missing directory or not a Badger directory
+	stLocked      = 2 // at open: another process (a running lakeFS) holds the directory lock
+	stNotBadger   = 3 // at open: the directory holds files but no Badger MANIFEST
+	stError       = 4 // anything else; payload is the message
+	stPredicate   = 5 // set_if: the condition did not hold
+	stInvalid     = 6 // bad request or an argument Badger refuses (too large)
+	stUnavailable = 7 // out of disk space and other resource trouble
+)
+
+// Requests.
+const (
+	opGet        = 'g'
+	opSet        = 's'
+	opSetIf      = 'c'
+	opDelete     = 'd'
+	opDeleteMany = 'D'
+	opGetMany    = 'm'
+	opScan       = 'r'
+	opPartitions = 'p'
+	opBatch      = 'b'
+	opDropAll    = 'X'
+	opClose      = 'q'
+)
+
+// set_if modes and batch conflict policies (the Python side's numbering).
+const (
+	condAbsent = 0
+	condExists = 1
+	condEquals = 2
+
+	policyFail      = 0
+	policySkip      = 1
+	policyOverwrite = 2
+)
+
+type server struct {
+	db  *badger.DB
+	in  *bufio.Reader
+	out *bufio.Writer
+	buf []byte
+}
+
+type reqError struct {
+	status byte
+	msg    string
+}
+
+func (e *reqError) Error() string { return e.msg }
+
+func fail(status byte, format string, args ...any) error {
+	return &reqError{status, fmt.Sprintf(format, args...)}
+}
+
+// reader walks a request payload.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) u8() byte {
+	if len(r.b) < 1 {
+		r.bad = true
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) u32() uint32 {
+	if len(r.b) < 4 {
+		r.bad = true
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) field() []byte {
+	n := int(r.u32())
+	if r.bad || len(r.b) < n {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func putU32(b []byte, v int) []byte { return binary.LittleEndian.AppendUint32(b, uint32(v)) }
+
+func putField(b, f []byte) []byte { return append(putU32(b, len(f)), f...) }
+
+func (s *server) respond(status byte, payload []byte) error {
+	var h [5]byte
+	h[0] = status
+	binary.LittleEndian.PutUint32(h[1:], uint32(len(payload)))
+	if _, err := s.out.Write(h[:]); err != nil {
+		return err
+	}
+	if _, err := s.out.Write(payload); err != nil {
+		return err
+	}
+	return s.out.Flush()
+}
+
+func classify(err error) byte {
+	var re *reqError
+	switch {
+	case errors.As(err, &re):
+		return re.status
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return stNotFound
+	case errors.Is(err, badger.ErrInvalidKey), errors.Is(err, badger.ErrEmptyKey),
+		strings.Contains(err.Error(), "exceeded"):
+		return stInvalid
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
+		return stUnavailable
+	}
+	return stError
+}
+
+func (s *server) serve() error {
+	var h [5]byte
+	for {
+		if _, err := io.ReadFull(s.in, h[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // the client went away: close as if asked
+			}
+			return err
+		}
+		n := int(binary.LittleEndian.Uint32(h[1:]))
+		if cap(s.buf) < n {
+			s.buf = make([]byte, n)
+		}
+		payload := s.buf[:n]
+		if _, err := io.ReadFull(s.in, payload); err != nil {
+			return err
+		}
+		if h[0] == opClose {
+			return nil
+		}
+		out, err := s.handle(h[0], &reader{b: payload})
+		if err != nil {
+			if werr := s.respond(classify(err), []byte(err.Error())); werr != nil {
+				return werr
+			}
+			continue
+		}
+		if err := s.respond(stOK, out); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *server) handle(op byte, r *reader) ([]byte, error) {
+	switch op {
+	case opGet:
+		key := r.field()
+		if r.bad {
+			break
+		}
+		var value []byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(key)
+			if err != nil {
+				return err
+			}
+			value, err = item.ValueCopy(nil)
+			return err
+		})
+		return value, err
+	case opSet:
+		key, value := r.field(), r.field()
+		if r.bad {
+			break
+		}
+		return nil, s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, value) })
+	case opSetIf:
+		mode, key, value, pred := r.u8(), r.field(), r.field(), r.field()
+		if r.bad {
+			break
+		}
+		return nil, s.setIf(mode, key, value, pred)
+	case opDelete:
+		key := r.field()
+		if r.bad {
+			break
+		}
+		return nil, s.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
+	case opDeleteMany:
+		n := int(r.u32())
+		keys := make([][]byte, 0, n)
+		for i := 0; i < n && !r.bad; i++ {
+			keys = append(keys, r.field())
+		}
+		if r.bad {
+			break
+		}
+		return nil, s.deleteMany(keys)
+	case opGetMany:
+		n := int(r.u32())
+		keys := make([][]byte, 0, n)
+		for i := 0; i < n && !r.bad; i++ {
+			keys = append(keys, r.field())
+		}
+		if r.bad {
+			break
+		}
+		return s.getMany(keys)
+	case opScan:
+		prefix, start, inclusive, limit := r.field(), r.field(), r.u8(), int(r.u32())
+		if r.bad {
+			break
+		}
+		return s.scan(prefix, start, inclusive != 0, limit)
+	case opPartitions:
+		return s.partitions()
+	case opBatch:
+		return s.batch(r)
+	case opDropAll:
+		return nil, s.db.DropAll()
+	default:
+		return nil, fail(stInvalid, "unknown request %q", op)
+	}
+	return nil, fail(stInvalid, "malformed request %q", op)
+}
+
+func (s *server) setIf(mode byte, key, value, pred []byte) error {
+	// As lakeFS's local store does (pkg/kv/local/store.go, SetIf): read and write in one
+	// read-write transaction; a transaction conflict counts as a failed predicate.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		missing := errors.Is(err, badger.ErrKeyNotFound)
+		switch mode {
+		case condAbsent:
+			if !missing {
+				return fail(stPredicate, "predicate failed")
+			}
+		case condExists, condEquals:
+			if missing {
+				return fail(stPredicate, "predicate failed")
+			}
+			if mode == condEquals {
+				current, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(current, pred) {
+					return fail(stPredicate, "predicate failed")
+				}
+			}
+		default:
+			return fail(stInvalid, "unknown set_if mode %d", mode)
+		}
+		return txn.Set(key, value)
+	})
+	if errors.Is(err, badger.ErrConflict) {
+		return fail(stPredicate, "predicate failed (transaction conflict)")
+	}
+	return err
+}
+
+// update runs fn over items in as many read-write transactions as Badger's size limits need:
+// fn(txn, i) handles item i; a transaction too big is committed and the item retried in the
+// next one.
+func (s *server) update(n int, fn func(txn *badger.Txn, i int) error) error {
+	i := 0
+	for i < n {
+		txn := s.db.NewTransaction(true)
+		first := i
+		for i < n {
+			err := fn(txn, i)
+			if errors.Is(err, badger.ErrTxnTooBig) && i > first {
+				break
+			}
+			if err != nil {
+				txn.Discard()
+				return err
+			}
+			i++
+		}
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *server) deleteMany(keys [][]byte) error {
+	return s.update(len(keys), func(txn *badger.Txn, i int) error { return txn.Delete(keys[i]) })
+}
+
+func (s *server) getMany(keys [][]byte) ([]byte, error) {
+	out := make([]byte, 0, 4096)
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, key := range keys {
+			item, err := txn.Get(key)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				out = putU32(out, 0)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = putU32(out, int(item.ValueSize())+1)
+			if out, err = appendValue(out, item); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// appendValue appends item's value to out (without copying it twice).
+func appendValue(out []byte, item *badger.Item) ([]byte, error) {
+	err := item.Value(func(v []byte) error {
+		out = append(out, v...)
+		return nil
+	})
+	return out, err
+}
+
+// scan returns up to limit entries with keys under prefix, from start (a key with the prefix),
+// as: count, more (1 byte), key lengths (without the prefix), value lengths, keys, values.
+func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, error) {
+	keyLens := make([]byte, 0, 4*64)
+	valLens := make([]byte, 0, 4*64)
+	keys := make([]byte, 0, 4096)
+	values := make([]byte, 0, 16384)
+	count, more := 0, false
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchSize = min(limit+1, 256)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if !inclusive && bytes.Equal(k, start) {
+				continue
+			}
+			if count == limit {
+				more = true
+				return nil
+			}
+			keyLens = putU32(keyLens, len(k)-len(prefix))
+			keys = append(keys, k[len(prefix):]...)
+			before := len(values)
+			var err error
+			if values, err = appendValue(values, item); err != nil {
+				return err
+			}
+			valLens = putU32(valLens, len(values)-before)
+			count++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 5+len(keyLens)+len(valLens)+len(keys)+len(values))
+	out = putU32(out, count)
+	if more {
+		out = append(out, 1)
+	} else {
+		out = append(out, 0)
+	}
+	out = append(out, keyLens...)
+	out = append(out, valLens...)
+	out = append(out, keys...)
+	return append(out, values...), nil
+}
+
+// partitions lists the distinct prefixes before the first "/" of every key, each once: after
+// finding one, it seeks past all keys that start with it.
+func (s *server) partitions() ([]byte, error) {
+	var names [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		it.Rewind()
+		for it.Valid() {
+			k := it.Item().Key()
+			i := bytes.IndexByte(k, '/')
+			if i <= 0 { // not an entry of lakeFS's layout: no partition
+				next := append(append([]byte{}, k...), 0)
+				it.Seek(next)
+				continue
+			}
+			name := append([]byte{}, k[:i]...)
+			names = append(names, name)
+			it.Seek(append(append([]byte{}, name...), '/'+1))
+		}
+		return nil
+	})
+	out := putU32(nil, len(names))
+	for _, n := range names {
+		out = putField(out, n)
+	}
+	return out, err
+}
+
+// batch writes entries as set_if(absent) each; an existing key is compared: the same value
+// counts as unchanged, a different one follows the policy. The response has one byte per
+// entry: 0 written, 1 unchanged, 2 skipped, 3 conflict.
+func (s *server) batch(r *reader) ([]byte, error) {
+	policy := r.u8()
+	n := int(r.u32())
+	keys := make([][]byte, 0, n)
+	values := make([][]byte, 0, n)
+	for i := 0; i < n && !r.bad; i++ {
+		keys = append(keys, r.field())
+		values = append(values, r.field())
+	}
+	if r.bad {
+		return nil, fail(stInvalid, "malformed batch")
+	}
+	out := make([]byte, n)
+	err := s.update(n, func(txn *badger.Txn, i int) error {
+		item, err := txn.Get(keys[i])
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			out[i] = 0
+			return txn.Set(keys[i], values[i])
+		case err != nil:
+			return err
+		}
+		same := false
+		if int(item.ValueSize()) == len(values[i]) {
+			if err := item.Value(func(v []byte) error {
+				same = bytes.Equal(v, values[i])
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case same:
+			out[i] = 1
+		case policy == policyOverwrite:
+			out[i] = 0
+			return txn.Set(keys[i], values[i])
+		case policy == policySkip:
+			out[i] = 2
+		default:
+			out[i] = 3
+		}
+		return nil
+	})
+	return out, err
+}
+
+// --- opening ---------------------------------------------------------------------------------
+
+type quietLogger struct{}
+
+func (quietLogger) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, "badger: "+f, a...) }
+func (quietLogger) Warningf(string, ...any)   {}
+func (quietLogger) Infof(string, ...any)      {}
+func (quietLogger) Debugf(string, ...any)     {}
+
+func options(dir string) badger.Options {
+	// lakeFS opens its directory with DefaultOptions (pkg/kv/local/driver.go).
+	return badger.DefaultOptions(dir).WithLogger(quietLogger{})
+}
+
+// inspect says what dir holds: stNotFound (missing, or empty), stNotBadger, or stOK with
+// whether memtable logs are present.
+func inspect(dir string) (byte, bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return stNotFound, false, fmt.Errorf("directory %s does not exist", dir)
+	}
+	if err != nil {
+		return stError, false, err
+	}
+	hasManifest, hasMem := false, false
+	for _, e := range entries {
+		switch {
+		case e.Name() == "MANIFEST":
+			hasManifest = true
+		case strings.HasSuffix(e.Name(), ".mem"):
+			hasMem = true
+		}
+	}
+	if !hasManifest {
+		if len(entries) == 0 {
+			return stNotFound, false, fmt.Errorf("directory %s is empty: no Badger database", dir)
+		}
+		return stNotBadger, false, fmt.Errorf(
+			"directory %s is not a Badger database (no MANIFEST file)", dir)
+	}
+	return stOK, hasMem, nil
+}
+
+func lockErr(dir string) error {
+	return fail(stLocked, "directory %s is locked by another program (a running lakeFS?)", dir)
+}
+
+// lockShared takes flock(LOCK_SH|LOCK_NB) on dir, as Badger's read-only open does; a running
+// lakeFS holds LOCK_EX. The returned file holds the lock until closed.
+func lockShared(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, lockErr(dir)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// privateCopy copies dir into a new directory under tmp: SST files (immutable) hard-linked
+// when possible, the rest copied with its holes. It returns the copy and the bytes copied.
+func privateCopy(dir, tmp string) (string, int64, error) {
+	dst, err := os.MkdirTemp(tmp, "lakekv-badger-")
+	if err != nil {
+		return "", 0, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return dst, 0, err
+	}
+	var copied int64
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || name == "LOCK" {
+			continue
+		}
+		from, to := filepath.Join(dir, name), filepath.Join(dst, name)
+		if strings.HasSuffix(name, ".sst") {
+			if err := os.Link(from, to); err == nil {
+				continue
+			}
+		}
+		n, err := sparseCopy(from, to)
+		if err != nil {
+			return dst, copied, fmt.Errorf("copying %s: %w", from, err)
+		}
+		copied += n
+	}
+	return dst, copied, nil
+}
+
+// sparseCopy copies the data regions of from (SEEK_DATA/SEEK_HOLE) and gives to the same
+// size, so a 128 MiB memtable log holding a few kilobytes costs a few kilobytes.
+func sparseCopy(from, to string) (int64, error) {
+	src, err := os.Open(from)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	info, err := src.Stat()
+	if err != nil {
+		return 0, err
+	}
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	size := info.Size()
+	var copied int64
+	var off int64
+	for off < size {
+		data, err := src.Seek(off, unix.SEEK_DATA)
+		if err != nil { // ENXIO: no data after off; EINVAL: no SEEK_DATA support
+			if errors.Is(err, unix.ENXIO) {
+				break
+			}
+			data = off
+		}
+		hole, err := src.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			hole = size
+		}
+		if _, err := src.Seek(data, io.SeekStart); err != nil {
+			dst.Close()
+			return copied, err
+		}
+		if _, err := dst.Seek(data, io.SeekStart); err != nil {
+			dst.Close()
+			return copied, err
+		}
+		n, err := io.CopyN(dst, src, hole-data)
+		copied += n
+		if err != nil && !errors.Is(err, io.EOF) {
+			dst.Close()
+			return copied, err
+		}
+		off = hole
+	}
+	if err := dst.Truncate(size); err != nil {
+		dst.Close()
+		return copied, err
+	}
+	return copied, dst.Close()
+}
+
+type opened struct {
+	db      *badger.DB
+	cleanup func()
+	note    string
+}
+
+func openDir(dir, mode string, create bool, tmp string) (*opened, error) {
+	status, hasMem, err := inspect(dir)
+	if mode == "rw" {
+		if status == stNotBadger {
+			return nil, fail(status, "%v", err)
+		}
+		if status == stNotFound && !create {
+			return nil, fail(status, "%v", err)
+		}
+		if status == stError {
+			return nil, err
+		}
+		if status == stOK { // an existing database: a running lakeFS must not be overtaken
+			lock, err := lockShared(dir)
+			if err != nil {
+				return nil, err
+			}
+			lock.Close()
+		}
+		db, err := badger.Open(options(dir))
+		if err != nil {
+			if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+				return nil, lockErr(dir)
+			}
+			return nil, err
+		}
+		return &opened{db: db, cleanup: func() {}, note: "direct"}, nil
+	}
+	if status != stOK {
+		return nil, fail(status, "%v", err)
+	}
+	lock, err := lockShared(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !hasMem {
+		db, err := badger.Open(options(dir).WithReadOnly(true))
+		if err != nil {
+			lock.Close()
+			return nil, err
+		}
+		return &opened{db: db, cleanup: func() { lock.Close() }, note: "direct"}, nil
+	}
+	began := time.Now()
+	copyDir, copied, err := privateCopy(dir, tmp)
+	cleanup := func() {
+		if copyDir != "" {
+			os.RemoveAll(copyDir)
+		}
+		lock.Close()
+	}
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	db, err := badger.Open(options(copyDir))
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	note := fmt.Sprintf("copy %d %d", time.Since(began).Nanoseconds(), copied)
+	return &opened{db: db, cleanup: cleanup, note: note}, nil
+}
+
+func main() {
+	dir := flag.String("dir", "", "the Badger directory")
+	mode := flag.String("mode", "rw", "rw or ro")
+	create := flag.Bool("create", false, "create the directory's database when missing")
+	tmp := flag.String("tmp", os.TempDir(), "where a read-only open makes its private copy")
+	flag.Parse()
+	s := &server{
+		in:  bufio.NewReaderSize(os.Stdin, 1<<20),
+		out: bufio.NewWriterSize(os.Stdout, 1<<20),
+	}
+	if *dir == "" || (*mode != "rw" && *mode != "ro") {
+		_ = s.respond(stInvalid, []byte("usage: lakekv-badger -dir DIR [-mode rw|ro] [-create]"))
+		os.Exit(2)
+	}
+	o, err := openDir(*dir, *mode, *create, *tmp)
+	if err != nil {
+		_ = s.respond(classify(err), []byte(err.Error()))
+		os.Exit(1)
+	}
+	s.db = o.db
+	if err := s.respond(stOK, []byte(o.note)); err != nil {
+		_ = o.db.Close()
+		o.cleanup()
+		os.Exit(1)
+	}
+	serveErr := s.serve()
+	closeErr := o.db.Close()
+	o.cleanup()
+	if serveErr != nil || closeErr != nil {
+		fmt.Fprintln(os.Stderr, "lakekv-badger:", errors.Join(serveErr, closeErr))
+		os.Exit(1)
+	}
+	// The last word: the database is closed (Python waits for it).
+	_ = s.respond(stOK, nil)
+}

@@ -1,0 +1,271 @@
+"""The ``badger://`` store: see the package docstring for URL, layout and behaviour."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from lakekv.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    LakekvError,
+    StoreClosedError,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+)
+from lakekv.kv.drivers.badger import _helper
+from lakekv.kv.drivers.badger._helper import Helper, HelperError, field_bytes
+from lakekv.kv.store import (
+    MUST_EXIST,
+    BatchResult,
+    Capabilities,
+    Entry,
+    OnConflict,
+    OpenOptions,
+    ScanPaging,
+    Store,
+    ValueWithPredicate,
+    value_predicate,
+)
+from lakekv.kv.url import ParamReader, StoreURL
+
+BADGER_MAX_KEY: Final = 65000
+"""Badger's key limit (``txn.go``: ``maxKeySize``), partition and delimiter included."""
+MAX_PARTITION_SIZE: Final = 1024
+MAX_KEY_SIZE: Final = BADGER_MAX_KEY - (2 * MAX_PARTITION_SIZE + 2)
+"""What is left of Badger's limit after the longest (escaped) partition and the ``/``."""
+MAX_VALUE_SIZE: Final = 512 << 20
+"""Below Badger's ``ValueLogFileSize`` (1 GiB); values this large cost as much memory here."""
+
+_ESCAPE_MARK: Final = b"\x00"
+_BADGER_INTERNAL: Final = b"!badger!"
+_POLICY = {OnConflict.FAIL: 0, OnConflict.SKIP: 1, OnConflict.OVERWRITE: 2}
+
+
+def encode_partition(partition: bytes) -> bytes:
+    """The Badger key prefix (before ``/``) of ``partition``.
+
+    Every partition lakeFS writes (no ``/``, no leading NUL, not ``!badger!…``) is itself, so
+    the layout is lakeFS's exactly. Any other partition is stored as NUL followed by the name
+    with NUL escaped as ``00 02`` and ``/`` as ``00 01``: it then holds no ``/`` (so
+    ``a`` and ``a/b`` cannot collide), and no plain name starts with NUL (so the two forms
+    never meet)."""
+    if b"/" in partition or partition[:1] == _ESCAPE_MARK or partition.startswith(_BADGER_INTERNAL):
+        return _ESCAPE_MARK + partition.replace(b"\x00", b"\x00\x02").replace(b"/", b"\x00\x01")
+    return partition
+
+
+def decode_partition(prefix: bytes) -> bytes:
+    """The inverse of :func:`encode_partition`."""
+    if prefix[:1] != _ESCAPE_MARK:
+        return prefix
+    return prefix[1:].replace(b"\x00\x01", b"/").replace(b"\x00\x02", b"\x00")
+
+
+@dataclass(frozen=True)
+class BadgerSettings:
+    """What a ``badger://`` URL says, besides paging (see the package docstring)."""
+
+    path: Path
+    tmpdir: str | None
+
+
+class BadgerStore(Store):
+    """The Badger driver (lakeFS's ``local`` database); see the package docstring."""
+
+    scheme = "badger"
+    capabilities = Capabilities(
+        list_partitions=True,
+        native_write_batch=True,
+        persistent=True,
+        shared_between_processes=False,  # Badger: one process per directory (flock)
+        max_partition_size=MAX_PARTITION_SIZE,
+        max_key_size=MAX_KEY_SIZE,
+        max_value_size=MAX_VALUE_SIZE,
+        concurrent_writes=False,  # one helper, one request at a time
+    )
+    driver_errors = (HelperError,)
+    namespace_param = None
+
+    default_paging = ScanPaging(page_size=1000, page_cap=10000)
+
+    @classmethod
+    def parse_settings(
+        cls, url: StoreURL, params: ParamReader, options: OpenOptions
+    ) -> BadgerSettings:
+        tmpdir = params.take_str("tmpdir", "") or None
+        options.take_credentials(url, ())
+        if url.host or url.username or url.port:
+            raise ConfigurationError(
+                f"{url}: a badger URL has no host; write badger:///relative/dir or "
+                "badger:////absolute/dir"
+            )
+        raw = url.path[1:] if url.path.startswith("/") else url.path
+        if not raw:
+            raise ConfigurationError(f"{url}: give a directory path (badger:///path/to/metadata)")
+        return BadgerSettings(Path(raw), tmpdir)
+
+    def __init__(
+        self,
+        url: StoreURL,
+        paging: ScanPaging,
+        options: OpenOptions,
+        settings: BadgerSettings,
+    ) -> None:
+        super().__init__(url, paging, options)
+        self.path = settings.path
+        self._tmpdir = settings.tmpdir
+        self._helper: Helper | None = None
+
+    def _open(self) -> None:
+        if not self.options.may_create and not self.path.is_dir():
+            what = "is not a directory" if self.path.exists() else "does not exist"
+            raise StoreNotFoundError(f"badger:// directory {self.path} {what}")
+        if self.options.may_create and not self.path.parent.is_dir():
+            raise ConfigurationError(
+                f"badger:// cannot create {self.path}: its parent directory does not exist"
+            )
+        self._helper = _helper.acquire(
+            self.path,
+            read_only=self.options.read_only,
+            create=self.options.may_create,
+            tmpdir=self._tmpdir,
+        )
+
+    @property
+    def opened_as(self) -> str:
+        """How the helper opened the directory: ``direct``, or ``copy NANOSECONDS BYTES`` for
+        a read-only open of a directory with memtable logs (a private copy replayed)."""
+        return self._live().note
+
+    def _live(self) -> Helper:
+        helper = self._helper
+        if helper is None:
+            raise StoreClosedError(f"store {self._url} is closed")
+        return helper
+
+    def _translate_error(self, exc: BaseException) -> LakekvError:
+        if isinstance(exc, HelperError):
+            if exc.status == _helper.INVALID:
+                return InvalidArgumentError(f"badger:// {self.path}: {exc}")
+            if exc.status == _helper.UNAVAILABLE:
+                return StoreUnavailableError(f"badger:// {self.path}: {exc}")
+        return StoreError(f"badger:// {self.path}: {exc}")
+
+    def _identity(self) -> str:
+        return f"badger://{os.path.realpath(self.path)}"
+
+    # --- the contract ----------------------------------------------------------------------
+
+    def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        full = encode_partition(partition) + b"/" + key
+        try:
+            value = self._live().call(ord("g"), field_bytes(full))
+        except HelperError as exc:
+            if exc.status == _helper.NOT_FOUND:
+                return None
+            raise
+        return ValueWithPredicate(value, value)
+
+    def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
+        full = encode_partition(partition) + b"/" + key
+        self._live().call(ord("s"), field_bytes(full) + field_bytes(value))
+
+    def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
+        if predicate is None:
+            mode, expected = 0, b""
+        elif predicate is MUST_EXIST:
+            mode, expected = 1, b""
+        else:
+            mode, expected = 2, value_predicate(predicate)
+        full = encode_partition(partition) + b"/" + key
+        payload = bytes([mode]) + field_bytes(full) + field_bytes(value) + field_bytes(expected)
+        try:
+            self._live().call(ord("c"), payload)
+        except HelperError as exc:
+            if exc.status == _helper.PREDICATE:
+                return False
+            raise
+        return True
+
+    def _delete(self, partition: bytes, key: bytes) -> None:
+        full = encode_partition(partition) + b"/" + key
+        self._live().call(ord("d"), field_bytes(full))
+
+    def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
+        prefix = encode_partition(partition) + b"/"
+        self._live().call(ord("D"), _helper.encode_fields([prefix + k for k in keys]))
+
+    def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        prefix = encode_partition(partition) + b"/"
+        body = self._live().call(ord("m"), _helper.encode_fields([prefix + k for k in keys]))
+        found: dict[bytes, bytes] = {}
+        pos = 0
+        for key in keys:
+            size = int.from_bytes(body[pos : pos + 4], "little")
+            pos += 4
+            if size:
+                found[key] = body[pos : pos + size - 1]
+                pos += size - 1
+        return found
+
+    def _scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        prefix = encode_partition(partition) + b"/"
+        payload = (
+            field_bytes(prefix)
+            + field_bytes(prefix + start)
+            + bytes([1 if inclusive else 0])
+            + limit.to_bytes(4, "little")
+        )
+        return _helper.decode_scan(self._live().call(ord("r"), payload))
+
+    def _list_partitions(self) -> Iterator[bytes]:
+        body = self._live().call(ord("p"), b"")
+        count = int.from_bytes(body[:4], "little")
+        names = []
+        pos = 4
+        for _ in range(count):
+            size = int.from_bytes(body[pos : pos + 4], "little")
+            names.append(decode_partition(body[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        # Badger orders keys, not names: "a-b/…" sorts before "a/…" though "a" < "a-b".
+        yield from sorted(names)
+
+    def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
+        """One request: the helper writes each entry as ``set_if(None)`` in read-write
+        transactions (as many as Badger's size limit needs) and reports per entry whether it
+        was written, unchanged, skipped or a conflict."""
+        pack = _helper.field_bytes
+        parts = [bytes([_POLICY[on_conflict]]), len(entries).to_bytes(4, "little")]
+        encoded: dict[bytes, bytes] = {}
+        for p, k, v in entries:
+            prefix = encoded.get(p)
+            if prefix is None:
+                prefix = encoded[p] = encode_partition(p) + b"/"
+            parts.append(pack(prefix + k))
+            parts.append(pack(v))
+        codes = self._live().call(ord("b"), b"".join(parts))
+        result = BatchResult(
+            written=codes.count(0), unchanged=codes.count(1), skipped=codes.count(2)
+        )
+        if codes.count(3):
+            result.conflicts = [e for e, c in zip(entries, codes, strict=True) if c == 3]
+        return result
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _destroy(self) -> None:
+        helper = self._live()
+        helper.call(ord("X"), b"")
+        helper.destroyed = True
+
+    def _close(self) -> None:
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            _helper.release(helper)
