@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _files import dir_fingerprint
 
 from lakekv import open_store
 from lakekv.errors import (
@@ -55,34 +55,6 @@ def _helper_built() -> None:
 
 def _url(path: Path) -> str:
     return f"badger:///{path}"
-
-
-def _fingerprint(path: Path) -> dict[str, tuple[str, int, int]]:
-    """Every file of a directory: a hash of its contents, its size and modification time (ns).
-
-    Badger's logs are large sparse files (a 2 GiB value log, a 128 MiB memtable log): the
-    hash covers their data regions and where they are (a hole reads as zeros anyway)."""
-    out = {}
-    for entry in sorted(path.iterdir()):
-        st = entry.stat()
-        h = hashlib.sha256()
-        fd = os.open(entry, os.O_RDONLY)
-        try:
-            pos = 0
-            while pos < st.st_size:
-                try:
-                    data = os.lseek(fd, pos, os.SEEK_DATA)
-                except OSError:  # no data after pos
-                    break
-                hole = os.lseek(fd, data, os.SEEK_HOLE)
-                h.update(data.to_bytes(8, "little"))
-                os.lseek(fd, data, os.SEEK_SET)
-                h.update(os.read(fd, hole - data))
-                pos = hole
-        finally:
-            os.close(fd)
-        out[entry.name] = (h.hexdigest(), st.st_size, st.st_mtime_ns)
-    return out
 
 
 def _kill_helper(store: BadgerStore) -> None:
@@ -233,7 +205,7 @@ def _lakefs_lock(path: Path) -> Iterator[int]:
 def test_a_running_lakefs_is_refused(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """lakeFS holds flock(LOCK_EX) on the directory: read-only and read-write opens are both
     refused with "stop lakeFS first", and the command line exits 2 with one line."""
-    before = _fingerprint(database)
+    before = dir_fingerprint(database)
     with _lakefs_lock(database):
         for read_only in (True, False):
             with pytest.raises(StoreInUseError, match="stop lakeFS first"):
@@ -243,7 +215,7 @@ def test_a_running_lakefs_is_refused(database: Path, capsys: pytest.CaptureFixtu
         code, _, err = run(capsys, "--store", _url(database), "get", "graveler", "k0001")
         assert code == 2, err
         assert "stop lakeFS first" in err and len(err.strip().splitlines()) == 1
-    assert _fingerprint(database) == before
+    assert dir_fingerprint(database) == before
 
 
 def test_a_stale_lock_file_is_not_a_lock(database: Path) -> None:
@@ -268,14 +240,21 @@ def test_a_read_only_source_keeps_lakefs_out(database: Path) -> None:
 
 
 def test_read_only_never_writes_a_clean_source(database: Path) -> None:
-    before = _fingerprint(database)
+    """A cleanly closed directory that was opened more than once holds an empty value log
+    that is not the newest: Badger's own read-only open deletes it (value.go,
+    valueLog.open). lakekv reads a private copy instead and leaves every byte as it was."""
+    with open_store(_url(database)) as s:  # lakeFS restarted: a second value log
+        s.set(b"graveler", b"again", b"x")
+    vlogs = sorted(database.glob("*.vlog"))
+    assert len(vlogs) >= 2 and vlogs[0].stat().st_size == 20  # Badger's header alone
+    before = dir_fingerprint(database)
     with open_store(_url(database), read_only=True) as s:
         assert isinstance(s, BadgerStore)
-        assert s.opened_as == "direct"
-        assert sum(1 for _ in s.scan(b"graveler")) == 100
+        assert s.opened_as.startswith("copy ")
+        assert sum(1 for _ in s.scan(b"graveler")) == 101
         with pytest.raises(StoreReadOnlyError):
             s.set(b"graveler", b"x", b"y")
-    assert _fingerprint(database) == before
+    assert dir_fingerprint(database) == before
 
 
 def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
@@ -315,7 +294,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     writer.join()
     assert len(acked) > 10
     assert any(p.suffix == ".mem" and p.stat().st_size for p in db.iterdir())
-    before = _fingerprint(db)
+    before = dir_fingerprint(db)
     scratch = Path(tempfile.gettempdir())
     copies = set(scratch.glob("lakekv-badger-*"))
     with open_store(_url(db), read_only=True) as s:
@@ -328,7 +307,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert s.get(b"graveler", b"old000").value == b"changed"
         assert s.get_many(b"graveler", [b"old001", b"old002"]) == {b"old002": b"o"}
         assert list(s.list_partitions()) == [b"graveler", b"repo-1"]
-    assert _fingerprint(db) == before
+    assert dir_fingerprint(db) == before
     assert set(scratch.glob("lakekv-badger-*")) <= copies  # the private copy is gone
     # A read-write open (lakeFS's next start, or lakekv writing) replays it too.
     with open_store(_url(db)) as s:

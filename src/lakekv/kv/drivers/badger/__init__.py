@@ -40,19 +40,21 @@ parent must exist) unless ``create=False``, which refuses a missing or empty dir
 directory holding files but no Badger ``MANIFEST`` is refused either way (StoreNotFoundError;
 nothing is created). lakeFS holds ``flock(LOCK_EX)`` on the directory while it runs (the
 ``LOCK`` file is only a PID file, left behind by a crash): a locked directory is refused with
-StoreInUseError, "stop lakeFS first" (exit 2). Read-only (a migration source, both sides of
-``verify``) never writes the directory: the helper takes ``flock(LOCK_SH)`` on it for as long
-as the store is open (so lakeFS cannot start meanwhile, and a running lakeFS is refused),
-then, when no memtable log (``*.mem``) is present — lakeFS was stopped cleanly — opens it with
-Badger's read-only option. After ``kill -9`` the writes lakeFS acknowledged may live only in a
-memtable log; Badger's read-only open refuses such a directory ("Log truncate required") and
-its read-write open would rewrite it. So the helper copies the directory into a private
-directory under ``tmpdir`` (SST files, immutable, hard-linked when on the same file system,
-else copied; logs and the manifest copied with their holes: a 128 MiB memtable log holding
-2 MiB costs 2 MiB) and opens the copy read-write, which replays the logs as lakeFS's next
-start would; the copy is deleted when the store closes (``opened_as`` says which way was
-taken and what the copy cost). A helper killed outright leaves its copy behind in ``tmpdir``
-(``lakekv-badger-*``).
+StoreInUseError, "stop lakeFS first" (exit 2).
+
+Read-only (a migration source, both sides of ``verify``) never writes the directory: the
+helper takes ``flock(LOCK_SH)`` on it for as long as the store is open (so lakeFS cannot start
+meanwhile, and a running lakeFS is refused) and never lets Badger open it. Badger's own
+read-only open refuses a directory whose memtable log (``*.mem``) holds writes — after
+``kill -9`` the writes lakeFS acknowledged may live only there ("Log truncate required") —
+and even on a cleanly closed directory it opens the value logs for writing and deletes the
+empty ones (``value.go``, ``valueLog.open``); its read-write open would rewrite the directory.
+So the helper copies the directory into a private directory under ``tmpdir`` (SST files,
+which Badger never changes, hard-linked when on the same file system, else copied; logs,
+manifest and the rest copied with their holes: a 128 MiB memtable log holding 2 MiB costs
+2 MiB) and opens the copy read-write, which replays the memtable logs as lakeFS's next start
+would; the copy is deleted when the store closes (``opened_as`` says what it cost). A helper
+killed outright leaves its copy behind in ``tmpdir`` (``lakekv-badger-*``).
 
 Measurements: MEASUREMENTS
 """

@@ -16,14 +16,14 @@
 // "copy NANOSECONDS BYTES" for a private copy) or why not (status != 0, payload: message).
 //
 // Read-only mode (-mode ro) never writes the directory. It takes a shared flock on it (a
-// running lakeFS holds an exclusive one: status stLocked), then:
-//   - without memtable logs (*.mem), it opens the directory with Badger's ReadOnly option;
-//   - with them (lakeFS was killed, or is running), Badger's read-only open refuses ("Log
-//     truncate required") and its read-write open would rewrite the directory, so the
-//     directory is copied into a private directory under -tmp (SST files hard-linked when
-//     the file system allows, everything else copied, holes kept) and that copy is opened
-//     read-write, which replays the logs exactly as lakeFS's next start would. The copy is
-//     removed on exit.
+// running lakeFS holds an exclusive one: status stLocked) and never lets Badger open it:
+// Badger's ReadOnly option refuses a directory with memtable logs (*.mem, what lakeFS leaves
+// when killed: "Log truncate required"), and even on a cleanly closed directory it opens the
+// value logs for writing and deletes empty ones (value.go, valueLog.open). So the directory
+// is copied into a private directory under -tmp (SST files, which Badger never changes,
+// hard-linked when the file system allows; everything else copied, holes kept) and that copy
+// is opened read-write, which replays the memtable logs exactly as lakeFS's next start would.
+// The copy is removed on exit.
 package main
 
 import (
@@ -521,33 +521,24 @@ func options(dir string) badger.Options {
 	return badger.DefaultOptions(dir).WithLogger(quietLogger{})
 }
 
-// inspect says what dir holds: stNotFound (missing, or empty), stNotBadger, or stOK with
-// whether memtable logs are present.
-func inspect(dir string) (byte, bool, error) {
+// inspect says what dir holds: stNotFound (missing, or empty), stNotBadger, or stOK.
+func inspect(dir string) (byte, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return stNotFound, false, fmt.Errorf("directory %s does not exist", dir)
+		return stNotFound, fmt.Errorf("directory %s does not exist", dir)
 	}
 	if err != nil {
-		return stError, false, err
+		return stError, err
 	}
-	hasManifest, hasMem := false, false
 	for _, e := range entries {
-		switch {
-		case e.Name() == "MANIFEST":
-			hasManifest = true
-		case strings.HasSuffix(e.Name(), ".mem"):
-			hasMem = true
+		if e.Name() == "MANIFEST" {
+			return stOK, nil
 		}
 	}
-	if !hasManifest {
-		if len(entries) == 0 {
-			return stNotFound, false, fmt.Errorf("directory %s is empty: no Badger database", dir)
-		}
-		return stNotBadger, false, fmt.Errorf(
-			"directory %s is not a Badger database (no MANIFEST file)", dir)
+	if len(entries) == 0 {
+		return stNotFound, fmt.Errorf("directory %s is empty: no Badger database", dir)
 	}
-	return stOK, hasMem, nil
+	return stNotBadger, fmt.Errorf("directory %s is not a Badger database (no MANIFEST file)", dir)
 }
 
 func lockErr(dir string) error {
@@ -664,7 +655,7 @@ type opened struct {
 }
 
 func openDir(dir, mode string, create bool, tmp string) (*opened, error) {
-	status, hasMem, err := inspect(dir)
+	status, err := inspect(dir)
 	if mode == "rw" {
 		if status == stNotBadger {
 			return nil, fail(status, "%v", err)
@@ -697,14 +688,6 @@ func openDir(dir, mode string, create bool, tmp string) (*opened, error) {
 	lock, err := lockShared(dir)
 	if err != nil {
 		return nil, err
-	}
-	if !hasMem {
-		db, err := badger.Open(options(dir).WithReadOnly(true))
-		if err != nil {
-			lock.Close()
-			return nil, err
-		}
-		return &opened{db: db, cleanup: func() { lock.Close() }, note: "direct"}, nil
 	}
 	began := time.Now()
 	copyDir, copied, err := privateCopy(dir, tmp)
