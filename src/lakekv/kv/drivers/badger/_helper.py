@@ -18,6 +18,7 @@ import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import IO, Final
 
@@ -294,15 +295,10 @@ def decode_scan(body: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
     lens.frombytes(body[5 : 5 + 8 * n])
     if sys.byteorder != "little":
         lens.byteswap()
-    pos = 5 + 8 * n
-    bounds = [pos]
-    total = pos
-    for size in lens:
-        total += size
-        bounds.append(total)
-    it = map(body.__getitem__, map(slice, bounds, bounds[1:]))
-    keys = [next(it) for _ in range(n)]
-    values = list(it)
+    bounds = list(accumulate(lens, initial=5 + 8 * n))
+    cut = map(body.__getitem__, map(slice, bounds, islice(bounds, 1, None)))
+    keys = list(islice(cut, n))
+    values = list(cut)
     return list(zip(keys, values, strict=True)), bool(more)
 
 

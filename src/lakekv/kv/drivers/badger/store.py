@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
+import sys
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,9 @@ MAX_VALUE_SIZE: Final = 512 << 20
 
 _ESCAPE_MARK: Final = b"\x00"
 _BADGER_INTERNAL: Final = b"!badger!"
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+_third = operator.itemgetter(2)
 _POLICY = {OnConflict.FAIL: 0, OnConflict.SKIP: 1, OnConflict.OVERWRITE: 2}
 
 
@@ -238,19 +245,24 @@ class BadgerStore(Store):
         yield from sorted(names)
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
-        """One request: the helper writes each entry as ``set_if(None)`` in read-write
-        transactions (as many as Badger's size limit needs) and reports per entry whether it
-        was written, unchanged, skipped or a conflict."""
-        pack = _helper.field_bytes
-        parts = [bytes([_POLICY[on_conflict]]), len(entries).to_bytes(4, "little")]
-        encoded: dict[bytes, bytes] = {}
-        for p, k, v in entries:
-            prefix = encoded.get(p)
-            if prefix is None:
-                prefix = encoded[p] = encode_partition(p) + b"/"
-            parts.append(pack(prefix + k))
-            parts.append(pack(v))
-        codes = self._live().call(ord("b"), b"".join(parts))
+        """One request: the helper looks up the batch's keys in one read transaction and
+        writes what must be written with Badger's WriteBatch; it reports per entry whether it
+        was written, unchanged, skipped or a conflict. The request carries each run of one
+        partition once, then the lengths as arrays and the bytes joined (no Python code per
+        entry but C-level maps)."""
+        runs = [(p, len(list(run))) for p, run in itertools.groupby(entries, _first)]
+        keys = list(map(_second, entries))
+        values = list(map(_third, entries))
+        lens = array("I", map(len, keys))
+        lens.extend(map(len, values))
+        if sys.byteorder != "little":
+            lens.byteswap()
+        head = [bytes([_POLICY[on_conflict]]), len(runs).to_bytes(4, "little")]
+        for p, count in runs:
+            head.append(field_bytes(encode_partition(p) + b"/"))
+            head.append(count.to_bytes(4, "little"))
+        payload = b"".join([*head, lens.tobytes(), b"".join(keys), b"".join(values)])
+        codes = self._live().call(ord("b"), payload)
         result = BatchResult(
             written=codes.count(0), unchanged=codes.count(1), skipped=codes.count(2)
         )

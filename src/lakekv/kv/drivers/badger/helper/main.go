@@ -82,10 +82,12 @@ const (
 )
 
 type server struct {
-	db  *badger.DB
-	in  *bufio.Reader
-	out *bufio.Writer
-	buf []byte
+	db    *badger.DB
+	in    *bufio.Reader
+	out   *bufio.Writer
+	buf   []byte
+	gen   uint64    // counts write requests: a page read ahead is valid while it is unchanged
+	ahead *prefetch // the next page of the last scan, being read
 }
 
 type reqError struct {
@@ -204,6 +206,10 @@ func (s *server) serve() error {
 
 func (s *server) handle(op byte, r *reader) ([]byte, error) {
 	switch op {
+	case opSet, opSetIf, opDelete, opDeleteMany, opBatch, opDropAll:
+		s.gen++
+	}
+	switch op {
 	case opGet:
 		key := r.field()
 		if r.bad {
@@ -268,6 +274,7 @@ func (s *server) handle(op byte, r *reader) ([]byte, error) {
 	case opBatch:
 		return s.batch(r)
 	case opDropAll:
+		s.settle()
 		return nil, s.db.DropAll()
 	default:
 		return nil, fail(stInvalid, "unknown request %q", op)
@@ -374,15 +381,62 @@ func appendValue(out []byte, item *badger.Item) ([]byte, error) {
 	return out, err
 }
 
-// scan returns up to limit entries with keys under prefix, from start (a key with the prefix),
-// as: count, more (1 byte), key lengths (without the prefix), value lengths, keys, values.
-func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, error) {
-	keyLens := make([]byte, 0, 4*64)
-	valLens := make([]byte, 0, 4*64)
-	keys := make([]byte, 0, 4096)
-	values := make([]byte, 0, 16384)
-	count, more := 0, false
-	err := s.db.View(func(txn *badger.Txn) error {
+// page is a run of entries of one partition, in key order (keys without the prefix).
+type page struct {
+	keyLens, valLens []int
+	keys, values     []byte
+	ended            bool // nothing follows the last entry
+	err              error
+}
+
+func (p *page) n() int { return len(p.keyLens) }
+
+// keyAt is the i-th key (without the prefix).
+func (p *page) keyAt(i int) []byte {
+	off := 0
+	for _, l := range p.keyLens[:i] {
+		off += l
+	}
+	return p.keys[off : off+p.keyLens[i]]
+}
+
+func (p *page) extend(q *page) {
+	p.keyLens = append(p.keyLens, q.keyLens...)
+	p.valLens = append(p.valLens, q.valLens...)
+	p.keys = append(p.keys, q.keys...)
+	p.values = append(p.values, q.values...)
+	p.ended, p.err = q.ended, q.err
+}
+
+// encode the first count entries as a scan response: count, more (1 byte), key lengths,
+// value lengths, keys, values.
+func (p *page) encode(count int, more bool) []byte {
+	kb, vb := 0, 0
+	for i := 0; i < count; i++ {
+		kb += p.keyLens[i]
+		vb += p.valLens[i]
+	}
+	out := make([]byte, 0, 5+8*count+kb+vb)
+	out = putU32(out, count)
+	if more {
+		out = append(out, 1)
+	} else {
+		out = append(out, 0)
+	}
+	for _, l := range p.keyLens[:count] {
+		out = putU32(out, l)
+	}
+	for _, l := range p.valLens[:count] {
+		out = putU32(out, l)
+	}
+	out = append(out, p.keys[:kb]...)
+	return append(out, p.values[:vb]...)
+}
+
+// readPage reads up to limit entries under prefix from start (a key with the prefix).
+func (s *server) readPage(prefix, start []byte, inclusive bool, limit int) *page {
+	p := &page{keys: make([]byte, 0, 4096), values: make([]byte, 0, 16384)}
+	p.err = s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
 		opts.PrefetchSize = min(limit+1, 256)
@@ -394,36 +448,74 @@ func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, 
 			if !inclusive && bytes.Equal(k, start) {
 				continue
 			}
-			if count == limit {
-				more = true
+			if p.n() == limit {
 				return nil
 			}
-			keyLens = putU32(keyLens, len(k)-len(prefix))
-			keys = append(keys, k[len(prefix):]...)
-			before := len(values)
+			p.keyLens = append(p.keyLens, len(k)-len(prefix))
+			p.keys = append(p.keys, k[len(prefix):]...)
+			before := len(p.values)
 			var err error
-			if values, err = appendValue(values, item); err != nil {
+			if p.values, err = appendValue(p.values, item); err != nil {
 				return err
 			}
-			valLens = putU32(valLens, len(values)-before)
-			count++
+			p.valLens = append(p.valLens, len(p.values)-before)
 		}
+		p.ended = true
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	return p
+}
+
+// settle waits for a page being read ahead (before the database is dropped or closed).
+func (s *server) settle() {
+	if s.ahead != nil {
+		<-s.ahead.ch
+		s.ahead = nil
 	}
-	out := make([]byte, 0, 5+len(keyLens)+len(valLens)+len(keys)+len(values))
-	out = putU32(out, count)
-	if more {
-		out = append(out, 1)
-	} else {
-		out = append(out, 0)
+}
+
+// prefetch is the next page of a scan, read while the client decodes the last one.
+type prefetch struct {
+	prefix, after []byte
+	gen           uint64
+	ch            chan *page
+}
+
+const prefetchMax = 20000
+
+// scan returns up to limit entries with keys under prefix, from start. A scan going on
+// (start is the last key of the page answered before, exclusive) is answered from the page
+// read ahead meanwhile, if nothing was written since; then the page after it is read ahead.
+func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, error) {
+	var p *page
+	if ahead := s.ahead; ahead != nil {
+		s.ahead = nil
+		if !inclusive && ahead.gen == s.gen && bytes.Equal(ahead.prefix, prefix) &&
+			bytes.Equal(ahead.after, start) {
+			if got := <-ahead.ch; got.err == nil {
+				p = got
+			}
+		}
 	}
-	out = append(out, keyLens...)
-	out = append(out, valLens...)
-	out = append(out, keys...)
-	return append(out, values...), nil
+	if p == nil {
+		p = s.readPage(prefix, start, inclusive, limit)
+	} else if p.n() < limit && !p.ended {
+		p.extend(s.readPage(prefix, append(append([]byte{}, prefix...), p.keyAt(p.n()-1)...), false, limit-p.n()))
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	count := min(p.n(), limit)
+	more := p.n() > limit || !p.ended
+	out := p.encode(count, more)
+	if more && count > 0 {
+		after := append(append([]byte{}, prefix...), p.keyAt(count-1)...)
+		ahead := &prefetch{prefix: append([]byte{}, prefix...), after: after, gen: s.gen, ch: make(chan *page, 1)}
+		next := min(2*limit, prefetchMax)
+		go func() { ahead.ch <- s.readPage(ahead.prefix, ahead.after, false, next) }()
+		s.ahead = ahead
+	}
+	return out, nil
 }
 
 // partitions lists the distinct prefixes before the first "/" of every key, each once: after
@@ -458,53 +550,103 @@ func (s *server) partitions() ([]byte, error) {
 }
 
 // batch writes entries as set_if(absent) each; an existing key is compared: the same value
-// counts as unchanged, a different one follows the policy. The response has one byte per
-// entry: 0 written, 1 unchanged, 2 skipped, 3 conflict.
+// counts as unchanged, a different one follows the policy. The request is the policy
+// (1 byte), the number of runs, each run's key prefix (a field) and entry count, then the
+// key lengths, the value lengths (uint32 each), the keys (without their prefix) and the
+// values. The response has one byte per entry: 0 written, 1 unchanged, 2 skipped,
+// 3 conflict. Existing keys are looked up in one read transaction, then the entries to write
+// go through Badger's WriteBatch (as many transactions as its size limit needs): requests
+// are served one at a time, so nothing changes in between.
 func (s *server) batch(r *reader) ([]byte, error) {
 	policy := r.u8()
-	n := int(r.u32())
-	keys := make([][]byte, 0, n)
-	values := make([][]byte, 0, n)
-	for i := 0; i < n && !r.bad; i++ {
-		keys = append(keys, r.field())
-		values = append(values, r.field())
+	nruns := int(r.u32())
+	prefixes := make([][]byte, 0, nruns)
+	counts := make([]int, 0, nruns)
+	n := 0
+	for i := 0; i < nruns && !r.bad; i++ {
+		prefixes = append(prefixes, r.field())
+		c := int(r.u32())
+		counts = append(counts, c)
+		n += c
 	}
-	if r.bad {
+	if r.bad || len(r.b) < 8*n {
 		return nil, fail(stInvalid, "malformed batch")
 	}
-	out := make([]byte, n)
-	err := s.update(n, func(txn *badger.Txn, i int) error {
-		item, err := txn.Get(keys[i])
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			out[i] = 0
-			return txn.Set(keys[i], values[i])
-		case err != nil:
-			return err
+	lens := r.b[:8*n]
+	r.b = r.b[8*n:]
+	keys := make([][]byte, n)
+	values := make([][]byte, n)
+	koff := 0
+	total := 0
+	for i := 0; i < n; i++ {
+		total += int(binary.LittleEndian.Uint32(lens[4*i:])) + int(binary.LittleEndian.Uint32(lens[4*(n+i):]))
+	}
+	if len(r.b) != total {
+		return nil, fail(stInvalid, "malformed batch")
+	}
+	voff := 0
+	for i := 0; i < n; i++ {
+		voff += int(binary.LittleEndian.Uint32(lens[4*i:]))
+	}
+	i := 0
+	for run, prefix := range prefixes {
+		for j := 0; j < counts[run]; j, i = j+1, i+1 {
+			kl := int(binary.LittleEndian.Uint32(lens[4*i:]))
+			vl := int(binary.LittleEndian.Uint32(lens[4*(n+i):]))
+			k := make([]byte, len(prefix)+kl)
+			copy(k, prefix)
+			copy(k[len(prefix):], r.b[koff:koff+kl])
+			keys[i] = k
+			values[i] = r.b[voff : voff+vl : voff+vl]
+			koff += kl
+			voff += vl
 		}
-		same := false
-		if int(item.ValueSize()) == len(values[i]) {
-			if err := item.Value(func(v []byte) error {
-				same = bytes.Equal(v, values[i])
-				return nil
-			}); err != nil {
+	}
+	out := make([]byte, n)
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i, key := range keys {
+			item, err := txn.Get(key)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
 				return err
 			}
-		}
-		switch {
-		case same:
-			out[i] = 1
-		case policy == policyOverwrite:
-			out[i] = 0
-			return txn.Set(keys[i], values[i])
-		case policy == policySkip:
-			out[i] = 2
-		default:
-			out[i] = 3
+			same := false
+			if int(item.ValueSize()) == len(values[i]) {
+				if err := item.Value(func(v []byte) error {
+					same = bytes.Equal(v, values[i])
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			switch {
+			case same:
+				out[i] = 1
+			case policy == policyOverwrite:
+				out[i] = 0
+			case policy == policySkip:
+				out[i] = 2
+			default:
+				out[i] = 3
+			}
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	wb := s.db.NewWriteBatch()
+	for i, code := range out {
+		if code == 0 {
+			if err := wb.Set(keys[i], values[i]); err != nil {
+				wb.Cancel()
+				return nil, err
+			}
+		}
+	}
+	return out, wb.Flush()
 }
 
 // --- opening ---------------------------------------------------------------------------------
@@ -736,6 +878,7 @@ func main() {
 		os.Exit(1)
 	}
 	serveErr := s.serve()
+	s.settle()
 	closeErr := o.db.Close()
 	o.cleanup()
 	if serveErr != nil || closeErr != nil {

@@ -1,0 +1,197 @@
+"""badger:// benchmark: lakekv reading and writing lakeFS's ``local`` database against plain Go.
+
+Usage::
+
+    .venv/bin/python bench/badger.py [--entries 1000000] [--rounds 1]
+
+Needs Go (the reference is built from ``bench/badger_ref``, on Badger v4.7.0 as lakeFS pins) and
+the helper (``make badger-helper``). On ``lakekv sample`` data (lakeFS-shaped entries), each
+step printed as a ratio (reference time / lakekv time: 1.0 is as fast as plain Go, higher is
+better), each side timed from open to close, best of ``--rounds``:
+
+1. write: ``lakekv copy`` SQLite -> ``badger://`` vs the reference writing the same Badger keys
+   and values with Badger's ``WriteBatch`` (read from a flat file);
+2. read: ``lakekv copy`` ``badger://`` -> SQLite vs the reference iterating the directory with
+   Badger's iterator (values read); and lakekv's read alone (every partition scanned through
+   the driver, in this process) vs the same reference;
+3. peak RSS of a ``badger://`` -> SQLite copy of N entries vs N/10, each in its own process
+   (the Python process and, separately, its helper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REF_SRC = ROOT / "bench" / "badger_ref"
+REF_BIN = ROOT / ".tools" / "badger" / "badger-ref"
+
+
+def lakekv_cli(*args: str) -> float:
+    """Run the lakekv command line in its own process; its wall time."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lakekv", *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def reference(*args: str) -> float:
+    out = subprocess.run([str(REF_BIN), *args], check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def build_reference() -> None:
+    subprocess.run(["go", "build", "-o", str(REF_BIN), "."], cwd=REF_SRC, check=True)
+
+
+def export_flat(src: str, path: Path) -> int:
+    """The entries of ``src`` as Badger keys and values in the reference's flat format."""
+    from lakekv import open_store  # noqa: PLC0415
+    from lakekv.kv.drivers.badger import encode_partition  # noqa: PLC0415
+
+    n = 0
+    with open_store(src, read_only=True) as store, open(path, "wb") as out:
+        for partition in store.list_partitions():
+            prefix = encode_partition(partition) + b"/"
+            for page in store.scan_pages(partition, page_size=10000):
+                for key, value in page:
+                    full = prefix + key
+                    out.write(len(full).to_bytes(4, "little") + full)
+                    out.write(len(value).to_bytes(4, "little") + value)
+                    n += 1
+    return n
+
+
+def scan_all(url: str) -> tuple[int, float]:
+    """Every entry of ``url`` read through the driver: (entries, seconds), open to close."""
+    from lakekv import open_store  # noqa: PLC0415
+
+    began = time.perf_counter()
+    n = 0
+    with open_store(url, read_only=True) as store:
+        for partition in store.list_partitions():
+            for page in store.scan_pages(partition, page_size=10000):
+                n += len(page)
+    return n, time.perf_counter() - began
+
+
+def rss_child(src: str, dst: str) -> None:
+    """(In a child process) copy ``src`` to ``dst``; print the peak RSS of this process and of
+    its largest child (the helper)."""
+    from lakekv.cli.main import main as cli  # noqa: PLC0415
+
+    try:
+        cli(["copy", "--from", src, "--to", dst])
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    print(
+        json.dumps(
+            {
+                "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "helper_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+            }
+        )
+    )
+
+
+def peak_rss(src: str, dst: str) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", src, dst],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.unlink(missing_ok=True)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--tmp", type=Path, default=ROOT / ".run" / "bench-badger")
+    ap.add_argument("--rss-child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rss_child:
+        rss_child(*args.rss_child)
+        return
+    n, tmp = args.entries, args.tmp
+    tmp.mkdir(parents=True, exist_ok=True)
+    build_reference()
+    sources = {}
+    for size in (n, n // 10):
+        db = fresh(tmp / f"sample-{size}.db")
+        lakekv_cli("sample", "--to", f"sqlite:///{db}", "--entries", str(size), "--seed", "1")
+        sources[size] = f"sqlite:///{db}"
+    flat = tmp / "entries.bin"
+    exported = export_flat(sources[n], flat)
+    print(f"{exported:,} lakeFS-shaped entries ({flat.stat().st_size / 1e6:.0f} MB as Badger keys)")
+
+    # 1. write
+    best_lakekv = best_ref = float("inf")
+    for _ in range(args.rounds):
+        target = fresh(tmp / "written.badger")
+        best_lakekv = min(
+            best_lakekv, lakekv_cli("copy", "--from", sources[n], "--to", f"badger:///{target}")
+        )
+        ref_dir = fresh(tmp / "ref-written.badger")
+        best_ref = min(best_ref, reference("write", str(ref_dir), str(flat)))
+    print(
+        f"write: lakekv copy sqlite -> badger {exported / best_lakekv:,.0f} entries/s, "
+        f"Badger WriteBatch {exported / best_ref:,.0f}/s: ratio {best_ref / best_lakekv:.2f}"
+    )
+
+    # 2. read
+    source = f"badger:///{tmp / 'written.badger'}"
+    best_copy = best_scan = best_ref = float("inf")
+    for _ in range(args.rounds):
+        out = fresh(tmp / "read.db")
+        best_copy = min(best_copy, lakekv_cli("copy", "--from", source, "--to", f"sqlite:///{out}"))
+        count, seconds = scan_all(source)
+        assert count == exported, (count, exported)
+        best_scan = min(best_scan, seconds)
+        ref_dir = fresh(tmp / "ref-read.badger")
+        shutil.copytree(tmp / "written.badger", ref_dir)
+        best_ref = min(best_ref, reference("read", str(ref_dir)))
+    print(
+        f"read: Badger iterator {exported / best_ref:,.0f} entries/s; "
+        f"lakekv scan {exported / best_scan:,.0f}/s: ratio {best_ref / best_scan:.2f}; "
+        f"lakekv copy badger -> sqlite {exported / best_copy:,.0f}/s: "
+        f"ratio {best_ref / best_copy:.2f}"
+    )
+
+    # 3. memory
+    rss = {}
+    for size in (n, n // 10):
+        src_dir = fresh(tmp / f"rss-{size}.badger")
+        lakekv_cli("copy", "--from", sources[size], "--to", f"badger:///{src_dir}")
+        rss[size] = peak_rss(f"badger:///{src_dir}", f"sqlite:///{fresh(tmp / f'rss-{size}.db')}")
+    big, small = rss[n], rss[n // 10]
+    print(
+        f"peak RSS copying badger -> sqlite, {n:,} vs {n // 10:,} entries: "
+        f"lakekv {big['self_kb'] / 1024:.0f} vs {small['self_kb'] / 1024:.0f} MB "
+        f"(ratio {big['self_kb'] / small['self_kb']:.2f}), helper "
+        f"{big['helper_kb'] / 1024:.0f} vs {small['helper_kb'] / 1024:.0f} MB "
+        f"(ratio {big['helper_kb'] / small['helper_kb']:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LAKEKV_BADGER_HELPER", str(ROOT / ".tools" / "badger" / "lakekv-badger"))
+    main()
