@@ -136,6 +136,15 @@ def test_write_batch_classifies(tmp_path: Path) -> None:
         r = s.write_batch(batch, OnConflict.OVERWRITE)
         assert (r.written, r.unchanged) == (1, 2)
         assert s.get(b"p", b"other").value == b"2"
+        # Keys in ascending order are merged with one iterator: the same rules.
+        s.set(b"q", b"b", b"same")
+        s.set(b"q", b"d", b"old")
+        run = [Entry(b"q", k, v) for k, v in [(b"a", b"1"), (b"b", b"same"), (b"c", b"3")]]
+        run += [Entry(b"q", b"d", b"new"), Entry(b"q", b"e", b"5")]
+        r = s.write_batch(run, OnConflict.SKIP)
+        assert (r.written, r.unchanged, r.skipped, r.conflicts) == (3, 1, 1, [])
+        assert s.get(b"q", b"d").value == b"old"
+        assert s.write_batch(run).conflicts == [run[3]]
         # More than one Badger transaction holds (its size limit is about 9.6 MB).
         many = [Entry(b"big", b"%08d" % i, os.urandom(1000)) for i in range(30000)]
         assert s.write_batch(many).written == 30000

@@ -9,6 +9,7 @@ framing is the one ``helper/main.go`` documents.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import struct
@@ -258,6 +259,10 @@ def _start(path: Path, *, read_only: bool, create: bool, tmpdir: str | None) -> 
         )
     except OSError as exc:
         raise DriverNotInstalledError(f"cannot run the badger:// helper {binary}: {exc}") from exc
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:  # 1 MiB pipes: a page crosses in a few writes, not dozens
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
     helper = Helper(path, "ro" if read_only else "rw", process, "")
     try:
         helper.note = helper.call_first()

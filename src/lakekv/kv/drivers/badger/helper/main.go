@@ -511,7 +511,7 @@ func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, 
 	if more && count > 0 {
 		after := append(append([]byte{}, prefix...), p.keyAt(count-1)...)
 		ahead := &prefetch{prefix: append([]byte{}, prefix...), after: after, gen: s.gen, ch: make(chan *page, 1)}
-		next := min(2*limit, prefetchMax)
+		next := min(limit, prefetchMax) // the client asks for the same size again
 		go func() { ahead.ch <- s.readPage(ahead.prefix, ahead.after, false, next) }()
 		s.ahead = ahead
 	}
@@ -603,33 +603,37 @@ func (s *server) batch(r *reader) ([]byte, error) {
 		}
 	}
 	out := make([]byte, n)
-	err := s.db.View(func(txn *badger.Txn) error {
-		for i, key := range keys {
-			item, err := txn.Get(key)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
+	classify := func(i int, item *badger.Item) error {
+		same := false
+		if int(item.ValueSize()) == len(values[i]) {
+			if err := item.Value(func(v []byte) error {
+				same = bytes.Equal(v, values[i])
+				return nil
+			}); err != nil {
 				return err
 			}
-			same := false
-			if int(item.ValueSize()) == len(values[i]) {
-				if err := item.Value(func(v []byte) error {
-					same = bytes.Equal(v, values[i])
-					return nil
-				}); err != nil {
-					return err
-				}
-			}
-			switch {
-			case same:
-				out[i] = 1
-			case policy == policyOverwrite:
-				out[i] = 0
-			case policy == policySkip:
-				out[i] = 2
-			default:
-				out[i] = 3
+		}
+		switch {
+		case same:
+			out[i] = 1
+		case policy == policyOverwrite:
+			out[i] = 0
+		case policy == policySkip:
+			out[i] = 2
+		default:
+			out[i] = 3
+		}
+		return nil
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		first := 0
+		for run, prefix := range prefixes {
+			lo, hi := first, first+counts[run]
+			first = hi
+			if err := s.lookUp(txn, prefix, keys[lo:hi], func(j int, item *badger.Item) error {
+				return classify(lo+j, item)
+			}); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -647,6 +651,52 @@ func (s *server) batch(r *reader) ([]byte, error) {
 		}
 	}
 	return out, wb.Flush()
+}
+
+// lookUp calls found(i, item) for each of keys (all under prefix) that exists. Keys in
+// ascending order (a copy's batches are) are merged with one iterator, which seeks only
+// past what it does not need, so a run of new keys costs one seek; others are looked up
+// one by one.
+func (s *server) lookUp(txn *badger.Txn, prefix []byte, keys [][]byte,
+	found func(i int, item *badger.Item) error) error {
+	ascending := true
+	for i := 1; i < len(keys) && ascending; i++ {
+		ascending = bytes.Compare(keys[i-1], keys[i]) < 0
+	}
+	if !ascending {
+		for i, key := range keys {
+			item, err := txn.Get(key)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := found(i, item); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	if len(keys) > 0 {
+		it.Seek(keys[0])
+	}
+	for i, key := range keys {
+		if it.Valid() && bytes.Compare(it.Item().Key(), key) < 0 {
+			it.Seek(key)
+		}
+		if !it.ValidForPrefix(prefix) {
+			return nil
+		}
+		if bytes.Equal(it.Item().Key(), key) {
+			if err := found(i, it.Item()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // --- opening ---------------------------------------------------------------------------------
