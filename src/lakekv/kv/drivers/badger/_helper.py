@@ -310,3 +310,31 @@ def decode_scan(body: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
 def encode_fields(items: Sequence[bytes]) -> bytes:
     """A count, then each item as a field."""
     return _pack_u32(len(items)) + b"".join([_pack_u32(len(i)) + i for i in items])
+
+
+def decode_many(keys: Sequence[bytes], body: bytes) -> dict[bytes, bytes]:
+    """A get-many response: per key, 0 (missing) or the value's length + 1, then the value."""
+    found: dict[bytes, bytes] = {}
+    pos = 0
+    for key in keys:
+        size = int.from_bytes(body[pos : pos + 4], "little")
+        pos += 4
+        if size:
+            found[key] = body[pos : pos + size - 1]
+            pos += size - 1
+    return found
+
+
+def decode_partitions(body: bytes) -> list[bytes]:
+    """A partitions response: the names, decoded, in bytewise order (Badger orders keys, not
+    names: ``a-b/…`` sorts before ``a/…`` though ``a`` < ``a-b``)."""
+    from lakekv.kv.drivers.badger.store import decode_partition  # noqa: PLC0415 (cycle)
+
+    count = int.from_bytes(body[:4], "little")
+    names = []
+    pos = 4
+    for _ in range(count):
+        size = int.from_bytes(body[pos : pos + 4], "little")
+        names.append(decode_partition(body[pos + 4 : pos + 4 + size]))
+        pos += 4 + size
+    return sorted(names)

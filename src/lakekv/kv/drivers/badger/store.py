@@ -23,6 +23,7 @@ from lakekv.errors import (
 )
 from lakekv.kv.drivers.badger import _helper
 from lakekv.kv.drivers.badger._helper import Helper, HelperError, field_bytes
+from lakekv.kv.snapshot import SnapshotReads
 from lakekv.kv.store import (
     MUST_EXIST,
     BatchResult,
@@ -73,6 +74,16 @@ def decode_partition(prefix: bytes) -> bytes:
     return prefix[1:].replace(b"\x00\x01", b"/").replace(b"\x00\x02", b"\x00")
 
 
+def _scan_request(partition: bytes, start: bytes, inclusive: bool, limit: int) -> bytes:
+    prefix = encode_partition(partition) + b"/"
+    return (
+        field_bytes(prefix)
+        + field_bytes(prefix + start)
+        + bytes([1 if inclusive else 0])
+        + limit.to_bytes(4, "little")
+    )
+
+
 @dataclass(frozen=True)
 class BadgerSettings:
     """What a ``badger://`` URL says, besides paging (see the package docstring)."""
@@ -94,6 +105,7 @@ class BadgerStore(Store):
         max_key_size=MAX_KEY_SIZE,
         max_value_size=MAX_VALUE_SIZE,
         concurrent_writes=False,  # one helper, one request at a time
+        snapshot_reads=True,  # a Badger read transaction kept open in the helper
     )
     driver_errors = (HelperError,)
     namespace_param = None
@@ -210,39 +222,16 @@ class BadgerStore(Store):
     def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         prefix = encode_partition(partition) + b"/"
         body = self._live().call(ord("m"), _helper.encode_fields([prefix + k for k in keys]))
-        found: dict[bytes, bytes] = {}
-        pos = 0
-        for key in keys:
-            size = int.from_bytes(body[pos : pos + 4], "little")
-            pos += 4
-            if size:
-                found[key] = body[pos : pos + size - 1]
-                pos += size - 1
-        return found
+        return _helper.decode_many(keys, body)
 
     def _scan_page(
         self, partition: bytes, start: bytes, inclusive: bool, limit: int
     ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        prefix = encode_partition(partition) + b"/"
-        payload = (
-            field_bytes(prefix)
-            + field_bytes(prefix + start)
-            + bytes([1 if inclusive else 0])
-            + limit.to_bytes(4, "little")
-        )
+        payload = _scan_request(partition, start, inclusive, limit)
         return _helper.decode_scan(self._live().call(ord("r"), payload))
 
     def _list_partitions(self) -> Iterator[bytes]:
-        body = self._live().call(ord("p"), b"")
-        count = int.from_bytes(body[:4], "little")
-        names = []
-        pos = 4
-        for _ in range(count):
-            size = int.from_bytes(body[pos : pos + 4], "little")
-            names.append(decode_partition(body[pos + 4 : pos + 4 + size]))
-            pos += 4 + size
-        # Badger orders keys, not names: "a-b/…" sorts before "a/…" though "a" < "a-b".
-        yield from sorted(names)
+        yield from _helper.decode_partitions(self._live().call(ord("p"), b""))
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
         """One request: the helper looks up the batch's keys in one read transaction and
@@ -270,6 +259,13 @@ class BadgerStore(Store):
             result.conflicts = [e for e, c in zip(entries, codes, strict=True) if c == 3]
         return result
 
+    def _open_snapshot(self) -> SnapshotReads:
+        """A Badger read transaction kept open in the helper: every read through it sees the
+        directory as it was when it began (Badger's MVCC), whatever is written meanwhile."""
+        helper = self._live()
+        body = helper.call(ord("T"), b"")
+        return _Snapshot(self, helper, body[:4])
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def _destroy(self) -> None:
@@ -281,3 +277,43 @@ class BadgerStore(Store):
         helper, self._helper = self._helper, None
         if helper is not None:
             _helper.release(helper)
+
+
+class _Snapshot(SnapshotReads):
+    """Reads in one of the helper's open read transactions (its id: 4 bytes)."""
+
+    def __init__(self, store: BadgerStore, helper: Helper, ident: bytes) -> None:
+        self._store = store
+        self._helper = helper
+        self._prefix = b"V" + ident
+
+    def _call(self, op: str, payload: bytes) -> bytes:
+        return self._helper.call(ord("V"), self._prefix[1:] + op.encode() + payload)
+
+    def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+        full = encode_partition(partition) + b"/" + key
+        try:
+            value = self._call("g", field_bytes(full))
+        except HelperError as exc:
+            if exc.status == _helper.NOT_FOUND:
+                return None
+            raise
+        return ValueWithPredicate(value, value)
+
+    def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        prefix = encode_partition(partition) + b"/"
+        body = self._call("m", _helper.encode_fields([prefix + k for k in keys]))
+        return _helper.decode_many(keys, body)
+
+    def scan_page(
+        self, partition: bytes, start: bytes, inclusive: bool, limit: int
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        return _helper.decode_scan(
+            self._call("r", _scan_request(partition, start, inclusive, limit))
+        )
+
+    def list_partitions(self) -> Iterator[bytes]:
+        yield from _helper.decode_partitions(self._call("p", b""))
+
+    def close(self) -> None:
+        self._helper.call(ord("E"), self._prefix[1:])

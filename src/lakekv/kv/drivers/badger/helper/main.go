@@ -67,6 +67,9 @@ const (
 	opPartitions = 'p'
 	opBatch      = 'b'
 	opDropAll    = 'X'
+	opSnapshot   = 'T' // begin a snapshot: a read transaction kept open; answers its id
+	opInSnapshot = 'V' // id, then a read request (get, get many, scan, partitions) in it
+	opEndSnap    = 'E' // id: discard the snapshot
 	opClose      = 'q'
 )
 
@@ -88,6 +91,19 @@ type server struct {
 	buf   []byte
 	gen   uint64    // counts write requests: a page read ahead is valid while it is unchanged
 	ahead *prefetch // the next page of the last scan, being read
+	snaps map[uint32]*badger.Txn
+	next  uint32
+	snap  *badger.Txn // the snapshot the current request reads in, if any
+}
+
+type viewFunc func(fn func(txn *badger.Txn) error) error
+
+// view runs fn in the current request's snapshot, or in a new read transaction.
+func (s *server) view(fn func(txn *badger.Txn) error) error {
+	if s.snap != nil {
+		return fn(s.snap)
+	}
+	return s.db.View(fn)
 }
 
 type reqError struct {
@@ -216,7 +232,7 @@ func (s *server) handle(op byte, r *reader) ([]byte, error) {
 			break
 		}
 		var value []byte
-		err := s.db.View(func(txn *badger.Txn) error {
+		err := s.view(func(txn *badger.Txn) error {
 			item, err := txn.Get(key)
 			if err != nil {
 				return err
@@ -276,6 +292,31 @@ func (s *server) handle(op byte, r *reader) ([]byte, error) {
 	case opDropAll:
 		s.settle()
 		return nil, s.db.DropAll()
+	case opSnapshot:
+		s.next++
+		s.snaps[s.next] = s.db.NewTransaction(false)
+		return putU32(nil, int(s.next)), nil
+	case opEndSnap:
+		id := r.u32()
+		if txn, ok := s.snaps[id]; ok && !r.bad {
+			txn.Discard()
+			delete(s.snaps, id)
+			return nil, nil
+		}
+	case opInSnapshot:
+		id, inner := r.u32(), r.u8()
+		txn, ok := s.snaps[id]
+		if r.bad || !ok {
+			return nil, fail(stInvalid, "no snapshot %d", id)
+		}
+		switch inner {
+		case opGet, opGetMany, opScan, opPartitions:
+		default:
+			return nil, fail(stInvalid, "request %q cannot run in a snapshot", inner)
+		}
+		s.snap = txn
+		defer func() { s.snap = nil }()
+		return s.handle(inner, r)
 	default:
 		return nil, fail(stInvalid, "unknown request %q", op)
 	}
@@ -352,7 +393,7 @@ func (s *server) deleteMany(keys [][]byte) error {
 
 func (s *server) getMany(keys [][]byte) ([]byte, error) {
 	out := make([]byte, 0, 4096)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		for _, key := range keys {
 			item, err := txn.Get(key)
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -434,9 +475,9 @@ func (p *page) encode(count int, more bool) []byte {
 }
 
 // readPage reads up to limit entries under prefix from start (a key with the prefix).
-func (s *server) readPage(prefix, start []byte, inclusive bool, limit int) *page {
+func readPage(view viewFunc, prefix, start []byte, inclusive bool, limit int) *page {
 	p := &page{keys: make([]byte, 0, 4096), values: make([]byte, 0, 16384)}
-	p.err = s.db.View(func(txn *badger.Txn) error {
+	p.err = view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
 		opts.PrefetchSize = min(limit+1, 256)
@@ -488,7 +529,7 @@ const prefetchMax = 20000
 // read ahead meanwhile, if nothing was written since; then the page after it is read ahead.
 func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, error) {
 	var p *page
-	if ahead := s.ahead; ahead != nil {
+	if ahead := s.ahead; ahead != nil && s.snap == nil {
 		s.ahead = nil
 		if !inclusive && ahead.gen == s.gen && bytes.Equal(ahead.prefix, prefix) &&
 			bytes.Equal(ahead.after, start) {
@@ -498,9 +539,9 @@ func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, 
 		}
 	}
 	if p == nil {
-		p = s.readPage(prefix, start, inclusive, limit)
+		p = readPage(s.view, prefix, start, inclusive, limit)
 	} else if p.n() < limit && !p.ended {
-		p.extend(s.readPage(prefix, append(append([]byte{}, prefix...), p.keyAt(p.n()-1)...), false, limit-p.n()))
+		p.extend(readPage(s.view, prefix, append(append([]byte{}, prefix...), p.keyAt(p.n()-1)...), false, limit-p.n()))
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -508,11 +549,11 @@ func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, 
 	count := min(p.n(), limit)
 	more := p.n() > limit || !p.ended
 	out := p.encode(count, more)
-	if more && count > 0 {
+	if more && count > 0 && s.snap == nil {
 		after := append(append([]byte{}, prefix...), p.keyAt(count-1)...)
 		ahead := &prefetch{prefix: append([]byte{}, prefix...), after: after, gen: s.gen, ch: make(chan *page, 1)}
 		next := min(limit, prefetchMax) // the client asks for the same size again
-		go func() { ahead.ch <- s.readPage(ahead.prefix, ahead.after, false, next) }()
+		go func() { ahead.ch <- readPage(s.db.View, ahead.prefix, ahead.after, false, next) }()
 		s.ahead = ahead
 	}
 	return out, nil
@@ -522,7 +563,7 @@ func (s *server) scan(prefix, start []byte, inclusive bool, limit int) ([]byte, 
 // finding one, it seeks past all keys that start with it.
 func (s *server) partitions() ([]byte, error) {
 	var names [][]byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
@@ -909,8 +950,9 @@ func main() {
 	tmp := flag.String("tmp", os.TempDir(), "where a read-only open makes its private copy")
 	flag.Parse()
 	s := &server{
-		in:  bufio.NewReaderSize(os.Stdin, 1<<20),
-		out: bufio.NewWriterSize(os.Stdout, 1<<20),
+		snaps: map[uint32]*badger.Txn{},
+		in:    bufio.NewReaderSize(os.Stdin, 1<<20),
+		out:   bufio.NewWriterSize(os.Stdout, 1<<20),
 	}
 	if *dir == "" || (*mode != "rw" && *mode != "ro") {
 		_ = s.respond(stInvalid, []byte("usage: lakekv-badger -dir DIR [-mode rw|ro] [-create]"))
@@ -929,6 +971,9 @@ func main() {
 	}
 	serveErr := s.serve()
 	s.settle()
+	for _, txn := range s.snaps {
+		txn.Discard()
+	}
 	closeErr := o.db.Close()
 	o.cleanup()
 	if serveErr != nil || closeErr != nil {
