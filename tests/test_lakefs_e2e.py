@@ -300,9 +300,16 @@ def test_local_to_postgres_and_dynamodb(
         keeps_working(target, local_scenario.facts)
 
 
-def test_postgres_to_local(pg_scenario: Scenario, tmp_path: Path) -> None:
+def test_postgres_to_local(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, tmp_path: Path
+) -> None:
     """The other way: a PostgreSQL database lakeFS wrote becomes a ``local`` directory, and
-    lakeFS with ``database.type: local`` on it shows the same and keeps working."""
+    lakeFS with ``database.type: local`` on it shows the same and keeps working. (A scenario
+    of its own: a migrated lakeFS completes the scenario's multipart upload in the shared
+    blockstore, which another test does with ``pg_scenario``.)"""
+    pg_scenario = _scenario(
+        lakefs_binary, lakefs_root, make_database("postgres", "for_local"), "pg-for-local"
+    )
     target_db = h.local_database(tmp_path / "metadata")
     target = pg_scenario.lakefs(target_db, "pg-to-local")
     lakekv(
