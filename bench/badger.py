@@ -110,6 +110,13 @@ def _children_memory() -> tuple[int, int]:
     return rss, anon
 
 
+def _own_peak_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def rss_child(src: str, dst: str) -> None:
     """(In a child process) copy ``src`` to ``dst``; print the peak RSS of this process and of
     its helper, sampled every 20 ms: all of it, and its anonymous memory alone (Badger maps
@@ -140,7 +147,8 @@ def rss_child(src: str, dst: str) -> None:
     print(
         json.dumps(
             {
-                "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec
+                "self_kb": _own_peak_kb(),
                 "helper_kb": peak[0],
                 "helper_anon_kb": peak[1],
             }

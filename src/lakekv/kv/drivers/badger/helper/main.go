@@ -750,9 +750,14 @@ func (quietLogger) Infof(string, ...any)      {}
 func (quietLogger) Debugf(string, ...any)     {}
 
 func options(dir string) badger.Options {
-	// lakeFS opens its directory with DefaultOptions (pkg/kv/local/driver.go).
-	return badger.DefaultOptions(dir).WithLogger(quietLogger{})
+	// lakeFS opens its directory with DefaultOptions (pkg/kv/local/driver.go). The block
+	// cache (256 MiB by default) lives in memory only and does not change what is written;
+	// lakekv reads and writes mostly in key order, where it hardly helps: a smaller one keeps
+	// the helper's memory from growing with the database.
+	return badger.DefaultOptions(dir).WithLogger(quietLogger{}).WithBlockCacheSize(blockCache)
 }
+
+const blockCache = 16 << 20
 
 // inspect says what dir holds: stNotFound (missing, or empty), stNotBadger, or stOK.
 func inspect(dir string) (byte, error) {
