@@ -11,10 +11,10 @@ LAKEFS := .tools/lakefs/$(LAKEFS_VERSION)/lakefs
 export LAKEKV_LAKEFS := $(abspath $(LAKEFS))
 GO ?= go
 
-# The badger:// driver's helper, built from Badger's own Go module (the version lakeFS pins).
+# The badger:// driver's helper, built from Badger's own Go module (the version lakeFS pins);
+# the driver finds it in .tools/badger of the checkout it runs from.
 BADGER_HELPER_SRC := src/lakekv/kv/drivers/badger/helper
 BADGER_HELPER := .tools/badger/lakekv-badger
-export LAKEKV_BADGER_HELPER := $(abspath $(BADGER_HELPER))
 
 .PHONY: run test test-lakefs lakefs lakefs-if-go badger-helper badger-helper-if-go install lint bench clean
 
@@ -81,7 +81,8 @@ bench: install
 	.venv/bin/python tests/servers.py run --engines postgres,dynamodb,mysql,redis,redis-cluster,etcd -- sh -c '\
 	  .venv/bin/python bench/ops.py --backend sqlite,postgres,kvlibs,mysql,lmdb,redis,redis-cluster,etcd && \
 	  .venv/bin/python bench/dynamodb.py && \
-	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py'
+	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py && \
+	  .venv/bin/python bench/badger.py'
 
 lint: install
 	.venv/bin/ruff check src tests bench scripts examples
