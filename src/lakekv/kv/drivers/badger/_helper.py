@@ -8,6 +8,7 @@ framing is the one ``helper/main.go`` documents.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import os
@@ -104,6 +105,25 @@ class Helper:
     users: int = 1
     destroyed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    said: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=20))
+    """The helper's last lines on stderr, read by a thread as they come (a pipe nobody reads
+    would stop the helper once full)."""
+    _drain: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        err = self.process.stderr
+        if err is not None:
+            self._drain = threading.Thread(
+                target=lambda: self.said.extend(iter(err.readline, b"")),
+                name=f"lakekv-badger stderr {self.process.pid}",
+                daemon=True,
+            )
+            self._drain.start()
+
+    def _said(self) -> str:
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+        return b"".join(self.said).decode("utf-8", "replace").strip()[-500:]
 
     def call(self, op: int, payload: bytes) -> bytes:
         """Send one request; the response payload, or HelperError for an error status."""
@@ -145,6 +165,8 @@ class Helper:
                 self.process.stdin.close()
         with contextlib.suppress(Exception):
             self.process.wait(timeout=30)
+        if self._drain is not None:
+            self._drain.join(timeout=5)
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()
@@ -156,9 +178,9 @@ class Helper:
         return stdin, stdout
 
     def _stderr_tail(self) -> str:
-        if self.process.poll() is None or self.process.stderr is None:
+        if self.process.poll() is None:
             return ""
-        return self.process.stderr.read().decode("utf-8", "replace").strip()[-500:]
+        return self._said()
 
     def stop(self) -> None:
         """Ask the helper to close the database and wait for it (Badger flushes on close)."""
@@ -174,12 +196,11 @@ class Helper:
             except OSError:
                 pass
             code = self.process.wait()
-            err = self.process.stderr.read() if self.process.stderr else b""
+            msg = self._said()
             for pipe in (self.process.stdout, self.process.stderr):
                 if pipe is not None:
                     pipe.close()
         if code != 0:
-            msg = err.decode("utf-8", "replace").strip()[-500:]
             raise StoreError(f"badger:// helper for {self.path} failed closing: {msg or code}")
 
 
