@@ -56,28 +56,30 @@ manifest and the rest copied with their holes: a 128 MiB memtable log holding 2 
 would; the copy is deleted when the store closes (``opened_as`` says what it cost). A helper
 killed outright leaves its copy behind in ``tmpdir`` (``lakekv-badger-*``).
 
-Measurements (``bench/badger.py --entries 1000000 --rounds 3``, 1M ``lakekv sample``
-entries, 329 MB as Badger keys and values, a busy 2-core machine, best of three alternating
-rounds; absolute rates vary ±30 % between runs, the ratios less): Badger's own iterator in a
-plain Go program read 588 k entries/s; lakekv's scan through the helper 337 k/s (ratio 0.57;
-0.53–0.76 over three runs); a pure-Python decode of Badger's SST block entries alone (header,
-key diff, version, value struct, newest version kept; data already in memory, blocks not
-snappy-compressed) 643 k/s, and a ``heapq`` merge of seven levels another 2.5 M/s on top. So a
-pure-Python reader could at best match the helper on reads, after re-implementing what that
-floor leaves out (snappy, which needs a C extension, the flatbuffers table index, checksums,
-the level and memtable merge, value-log pointers, replay of the memtable logs with their
-transaction markers, deletes, expiry and Badger's banned-namespace keys) — and writing, where
-the result must be SST files, a manifest and value logs that Badger and lakeFS accept, has no
-such floor to compare with: the helper writes through Badger itself, so lakeFS reads what
-lakekv writes by construction (tested with lakeFS v1.86.0 in both directions). Hence the
-helper. Writing (``lakekv copy`` SQLite -> ``badger://``) ran at 63 k entries/s against 132
-k/s for Badger's ``WriteBatch`` in plain Go (ratio 0.48; 0.41–0.49), the helper's part of it
-close to the plain program's: the rest is lakekv's reading and checking of each batch in
-Python. Memory stays flat: a 1M-entry copy out of ``badger://`` peaked at 81 MB in Python and
-157 MB of the helper's own memory, against 73 MB and 140 MB for 100k entries (1.11× and
-1.12×; Badger's block cache is 16 MiB instead of 256 MiB, which changes nothing on disk). The
-private copy of a read-only open costs the file copies: 40 ms and 5 KB for the 1M-entry
-directory (its SSTs hard-linked), proportional to the memtable logs' and value logs' data.
+Measurements (``bench/badger.py --entries 1000000 --rounds 2``: 1M ``lakekv sample``
+entries, 329 MB as Badger keys and values, on a shared 2-core machine, best of two alternating
+rounds; absolute rates vary by ±30 % between runs, the ratios less; the ranges are over four
+runs). Reading: Badger's own iterator in a plain Go program read 799 k entries/s, lakekv's
+scan through the helper 439 k/s (ratio 0.55; 0.53–0.76), a ``lakekv copy`` into SQLite
+102 k/s (0.13: SQLite's inserts bound it). A pure-Python decode of Badger's SST block entries
+alone (header, key diff, version, value struct, newest version kept; the data already in
+memory and not snappy-compressed) ran at 1.1 M/s, and a ``heapq`` merge of seven levels
+costs another 0.4 µs an entry: a pure-Python reader could at best about match the helper on
+reads, after re-implementing everything that floor leaves out (snappy, which needs a C
+extension, the flatbuffers table index, checksums, the merge of levels and memtables,
+value-log pointers, the replay of memtable logs with their transaction markers, deletes,
+expiry, Badger's banned-namespace keys). Writing has no such floor: the result must be SST
+files, a manifest and value logs that Badger and lakeFS accept, and through the helper
+Badger writes them itself, so lakeFS reads what lakekv writes by construction (tested with
+lakeFS v1.86.0 both ways). Hence the helper. Writing: the driver's ``write_batch`` (20,000
+entries a call, in process) ran at 164 k entries/s against 240 k/s for Badger's
+``WriteBatch`` in plain Go (ratio 0.68), a whole ``lakekv copy`` from SQLite at 100 k/s
+(0.52; 0.41–0.52). Memory stays flat: a 1M-entry copy out of ``badger://`` peaked at 79 MB in
+Python and 158 MB of the helper's own memory, against 73 MB and 134 MB for 100k entries
+(1.09× and 1.18×; Badger's block cache is 16 MiB instead of 256 MiB, which changes nothing on
+disk; the helper's RSS also counts the pages of the SST files Badger maps: 346 vs 162 MB).
+The private copy of a read-only open cost 40 ms and 5 KB for the 1M-entry directory (its
+SSTs hard-linked); it grows with the data in the memtable and value logs.
 """
 
 from lakekv.kv.drivers.badger._helper import HELPER_ENV, HELPER_NAME, HELPER_SOURCE, find_helper
