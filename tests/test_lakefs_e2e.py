@@ -399,6 +399,60 @@ def test_local_killed_mid_write_loses_no_acknowledged_write(
         c.commit("kill", "main", "after the crash")
 
 
+def test_lakefs_log_order_agrees_on_merges_reverts_and_cherry_picks(
+    lakefs_binary: Path, lakefs_root: Path, tmp_path: Path
+) -> None:
+    """``lakekv lakefs log`` lists what lakeFS's log lists, in its order (creation date, then
+    ID: ``pkg/graveler/ref/commit_iterator.go``), also with ``--limit``, for a history where
+    that order differs from the generations': a side branch committed after a longer line on
+    main and merged, a revert, a cherry-pick. Read from lakeFS's own ``local`` directory,
+    which the read-only inspection leaves as it was."""
+    source = tmp_path / "metadata"
+    lf = h.LakeFS(
+        lakefs_binary,
+        lakefs_root / "log-order",
+        lakefs_root / "log-order-blocks",
+        h.local_database(source),
+    )
+    lf.setup()
+    repo = "order"
+    with lf:
+        c = sc.Client(lf.client())
+        c.repos.create_repository(
+            lakefs_sdk.RepositoryCreation(name=repo, storage_namespace=f"local://{repo}")
+        )
+        c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="side", source="main"))
+        c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="pick", source="main"))
+        for i in range(3):
+            c.upload(repo, "main", f"main/{i}.txt", b"%d" % i)
+            c.commit(repo, "main", f"main {i}")
+        c.upload(repo, "side", "side.txt", b"side")
+        side = c.commit(repo, "side", "side, newest")
+        c.refs.merge_into_branch(repo, "side", "main", merge=lakefs_sdk.Merge(message="merge"))
+        c.branches.revert_branch(
+            repo, "main", lakefs_sdk.RevertCreation(ref="main~1", parent_number=1)
+        )
+        c.branches.cherry_pick(repo, "pick", lakefs_sdk.CherryPickCreation(ref=side))
+        expected = {
+            b: [e.id for e in c.refs.log_commits(repo, b, amount=1000).results]
+            for b in ("main", "side", "pick")
+        }
+    before = dir_fingerprint(source)
+    url = f"badger:///{source}"
+    for branch, ids in expected.items():
+        log = lakekv_json("-s", url, "lakefs", "log", f"{repo}/{branch}", "--json")
+        assert [e["id"] for e in log] == ids
+        for n in range(1, len(ids)):
+            limited = lakekv_json(
+                "-s", url, "lakefs", "log", f"{repo}/{branch}", "--limit", str(n), "--json"
+            )
+            assert [e["id"] for e in limited] == ids[:n]
+    generations = lakekv_json("-s", url, "lakefs", "log", f"{repo}/main", "--json")
+    gens = [e["generation"] for e in generations]
+    assert gens != sorted(gens, reverse=True)  # the order really is not by generation
+    assert dir_fingerprint(source) == before
+
+
 def test_verify_local_against_its_copy(local_scenario: Scenario, tmp_path: Path) -> None:
     """``verify`` between lakeFS's ``local`` directory and its copy says identical, and finds
     one staged entry deleted from the copy."""
