@@ -11,7 +11,12 @@ LAKEFS := .tools/lakefs/$(LAKEFS_VERSION)/lakefs
 export LAKEKV_LAKEFS := $(abspath $(LAKEFS))
 GO ?= go
 
-.PHONY: run test test-lakefs lakefs lakefs-if-go install lint bench clean
+# The badger:// driver's helper, built from Badger's own Go module (the version lakeFS pins);
+# the driver finds it in .tools/badger of the checkout it runs from.
+BADGER_HELPER_SRC := src/lakekv/kv/drivers/badger/helper
+BADGER_HELPER := .tools/badger/lakekv-badger
+
+.PHONY: run test test-lakefs lakefs lakefs-if-go badger-helper badger-helper-if-go install lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
@@ -19,7 +24,7 @@ $(UV):
 
 ## Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as on CI machines)
 ## Python would otherwise compile every module of a command again at each start (about 1 s).
-install: $(UV)
+install: $(UV) badger-helper-if-go
 	$(UV) sync --frozen --all-extras --quiet --compile-bytecode
 	.venv/bin/python -m compileall -q src
 
@@ -59,6 +64,21 @@ lakefs-if-go:
 	@if command -v $(GO) >/dev/null || [ -n "$$CI" ]; then $(MAKE) -s --no-print-directory lakefs; \
 	else echo "Go is not installed: the lakeFS end-to-end tests will be skipped" >&2; fi
 
+## The badger:// helper (Go), rebuilt when its source changes.
+badger-helper: $(BADGER_HELPER)
+
+$(BADGER_HELPER): $(BADGER_HELPER_SRC)/main.go $(BADGER_HELPER_SRC)/go.mod $(BADGER_HELPER_SRC)/go.sum
+	@command -v $(GO) >/dev/null || { echo "Go is not installed: cannot build the badger:// helper" >&2; exit 1; }
+	@mkdir -p $(@D)
+	$(GO) build -C $(BADGER_HELPER_SRC) -trimpath -o $(abspath $@).tmp .
+	@mv $@.tmp $@
+
+## `make install` builds the helper when Go is there (without Go badger:// says how to get it);
+## under CI it is required.
+badger-helper-if-go:
+	@if command -v $(GO) >/dev/null || [ -n "$$CI" ]; then $(MAKE) -s --no-print-directory badger-helper; \
+	else echo "Go is not installed: the badger:// driver and its tests will be unavailable" >&2; fi
+
 ## Every benchmark, against throwaway servers (tests/servers.py); each prints its own ratios.
 bench: install
 	.venv/bin/python tests/servers.py run --engines postgres,dynamodb,mysql,redis,redis-cluster,etcd -- sh -c '\
@@ -67,7 +87,8 @@ bench: install
 	  .venv/bin/python bench/dynamodb.py && \
 	  .venv/bin/python bench/migrate.py --lmdb --to redis,redis-cluster,etcd && .venv/bin/python bench/refs.py && \
 	  .venv/bin/python bench/observe.py overhead --backend sqlite,postgres && \
-	  .venv/bin/python bench/observe.py writer --backend postgres'
+	  .venv/bin/python bench/observe.py writer --backend postgres && \
+	  .venv/bin/python bench/badger.py'
 
 lint: install
 	.venv/bin/ruff check src tests bench scripts examples

@@ -31,6 +31,7 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 stores=(--store "memory://" --store "sqlite:///{tmp}/lakekv-test.db")
 stores+=(--store "lmdb:///{tmp}/lakekv-test.lmdb")
+stores+=(--store "badger:///{tmp}/lakekv-test.badger")
 if [[ -n "${LAKEKV_TEST_POSTGRES:-}" ]]; then
     stores+=(--store "$LAKEKV_TEST_POSTGRES")
 fi

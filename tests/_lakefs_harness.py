@@ -97,7 +97,8 @@ def free_port() -> int:
 class Database:
     """One metadata database: lakeFS's ``database:`` section and the same database for lakekv.
 
-    ``store_url`` is ``None`` for lakeFS's embedded ``local`` store, which lakekv cannot open.
+    ``store_url`` is lakekv's URL of the same database (``badger://`` for lakeFS's embedded
+    ``local`` store).
     ``env`` is what a lakekv process needs besides the URL (AWS credentials for DynamoDB).
     """
 
@@ -195,7 +196,7 @@ def _aws() -> dict[str, str]:
 
 def local_database(path: Path) -> Database:
     """lakeFS's embedded ``local`` (Badger) store in directory ``path``."""
-    return Database(kind="local", section={"path": str(path)}, store_url=None)
+    return Database(kind="local", section={"path": str(path)}, store_url=f"badger:///{path}")
 
 
 class LakeFSError(RuntimeError):

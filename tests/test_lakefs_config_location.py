@@ -56,3 +56,25 @@ def test_the_driver_accepts_the_translated_url() -> None:
     unknown = url.with_params(lakefskv_table="x")  # what lakekv passed on before
     with pytest.raises(ConfigurationError, match="lakefskv_table"):
         open_store(unknown.render(reveal_password=True))
+
+
+def test_local_database_is_a_badger_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``database.type: local`` is lakeFS's Badger directory ``database.local.path``; ``~`` is
+    expanded as lakeFS's kvparams does, and the default is ``~/lakefs/metadata``
+    (``pkg/config/defaults.go:140``)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("database:\n  type: local\n  local:\n    path: ~/meta data\n", encoding="utf-8")
+    db = lakefs_store_url(cfg, environ={})
+    assert db.type == "local"
+    assert StoreURL.parse(db.url).scheme == "badger"
+    assert StoreURL.parse(db.url).path == f"/{tmp_path}/home/meta data"
+    default = lakefs_store_url(None, environ={"LAKEFS_DATABASE_TYPE": "local"})
+    assert StoreURL.parse(default.url).path == f"/{tmp_path}/home/lakefs/metadata"
+    env = {"LAKEFS_DATABASE_TYPE": "local", "LAKEFS_DATABASE_LOCAL_PATH": "/srv/lake%fs"}
+    assert StoreURL.parse(lakefs_store_url(None, environ=env).url).path == "//srv/lake%fs"
+    with pytest.raises(ConfigurationError, match="in-memory"):
+        env = {"LAKEFS_DATABASE_TYPE": "local", "LAKEFS_DATABASE_LOCAL_PATH": "memory:x"}
+        lakefs_store_url(None, environ=env)

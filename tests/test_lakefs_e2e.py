@@ -20,6 +20,7 @@ import io
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import _lakefs_harness as h
 import _lakefs_scenario as sc
 import lakefs_sdk
 import pytest
+from _files import dir_fingerprint
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -247,6 +249,228 @@ def test_dynamodb_to_postgres(ddb_scenario: Scenario, make_database: MakeDatabas
         keeps_working(target, ddb_scenario.facts)
 
 
+# --- 1b. lakeFS's own local (Badger) database, both ways
+
+
+@pytest.fixture(scope="session")
+def make_local_scenario(lakefs_binary: Path, lakefs_root: Path) -> Callable[[str], Scenario]:
+    """``make_local_scenario(name)``: the scenario made by lakeFS on its default ``local``
+    database, then stopped; one per name (a migrated lakeFS completes the scenario's multipart
+    upload in the shared blockstore, so each target gets a scenario of its own)."""
+    made: dict[str, Scenario] = {}
+
+    def make(name: str) -> Scenario:
+        if name not in made:
+            database = h.local_database(lakefs_root / f"local-{name}-metadata")
+            made[name] = _scenario(lakefs_binary, lakefs_root, database, f"local-{name}")
+        return made[name]
+
+    return make
+
+
+@pytest.fixture
+def local_scenario(make_local_scenario: Callable[[str], Scenario]) -> Scenario:
+    return make_local_scenario("scenario")
+
+
+@pytest.mark.parametrize("engine", ["postgres", "dynamodb"])
+def test_local_to_postgres_and_dynamodb(
+    engine: str, make_local_scenario: Callable[[str], Scenario], make_database: MakeDatabase
+) -> None:
+    """A trial installation moves to production: lakeFS's ``local`` directory is copied by its
+    lakeFS configuration, and lakeFS on the copy shows what it showed and keeps working. The
+    source directory is not changed by a byte."""
+    local_scenario = make_local_scenario(engine)
+    source = Path(local_scenario.url.removeprefix("badger:///"))
+    before = dir_fingerprint(source)
+    target_db = make_database(engine, f"from_local_{engine}")
+    target = local_scenario.lakefs(target_db, f"local-to-{engine}")
+    lakekv(
+        "copy",
+        "--from-lakefs-config",
+        str(local_scenario.config_path),
+        "--to-lakefs-config",
+        str(target.config_path),
+    )
+    assert target_db.store_url is not None
+    lakekv("verify", "--from", local_scenario.url, "--to", target_db.store_url)
+    assert dir_fingerprint(source) == before
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == local_scenario.observed
+        keeps_working(target, local_scenario.facts)
+
+
+def test_postgres_to_local(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    """The other way: a PostgreSQL database lakeFS wrote becomes a ``local`` directory, and
+    lakeFS with ``database.type: local`` on it shows the same and keeps working. (A scenario
+    of its own: a migrated lakeFS completes the scenario's multipart upload in the shared
+    blockstore, which another test does with ``pg_scenario``.)"""
+    pg_scenario = _scenario(
+        lakefs_binary, lakefs_root, make_database("postgres", "for_local"), "pg-for-local"
+    )
+    target_db = h.local_database(tmp_path / "metadata")
+    target = pg_scenario.lakefs(target_db, "pg-to-local")
+    lakekv(
+        "copy",
+        "--from-lakefs-config",
+        str(pg_scenario.config_path),
+        "--to-lakefs-config",
+        str(target.config_path),
+    )
+    assert target_db.store_url is not None
+    lakekv("verify", "--from", pg_scenario.url, "--to", target_db.store_url)
+    with target:
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
+        keeps_working(target, pg_scenario.facts)
+
+
+def test_local_killed_mid_write_loses_no_acknowledged_write(
+    lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    """lakeFS on ``local`` is killed with ``kill -9`` while uploading: its last writes live
+    only in Badger's memtable log. While it ran, lakekv refused the directory (exit 2, "stop
+    lakeFS first"); afterwards every upload lakeFS acknowledged is in the copy, as lakeFS on
+    the copy shows, and the directory is left as the crash left it."""
+    source = tmp_path / "metadata"
+    lf = h.LakeFS(
+        lakefs_binary,
+        lakefs_root / "killed",
+        lakefs_root / "killed-blocks",
+        h.local_database(source),
+    )
+    lf.setup()
+    acked: list[str] = []
+    stop = threading.Event()
+    lf.start()
+    try:
+        c = sc.Client(lf.client())
+        c.repos.create_repository(
+            lakefs_sdk.RepositoryCreation(name="kill", storage_namespace="local://kill")
+        )
+        c.upload("kill", "main", "first.txt", b"first")
+        c.commit("kill", "main", "first")
+
+        def upload() -> None:
+            client = sc.Client(lf.client())
+            i = 0
+            while not stop.is_set():
+                path = f"load/{i:05d}.txt"
+                try:
+                    client.upload("kill", "main", path, b"%d" % i)
+                except Exception:
+                    return
+                acked.append(path)
+                i += 1
+
+        writer = threading.Thread(target=upload)
+        writer.start()
+        time.sleep(3)
+        code, _, err = run_lakekv("dump", "--from", f"badger:///{source}", str(tmp_path / "x"))
+        assert code == 2 and "stop lakeFS first" in err, err
+        proc = lf._proc
+        assert proc is not None
+        proc.kill()  # SIGKILL
+        proc.wait()
+        stop.set()
+        writer.join()
+    finally:
+        stop.set()
+        lf.stop()
+    assert len(acked) > 5
+    assert any(p.suffix == ".mem" for p in source.iterdir())
+    before = dir_fingerprint(source)
+    target_db = make_database("postgres", "from_killed_local")
+    assert target_db.store_url is not None
+    lakekv("copy", "--from", f"badger:///{source}", "--to", target_db.store_url)
+    lakekv("verify", "--from", f"badger:///{source}", "--to", target_db.store_url)
+    assert dir_fingerprint(source) == before
+    target = h.LakeFS(lakefs_binary, lakefs_root / "killed-pg", lf.blockstore, target_db)
+    with target:
+        c = sc.Client(target.client())
+        shown = {
+            d.path
+            for d in c.branches.diff_branch("kill", "main", amount=1000).results
+            if d.type == "added"
+        }
+        assert set(acked) <= shown
+        assert bytes(c.objects.get_object("kill", "main", acked[-1])) == b"%d" % (len(acked) - 1)
+        c.commit("kill", "main", "after the crash")
+
+
+def test_lakefs_log_order_agrees_on_merges_reverts_and_cherry_picks(
+    lakefs_binary: Path, lakefs_root: Path, tmp_path: Path
+) -> None:
+    """``lakekv lakefs log`` lists what lakeFS's log lists, in its order (creation date, then
+    ID: ``pkg/graveler/ref/commit_iterator.go``), also with ``--limit``, for a history where
+    that order differs from the generations': a side branch committed after a longer line on
+    main and merged, a revert, a cherry-pick. Read from lakeFS's own ``local`` directory,
+    which the read-only inspection leaves as it was."""
+    source = tmp_path / "metadata"
+    lf = h.LakeFS(
+        lakefs_binary,
+        lakefs_root / "log-order",
+        lakefs_root / "log-order-blocks",
+        h.local_database(source),
+    )
+    lf.setup()
+    repo = "order"
+    with lf:
+        c = sc.Client(lf.client())
+        c.repos.create_repository(
+            lakefs_sdk.RepositoryCreation(name=repo, storage_namespace=f"local://{repo}")
+        )
+        c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="side", source="main"))
+        c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="pick", source="main"))
+        for i in range(3):
+            c.upload(repo, "main", f"main/{i}.txt", b"%d" % i)
+            c.commit(repo, "main", f"main {i}")
+        c.upload(repo, "side", "side.txt", b"side")
+        side = c.commit(repo, "side", "side, newest")
+        c.refs.merge_into_branch(repo, "side", "main", merge=lakefs_sdk.Merge(message="merge"))
+        c.branches.revert_branch(
+            repo, "main", lakefs_sdk.RevertCreation(ref="main~1", parent_number=1)
+        )
+        c.branches.cherry_pick(repo, "pick", lakefs_sdk.CherryPickCreation(ref=side))
+        expected = {
+            b: [e.id for e in c.refs.log_commits(repo, b, amount=1000).results]
+            for b in ("main", "side", "pick")
+        }
+    before = dir_fingerprint(source)
+    url = f"badger:///{source}"
+    for branch, ids in expected.items():
+        log = lakekv_json("-s", url, "lakefs", "log", f"{repo}/{branch}", "--json")
+        assert [e["id"] for e in log] == ids
+        for n in range(1, len(ids)):
+            limited = lakekv_json(
+                "-s", url, "lakefs", "log", f"{repo}/{branch}", "--limit", str(n), "--json"
+            )
+            assert [e["id"] for e in limited] == ids[:n]
+    generations = lakekv_json("-s", url, "lakefs", "log", f"{repo}/main", "--json")
+    gens = [e["generation"] for e in generations]
+    assert gens != sorted(gens, reverse=True)  # the order really is not by generation
+    assert dir_fingerprint(source) == before
+
+
+def test_verify_local_against_its_copy(local_scenario: Scenario, tmp_path: Path) -> None:
+    """``verify`` between lakeFS's ``local`` directory and its copy says identical, and finds
+    one staged entry deleted from the copy."""
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    lakekv("copy", "--from", local_scenario.url, "--to", copy)
+    report = lakekv_json("verify", "--from", local_scenario.url, "--to", copy, "--json")
+    assert report["equal"] is True and report["entries_a"] == report["entries_b"] > 0
+    staged = b"staged/new.txt"  # uncommitted on alpha's main (the scenario)
+    with open_store(copy) as store:
+        holders = [p for p in store.list_partitions() if store.get_many(p, [staged])]
+        assert len(holders) == 1
+        store.delete(holders[0], staged)
+    code, out, err = run_lakekv("verify", "--from", local_scenario.url, "--to", copy, "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert (report["missing"], report["extra"], report["different"]) == (1, 0, 0)
+
+
 def test_cutover_while_lakefs_writes(
     lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase
 ) -> None:
@@ -429,8 +653,8 @@ def test_lakefs_kv_dump_loads(pg_scenario: Scenario, tmp_path: Path) -> None:
 def test_lakefs_kv_dump_of_local_database_loads(
     lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, tmp_path: Path
 ) -> None:
-    """lakeFS's embedded ``local`` store, which lakekv cannot open, reaches lakekv through
-    lakeFS's ``kv dump``: the load holds what the file holds, and the keys lakeFS's own
+    """lakeFS's embedded ``local`` store also reaches lakekv through lakeFS's ``kv dump``: the
+    load holds what the file holds, and the keys lakeFS's own
     ``kv scan`` lists in those partitions, with the same raw values."""
     db = h.local_database(tmp_path / "metadata")
     lf = h.LakeFS(lakefs_binary, lakefs_root / "local", lakefs_root / "local-blocks", db)

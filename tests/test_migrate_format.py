@@ -323,8 +323,9 @@ def test_lakefs_config_dsn_and_environment_override(tmp_path: Path) -> None:
     }
     db = lakefs_store_url(cfg, environ=env)
     assert db.url == "postgres://u:p%20w@pg:5433/meta?sslmode=require"
-    with pytest.raises(ConfigurationError, match="'local' cannot be opened"):
-        lakefs_store_url(cfg, environ={})
+    assert lakefs_store_url(cfg, environ={}).url == "badger:////tmp/x"
+    with pytest.raises(ConfigurationError, match="'cosmosdb' cannot be opened"):
+        lakefs_store_url(cfg, environ={"LAKEFS_DATABASE_TYPE": "cosmosdb"})
 
 
 def test_lakefs_config_dynamodb_mem_and_errors(tmp_path: Path) -> None:

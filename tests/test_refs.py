@@ -522,6 +522,33 @@ def test_log_walks_parents_newest_first(refs: RefStore, repo: Repository) -> Non
         list(refs.log(repo, "nothing"))
 
 
+def test_log_orders_by_date_then_id_like_lakefs(refs: RefStore, repo: Repository) -> None:
+    """lakeFS 1.86 (pkg/graveler/ref/commit_iterator.go) takes the newest reachable commit by
+    creation date, then ID — not by generation: a recent side branch merged into a longer,
+    older line of commits comes first."""
+    root = refs.get_branch(repo, "main").commit_id
+
+    def add(msg: str, parents: list[str], seconds: int) -> str:
+        return refs.add_commit(
+            repo,
+            committer="me",
+            message=msg,
+            parents=parents,
+            creation_date=T0 + timedelta(seconds=seconds),
+        ).id
+
+    a = add("a", [root], 10)
+    b = add("b", [a], 20)
+    c = add("c", [b], 30)  # generation 4
+    x = add("x", [root], 40)  # generation 2, newer
+    y = add("y", [root], 40)  # same date as x: the larger ID first
+    m = add("merge", [c, x, y], 50)
+    log = [x.message for x in refs.log(repo, m)]
+    same_date = ["x", "y"] if x > y else ["y", "x"]
+    assert log == ["merge", *same_date, "c", "b", "a", FIRST_COMMIT_MESSAGE]
+    assert [x.message for x in refs.log(repo, m, limit=2)] == ["merge", same_date[0]]
+
+
 def test_commit_flow(refs: RefStore, fresh_store: Store, repo: Repository) -> None:
     before = refs.get_branch(repo, "main")
     refs.stage_object(repo, "main", b"data/a", entry("a"))

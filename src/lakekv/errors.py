@@ -8,6 +8,7 @@ Every error lakekv raises derives from :class:`LakekvError`. Errors are arranged
     │   ├── UnknownDriverError ............ no driver for the URL scheme
     │   ├── DriverNotInstalledError ....... driver known, its extra not installed
     │   ├── StoreNotFoundError [NotFound] . opened without create, and it does not exist
+    │   ├── StoreInUseError ............... another program holds the store's lock (stop it)
     │   └── SameStoreError ................ copy/verify given one store as both sides
     ├── InvalidArgumentError .............. bad argument, size over a limit         (exit 2)
     │   ├── MissingPartitionError ......... partition empty or None
@@ -80,6 +81,12 @@ class StoreNotFoundError(ConfigurationError, NotFoundError):
     """The store was opened without permission to create it (``create=False`` or
     ``read_only=True``) and does not exist: no such file, table or named store. The message
     names what is missing. Nothing was created."""
+
+
+class StoreInUseError(ConfigurationError):
+    """The store is locked by another program that must be stopped first (an embedded
+    database such as lakeFS's ``local`` Badger directory, which one process opens at a time).
+    Nothing was read or written."""
 
 
 class SameStoreError(ConfigurationError):

@@ -70,7 +70,7 @@ def repos(store_url: str, as_json: bool, prefix: str, after: str, limit: int | N
     Example:
       lakekv lakefs repos --prefix prod-
     """
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         items = list(RefStore(store).list_repositories(prefix=prefix, after=after, limit=limit))
     if as_json:
         print_json([r.to_json() for r in items])
@@ -105,7 +105,7 @@ def branches(
     Example:
       lakekv lakefs branches my-repo
     """
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         items = list(RefStore(store).list_branches(repo, prefix=prefix, after=after, limit=limit))
     if as_json:
         print_json([b.to_json() for b in items])
@@ -131,7 +131,7 @@ def tags(
     Example:
       lakekv lakefs tags my-repo --prefix v1.
     """
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         items = list(RefStore(store).list_tags(repo, prefix=prefix, after=after, limit=limit))
     if as_json:
         print_json([t.to_json() for t in items])
@@ -168,7 +168,7 @@ def log(store_url: str, as_json: bool, limit: int | None, ref: str, name: str | 
       lakekv lakefs log my-repo 3f2a… --limit 1
     """
     repo, name_ = _split_ref(ref, name)
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         items = list(RefStore(store).log(repo, name_, limit=limit))
     if as_json:
         print_json([c.to_json() for c in items])
@@ -217,7 +217,7 @@ def staged(
       lakekv lakefs staged my-repo main --prefix data/ --no-tombstones
     """
     rows: list[dict[str, object]] = []
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         entries = RefStore(store).list_staged(
             repo,
             branch,
@@ -265,7 +265,7 @@ def orphans(store_url: str, as_json: bool) -> int:
     Example:
       lakekv -s postgres://postgres@127.0.0.1/lakefs lakefs orphans --json
     """
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         items = find_orphans(store)
     if as_json:
         print_json([o.to_json() for o in items])

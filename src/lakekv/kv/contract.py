@@ -215,9 +215,10 @@ class StoreContract(ABC):
     driver_errors: tuple[type[BaseException], ...] = ()
     """The client library's exception types; the base class hands them to
     :meth:`_translate_error`. Anything else that is not a LakekvError is a bug and propagates."""
-    namespace_param: ClassVar[str] = "table"
+    namespace_param: ClassVar[str | None] = "table"
     """The URL parameter naming an independent store on the same server (the test fixtures
-    set it to give a test an empty store of its own)."""
+    set it to give a test an empty store of its own), or ``None`` when a store is a whole
+    path (a directory): the fixtures then use a sibling path named after the store."""
     default_paging: ClassVar[ScanPaging] = ScanPaging()
     """The driver's default first page and page cap (the ``page_size``/``page_cap`` params)."""
 

@@ -91,6 +91,11 @@ _BUILTIN = (
         note=_REDIS_DURABILITY,
     ),
     DriverSpec("etcd", "lakekv.kv.drivers.etcd:EtcdStore", "etcd"),
+    DriverSpec(
+        "badger",
+        "lakekv.kv.drivers.badger:BadgerStore",
+        note="lakeFS's local database; needs the lakekv-badger helper (Go): make badger-helper",
+    ),
 )
 
 _lock = threading.RLock()

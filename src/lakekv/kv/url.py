@@ -231,9 +231,14 @@ class ParamReader:
 _SECRET_WORDS = r"pass|pwd|secret|token|cred|auth|api_?key|access_?key|private_?key"
 SECRET_PARAM = re.compile(f"(?i){_SECRET_WORDS}")
 """Names of URL parameters (and ``name=value`` pairs) whose values are masked."""
-_PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
+# The lookbehinds let a match start only where the leftmost match could start anyway (a run
+# of name characters is matched from its first one), so a long word costs linear time, not
+# quadratic (a 63 KB key in an error message took minutes).
+_PASSWORD_IN_URL = re.compile(
+    r"(?<![a-zA-Z])(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@"
+)
 _SECRET_IN_KV = re.compile(
-    rf"(?i)(?P<pre>[\w.-]*(?:{_SECRET_WORDS})[\w.-]*\s*=\s*)"
+    rf"(?i)(?<![\w.-])(?P<pre>[\w.-]*(?:{_SECRET_WORDS})[\w.-]*\s*=\s*)"
     r"""(?P<pw>'[^']*'|"[^"]*"|[^\s&'",;)]+)"""
 )
 _MIN_REMEMBERED = 8

@@ -6,8 +6,12 @@ in upper case: ``LAKEFS_DATABASE_TYPE``, ``LAKEFS_DATABASE_POSTGRES_CONNECTION_S
 ``LAKEFS_DATABASE_DYNAMODB_TABLE_NAME``, ``…_DYNAMODB_ENDPOINT``, ``…_DYNAMODB_AWS_REGION``,
 ``…_DYNAMODB_AWS_PROFILE``, ``…_DYNAMODB_AWS_ACCESS_KEY_ID``, ``…_DYNAMODB_AWS_SECRET_ACCESS_KEY``.
 
-lakekv opens ``postgres``, ``dynamodb`` and ``mem``; ``local`` (lakeFS's embedded Badger
-store), ``cosmosdb`` and ``redis`` have no lakekv driver and are refused with a clear error.
+lakekv opens ``postgres``, ``dynamodb``, ``local`` and ``mem``; ``cosmosdb`` and ``redis``
+have no lakekv driver and are refused with a clear error. ``local`` is lakeFS's embedded
+Badger directory, ``database.local.path`` (``LAKEFS_DATABASE_LOCAL_PATH``; default
+``~/lakefs/metadata``, ``pkg/config/defaults.go:140``; ``~`` expanded as lakeFS's
+``pkg/kv/kvparams`` does), opened as ``badger:///that/path``; a ``memory:`` path (lakeFS's
+in-memory Badger) holds nothing to migrate and is refused.
 
 Every setting of lakeFS v1.86.0 (``pkg/config/config.go`` ``Database``, ``pkg/kv/kvparams``,
 ``pkg/kv/postgres/store.go``, ``pkg/kv/dynamodb/store.go``) that decides *where* the data lives
@@ -41,6 +45,7 @@ from lakekv.kv.url import StoreURL, remember_secret
 _ENV = "LAKEFS_DATABASE_"
 _SECTIONS = {
     "postgres": ("connection_string", "max_open_connections"),
+    "local": ("path",),
     "dynamodb": (
         "table_name",
         "endpoint",
@@ -180,6 +185,16 @@ def _postgres_location(url: StoreURL, where: str) -> StoreURL:
     return url.without_params().with_params(**params)
 
 
+def _local_url(section: Mapping[str, Any], where: str) -> str:
+    """``badger:///path`` for lakeFS's ``database.local`` section (``path`` with ``~``)."""
+    raw = str(section.get("path") or "~/lakefs/metadata")
+    if raw.startswith("memory:"):
+        raise ConfigurationError(
+            f"{where}: database.local.path {raw!r} is lakeFS's in-memory store: nothing to migrate"
+        )
+    return "badger:///" + quote(os.path.abspath(os.path.expanduser(raw)), safe="/")
+
+
 def lakefs_store_url(
     config: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
 ) -> LakeFSDatabase:
@@ -209,17 +224,19 @@ def lakefs_store_url(
     kind = str(db.get("type") or "").lower()
     if not kind:
         raise ConfigurationError(f"{where}: no database.type (or LAKEFS_DATABASE_TYPE) given")
-    if kind in ("local", "cosmosdb", "redis"):
+    if kind in ("cosmosdb", "redis"):
         raise ConfigurationError(
             f"{where}: database type {kind!r} cannot be opened by lakekv (it supports "
-            "postgres, dynamodb and mem); migrate it with lakeFS's own 'kv dump' and load "
-            "the file with 'lakekv load'"
+            "postgres, dynamodb, local and mem); migrate it with lakeFS's own 'kv dump' and "
+            "load the file with 'lakekv load'"
         )
     if kind in ("mem", "memory"):
         return LakeFSDatabase("memory://", "mem")
     sub = db.get(kind) or {}
     if not isinstance(sub, dict):
         raise ConfigurationError(f"{where}: database.{kind} is not a mapping")
+    if kind == "local":
+        return LakeFSDatabase(_local_url(sub, where), "local")
     if kind in ("postgres", "postgresql"):
         conn = str(sub.get("connection_string") or "")
         if not conn:
@@ -323,4 +340,12 @@ def lakefs_settings(url: StoreURL) -> tuple[dict[str, Any], dict[str, str]]:
         return {"type": "dynamodb", "dynamodb": section}, env
     if url.scheme == "memory":
         return {"type": "mem"}, {"LAKEFS_DATABASE_TYPE": "mem"}
+    if url.scheme == "badger":
+        # badger:///rel/dir is relative to this directory, badger:////abs/dir absolute;
+        # lakeFS gets the absolute path (it resolves relative ones against its own).
+        path = os.path.abspath(url.path[1:] if url.path.startswith("/") else url.path)
+        return (
+            {"type": "local", "local": {"path": path}},
+            {"LAKEFS_DATABASE_TYPE": "local", f"{_ENV}LOCAL_PATH": path},
+        )
     return {}, {}

@@ -599,8 +599,11 @@ class RefManager:
         raise RefNotResolvedError(f"{name!r} is no branch, tag or commit of repository {r.id!r}")
 
     def log(self, repo: RepoArg, ref: str, *, limit: int | None = None) -> Iterator[Commit]:
-        """The history of ``ref``: it and all its ancestors, each once, newest first — by
-        generation, then creation date, then ID (all descending). A missing ancestor raises
+        """The history of ``ref``: it and all its ancestors, each once, newest first, in
+        lakeFS 1.86's order (``pkg/graveler/ref/commit_iterator.go``): a walk from ``ref``
+        that always takes the newest commit reached so far by creation date, then by ID (both
+        descending) — not by generation, so with merges of older branches a commit may come
+        before one of higher generation, as lakeFS shows it. A missing ancestor raises
         CommitNotFoundError."""
         r = self.repository(repo, allow_deleting=True)
         start = self.resolve_ref(r, ref)
@@ -623,7 +626,8 @@ class RefManager:
 
 
 class _Newest:
-    """Heap item: the newest commit (generation, then date, then ID, descending) pops first."""
+    """Heap item: the newest commit (creation date, then ID, descending) pops first, as in
+    lakeFS's ``commitsPriorityQueue.Less``."""
 
     __slots__ = ("commit",)
 
@@ -632,4 +636,4 @@ class _Newest:
 
     def __lt__(self, other: _Newest) -> bool:
         a, b = self.commit, other.commit
-        return (a.generation, a.creation_date, a.id) > (b.generation, b.creation_date, b.id)
+        return (a.creation_date, a.id) > (b.creation_date, b.id)

@@ -28,6 +28,7 @@ rule to a store, a driver whose extra is not installed, and any optional module.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
@@ -239,16 +240,22 @@ def isolated_url(base: str, name: str) -> str:
     """A URL for an empty store of the same backend, private to ``name``.
 
     ``memory://`` gets its own named store; every other driver gets its own ``table`` (or
-    whatever its ``namespace_param`` names: a Redis namespace, an etcd key prefix).
+    whatever its ``namespace_param`` names: a Redis namespace, an etcd key prefix), or, for a
+    driver whose store is a whole directory (``namespace_param = None``), the sibling path
+    ``PATH.name``.
     """
     parsed = StoreURL.parse(base)
     safe = re.sub(r"[^a-z0-9_]", "_", name.lower())
     if parsed.scheme == "memory":
         return f"memory://{safe}"
+    param: str | None
     try:
         param = driver_class(parsed.scheme).namespace_param
     except LakekvError:
         param = "table"
+    if param is None:  # a store is a whole path: a sibling path of its own
+        sibling = dataclasses.replace(parsed, path=f"{parsed.path.rstrip('/')}.{safe}")
+        return sibling.render(reveal_password=True)
     return parsed.with_params(**{param: safe}).render(reveal_password=True)
 
 
