@@ -484,3 +484,19 @@ def _cli_exit(*args: str) -> tuple[int, str, str]:
         check=False,
     )
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_a_redis_cluster_reached_through_another_node_is_the_same_store(backend: str) -> None:
+    url = StoreURL.parse(backend)
+    if url.scheme != "redis+cluster":
+        pytest.skip("Redis Cluster only")
+    hosts = url.host_list(6379)
+    if len(hosts) < 2:
+        pytest.skip("the cluster URL names one node")
+    query = "&".join(f"{k}={v}" for k, v in url.query)
+    first = f"redis+cluster://{hosts[0][0]}:{hosts[0][1]}?{query}"
+    last = f"redis+cluster://{hosts[-1][0]}:{hosts[-1][1]}?{query}"
+    with open_store(first) as a, open_store(last) as b:
+        assert a.identity() == b.identity()
+        with pytest.raises(LakekvError, match="same store"):
+            verify(a, b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import re
 import uuid
@@ -416,3 +417,17 @@ class RedisClusterStore(RedisStore):
 
     def _has_partitions(self) -> bool:
         return next(iter(self._list_partitions()), None) is not None
+
+    def _identity(self) -> str:
+        """The cluster's own names: the IDs of its nodes, as ``CLUSTER NODES`` lists them (every
+        node gives the same list), so the cluster reached through any node is one store; then
+        the namespace. Falls back to the addresses when the list cannot be read."""
+        try:
+            nodes = self._client.cluster_nodes()
+        except rex.RedisError:
+            return super()._identity()
+        ids = sorted({str(info.get("node_id")) for info in nodes.values() if info.get("node_id")})
+        if not ids:
+            return super()._identity()
+        digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:24]
+        return f"{self.scheme}://cluster-{digest}?namespace={self.namespace}"
