@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 from _cli import run
 from _migrate_helpers import FailingWrites, StoreMaker
@@ -500,3 +501,40 @@ def test_a_redis_cluster_reached_through_another_node_is_the_same_store(backend:
         assert a.identity() == b.identity()
         with pytest.raises(LakekvError, match="same store"):
             verify(a, b)
+
+
+def test_a_feed_whose_wal_the_server_dropped_is_compared_instead(
+    feed_backend: str, maker: StoreMaker
+) -> None:
+    """``max_slot_wal_keep_size`` lets the server drop WAL a slot still needs (``wal_status``
+    ``lost``): the catch-up compares the stores, with a warning, instead of failing."""
+    src, dst = maker.fresh(feed_backend, "src"), maker.fresh(feed_backend, "dst")
+    _lakefs_like(src, entries=50)
+    url = StoreURL.parse(feed_backend)
+    conninfo = f"host={url.host} port={url.port} dbname={url.path.strip('/')} user={url.username}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        (keep,) = conn.execute("SHOW max_slot_wal_keep_size").fetchone() or ("-1",)
+        try:
+            assert copy(src, dst, track_changes=True).change_feed_ready
+            conn.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+            conn.execute("SELECT pg_reload_conf()")
+            name = feed_name(src, dst)
+            for _ in range(60):  # WAL past the limit, then a checkpoint removes it
+                src.write_batch([(b"bulk", b"%06d" % i, b"x" * 2000) for i in range(2000)])
+                conn.execute("SELECT pg_switch_wal()")
+                conn.execute("CHECKPOINT")
+                row = conn.execute(
+                    "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (name,)
+                ).fetchone()
+                if row is not None and row[0] == "lost":
+                    break
+            else:
+                pytest.skip("the server kept the slot's WAL")
+            report = sync(src, dst)
+            assert report.method != "changes"
+            assert any("dropped WAL" in w for w in report.warnings)
+            assert verify(src, dst).equal
+        finally:
+            conn.execute(f"ALTER SYSTEM SET max_slot_wal_keep_size = '{keep}'")
+            conn.execute("SELECT pg_reload_conf()")
+            untrack(src, dst)

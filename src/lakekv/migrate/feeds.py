@@ -161,14 +161,14 @@ def read(
     batch = _retry.call(partial(raw.feed_read, name), retries)
     why_not = None
     ready = parse_ready(batch.notes)
-    if ready is None:
+    if batch.unknown is not None:
+        why_not = f"the change feed holds a change not told by key ({batch.unknown})"
+    elif ready is None:
         why_not = (
             "the change feed holds no record that its first pass finished complete (it was "
             "interrupted, met conflicts, copied only some partitions, or began on a target "
             "that held entries)"
         )
-    elif batch.unknown is not None:
-        why_not = f"the change feed holds a change not told by key ({batch.unknown})"
     elif ready.get("source") != raw.incarnation():
         why_not = (
             "the source's table was re-created since the first pass (as pg_restore --clean "
