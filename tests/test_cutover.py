@@ -549,7 +549,7 @@ def test_cli_tracked_first_pass_then_catch_up_then_untrack(
         code, out = _cli(capsys, "copy", "--from", a, "--to", b, "--track-changes")
         assert code == 0
         assert "records on the source (target ready)" in out
-        assert "run the catch-up pass (it reads the change feed)" in out
+        assert "run the cutover (its catch-up reads the change feed)" in out
         _change(src, 20)
         code, out = _cli(capsys, "sync", "--from", a, "--to", b, "--keep-tracking", "--json")
         report = json.loads(out)
