@@ -315,13 +315,6 @@ class DeleteBudget:
         with self._lock:
             self.seen += n
 
-    def reserve(self, n: int) -> None:
-        """Count ``n`` deletions about to be made; UnsafeOperationError beyond ``limit``."""
-        if n <= 0:
-            return
-        with self._lock:
-            self._reserve(n)
-
     def take(self, partition: bytes, keys: list[bytes]) -> list[bytes]:
         """Count the deletion of ``keys`` (UnsafeOperationError beyond ``limit``); the keys
         to delete now (none when deferred: :meth:`apply` deletes them)."""

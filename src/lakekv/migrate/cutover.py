@@ -45,10 +45,10 @@ from lakekv.migrate._pair import (
     save_plan,
 )
 from lakekv.migrate._progress import ProgressCallback
-from lakekv.migrate.feeds import feed_name, parse_ready
+from lakekv.migrate.feeds import feed_name, why_untrusted
 from lakekv.migrate.lakefs_config import LakeFSDatabase, lakefs_settings
 from lakekv.migrate.reports import SyncReport, VerifyReport
-from lakekv.migrate.sync import _digests_agree, count_entries, sync
+from lakekv.migrate.sync import _digests_agree, sync
 from lakekv.migrate.verify import verify
 
 METHODS = ("changes", "digests", "merge")
@@ -290,6 +290,18 @@ _WRITE_FACTOR = 1.25
 _SETTLE_STEP = 0.25
 
 
+def count_entries(store: Store) -> int:
+    """How many entries ``store`` holds (every partition read, keys only where the driver
+    can; a driver that cannot list partitions counts as holding none it can name)."""
+    if not store.capabilities.list_partitions:
+        return 0
+    total = 0
+    for p in list(store.list_partitions()):
+        with store.scan(p) as entries:
+            total += sum(1 for _ in entries)
+    return total
+
+
 def _possible(src: Store, dst: Store, has_feed: bool) -> list[str]:
     methods = []
     if has_feed:
@@ -307,9 +319,7 @@ def _changes_waiting(src: Store, dst: Store) -> int | None:
     if not src.feed_exists(name):
         return None
     batch = src.feed_read(name)
-    if parse_ready(batch.notes) is None or batch.unknown is not None:
-        return None
-    return batch.changes
+    return None if why_untrusted(src, dst, batch) is not None else batch.changes
 
 
 def _check_quiet(
@@ -350,8 +360,7 @@ def _check_quiet(
                 "lakeFS first"
             )
         checks.append(f"the change feed listed no new change in {settle:g} s")
-    usable = parse_ready(last.notes) is not None and last.unknown is None
-    return checks, last.changes if usable else None
+    return checks, last.changes if why_untrusted(src, dst, last) is None else None
 
 
 def _estimate_now(

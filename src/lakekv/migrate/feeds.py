@@ -142,6 +142,29 @@ class Tracked:
         return self.why_not is None
 
 
+def why_untrusted(raw: Store, dst: Store, batch: FeedBatch) -> str | None:
+    """Why ``batch`` (read from the pair's feed) cannot account for every change since the
+    first pass, or ``None`` when it can: the one rule :func:`read` and a cutover's estimate
+    share."""
+    ready = parse_ready(batch.notes)
+    if batch.unknown is not None:
+        return f"the change feed holds a change not told by key ({batch.unknown})"
+    if ready is None:
+        return (
+            "the change feed holds no record that its first pass finished complete (it was "
+            "interrupted, met conflicts, copied only some partitions, or began on a target "
+            "that held entries)"
+        )
+    if ready.get("source") != raw.incarnation():
+        return (
+            "the source's table was re-created since the first pass (as pg_restore --clean "
+            "does), which the feed cannot list"
+        )
+    if ready.get("target") != dst.incarnation():
+        return "the target was re-created or emptied since the first pass"
+    return None
+
+
 def read(
     raw: Store,
     dst: Store,
@@ -159,26 +182,10 @@ def read(
             )
         return None
     batch = _retry.call(partial(raw.feed_read, name), retries)
-    why_not = None
-    ready = parse_ready(batch.notes)
-    if batch.unknown is not None:
-        why_not = f"the change feed holds a change not told by key ({batch.unknown})"
-    elif ready is None:
-        why_not = (
-            "the change feed holds no record that its first pass finished complete (it was "
-            "interrupted, met conflicts, copied only some partitions, or began on a target "
-            "that held entries)"
-        )
-    elif ready.get("source") != raw.incarnation():
-        why_not = (
-            "the source's table was re-created since the first pass (as pg_restore --clean "
-            "does), which the feed cannot list"
-        )
-    elif ready.get("target") != dst.incarnation():
-        why_not = "the target was re-created or emptied since the first pass"
-    elif partitions is not None:
+    why_not = why_untrusted(raw, dst, batch)
+    if why_not is None and partitions is not None:
         why_not = "only some partitions were asked for"
-    elif method in ("digests", "merge"):
+    elif why_not is None and method in ("digests", "merge"):
         why_not = f"--method {method} was asked for"
     if why_not is not None and method == "changes":
         raise UnsafeOperationError(

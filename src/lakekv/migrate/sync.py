@@ -208,18 +208,6 @@ def sync(
         return report
 
 
-def count_entries(store: Store) -> int:
-    """How many entries ``store`` holds (every partition read, keys only where the driver
-    can; a driver that cannot list partitions counts as holding none it can name)."""
-    if not store.capabilities.list_partitions:
-        return 0
-    total = 0
-    for p in list(store.list_partitions()):
-        with store.scan(p) as entries:
-            total += sum(1 for _ in entries)
-    return total
-
-
 def _compare(
     src: Store,
     src_version: str | None,
