@@ -399,30 +399,40 @@ def test_local_killed_mid_write_loses_no_acknowledged_write(
         c.commit("kill", "main", "after the crash")
 
 
-def test_lakefs_log_order_agrees_on_merges_reverts_and_cherry_picks(
+def test_lakefs_listings_agree_on_merges_reverts_and_cherry_picks(
     lakefs_binary: Path, lakefs_root: Path, tmp_path: Path
 ) -> None:
-    """``lakekv lakefs log`` lists what lakeFS's log lists, in its order (creation date, then
-    ID: ``pkg/graveler/ref/commit_iterator.go``), also with ``--limit``, for a history where
-    that order differs from the generations': a side branch committed after a longer line on
-    main and merged, a revert, a cherry-pick. Read from lakeFS's own ``local`` directory,
-    which the read-only inspection leaves as it was."""
+    """Every ``lakekv lakefs`` listing — repos, branches, tags, log, staged — returns what
+    lakeFS's API returns for the same request, in its order, page by page (``--after`` and
+    ``--limit`` against the API's ``after`` and ``amount``), with ``--prefix``, for a history
+    where the log's order (creation date, then ID: ``pkg/graveler/ref/commit_iterator.go``)
+    differs from the generations': a side branch committed after a longer line on main and
+    merged, a revert, a cherry-pick; a hidden branch, which lakeFS lists only when asked
+    (``pkg/graveler/ref/branch_iterator.go``). ``staged`` is compared with the branch's
+    uncommitted diff. Read from lakeFS's own ``local`` directory, which the read-only
+    inspection leaves as it was."""
     source = tmp_path / "metadata"
     lf = h.LakeFS(
         lakefs_binary,
-        lakefs_root / "log-order",
-        lakefs_root / "log-order-blocks",
+        lakefs_root / "listings",
+        lakefs_root / "listings-blocks",
         h.local_database(source),
     )
     lf.setup()
-    repo = "order"
+    repos = ("order", "order-b", "other")
+    api: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     with lf:
         c = sc.Client(lf.client())
-        c.repos.create_repository(
-            lakefs_sdk.RepositoryCreation(name=repo, storage_namespace=f"local://{repo}")
+        for rid in repos:
+            c.repos.create_repository(
+                lakefs_sdk.RepositoryCreation(name=rid, storage_namespace=f"local://{rid}")
+            )
+        repo = "order"
+        for name in ("side", "pick", "dev-1", "dev-2"):
+            c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name=name, source="main"))
+        c.branches.create_branch(
+            repo, lakefs_sdk.BranchCreation(name="dev-hidden", source="main", hidden=True)
         )
-        c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="side", source="main"))
-        c.branches.create_branch(repo, lakefs_sdk.BranchCreation(name="pick", source="main"))
         for i in range(3):
             c.upload(repo, "main", f"main/{i}.txt", b"%d" % i)
             c.commit(repo, "main", f"main {i}")
@@ -433,23 +443,97 @@ def test_lakefs_log_order_agrees_on_merges_reverts_and_cherry_picks(
             repo, "main", lakefs_sdk.RevertCreation(ref="main~1", parent_number=1)
         )
         c.branches.cherry_pick(repo, "pick", lakefs_sdk.CherryPickCreation(ref=side))
-        expected = {
-            b: [e.id for e in c.refs.log_commits(repo, b, amount=1000).results]
-            for b in ("main", "side", "pick")
-        }
+        for tag, ref in (("v1", "main~2"), ("v2", "main~1"), ("v2.1", "main"), ("w", side)):
+            c.tags.create_tag(repo, lakefs_sdk.TagCreation(id=tag, ref=ref))
+        for name in ("a/1.txt", "a/2.txt", "b/1.txt", "c.txt"):
+            c.upload(repo, "main", f"staged/{name}", name.encode())
+        c.delete(repo, "main", "main/0.txt")  # a staged deletion of a committed object
+
+        def requests() -> Iterator[tuple[Any, ...]]:
+            """(listing, prefix, after, amount) for the full listing, a prefix, and the
+            pages of one and of two items."""
+            yield from (("repos", "", p) for p in ("", "order"))
+            for b in (False, True):
+                yield from (("branches", b, p) for p in ("", "dev"))
+            yield from (("tags", "", p) for p in ("", "v2"))
+            for ref in ("main", "side", "pick", "v2"):
+                yield ("log", ref, "")
+            yield from (("staged", "main", p) for p in ("", "staged/a/"))
+
+        def ask(kind: str, arg: Any, prefix: str, after: str, amount: int) -> list[Any]:
+            if kind == "repos":
+                got = c.repos.list_repositories(prefix=prefix, after=after, amount=amount)
+                return [(r.id, r.default_branch, r.storage_namespace) for r in got.results]
+            if kind == "branches":
+                got = c.branches.list_branches(
+                    repo, prefix=prefix, after=after, amount=amount, show_hidden=arg
+                )
+                return [(b.id, b.commit_id) for b in got.results]
+            if kind == "tags":
+                got = c.tags.list_tags(repo, prefix=prefix, after=after, amount=amount)
+                return [(t.id, t.commit_id) for t in got.results]
+            if kind == "log":
+                got = c.refs.log_commits(repo, arg, after=after or None, amount=amount)
+                return [(e.id, e.message, e.parents) for e in got.results]
+            got = c.branches.diff_branch(repo, arg, prefix=prefix, after=after, amount=amount)
+            return [(d.path, "removed" if d.type == "removed" else "written") for d in got.results]
+
+        for kind, arg, prefix in requests():
+            for amount in (1, 2, 1000):
+                # Page as lakeFS's clients do: after = the last ID of the page before.
+                after = ""
+                while True:
+                    page = ask(kind, arg, prefix, after, amount)
+                    api[(kind, arg, prefix, after, amount)] = page
+                    if len(page) < amount:
+                        break
+                    after = str(page[-1][0])
+        assert len(api[("log", "main", "", "", 1000)]) >= 7
     before = dir_fingerprint(source)
     url = f"badger:///{source}"
-    for branch, ids in expected.items():
-        log = lakekv_json("-s", url, "lakefs", "log", f"{repo}/{branch}", "--json")
-        assert [e["id"] for e in log] == ids
-        for n in range(1, len(ids)):
-            limited = lakekv_json(
-                "-s", url, "lakefs", "log", f"{repo}/{branch}", "--limit", str(n), "--json"
+
+    def ours(kind: str, arg: Any, prefix: str, after: str, amount: int) -> list[Any]:
+        paging = ["--after", after, "--limit", str(amount)]
+        if kind == "repos":
+            got = lakekv_json("-s", url, "lakefs", "repos", "--prefix", prefix, *paging, "--json")
+            return [(r["id"], r["default_branch_id"], r["storage_namespace"]) for r in got]
+        if kind == "branches":
+            hidden = ["--show-hidden"] if arg else []
+            got = lakekv_json(
+                "-s",
+                url,
+                "lakefs",
+                "branches",
+                repo,
+                "--prefix",
+                prefix,
+                *hidden,
+                *paging,
+                "--json",
             )
-            assert [e["id"] for e in limited] == ids[:n]
-    generations = lakekv_json("-s", url, "lakefs", "log", f"{repo}/main", "--json")
-    gens = [e["generation"] for e in generations]
-    assert gens != sorted(gens, reverse=True)  # the order really is not by generation
+            return [(b["id"], b["commit_id"]) for b in got]
+        if kind == "tags":
+            got = lakekv_json(
+                "-s", url, "lakefs", "tags", repo, "--prefix", prefix, *paging, "--json"
+            )
+            return [(t["id"], t["commit_id"]) for t in got]
+        if kind == "log":
+            got = lakekv_json("-s", url, "lakefs", "log", f"{repo}/{arg}", *paging, "--json")
+            return [(e["id"], e["message"], e["parents"]) for e in got]
+        got = lakekv_json(
+            "-s", url, "lakefs", "staged", repo, arg, "--prefix", prefix, *paging, "--json"
+        )
+        return [(e["key"], "removed" if e["tombstone"] else "written") for e in got]
+
+    for (kind, arg, prefix, after, amount), expected in api.items():
+        assert ours(kind, arg, prefix, after, amount) == expected, (kind, arg, prefix, after)
+    # The history really is one where the log's order is not the generations'.
+    main_log = lakekv_json("-s", url, "lakefs", "log", f"{repo}/main", "--json")
+    gens = [e["generation"] for e in main_log]
+    assert gens != sorted(gens, reverse=True)
+    # The hidden branch is there, and only listed when asked for.
+    assert "dev-hidden" not in [b[0] for b in api[("branches", False, "", "", 1000)]]
+    assert "dev-hidden" in [b[0] for b in api[("branches", True, "", "", 1000)]]
     assert dir_fingerprint(source) == before
 
 

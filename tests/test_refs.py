@@ -227,6 +227,12 @@ def test_branch_create_get_list_delete(
     page = refs.list_branches_page(repo, amount=2)
     assert [b.id for b in page.items] == ["dev", "feature-1"]
     assert page.next_after == "feature-1"
+    # A hidden branch is left out unless asked for, as lakeFS's ListBranches does; ``limit``
+    # counts what is listed.
+    refs.update_branch(repo, "dev", lambda b: dataclasses.replace(b, hidden=True))
+    assert [b.id for b in refs.list_branches(repo, limit=1)] == ["feature-1"]
+    assert [b.id for b in refs.list_branches(repo, show_hidden=True, limit=1)] == ["dev"]
+    assert refs.list_branches_page(repo, amount=5).next_after is None
     refs.stage_object(repo, "dev", b"k", entry("k"))
     refs.delete_branch(repo, "dev")
     with pytest.raises(BranchNotFoundError):
@@ -516,6 +522,10 @@ def test_log_walks_parents_newest_first(refs: RefStore, repo: Repository) -> Non
     log = [x.message for x in refs.log(repo, d)]
     assert log == ["d", "merge", "c", "b", "a", FIRST_COMMIT_MESSAGE]
     assert [x.message for x in refs.log(repo, d, limit=2)] == ["d", "merge"]
+    # Paging as lakeFS's LogCommits: after = a commit of the walk (or a ref naming one).
+    assert [x.message for x in refs.log(repo, d, after=m, limit=2)] == ["c", "b"]
+    assert [x.message for x in refs.log(repo, d, after=b)] == ["a", FIRST_COMMIT_MESSAGE]
+    assert list(refs.log(repo, b, after=c)) == []  # c is not in b's history
     refs.create_tag(repo, "t", b)
     assert [x.message for x in refs.log(repo, "t")] == ["b", "a", FIRST_COMMIT_MESSAGE]
     with pytest.raises(RefNotResolvedError):

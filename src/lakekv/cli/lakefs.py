@@ -95,18 +95,31 @@ def repos(store_url: str, as_json: bool, prefix: str, after: str, limit: int | N
 @store_option
 @json_option
 @_listing_options
+@click.option(
+    "--show-hidden", is_flag=True, help="Also list hidden branches (lakeFS leaves them out)."
+)
 @click.argument("repo")
 def branches(
-    store_url: str, as_json: bool, prefix: str, after: str, limit: int | None, repo: str
+    store_url: str,
+    as_json: bool,
+    prefix: str,
+    after: str,
+    limit: int | None,
+    show_hidden: bool,
+    repo: str,
 ) -> int:
-    """List the branches of REPO with their commit and staging tokens.
+    """List the branches of REPO with their commit and staging tokens, as lakeFS lists them.
 
     \b
     Example:
       lakekv lakefs branches my-repo
     """
     with open_store(store_url, read_only=True) as store:
-        items = list(RefStore(store).list_branches(repo, prefix=prefix, after=after, limit=limit))
+        items = list(
+            RefStore(store).list_branches(
+                repo, prefix=prefix, after=after, limit=limit, show_hidden=show_hidden
+            )
+        )
     if as_json:
         print_json([b.to_json() for b in items])
         return 0
@@ -154,12 +167,16 @@ def _split_ref(ref: str, second: str | None) -> tuple[str, str]:
 @store_option
 @json_option
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N commits.")
+@click.option("--after", default="", help="Only the commits listed after this one (the next page).")
 @click.argument("ref")
 @click.argument("name", required=False)
-def log(store_url: str, as_json: bool, limit: int | None, ref: str, name: str | None) -> int:
-    """Show the history of REF (REPO/REF, lakefs://REPO/REF, or REPO REF), newest first.
+def log(
+    store_url: str, as_json: bool, limit: int | None, after: str, ref: str, name: str | None
+) -> int:
+    """Show the history of REF (REPO/REF, lakefs://REPO/REF, or REPO REF) in lakeFS's order.
 
-    REF is a branch, a tag or a commit ID.
+    REF is a branch, a tag or a commit ID. With --after C, the listing goes on after commit C,
+    as lakeFS's log pages.
 
     \b
     Examples:
@@ -169,7 +186,7 @@ def log(store_url: str, as_json: bool, limit: int | None, ref: str, name: str | 
     """
     repo, name_ = _split_ref(ref, name)
     with open_store(store_url, read_only=True) as store:
-        items = list(RefStore(store).log(repo, name_, limit=limit))
+        items = list(RefStore(store).log(repo, name_, limit=limit, after=after))
     if as_json:
         print_json([c.to_json() for c in items])
         return 0

@@ -206,7 +206,10 @@ class RefManager:
         prefix: str,
         after: str,
         limit: int | None,
+        keep: Callable[[T], bool] | None = None,
     ) -> Iterator[T]:
+        """Records under ``key_prefix`` in key order; ``keep`` (if given) filters them before
+        ``limit`` counts, as lakeFS's iterators skip before its listings count."""
         if limit is not None and limit < 0:
             raise InvalidRefError(f"limit must be >= 0, not {limit}")
         if limit == 0:
@@ -218,8 +221,13 @@ class RefManager:
             prefix=key_prefix + prefix.encode(),
             after=key_prefix + after.encode() if after else b"",
         )
-        for count, entry in enumerate(entries, start=1):
-            yield convert(entry.message)
+        count = 0
+        for entry in entries:
+            item = convert(entry.message)
+            if keep is not None and not keep(item):
+                continue
+            yield item
+            count += 1
             if limit is not None and count >= limit:
                 return
 
@@ -359,9 +367,18 @@ class RefManager:
         return branch
 
     def list_branches(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", limit: int | None = None
+        self,
+        repo: RepoArg,
+        *,
+        prefix: str = "",
+        after: str = "",
+        limit: int | None = None,
+        show_hidden: bool = False,
     ) -> Iterator[Branch]:
-        """Branches in ID order (``prefix``, strictly ``after``, at most ``limit``)."""
+        """Branches in ID order (``prefix``, strictly ``after``, at most ``limit``). Hidden
+        branches (``BranchData.hidden``, e.g. created with ``hidden: true``) are left out
+        unless ``show_hidden``, as lakeFS's ``ListBranches`` does
+        (``pkg/graveler/ref/branch_iterator.go``)."""
         r = self.repository(repo, allow_deleting=True)
         return self._list_records(
             r.partition,
@@ -371,13 +388,24 @@ class RefManager:
             prefix=prefix,
             after=after,
             limit=limit,
+            keep=None if show_hidden else lambda b: not b.hidden,
         )
 
     def list_branches_page(
-        self, repo: RepoArg, *, prefix: str = "", after: str = "", amount: int = 100
+        self,
+        repo: RepoArg,
+        *,
+        prefix: str = "",
+        after: str = "",
+        amount: int = 100,
+        show_hidden: bool = False,
     ) -> Page[Branch]:
         """One page of :meth:`list_branches`."""
-        return page_of(self.list_branches(repo, prefix=prefix, after=after), amount, lambda b: b.id)
+        return page_of(
+            self.list_branches(repo, prefix=prefix, after=after, show_hidden=show_hidden),
+            amount,
+            lambda b: b.id,
+        )
 
     def delete_branch(self, repo: RepoArg, branch_id: str) -> Branch:
         """Delete the branch record; the branch as it was (its tokens are the caller's to drop).
@@ -598,27 +626,40 @@ class RefManager:
             pass
         raise RefNotResolvedError(f"{name!r} is no branch, tag or commit of repository {r.id!r}")
 
-    def log(self, repo: RepoArg, ref: str, *, limit: int | None = None) -> Iterator[Commit]:
+    def log(
+        self, repo: RepoArg, ref: str, *, limit: int | None = None, after: str = ""
+    ) -> Iterator[Commit]:
         """The history of ``ref``: it and all its ancestors, each once, newest first, in
         lakeFS 1.86's order (``pkg/graveler/ref/commit_iterator.go``): a walk from ``ref``
         that always takes the newest commit reached so far by creation date, then by ID (both
         descending) — not by generation, so with merges of older branches a commit may come
         before one of higher generation, as lakeFS shows it. A missing ancestor raises
-        CommitNotFoundError."""
+        CommitNotFoundError.
+
+        ``after`` (a ref, resolved to its commit) pages on: only the commits that come after
+        it in that walk — none when it is not in the history, as lakeFS's ``LogCommits``
+        answers for ``after`` (``pkg/catalog/catalog.go``, ``ListCommits``' ``FromReference``).
+        ``limit`` counts the commits returned."""
         r = self.repository(repo, allow_deleting=True)
         start = self.resolve_ref(r, ref)
         if limit is not None and limit < 0:
             raise InvalidRefError(f"limit must be >= 0, not {limit}")
-        return self._walk(r, start, limit)
+        skip_to = self.resolve_ref(r, after) if after else None
+        return self._walk(r, start, limit, skip_to)
 
-    def _walk(self, repo: Repository, start: str, limit: int | None) -> Iterator[Commit]:
+    def _walk(
+        self, repo: Repository, start: str, limit: int | None, skip_to: str | None
+    ) -> Iterator[Commit]:
         heap = [_Newest(self.get_commit(repo, start))]
         seen = {start}
         produced = 0
         while heap and (limit is None or produced < limit):
             commit = heapq.heappop(heap).commit
-            yield commit
-            produced += 1
+            if skip_to is None:
+                yield commit
+                produced += 1
+            elif commit.id == skip_to:
+                skip_to = None
             for parent in commit.parents:
                 if parent not in seen:
                     seen.add(parent)

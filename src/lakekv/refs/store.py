@@ -156,7 +156,7 @@ class RefStore:
         resumes the deletion. RepositoryNotFoundError if there is no such repository.
         """
         repo = self._refs.mark_in_deletion(repository_id)
-        for branch in self._refs.list_branches(repo):
+        for branch in self._refs.list_branches(repo, show_hidden=True):
             self._staging.drop(branch.tokens)
         store = self._refs.store
         drop_partition(store, layout.PULLS_INDEX_PARTITION, b"repos/" + repo.partition + b"/")
