@@ -337,6 +337,35 @@ def test_private_copy_goes_to_tmpdir_and_is_removed(tmp_path: Path) -> None:
     assert list(scratch.iterdir()) == []
 
 
+def test_a_copy_left_by_a_killed_helper_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A read-only helper killed outright cannot remove its private copy; the next read-only
+    open removes every copy whose helper is gone (its owner lock is free) and leaves the copy
+    of a helper still running alone."""
+    db = tmp_path / "metadata"
+    with open_store(_url(db)) as s:
+        s.set(b"p", b"k", b"v")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    url = f"{_url(db)}?tmpdir={scratch}"
+    killed = open_store(url, read_only=True)
+    assert isinstance(killed, BadgerStore)
+    left = set(scratch.iterdir())
+    assert len(left) == 1
+    _kill_helper(killed)
+    assert set(scratch.iterdir()) == left  # nobody removed it
+    other = tmp_path / "other"
+    with open_store(_url(other)) as s:
+        s.set(b"p", b"k", b"w")
+    with open_store(f"{_url(other)}?tmpdir={scratch}", read_only=True) as running:
+        running_copy = set(scratch.iterdir())
+        assert len(running_copy) == 1 and not running_copy & left  # the dead one's is gone
+        with open_store(url, read_only=True) as s:  # a third open spares the running copy
+            assert s.get(b"p", b"k").value == b"v"
+            assert running_copy < set(scratch.iterdir())
+        assert running.get(b"p", b"k").value == b"w"
+    assert list(scratch.iterdir()) == []
+
+
 def test_one_process_shares_one_helper(database: Path) -> None:
     with open_store(_url(database)) as a, open_store(_url(database), read_only=True) as b:
         assert isinstance(a, BadgerStore) and isinstance(b, BadgerStore)

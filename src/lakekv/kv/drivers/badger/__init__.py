@@ -54,7 +54,9 @@ which Badger never changes, hard-linked when on the same file system, else copie
 manifest and the rest copied with their holes: a 128 MiB memtable log holding 2 MiB costs
 2 MiB) and opens the copy read-write, which replays the memtable logs as lakeFS's next start
 would; the copy is deleted when the store closes (``opened_as`` says what it cost). A helper
-killed outright leaves its copy behind in ``tmpdir`` (``lakekv-badger-*``).
+killed outright cannot delete its copy; each copy holds an owner file its helper keeps locked
+(``flock``, dropped by the kernel when the helper dies), and the next read-only open removes
+the copies under its ``tmpdir`` whose lock is free.
 
 Measurements (``bench/badger.py --entries 1000000 --rounds 2``: 1M ``lakekv sample``
 entries, 329 MB as Badger keys and values, on a shared 2-core machine, best of two alternating

@@ -800,16 +800,65 @@ func lockShared(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// privateCopy copies dir into a new directory under tmp: SST files (immutable) hard-linked
-// when possible, the rest copied with its holes. It returns the copy and the bytes copied.
-func privateCopy(dir, tmp string) (string, int64, error) {
-	dst, err := os.MkdirTemp(tmp, "lakekv-badger-")
+// copyPrefix names the private copies under tmp; ownerName is the file in each that its
+// helper holds locked (flock LOCK_EX) while it runs. The kernel drops the lock when the
+// helper dies, however it dies, so a copy whose owner file can be locked is abandoned.
+const (
+	copyPrefix = "lakekv-badger-"
+	ownerName  = "lakekv.owner"
+)
+
+// own creates dir's owner file already locked: it is locked under a temporary name and
+// renamed into place, so no sweeper can see it unlocked.
+func own(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ownerName+".*")
 	if err != nil {
-		return "", 0, err
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, ownerName)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// sweep removes the private copies under tmp that helpers killed outright (kill -9, power
+// loss of the process tree) left behind: those whose owner file nobody holds. A copy without
+// an owner file is left alone (its helper may be about to create it).
+func sweep(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, copyPrefix+"*"))
+	for _, dir := range dirs {
+		f, err := os.Open(filepath.Join(dir, ownerName))
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			_ = os.RemoveAll(dir)
+		}
+		f.Close()
+	}
+}
+
+// privateCopy copies dir into a new directory under tmp: SST files (immutable) hard-linked
+// when possible, the rest copied with its holes. It returns the copy, the file holding the
+// copy's owner lock (close it after removing the copy) and the bytes copied.
+func privateCopy(dir, tmp string) (string, *os.File, int64, error) {
+	sweep(tmp)
+	dst, err := os.MkdirTemp(tmp, copyPrefix)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	owner, err := own(dst)
+	if err != nil {
+		return dst, nil, 0, err
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return dst, 0, err
+		return dst, owner, 0, err
 	}
 	var copied int64
 	for _, e := range entries {
@@ -825,11 +874,11 @@ func privateCopy(dir, tmp string) (string, int64, error) {
 		}
 		n, err := sparseCopy(from, to)
 		if err != nil {
-			return dst, copied, fmt.Errorf("copying %s: %w", from, err)
+			return dst, owner, copied, fmt.Errorf("copying %s: %w", from, err)
 		}
 		copied += n
 	}
-	return dst, copied, nil
+	return dst, owner, copied, nil
 }
 
 // sparseCopy copies the data regions of from (SEEK_DATA/SEEK_HOLE) and gives to the same
@@ -928,10 +977,13 @@ func openDir(dir, mode string, create bool, tmp string) (*opened, error) {
 		return nil, err
 	}
 	began := time.Now()
-	copyDir, copied, err := privateCopy(dir, tmp)
+	copyDir, owner, copied, err := privateCopy(dir, tmp)
 	cleanup := func() {
 		if copyDir != "" {
 			os.RemoveAll(copyDir)
+		}
+		if owner != nil {
+			owner.Close()
 		}
 		lock.Close()
 	}
