@@ -6,6 +6,8 @@ import sqlite3
 
 import pytest
 from _fakes import FlakyStore
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lakekv.errors import KeyNotFoundError, LakekvError, StoreClosedError, StoreUnavailableError
 from lakekv.kv.drivers.memory import MemoryStore
@@ -126,3 +128,96 @@ def test_get_is_a_call_in_flight_and_translated_like_call() -> None:
     store.close()
     with pytest.raises(StoreClosedError, match="is closed"):
         store.get(b"p", b"k")
+
+
+# --- write_batch's mapped check agrees with the entry-by-entry one ------------------------------
+
+
+class _LimitedItems(MemoryStore):
+    capabilities = Capabilities(
+        max_partition_size=4, max_key_size=3, max_value_size=5, max_item_size=9
+    )
+
+
+_ITEMS: list[object] = [
+    *[(p, k, b"v") for p, k in _ARGS],
+    (b"p", b"k", b""),
+    (b"p", b"k", b"vvvvvv"),  # value over 5
+    (b"pppp", b"kkk", b"vvv"),  # item over 9
+    (b"ppp", b"kkk", b"vvv"),  # item exactly 9
+    (b"p", b"k", bytearray(b"v")),
+    (b"p", b"k", None),
+]
+
+
+@pytest.mark.parametrize("item", _ITEMS)
+@pytest.mark.parametrize("as_entry", [True, False])
+def test_write_batch_mapped_check_agrees_with_entry_by_entry(
+    item: tuple[object, object, object], as_entry: bool
+) -> None:
+    store = _LimitedItems.from_url(StoreURL.parse("memory://"))
+    batch = [Entry(b"a", b"1", b"x"), Entry(*item) if as_entry else item, Entry(b"b", b"2", b"")]
+    try:
+        expected: object = store._check_entries(batch)  # type: ignore[arg-type]
+    except LakekvError as exc:
+        expected = (type(exc), str(exc))
+    clean = store._batch_is_clean(batch)  # type: ignore[arg-type]
+    exact = all(type(e) is Entry and all(type(x) is bytes for x in e) for e in batch)
+    assert clean == (exact and expected == batch)  # the maps clear exactly the valid ones
+    try:
+        got: object = store._check_batch(batch)  # type: ignore[arg-type]
+    except LakekvError as exc:
+        got = (type(exc), str(exc))
+    assert got == expected
+
+
+def test_write_batch_refuses_a_repeated_key_either_way() -> None:
+    store = _LimitedItems.from_url(StoreURL.parse("memory://"))
+    for batch in (
+        [Entry(b"a", b"1", b"x"), Entry(b"a", b"1", b"y")],
+        [(b"a", b"1", b"x"), (b"a", b"1", b"x")],
+    ):
+        with pytest.raises(LakekvError, match="appears more than once"):
+            store.write_batch(batch)
+    assert store.write_batch([Entry(b"a", b"1", b"x"), Entry(b"b", b"1", b"x")]).written == 2
+
+
+def test_write_batch_refuses_a_repeat_hidden_in_an_ascending_looking_batch() -> None:
+    store = _LimitedItems.from_url(StoreURL.parse("memory://"))
+    for batch in (
+        [Entry(b"a", b"1", b"x"), Entry(b"a", b"2", b"x"), Entry(b"a", b"2", b"y")],
+        [Entry(b"a", b"2", b"x"), Entry(b"a", b"1", b"x"), Entry(b"a", b"2", b"y")],
+        [Entry(b"a", b"1", b"x"), Entry(b"b", b"1", b"x"), Entry(b"a", b"1", b"y")],
+        [Entry(b"a", b"1", b"x"), Entry(b"b", b"1", b"x"), Entry(b"b", b"1", b"y")],
+        [Entry(b"a", b"1", b"x"), Entry(b"b", b"1", b"x"), Entry(b"b", b"2", b"y")] * 2,
+    ):
+        with pytest.raises(LakekvError, match="appears more than once"):
+            store.write_batch(batch)
+    ok = [Entry(b"a", b"1", b"x"), Entry(b"a", b"3", b"x"), Entry(b"b", b"1", b"x")]
+    assert store.write_batch(ok).written == 3
+    unsorted = [Entry(b"c", b"2", b"x"), Entry(b"c", b"1", b"x"), Entry(b"a", b"9", b"x")]
+    assert store.write_batch(unsorted).written == 3
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([b"a", b"b", b"c"]), st.sampled_from([b"1", b"2", b"3"])),
+        min_size=1,
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_write_batch_refuses_exactly_the_batches_with_a_repeated_key(
+    pairs: list[tuple[bytes, bytes]], sort: bool
+) -> None:
+    """Whatever the order (sorted as scans page, or not), a batch is refused if and only if
+    a ``(partition, key)`` repeats."""
+    store = _LimitedItems.from_url(StoreURL.parse("memory://"))
+    batch = [Entry(p, k, b"v") for p, k in (sorted(pairs) if sort else pairs)]
+    repeated = len(set(pairs)) != len(pairs)
+    try:
+        store._check_batch(batch)
+        refused = False
+    except LakekvError:
+        refused = True
+    assert refused == repeated
