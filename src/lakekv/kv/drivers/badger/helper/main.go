@@ -36,6 +36,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -1014,6 +1015,13 @@ func main() {
 	if *dir == "" || (*mode != "rw" && *mode != "ro") {
 		_ = s.respond(stInvalid, []byte("usage: lakekv-badger -dir DIR [-mode rw|ro] [-create]"))
 		os.Exit(2)
+	}
+	if *mode == "ro" && os.Getenv("GOGC") == "" {
+		// A read-only helper (a migration source) reads every block once: the garbage is
+		// decompressed blocks and pages sent, and the default GOGC=100 let the heap follow
+		// the database's size (measured: 155 MB for 1M entries vs 125 MB for 100k, ratio up to
+		// 1.28). At 50 it stays flatter (99 vs 80 MB) at no measured cost to scan speed.
+		debug.SetGCPercent(50)
 	}
 	o, err := openDir(*dir, *mode, *create, *tmp)
 	if err != nil {
