@@ -508,9 +508,9 @@ def test_a_resumed_tracked_copy_keeps_its_feed(
     try:
         for target, ckpt in ((inner, tmp_path / "copy.ckpt"), (other, tmp_path / "other.ckpt")):
             with pytest.raises(LakekvError, match="simulated crash"):
-                copy(
+                copy(  # 300 entries a partition: 5 batches of 100 finish the first
                     src,
-                    FailingWrites(target, ok_batches=3),
+                    FailingWrites(target, ok_batches=5),
                     checkpoint=ckpt,
                     batch_entries=100,
                     workers=1,

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from operator import itemgetter
 from pathlib import Path
 
 from lakekv.display import show_bytes
@@ -20,6 +19,7 @@ from lakekv.errors import (
 )
 from lakekv.kv.store import BatchResult, Entry, OnConflict, RawChunk, Store, entries_of
 from lakekv.migrate import _retry, feeds
+from lakekv.migrate._batch import Batch
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
@@ -64,10 +64,6 @@ faster than 2 for PostgreSQL to PostgreSQL on 2 cores)."""
 def default_workers(target: Store) -> int:
     """How many partitions to copy at once into ``target``."""
     return PARALLEL_WORKERS if target.capabilities.concurrent_writes else DEFAULT_WORKERS
-
-
-_KEY = itemgetter(0)
-_VALUE = itemgetter(1)
 
 
 def copy(
@@ -432,8 +428,7 @@ class _Worker:
 
     def __init__(self, job: _CopyJob) -> None:
         self.job = job
-        self.batch: list[Entry] = []
-        self.batch_bytes = 0
+        self.batch = Batch(job.options.batch_entries, job.options.batch_bytes)
         self.pending = 0
         """Entries processed since the last flush (written or not)."""
         self.pending_bytes = 0
@@ -475,25 +470,15 @@ class _Worker:
 
     def _copy_partition(self, p: bytes, start: bytes) -> None:
         job = self.job
-        limit_n, limit_b = job.options.batch_entries, job.options.batch_bytes
-        pages = _retry.retrying_pages(job.src, p, start, page_size=limit_n, counter=job.retries)
+        pages = _retry.retrying_pages(
+            job.src, p, start, page_size=job.options.batch_entries, counter=job.retries
+        )
         for page in pages:
             job.stop.check()
-            size = sum(map(len, map(_KEY, page))) + sum(map(len, map(_VALUE, page)))
-            if size + self.batch_bytes <= limit_b:
-                # The common case, with no Python code per entry.
-                self.batch.extend(entries_of(p, page))
-                self.batch_bytes += size
-                if len(self.batch) >= limit_n or self.batch_bytes >= limit_b:
-                    self._flush_batch(p)
-                continue
-            for key, value in page:  # large values: respect the byte limit entry by entry
-                self.batch.append(Entry(p, key, value))
-                self.batch_bytes += len(key) + len(value)
-                if len(self.batch) >= limit_n or self.batch_bytes >= limit_b:
-                    self._flush_batch(p)
+            for _ in self.batch.fill(entries_of(p, page)):
+                self._flush_batch(p)
         self.pending = len(self.batch)
-        self.pending_bytes = self.batch_bytes
+        self.pending_bytes = self.batch.nbytes
 
     def _copy_partition_raw(self, p: bytes, start: bytes) -> None:
         """:meth:`_copy_partition` between two stores of one raw format: chunks are read and
@@ -584,8 +569,8 @@ class _Worker:
         return differing, equal
 
     def _flush_batch(self, p: bytes) -> None:
-        self.pending, self.pending_bytes = len(self.batch), self.batch_bytes
-        self.flush((p, self.batch[-1].key))
+        self.pending, self.pending_bytes = len(self.batch), self.batch.nbytes
+        self.flush((p, self.batch.entries[-1].key))
 
     def _merge_partition(self, p: bytes, start: bytes) -> None:
         """Sync and dry run: walk source and target together."""
@@ -623,8 +608,7 @@ class _Worker:
                 if dry or current == s.value:
                     self.dry.classify(s, current, policy)  # counted, nothing written
                 else:
-                    self.batch.append(s)
-                    self.batch_bytes += size
+                    self.batch.add(s)  # written when ``pending`` reaches a bound, below
                 if self.pending >= limit_n or self.pending_bytes >= limit_b:
                     self.flush((p, s.key))
             job.budget.saw(seen)
@@ -639,7 +623,7 @@ class _Worker:
         chunks (``raw_last``), :attr:`raw_last` (``None`` when none is known)."""
         job = self.job
         job.stop.check()
-        batch = self.batch
+        batch = self.batch.take()[0]
         result = self.dry
         self.dry = BatchResult()
         if self.raw:
@@ -656,8 +640,7 @@ class _Worker:
         job.tracker.add(
             self.pending - self.reported, self.pending_bytes - self.reported_bytes, len(self.done)
         )
-        self.batch = []
-        self.batch_bytes = self.pending = self.pending_bytes = 0
+        self.pending = self.pending_bytes = 0
         self.reported = self.reported_bytes = 0
         self.done = []
 

@@ -6,18 +6,17 @@ import contextlib
 import os
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import accumulate
-from operator import add, itemgetter
+from operator import itemgetter
 from typing import BinaryIO
 
 from lakekv.display import show_bytes
 from lakekv.errors import CorruptInputError
 from lakekv.kv.store import BatchResult, Entry, OnConflict, Store
 from lakekv.migrate import _retry
+from lakekv.migrate._batch import Batch
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
@@ -307,14 +306,12 @@ class _Loader:
     ) -> None:
         self.dst, self.policy = dst, options.policy
         self.report, self.tracker, self.retries = report, tracker, retries
-        self.batch: list[Entry] = []
-        self.nbytes = 0
+        self.batch = Batch(options.batch_entries, options.batch_bytes)
         self.keys: set[tuple[bytes, bytes]] | None = set() if workers == 1 else None
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-load")
         self.slots = threading.Semaphore(workers + 1)
         self.futures: list[Future[None]] = []
         self.probe = _Probe(dst, retries) if options.dry_run else None
-        self.limit_n, self.limit_b = options.batch_entries, options.batch_bytes
 
     def add(self, e: Entry) -> None:
         if self.keys is not None:
@@ -323,41 +320,24 @@ class _Loader:
                 self.flush()
                 self.wait()
             self.keys.add(pk)
-        self.batch.append(e)
-        self.nbytes += len(e.key) + len(e.value)
-        if len(self.batch) >= self.limit_n or self.nbytes >= self.limit_b:
+        if self.batch.add(e):
             self.flush()
 
     def add_page(self, page: list[Entry]) -> None:
-        """:meth:`add` for each entry of ``page``, without Python code per entry unless the
-        page crosses a batch limit (batches end where :meth:`add` would end them)."""
+        """:meth:`add` for each entry of ``page``, without Python code per entry unless keys
+        must be watched for repeats (one worker)."""
         if self.keys is not None:
             for e in page:
                 self.add(e)
             return
-        sizes = list(map(add, map(len, map(_KEY, page)), map(len, map(_VALUE, page))))
-        start, n = 0, len(page)
-        while start < n:
-            end = min(n, start + max(1, self.limit_n - len(self.batch)))
-            nbytes = sum(sizes[start:end])
-            if self.nbytes + nbytes >= self.limit_b:
-                # The entry that reaches the byte limit ends the batch.
-                reach = list(accumulate(sizes[start:end], initial=self.nbytes))
-                end = start + max(1, bisect_left(reach, self.limit_b))
-                nbytes = reach[end - start] - self.nbytes
-            self.batch.extend(page[start:end])
-            self.nbytes += nbytes
-            start = end
-            if len(self.batch) >= self.limit_n or self.nbytes >= self.limit_b:
-                self.flush()
+        for _ in self.batch.fill(page):
+            self.flush()
 
     def keep_only(self, keep: Callable[[Entry], bool]) -> None:
-        self.batch = [e for e in self.batch if keep(e)]
-        self.nbytes = sum(len(e.key) + len(e.value) for e in self.batch)
+        self.batch.keep_only(keep)
 
     def flush(self) -> None:
-        batch, nbytes = self.batch, self.nbytes
-        self.batch, self.nbytes = [], 0
+        batch, nbytes = self.batch.take()
         if self.keys is not None:
             self.keys = set()
         if not batch:

@@ -36,6 +36,7 @@ from lakekv.errors import (
 )
 from lakekv.kv.store import Entry, OnConflict, Store
 from lakekv.migrate import _retry, feeds
+from lakekv.migrate._batch import Batch
 from lakekv.migrate._common import (
     BATCH_BYTES,
     BATCH_ENTRIES,
@@ -393,25 +394,23 @@ class _Writes:
     ) -> None:
         self.dst, self.report, self.retries, self.opts = dst, report, retries, opts
         self._lock = threading.Lock()
-        self._pending: list[Entry] = []
-        self._pending_bytes = 0
+        self._pending = Batch(opts.batch_entries, opts.batch_bytes)
 
     def queue(self, entries: list[Entry]) -> None:
-        size = sum(len(e.key) + len(e.value) for e in entries)
+        """Add ``entries``; write each batch they fill (outside the lock)."""
         with self._lock:
-            self._pending.extend(entries)
-            self._pending_bytes += size
-            opts = self.opts
-            full = (
-                len(self._pending) >= opts.batch_entries or self._pending_bytes >= opts.batch_bytes
-            )
-        if full:
-            self.flush()
+            full = [self._pending.take()[0] for _ in self._pending.fill(entries)]
+        for batch in full:
+            self._write(batch)
 
     def flush(self) -> None:
-        self.opts.check_stop()
+        """Write what is queued."""
         with self._lock:
-            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            batch = self._pending.take()[0]
+        self._write(batch)
+
+    def _write(self, batch: list[Entry]) -> None:
+        self.opts.check_stop()
         if batch and not self.opts.dry_run:
             _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)
 
