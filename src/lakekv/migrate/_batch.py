@@ -2,7 +2,8 @@
 
 A batch holds at most ``max_entries`` entries and ends with the entry that brings its bytes
 (keys plus values) to ``max_bytes`` or beyond; an entry larger than ``max_bytes`` is a batch
-of its own (so ``max_bytes`` 0 makes every entry one). ``copy``, ``load`` and ``sync`` all gather their writes in a :class:`Batch`.
+of its own (so ``max_bytes`` 0 makes every entry one). ``copy``, ``load`` and ``sync`` all
+gather their writes in a :class:`Batch`.
 """
 
 from __future__ import annotations

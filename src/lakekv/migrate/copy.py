@@ -48,6 +48,7 @@ from lakekv.migrate.partitions import (
     read_schema_version,
     refuse_unversioned_source,
     require_partitions,
+    schema_last,
     union_plan,
 )
 from lakekv.migrate.reports import CopyReport
@@ -257,10 +258,10 @@ def copy(
         report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
         tracker = Tracker(progress, "copy", partitions_total=len(todo))
         job = _CopyJob(src, dst, options, cp, report, tracker, retries, budget)
-        main = [p for p in todo if p != SCHEMA_PARTITION]
+        main, schema = schema_last(todo)
         job.run(main, options.workers)
         job.apply_deletes()
-        if SCHEMA_PARTITION in todo:
+        if schema:
             if (report.conflicts or report.previous_conflicts) and dst_version is not None:
                 # Nothing to withhold: it was there before this pass.
                 report.warnings.append(

@@ -41,6 +41,7 @@ __all__ = [
     "plan_partitions",
     "read_schema_version",
     "require_partitions",
+    "schema_last",
     "union_plan",
     "walk_lakefs",
 ]
@@ -53,6 +54,16 @@ class PartitionPlan:
     partitions: list[bytes]
     source: str
     """``list_partitions``, ``lakefs-walk`` or ``given``."""
+
+
+def schema_last(partitions: Iterable[bytes]) -> tuple[list[bytes], bool]:
+    """``partitions`` without lakeFS's schema-version partition, and whether it was among
+    them. Every pass that writes (copy, load, sync) writes that partition last, once all the
+    rest is in place: lakeFS takes a database holding the schema version for a complete one,
+    so a pass interrupted earlier leaves a target lakeFS refuses to start on."""
+    every = list(partitions)
+    rest = [p for p in every if p != SCHEMA_PARTITION]
+    return rest, len(rest) != len(every)
 
 
 def walk_lakefs(store: Store) -> list[bytes]:

@@ -67,6 +67,7 @@ from lakekv.migrate.partitions import (
     plan_partitions,
     read_schema_version,
     refuse_unversioned_source,
+    schema_last,
     union_plan,
 )
 from lakekv.migrate.reports import SyncReport
@@ -248,9 +249,10 @@ def _compare(
     tracker = Tracker(progress, "sync", partitions_total=len(plan.partitions))
     job = _DigestJob(src, dst, report, tracker, retries, opts, workers)
     try:
-        job.run([p for p in plan.partitions if p != SCHEMA_PARTITION], workers)
+        main, schema = schema_last(plan.partitions)
+        job.run(main, workers)
         job.writes.apply_deletes()
-        if SCHEMA_PARTITION in plan.partitions:
+        if schema:
             job.run([SCHEMA_PARTITION], 1)
             job.writes.apply_deletes()
     finally:
@@ -307,14 +309,14 @@ def _by_changes(
         writes.count(len(keys), inserted, updated, deleted)
         tracker.add(len(keys), 0, 1)
 
-    main = [p for p in batch.keys if p != SCHEMA_PARTITION]
+    main, schema = schema_last(batch.keys)
     if main:
         with ThreadPoolExecutor(max(1, min(workers, len(main)))) as pool:
             list(pool.map(one, main))
         writes.flush()
     opts.check_stop()
     writes.apply_deletes()
-    if SCHEMA_PARTITION in batch.keys:
+    if schema:
         one(SCHEMA_PARTITION)
         writes.flush()
         writes.apply_deletes()
