@@ -153,6 +153,14 @@ class BatchResult:
             self.conflicts.append(entry)
         return False
 
+    def inserted_first(self, inserted: int) -> None:
+        """Correct the counts of a driver that inserted the absent entries first (``inserted``
+        of them, insert-if-absent) and then classified every entry against what it reads back:
+        its own inserts read back equal, so :meth:`classify` counted them unchanged; they were
+        written."""
+        self.unchanged -= inserted
+        self.written += inserted
+
     def add(self, other: BatchResult) -> None:
         """Accumulate ``other`` into this result."""
         self.written += other.written

@@ -381,16 +381,15 @@ class LMDBStore(Store):
             append = append and all(map(operator.lt, full, itertools.islice(full, 1, None)))
             items = zip(full, map(_value, group), strict=True)
             _, added = cur.putmulti(items, dupdata=False, overwrite=False, append=append)
-            result.written += added
             if added == len(group):
+                result.written += added
                 continue
             stored = dict(cur.getmulti(full))
             classify = result.classify
             for entry, key in zip(group, full, strict=True):
                 if classify(entry, stored[key], on_conflict):
                     cur.put(key, entry[2])
-            # The keys created just now read back equal: classify counted them as unchanged.
-            result.unchanged -= added
+            result.inserted_first(added)
         return result
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -116,9 +116,7 @@ def _write_on(
             vanished.append(entry)
         elif classify(entry, current, on_conflict):
             rewrite.append(entry)
-    # The rows inserted just now read back equal: classify counted them as unchanged.
-    result.unchanged -= written
-    result.written += written
+    result.inserted_first(written)
     if rewrite:
         cur.executemany(
             f"INSERT INTO {t} (partition_key, `key`, value) VALUES (%s, %s, %s) "
