@@ -203,6 +203,16 @@ def _compile(source: str | bytes) -> re.Pattern[bytes]:
     return re.compile(raw, re.DOTALL)
 
 
+def _name(literal: bytes) -> bytes:
+    """A name of :mod:`lakekv.record.layout` as a pattern matching exactly it."""
+    return re.escape(literal)
+
+
+def _under(prefix: bytes) -> bytes:
+    """A key prefix of :mod:`lakekv.record.layout` as a pattern: the prefix, then anything."""
+    return re.escape(prefix) + rb".+"
+
+
 def _lakefs_registry() -> TypeRegistry:
     """Every partition and key lakeFS v1.86.0 writes, with lakeFS's message type.
 
@@ -217,6 +227,7 @@ def _lakefs_registry() -> TypeRegistry:
     """
     reg = TypeRegistry()
     any_key = rb".+"
+    # Every partition name and key prefix below is layout's (escaped), not typed again.
     repo_id = layout.REPOSITORY_ID_PATTERN
     repo_part = rf"{repo_id}-{layout.INSTANCE_UID_PATTERN}".encode()
     staging_part = (rf"{repo_id}-{layout.BRANCH_ID_PATTERN}:{layout.UUID_PATTERN}").encode()
@@ -224,31 +235,35 @@ def _lakefs_registry() -> TypeRegistry:
     # Fixed partitions first: no fixed name can match the repository or staging patterns.
     reg.register(
         "schema-version",
-        rb"kv-internal-metadata",
-        rb"kv/schema/version",
+        _name(layout.SCHEMA_PARTITION),
+        _name(layout.SCHEMA_VERSION_KEY),
         None,
         "lakeFS KV schema version (ASCII integer)",
     )
     reg.register(
-        "repository", rb"graveler", rb"repos/.+", graveler_pb2.RepositoryData, "repository record"
+        "repository",
+        _name(layout.GRAVELER_PARTITION),
+        _under(layout.REPOS_PREFIX),
+        graveler_pb2.RepositoryData,
+        "repository record",
     )
     reg.register(
         "cleanup-token",
-        rb"cleanup-tokens",
+        _name(layout.CLEANUP_TOKENS_PARTITION),
         any_key,
         None,
         "staging token queued for cleanup (value: stub-value)",
     )
     reg.register(
         "pull-request-index",
-        rb"pulls",
-        rf"repos/{repo_id}-{layout.INSTANCE_UID_PATTERN}/.+".encode(),
+        _name(layout.PULLS_INDEX_PARTITION),
+        _name(layout.REPOS_PREFIX) + repo_part + rb"/.+",
         kv_pb2.SecondaryIndex,
         "pull request by source/destination branch (primary key: the bare pull ID)",
     )
     # Auth: the ACL server (contrib/auth/acl) and older lakeFS servers write partition `auth`;
     # the basic auth service writes its one user and its credentials to `basicAuth`.
-    for part in ("auth", "basicAuth"):
+    for part in (layout.AUTH_PARTITION.decode(), layout.BASIC_AUTH_PARTITION.decode()):
         reg.register(
             f"{part}-credential",
             part,
@@ -257,39 +272,55 @@ def _lakefs_registry() -> TypeRegistry:
             "access key of a user",
         )
         reg.register(f"{part}-user", part, rb"users/.+", auth_pb2.UserData, "user")
-    reg.register("auth-group", "auth", rb"groups/.+", auth_pb2.GroupData, "group")
-    reg.register("auth-policy", "auth", rb"policies/.+", auth_pb2.PolicyData, "policy")
+    reg.register(
+        "auth-group", _name(layout.AUTH_PARTITION), rb"groups/.+", auth_pb2.GroupData, "group"
+    )
+    reg.register(
+        "auth-policy", _name(layout.AUTH_PARTITION), rb"policies/.+", auth_pb2.PolicyData, "policy"
+    )
     reg.register(
         "auth-group-member",
-        "auth",
+        _name(layout.AUTH_PARTITION),
         rf"gUsers/{segment}/users/.+",
         kv_pb2.SecondaryIndex,
         "group membership (primary key: users/<name>)",
     )
     reg.register(
         "auth-group-policy",
-        "auth",
+        _name(layout.AUTH_PARTITION),
         rf"gPolicies/{segment}/policies/.+",
         kv_pb2.SecondaryIndex,
         "policy attached to a group (primary key: policies/<name>)",
     )
     reg.register(
         "auth-user-policy",
-        "auth",
+        _name(layout.AUTH_PARTITION),
         rf"uPolicies/{segment}/policies/.+",
         kv_pb2.SecondaryIndex,
         "policy attached to a user (primary key: policies/<name>)",
     )
     reg.register(
-        "auth-expired-token", "auth", rb"expiredTokens/.+", auth_pb2.TokenData, "used reset token"
+        "auth-expired-token",
+        _name(layout.AUTH_PARTITION),
+        rb"expiredTokens/.+",
+        auth_pb2.TokenData,
+        "used reset token",
     )
     reg.register(
-        "auth-installation-id", "auth", rb"installation_id", None, "installation ID (text)"
+        "auth-installation-id",
+        _name(layout.AUTH_PARTITION),
+        rb"installation_id",
+        None,
+        "installation ID (text)",
     )
     reg.register(
-        "auth-setup-timestamp", "auth", rb"setup_timestamp", None, "setup time (RFC 3339 text)"
+        "auth-setup-timestamp",
+        _name(layout.AUTH_PARTITION),
+        rb"setup_timestamp",
+        None,
+        "setup time (RFC 3339 text)",
     )
-    for part in ("auth", "aclauth"):
+    for part in (layout.AUTH_PARTITION.decode(), layout.ACL_AUTH_PARTITION.decode()):
         reg.register(
             f"{part}-installation-metadata",
             part,
@@ -298,83 +329,91 @@ def _lakefs_registry() -> TypeRegistry:
             "installation metadata value (text)",
         )
     # Actions: runs, hook runs and the two run indexes (primary key: repos/<repo>/runs/<id>).
-    actions_repo = rf"repos/{repo_id}"
+    actions_repo = _name(layout.REPOS_PREFIX).decode() + repo_id
     reg.register(
         "action-run",
-        rb"actions",
+        _name(layout.ACTIONS_PARTITION),
         rf"{actions_repo}/runs/{segment}",
         actions_pb2.RunResultData,
         "action run",
     )
     reg.register(
         "action-hook-run",
-        rb"actions",
+        _name(layout.ACTIONS_PARTITION),
         rf"{actions_repo}/tasks/{segment}/.+",
         actions_pb2.TaskResultData,
         "hook run of an action run",
     )
     reg.register(
         "action-run-by-branch",
-        rb"actions",
+        _name(layout.ACTIONS_PARTITION),
         rf"{actions_repo}/branches/{layout.BRANCH_ID_PATTERN}/{segment}",
         kv_pb2.SecondaryIndex,
         "action run by branch",
     )
     reg.register(
         "action-run-by-commit",
-        rb"actions",
+        _name(layout.ACTIONS_PARTITION),
         rf"{actions_repo}/commits/{segment}/{segment}",
         kv_pb2.SecondaryIndex,
         "action run by commit",
     )
     reg.register(
         "instance-heartbeat",
-        rb"catalog",
+        _name(layout.CATALOG_PARTITION),
         rb"instances/.+",
         catalog_pb2.InstanceHeartbeat,
         "liveness of a lakeFS server instance",
     )
     reg.register(
         "multipart-upload",
-        rb"multiparts",
+        _name(layout.MULTIPARTS_PARTITION),
         any_key,
         multipart_pb2.UploadData,
         "S3 gateway multipart upload (key: the upload ID)",
     )
     reg.register(
         "ownership",
-        rb"mc-ownership",
+        _name(layout.OWNERSHIP_PARTITION),
         any_key,
         mc_owner_pb2.MostlyCorrectOwnership,
         "mostly-correct ownership claim (e.g. of a branch)",
     )
     reg.register(
         "usage",
-        rb"usage",
+        _name(layout.USAGE_PARTITION),
         rb"usage/monthly/.+",
         None,
         "monthly API usage count (ASCII integer)",
     )
     # The repository partition.
-    reg.register("branch", repo_part, rb"branches/.+", graveler_pb2.BranchData, "branch")
-    reg.register("commit", repo_part, rb"commits/.+", graveler_pb2.CommitData, "commit")
-    reg.register("tag", repo_part, rb"tags/.+", graveler_pb2.TagData, "tag")
+    reg.register(
+        "branch", repo_part, _under(layout.BRANCHES_PREFIX), graveler_pb2.BranchData, "branch"
+    )
+    reg.register(
+        "commit", repo_part, _under(layout.COMMITS_PREFIX), graveler_pb2.CommitData, "commit"
+    )
+    reg.register("tag", repo_part, _under(layout.TAGS_PREFIX), graveler_pb2.TagData, "tag")
     reg.register(
         "repo-metadata",
         repo_part,
-        rb"repo-metadata",
+        _name(layout.REPO_METADATA_KEY),
         graveler_pb2.RepoMetadata,
         "repository metadata",
     )
     reg.register(
         "branch-protection",
         repo_part,
-        rb"settings/protected_branches",
+        _name(layout.SETTINGS_PREFIX + b"protected_branches"),
         graveler_pb2.BranchProtectionRules,
         "branch protection rules",
     )
     reg.register(
-        "import", repo_part, rb"imports/.+", graveler_pb2.ImportStatusData, "import status"
+        "import",
+        repo_part,
+        _under(layout.IMPORTS_PREFIX),
+        graveler_pb2.ImportStatusData,
+        "import status",
     )
     nanoid = r"[A-Za-z0-9_-]{20}"  # catalog.NewTaskID: prefix + a 20-character nanoid
     for name, prefix, msg_type, what in (
@@ -387,16 +426,22 @@ def _lakefs_registry() -> TypeRegistry:
             "garbage collection prepare task",
         ),
     ):
-        reg.register(name, repo_part, rf"tasks/{prefix}{nanoid}", msg_type, what)
+        reg.register(
+            name, repo_part, rf"{layout.TASKS_PREFIX.decode()}{prefix}{nanoid}", msg_type, what
+        )
     reg.register(
         "task",
         repo_part,
-        rb"tasks/.+",
+        _under(layout.TASKS_PREFIX),
         catalog_pb2.TaskMsg,
         "other asynchronous task status (every status record starts with its Task)",
     )
     reg.register(
-        "pull-request", repo_part, rb"pulls/.+", graveler_pb2.PullRequestData, "pull request"
+        "pull-request",
+        repo_part,
+        _under(layout.PULLS_PREFIX),
+        graveler_pb2.PullRequestData,
+        "pull request",
     )
     reg.register(
         "staged-entry",
