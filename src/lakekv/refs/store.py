@@ -37,7 +37,6 @@ from lakekv.record.proto import catalog_pb2
 from lakekv.refs._optimistic import LostRaceError, optimistic_update
 from lakekv.refs.errors import (
     BranchMovedError,
-    ConcurrentUpdateError,
     InvalidRefError,
     StagedObjectNotFoundError,
 )
@@ -179,16 +178,21 @@ class RefStore:
     def _staged_write(self, repo: Repository, branch_id: str, entry: StagedEntry) -> str:
         """Write into the branch's current staging token, then re-read the branch: if a commit
         replaced the token meanwhile, write again into the new one (lakeFS's staged-write
-        protocol), up to ``staged_write_tries`` times (then ConcurrentUpdateError). The token
-        written."""
-        for _ in range(self._staged_write_tries):
+        protocol, ``safeBranchWrite`` in ``pkg/graveler/graveler.go``: at once, no backoff), up
+        to ``staged_write_tries`` times (then ConcurrentUpdateError). The token written."""
+
+        def attempt() -> str:
             token = self._refs.branch_and_predicate(repo, branch_id)[0].staging_token
             self._staging.set(token, entry)
-            if self._refs.branch_and_predicate(repo, branch_id)[0].staging_token == token:
-                return token
-        raise ConcurrentUpdateError(
-            f"staging token of branch {branch_id!r} in {repo.id!r} kept changing during a write "
-            f"({self._staged_write_tries} tries)"
+            if self._refs.branch_and_predicate(repo, branch_id)[0].staging_token != token:
+                raise LostRaceError(f"a commit replaced staging token {token}")
+            return token
+
+        return optimistic_update(
+            attempt,
+            RetryPolicy(max_tries=self._staged_write_tries, initial_interval=0, max_interval=0),
+            self._sleep,
+            lambda: f"staging token of branch {branch_id!r} in {repo.id!r} kept changing",
         )
 
     def set_staged(self, repo: RepoArg, branch_id: str, entry: StagedEntry) -> None:
