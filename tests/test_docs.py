@@ -118,3 +118,29 @@ def test_the_checks_catch_what_they_should() -> None:
     assert not _is_path("sqlite:///kv.db") and not _is_path("lakekv get p k")
     assert _object_exists("lakekv.kv.store.Store") and _object_exists("lakekv.migrate")
     assert not _object_exists("lakekv.kv.store.NoSuchThing")
+
+
+def test_readme_exit_codes_are_the_cli_s() -> None:
+    """The README's exit-code table lists exactly the codes ``cli/_common.py`` defines, in
+    the same order of meaning (one table, kept in step with the one set of constants)."""
+    from lakekv.cli import _common  # noqa: PLC0415
+
+    text = (ROOT / "README.md").read_text()
+    table = re.search(r"\| code \| meaning \|\n\|---\|---\|\n((?:\|.*\|\n)+)", text)
+    assert table is not None
+    rows = re.findall(r"^\| ([\d /]+) \| ([^|]+) \|$", table.group(1), flags=re.MULTILINE)
+    codes = [int(code) for code, _ in rows if "/" not in code]
+    constants = {v: k for k, v in vars(_common).items() if k.startswith("EXIT_")}
+    assert codes == sorted(constants), (codes, constants)
+    meanings = {
+        "EXIT_OK": "success",
+        "EXIT_NOT_FOUND": "not found",
+        "EXIT_USAGE": "usage",
+        "EXIT_UNAVAILABLE": "unavailable",
+        "EXIT_CONFLICT": "conflict",
+        "EXIT_CORRUPT": "corrupt",
+        "EXIT_ERROR": "other error",
+    }
+    for code, meaning in rows:
+        if "/" not in code:
+            assert meanings[constants[int(code)]] in meaning, (code, meaning)
