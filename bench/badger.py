@@ -16,7 +16,7 @@ better), each side timed from open to close, best of ``--rounds``:
 2. read: ``lakekv copy`` ``badger://`` -> SQLite vs the reference iterating the directory with
    Badger's iterator (values read); and lakekv's read alone (every partition scanned through
    the driver, in this process) vs the same reference; and SQLite's bulk-load limit
-   (``executemany`` of the same rows from memory into lakekv's table, one transaction), which
+   (``executemany`` of the same rows from memory into lakekv's table), which
    bounds any copy into SQLite, with the copy's rate as a share of it;
 3. what a pure-Python reader of Badger's format would cost at least: decoding SST block
    entries (Badger's header, key diff, version, value struct; newest version kept) of the
@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from lakekv.kv.store import Entry
 
@@ -104,25 +105,15 @@ def write_all(url: str, rows: list[Entry]) -> float:
 
 
 def sqlite_bulk_limit(rows: list[Entry], path: Path) -> float:
-    """Seconds for the SQLite bulk-load limit: the standard library's ``executemany`` of
-    ``rows`` (already in memory, already sorted) into lakekv's table in one transaction, with
-    lakekv's pragmas (WAL, ``synchronous = NORMAL``), connect to close."""
-    import sqlite3  # noqa: PLC0415
+    """Seconds for the SQLite bulk-load limit: ``bench/migrate.py``'s raw load (the standard
+    library's ``executemany`` into lakekv's table, lakekv's pragmas) of ``rows``, already in
+    memory and sorted, connect to close."""
+    from migrate import raw_sqlite_load  # noqa: PLC0415 (bench/migrate.py, beside this file)
 
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
     began = time.perf_counter()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(
-        "CREATE TABLE kv (partition BLOB NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, "
-        "PRIMARY KEY (partition, key)) WITHOUT ROWID"
-    )
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO kv VALUES (?, ?, ?)", rows)
-    conn.execute("COMMIT")
-    conn.close()
+    raw_sqlite_load(iter([cast("list[tuple[bytes, bytes, bytes]]", rows)]), path)
     return time.perf_counter() - began
 
 
@@ -355,7 +346,7 @@ def main() -> None:
         f"ratio {best_ref / best_copy:.2f}"
     )
     print(
-        f"read: SQLite's bulk-load limit (executemany from memory, one transaction) "
+        f"read: SQLite's bulk-load limit (executemany from memory) "
         f"{exported / best_limit:,.0f} entries/s = {best_ref / best_limit:.2f} of Badger's "
         f"iterator, the most any copy into SQLite can reach; lakekv copy badger -> sqlite "
         f"reaches {best_limit / best_copy:.2f} of that limit"
