@@ -26,9 +26,11 @@ from lakekv.kv.url import StoreURL
 from lakekv.kv.wrappers import StoreWrapper
 
 MACHINERY = {
+    "_batch_is_clean",
     "_call",
     "_check_batch",
     "_check_digests",
+    "_check_entries",
     "_check_feed",
     "_check_key",
     "_check_name",
