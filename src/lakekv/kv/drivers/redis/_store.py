@@ -371,6 +371,9 @@ class RedisClusterStore(RedisStore):
     scheme = "redis+cluster"
     cluster = True
 
+    _slot_lists: list[tuple[str, list[bytes]]] | None = None
+    """Per node, the names of the partition lists of the slots it serves (found once)."""
+
     @classmethod
     def _database(cls, url: StoreURL, hosts: tuple[tuple[str, int], ...]) -> int:
         if url.path.strip("/") not in ("", "0"):
@@ -408,11 +411,31 @@ class RedisClusterStore(RedisStore):
         return codes
 
     def _list_partitions(self) -> Iterator[bytes]:
-        names = [self._p_key + b":{" + tag + b"}" for tag in slot_tags()]
-        pipe = self._client.pipeline(transaction=False)
-        for name in names:
-            pipe.exists(name)
-        found = [name for name, n in zip(names, pipe.execute(), strict=True) if n]
+        # One partition list per slot that holds partitions: which of the 16,384 exist is
+        # asked of each node, for the slots it serves, in one plain pipeline (the cluster
+        # client's pipeline spent 4.5 s routing 16,384 EXISTS). Which node serves which slot
+        # is worked out once; a slot that moved since fails with MOVED, which also forgets it.
+        groups = self._slot_lists
+        if groups is None:
+            by_node: dict[str, list[bytes]] = {}
+            for tag in slot_tags():
+                name = self._p_key + b":{" + tag + b"}"
+                by_node.setdefault(self._client.get_node_from_key(name).name, []).append(name)
+            groups = self._slot_lists = list(by_node.items())
+        found: list[bytes] = []
+        try:
+            for node_name, names in groups:
+                node = self._client.get_node(node_name=node_name)
+                if node is None or node.redis_connection is None:  # the cluster changed
+                    self._slot_lists = None
+                    return self._list_partitions()
+                pipe = node.redis_connection.pipeline(transaction=False)
+                for name in names:
+                    pipe.exists(name)
+                found += [name for name, n in zip(names, pipe.execute(), strict=True) if n]
+        except BaseException:
+            self._slot_lists = None
+            raise
         return heapq.merge(*(self._list_zset(name) for name in found))
 
     def _has_partitions(self) -> bool:
