@@ -51,7 +51,8 @@ done
 
 echo "== pytest"
 # With CI set (as in .ci/run) a store that cannot be reached fails the run; locally it skips.
-.venv/bin/pytest "${stores[@]}" "$@"
+# The 25 slowest tests are listed at the end: the suite's time is watched (≤ 15 minutes).
+.venv/bin/pytest "${stores[@]}" --durations=25 "$@"
 
 # The example's suite runs in the full run only: extra arguments select part of the project's.
 if [[ $# -eq 0 ]]; then
