@@ -323,6 +323,29 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert {e.key: e.value for e in s.scan(b"repo-1")} == got
 
 
+def test_read_only_open_never_empties_the_sources_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory whose level 0 is due for compaction, as a large database's is: Badger
+    compacts the private copy of a read-only open and empties every table file it retires.
+    The source's table files stay whole (the copy shares no inode with them)."""
+    db = tmp_path / "metadata"
+    monkeypatch.setenv("LAKEKV_BADGER_TUNING", "memtable=1048576,compactors=0")
+    with open_store(_url(db)) as s:
+        for i in range(8):  # about 1 MB each: a memtable, then a level-0 table, each
+            s.write_batch([Entry(b"p", b"%d-%05d" % (i, j), os.urandom(200)) for j in range(5000)])
+    monkeypatch.delenv("LAKEKV_BADGER_TUNING")
+    tables = sorted(db.glob("*.sst"))
+    assert len(tables) >= 6 and all(t.stat().st_size > 0 for t in tables)
+    before = dir_fingerprint(db)
+    with open_store(_url(db), read_only=True) as s:
+        assert sum(1 for _ in s.scan(b"p")) == 40_000
+        time.sleep(1)  # the copy's compaction runs meanwhile
+    assert dir_fingerprint(db) == before
+    with open_store(_url(db), read_only=True) as s:  # and it still reads whole
+        assert sum(1 for _ in s.scan(b"p")) == 40_000
+
+
 def test_private_copy_goes_to_tmpdir_and_is_removed(tmp_path: Path) -> None:
     db = tmp_path / "metadata"
     store = open_store(_url(db))

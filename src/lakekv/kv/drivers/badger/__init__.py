@@ -49,21 +49,23 @@ read-only open refuses a directory whose memtable log (``*.mem``) holds writes �
 ``kill -9`` the writes lakeFS acknowledged may live only there ("Log truncate required") —
 and even on a cleanly closed directory it opens the value logs for writing and deletes the
 empty ones (``value.go``, ``valueLog.open``); its read-write open would rewrite the directory.
-So the helper copies the directory into a private directory under ``tmpdir`` (SST files,
-which Badger never changes, hard-linked when on the same file system, else copied; logs,
-manifest and the rest copied with their holes: a 128 MiB memtable log holding 2 MiB costs
-2 MiB) and opens the copy read-write, which replays the memtable logs as lakeFS's next start
-would; the copy is deleted when the store closes (``opened_as`` says what it cost). A helper
+So the helper copies the directory into a private directory under ``tmpdir`` (every file
+copied, with its holes: a 128 MiB memtable log holding 2 MiB costs 2 MiB; never hard-linked,
+because Badger empties a table file before removing it when it compacts, which through a
+shared inode would empty the source's) and opens the copy read-write (no compaction), which
+replays the memtable logs as lakeFS's next start would; the copy is deleted when the store closes (``opened_as`` says what it cost). A helper
 killed outright cannot delete its copy; each copy holds an owner file its helper keeps locked
 (``flock``, dropped by the kernel when the helper dies), and the next read-only open removes
 the copies under its ``tmpdir`` whose lock is free.
 
-Measurements (``bench/badger.py --entries 1000000 --rounds 2``: 1M ``lakekv sample``
-entries, 329 MB as Badger keys and values, on a shared 2-core machine, best of two alternating
-rounds; absolute rates vary by ±30 % between runs, the ratios less; the ranges are over four
-runs). Reading: Badger's own iterator in a plain Go program read 799 k entries/s, lakekv's
-scan through the helper 439 k/s (ratio 0.55; 0.53–0.76), a ``lakekv copy`` into SQLite
-102 k/s (0.13: SQLite's inserts bound it). A pure-Python decode of Badger's SST block entries
+Measurements (``bench/badger.py --entries 1000000 --rounds 3 --reuse``: 1M ``lakekv sample``
+entries, 329 MB as Badger keys and values, on a shared 2-core machine, best of three
+alternating rounds; absolute rates vary by ±30 % between runs, the ratios less). Reading:
+Badger's own iterator in a plain Go program read 951 k entries/s, lakekv's scan through the
+helper 681 k/s (ratio 0.72; 0.53–0.77 over six runs), a ``lakekv copy`` into SQLite 145 k/s
+(0.15), which is 0.71 of SQLite's own bulk-load limit measured in the same run (204 k/s,
+the standard library's ``executemany`` from memory: 0.21 of Badger's iterator, the bound of
+any copy into SQLite). A pure-Python decode of Badger's SST block entries
 alone (header, key diff, version, value struct, newest version kept; the data already in
 memory and not snappy-compressed) ran at 1.1 M/s, and a ``heapq`` merge of seven levels
 costs another 0.4 µs an entry: a pure-Python reader could at best about match the helper on
@@ -74,14 +76,15 @@ expiry, Badger's banned-namespace keys). Writing has no such floor: the result m
 files, a manifest and value logs that Badger and lakeFS accept, and through the helper
 Badger writes them itself, so lakeFS reads what lakekv writes by construction (tested with
 lakeFS v1.86.0 both ways). Hence the helper. Writing: the driver's ``write_batch`` (20,000
-entries a call, in process) ran at 164 k entries/s against 240 k/s for Badger's
-``WriteBatch`` in plain Go (ratio 0.68), a whole ``lakekv copy`` from SQLite at 100 k/s
-(0.52; 0.41–0.52). Memory stays flat: a 1M-entry copy out of ``badger://`` peaked at 79 MB in
-Python and 158 MB of the helper's own memory, against 73 MB and 134 MB for 100k entries
-(1.09× and 1.18×; Badger's block cache is 16 MiB instead of 256 MiB, which changes nothing on
-disk; the helper's RSS also counts the pages of the SST files Badger maps: 346 vs 162 MB).
-The private copy of a read-only open cost 40 ms and 5 KB for the 1M-entry directory (its
-SSTs hard-linked); it grows with the data in the memtable and value logs.
+entries a call, in process) ran at 264 k entries/s against 344 k/s for Badger's
+``WriteBatch`` in plain Go (ratio 0.77), a whole ``lakekv copy`` from SQLite at 186 k/s
+(0.64; 0.52–0.79 over six runs). Memory stays flat: a 1M-entry copy out of ``badger://``
+peaked at 74 MB in Python and 129 MB of the helper's own memory, against 65 MB and 110 MB
+for 100k entries (1.14× and 1.18×) and 73 MB and 127 MB for 300k (Badger's block cache is
+16 MiB instead of 256 MiB, which changes nothing on disk; a read-only helper runs no
+compaction and its garbage collector at GOGC=75; its RSS also counts the pages of the SST
+files Badger maps: 313 vs 138 MB). The private copy of a read-only open cost about 0.1 s for
+the 1M-entry directory (185 MB copied by the kernel, from the page cache).
 """
 
 from lakekv.kv.drivers.badger._helper import HELPER_ENV, HELPER_NAME, HELPER_SOURCE, find_helper
