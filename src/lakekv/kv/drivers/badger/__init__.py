@@ -53,7 +53,8 @@ So the helper copies the directory into a private directory under ``tmpdir`` (ev
 copied, with its holes: a 128 MiB memtable log holding 2 MiB costs 2 MiB; never hard-linked,
 because Badger empties a table file before removing it when it compacts, which through a
 shared inode would empty the source's) and opens the copy read-write (no compaction), which
-replays the memtable logs as lakeFS's next start would; the copy is deleted when the store closes (``opened_as`` says what it cost). A helper
+replays the memtable logs as lakeFS's next start would; the copy is deleted when the store
+closes (``opened_as`` says what it cost). A helper
 killed outright cannot delete its copy; each copy holds an owner file its helper keeps locked
 (``flock``, dropped by the kernel when the helper dies), and the next read-only open removes
 the copies under its ``tmpdir`` whose lock is free.
