@@ -161,7 +161,7 @@ def test_write_batch_mapped_check_agrees_with_entry_by_entry(
         expected: object = store._check_entries(batch)  # type: ignore[arg-type]
     except LakekvError as exc:
         expected = (type(exc), str(exc))
-    clean = store._batch_is_clean(batch)  # type: ignore[arg-type]
+    clean = store._clean_columns(batch) is not None  # type: ignore[arg-type]
     exact = all(type(e) is Entry and all(type(x) is bytes for x in e) for e in batch)
     assert clean == (exact and expected == batch)  # the maps clear exactly the valid ones
     try:

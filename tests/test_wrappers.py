@@ -26,7 +26,6 @@ from lakekv.kv.url import StoreURL
 from lakekv.kv.wrappers import StoreWrapper
 
 MACHINERY = {
-    "_batch_is_clean",
     "_call",
     "_check_batch",
     "_check_digests",
@@ -41,6 +40,7 @@ MACHINERY = {
     "_check_range",
     "_check_raw",
     "_check_writable",
+    "_clean_columns",
     "_failed",
     "_fetch_page",
     "_keyset",

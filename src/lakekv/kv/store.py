@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self, TypeVar, cast
 
 from lakekv.errors import (
     InvalidArgumentError,
@@ -92,11 +92,10 @@ _K = operator.itemgetter(1)
 _V = operator.itemgetter(2)
 
 
-def _ascending(entries: list[Entry]) -> bool:
-    """Sorted by partition, then key, with no ``(partition, key)`` twice — as pages of scans
-    are, one partition after another. Compared in C, with Python code per partition only."""
-    ps = list(map(_P, entries))
-    ks = list(map(_K, entries))
+def _ascending(ps: list[bytes], ks: list[bytes]) -> bool:
+    """Entries whose partitions are ``ps`` and keys ``ks`` sorted by partition, then key, with
+    no ``(partition, key)`` twice — as pages of scans are, one partition after another.
+    Compared in C, with Python code per partition only."""
     at = 0
     last: bytes | None = None
     for p, run in itertools.groupby(ps):
@@ -725,12 +724,15 @@ class Store(StoreContract):
         with C-level maps and no Python code per entry; anything else, or a batch that fails
         one of those checks, goes entry by entry, which also names the offending entry. The two
         paths accept the same batches: ``test_store_base`` holds them equal."""
-        if isinstance(entries, list) and entries and self._batch_is_clean(entries):
-            checked: list[Entry] = entries
-            if _ascending(checked):  # pages of scans: no key can repeat
-                return checked
-        else:
+        columns = None
+        if isinstance(entries, list) and entries:
+            columns = self._clean_columns(entries)
+        if columns is None:
             checked = self._check_entries(entries)
+        else:
+            checked = cast(list[Entry], entries)  # every item an Entry: _clean_columns
+            if _ascending(*columns):  # pages of scans: no key can repeat
+                return checked
         if len(set(zip(map(_P, checked), map(_K, checked), strict=True))) != len(checked):
             seen: set[tuple[bytes, bytes]] = set()
             for e in checked:
@@ -742,17 +744,18 @@ class Store(StoreContract):
                 seen.add((e[0], e[1]))
         return checked
 
-    def _batch_is_clean(self, entries: list[Entry]) -> bool:
-        """Every item an ``Entry`` of non-empty bytes within every limit: checked by maps."""
+    def _clean_columns(self, entries: list[Entry]) -> tuple[list[bytes], list[bytes]] | None:
+        """The partitions and the keys of ``entries`` when every item is an ``Entry`` of
+        non-empty bytes within every limit (checked by maps), else ``None``."""
         if set(map(type, entries)) != {Entry}:
-            return False
+            return None
         ps, ks, vs = list(map(_P, entries)), list(map(_K, entries)), list(map(_V, entries))
         if not set(map(type, ps)) | set(map(type, ks)) | set(map(type, vs)) <= {bytes}:
-            return False
+            return None
         caps = self.capabilities
         big = sys.maxsize
         pl, kl, vl = list(map(len, ps)), list(map(len, ks)), list(map(len, vs))
-        return (
+        clean = (
             min(pl) > 0
             and max(pl) <= (caps.max_partition_size or big)
             and min(kl) > 0
@@ -763,6 +766,7 @@ class Store(StoreContract):
                 or max(map(operator.add, map(operator.add, pl, kl), vl)) <= caps.max_item_size
             )
         )
+        return (ps, ks) if clean else None
 
     def _check_entries(
         self, entries: Iterable[Entry | tuple[BytesLike, BytesLike, BytesLike]]
