@@ -346,16 +346,13 @@ def decode_many(keys: Sequence[bytes], body: bytes) -> dict[bytes, bytes]:
     return found
 
 
-def decode_partitions(body: bytes) -> list[bytes]:
-    """A partitions response: the names, decoded, in bytewise order (Badger orders keys, not
-    names: ``a-b/…`` sorts before ``a/…`` though ``a`` < ``a-b``)."""
-    from lakekv.kv.drivers.badger.store import decode_partition  # noqa: PLC0415 (cycle)
-
+def decode_names(body: bytes) -> list[bytes]:
+    """A partitions response: the encoded partition names, in the order Badger keeps them."""
     count = int.from_bytes(body[:4], "little")
     names = []
     pos = 4
     for _ in range(count):
         size = int.from_bytes(body[pos : pos + 4], "little")
-        names.append(decode_partition(body[pos + 4 : pos + 4 + size]))
+        names.append(body[pos + 4 : pos + 4 + size])
         pos += 4 + size
-    return sorted(names)
+    return names

@@ -7,7 +7,7 @@ import operator
 import os
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -74,14 +74,51 @@ def decode_partition(prefix: bytes) -> bytes:
     return prefix[1:].replace(b"\x00\x01", b"/").replace(b"\x00\x02", b"\x00")
 
 
-def _scan_request(partition: bytes, start: bytes, inclusive: bool, limit: int) -> bytes:
-    prefix = encode_partition(partition) + b"/"
-    return (
+def _prefix(partition: bytes) -> bytes:
+    """The Badger key prefix of ``partition``'s keys: its encoded name and ``/``."""
+    return encode_partition(partition) + b"/"
+
+
+Request = Callable[[str, bytes], bytes]
+"""Sends one request (its op letter, its payload) and returns the answer's payload: the store
+sends it as it is, a snapshot inside its read transaction."""
+
+
+# The read requests, encoded once for the store and for its snapshots.
+
+
+def _read_get(request: Request, partition: bytes, key: bytes) -> ValueWithPredicate | None:
+    try:
+        value = request("g", field_bytes(_prefix(partition) + key))
+    except HelperError as exc:
+        if exc.status == _helper.NOT_FOUND:
+            return None
+        raise
+    return ValueWithPredicate(value, value)
+
+
+def _read_many(request: Request, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+    prefix = _prefix(partition)
+    body = request("m", _helper.encode_fields([prefix + k for k in keys]))
+    return _helper.decode_many(keys, body)
+
+
+def _read_page(
+    request: Request, partition: bytes, start: bytes, inclusive: bool, limit: int
+) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+    prefix = _prefix(partition)
+    payload = (
         field_bytes(prefix)
         + field_bytes(prefix + start)
         + bytes([1 if inclusive else 0])
         + limit.to_bytes(4, "little")
     )
+    return _helper.decode_scan(request("r", payload))
+
+
+def _read_partitions(request: Request) -> Iterator[bytes]:
+    # Badger orders keys, not names: ``a-b/…`` sorts before ``a/…`` though ``a`` < ``a-b``.
+    yield from sorted(map(decode_partition, _helper.decode_names(request("p", b""))))
 
 
 @dataclass(frozen=True)
@@ -158,7 +195,7 @@ class BadgerStore(Store):
     @property
     def opened_as(self) -> str:
         """How the helper opened the directory: ``direct``, or ``copy NANOSECONDS BYTES`` for
-        a read-only open of a directory with memtable logs (a private copy replayed)."""
+        a read-only open (the private copy it reads, and what making it cost)."""
         return self._live().note
 
     def _live(self) -> Helper:
@@ -166,6 +203,9 @@ class BadgerStore(Store):
         if helper is None:
             raise StoreClosedError(f"store {self._url} is closed")
         return helper
+
+    def _request(self, op: str, payload: bytes) -> bytes:
+        return self._live().call(ord(op), payload)
 
     def _translate_error(self, exc: BaseException) -> LakekvError:
         if isinstance(exc, HelperError):
@@ -181,18 +221,10 @@ class BadgerStore(Store):
     # --- the contract ----------------------------------------------------------------------
 
     def _get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        full = encode_partition(partition) + b"/" + key
-        try:
-            value = self._live().call(ord("g"), field_bytes(full))
-        except HelperError as exc:
-            if exc.status == _helper.NOT_FOUND:
-                return None
-            raise
-        return ValueWithPredicate(value, value)
+        return _read_get(self._request, partition, key)
 
     def _set(self, partition: bytes, key: bytes, value: bytes) -> None:
-        full = encode_partition(partition) + b"/" + key
-        self._live().call(ord("s"), field_bytes(full) + field_bytes(value))
+        self._request("s", field_bytes(_prefix(partition) + key) + field_bytes(value))
 
     def _set_if(self, partition: bytes, key: bytes, value: bytes, predicate: object) -> bool:
         if predicate is None:
@@ -201,10 +233,10 @@ class BadgerStore(Store):
             mode, expected = 1, b""
         else:
             mode, expected = 2, value_predicate(predicate)
-        full = encode_partition(partition) + b"/" + key
+        full = _prefix(partition) + key
         payload = bytes([mode]) + field_bytes(full) + field_bytes(value) + field_bytes(expected)
         try:
-            self._live().call(ord("c"), payload)
+            self._request("c", payload)
         except HelperError as exc:
             if exc.status == _helper.PREDICATE:
                 return False
@@ -212,26 +244,22 @@ class BadgerStore(Store):
         return True
 
     def _delete(self, partition: bytes, key: bytes) -> None:
-        full = encode_partition(partition) + b"/" + key
-        self._live().call(ord("d"), field_bytes(full))
+        self._request("d", field_bytes(_prefix(partition) + key))
 
     def _delete_many(self, partition: bytes, keys: Sequence[bytes]) -> None:
-        prefix = encode_partition(partition) + b"/"
-        self._live().call(ord("D"), _helper.encode_fields([prefix + k for k in keys]))
+        prefix = _prefix(partition)
+        self._request("D", _helper.encode_fields([prefix + k for k in keys]))
 
     def _get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        prefix = encode_partition(partition) + b"/"
-        body = self._live().call(ord("m"), _helper.encode_fields([prefix + k for k in keys]))
-        return _helper.decode_many(keys, body)
+        return _read_many(self._request, partition, keys)
 
     def _scan_page(
         self, partition: bytes, start: bytes, inclusive: bool, limit: int
     ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        payload = _scan_request(partition, start, inclusive, limit)
-        return _helper.decode_scan(self._live().call(ord("r"), payload))
+        return _read_page(self._request, partition, start, inclusive, limit)
 
     def _list_partitions(self) -> Iterator[bytes]:
-        yield from _helper.decode_partitions(self._live().call(ord("p"), b""))
+        return _read_partitions(self._request)
 
     def _write_batch(self, entries: Sequence[Entry], on_conflict: OnConflict) -> BatchResult:
         """One request: the helper looks up the batch's keys in one read transaction and
@@ -248,10 +276,10 @@ class BadgerStore(Store):
             lens.byteswap()
         head = [bytes([_POLICY[on_conflict]]), len(runs).to_bytes(4, "little")]
         for p, count in runs:
-            head.append(field_bytes(encode_partition(p) + b"/"))
+            head.append(field_bytes(_prefix(p)))
             head.append(count.to_bytes(4, "little"))
         payload = b"".join([*head, lens.tobytes(), b"".join(keys), b"".join(values)])
-        codes = self._live().call(ord("b"), payload)
+        codes = self._request("b", payload)
         result = BatchResult(
             written=codes.count(0), unchanged=codes.count(1), skipped=codes.count(2)
         )
@@ -285,35 +313,24 @@ class _Snapshot(SnapshotReads):
     def __init__(self, store: BadgerStore, helper: Helper, ident: bytes) -> None:
         self._store = store
         self._helper = helper
-        self._prefix = b"V" + ident
+        self._ident = ident
 
-    def _call(self, op: str, payload: bytes) -> bytes:
-        return self._helper.call(ord("V"), self._prefix[1:] + op.encode() + payload)
+    def _request(self, op: str, payload: bytes) -> bytes:
+        return self._helper.call(ord("V"), self._ident + op.encode() + payload)
 
     def get(self, partition: bytes, key: bytes) -> ValueWithPredicate | None:
-        full = encode_partition(partition) + b"/" + key
-        try:
-            value = self._call("g", field_bytes(full))
-        except HelperError as exc:
-            if exc.status == _helper.NOT_FOUND:
-                return None
-            raise
-        return ValueWithPredicate(value, value)
+        return _read_get(self._request, partition, key)
 
     def get_many(self, partition: bytes, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        prefix = encode_partition(partition) + b"/"
-        body = self._call("m", _helper.encode_fields([prefix + k for k in keys]))
-        return _helper.decode_many(keys, body)
+        return _read_many(self._request, partition, keys)
 
     def scan_page(
         self, partition: bytes, start: bytes, inclusive: bool, limit: int
     ) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
-        return _helper.decode_scan(
-            self._call("r", _scan_request(partition, start, inclusive, limit))
-        )
+        return _read_page(self._request, partition, start, inclusive, limit)
 
     def list_partitions(self) -> Iterator[bytes]:
-        yield from _helper.decode_partitions(self._call("p", b""))
+        return _read_partitions(self._request)
 
     def close(self) -> None:
-        self._helper.call(ord("E"), self._prefix[1:])
+        self._helper.call(ord("E"), self._ident)
