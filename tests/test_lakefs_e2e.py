@@ -221,21 +221,27 @@ def test_scenario_is_what_lakefs_shows(pg_scenario: Scenario) -> None:
     assert refused["create_credentials"].startswith("400")
 
 
-def test_postgres_to_dynamodb(pg_scenario: Scenario, make_database: MakeDatabase) -> None:
-    target_db = make_database("dynamodb", "from_pg")
-    target = pg_scenario.lakefs(target_db, "pg-to-ddb")
+def copied_by_config_shows_the_same(scenario: Scenario, target_db: h.Database, name: str) -> None:
+    """``lakekv copy`` by the two lakeFS configurations (``scenario``'s, and lakeFS ``name``'s
+    on ``target_db``), ``verify`` says identical, and lakeFS on the copy shows what lakeFS
+    showed on the source and keeps working."""
+    target = scenario.lakefs(target_db, name)
     lakekv(
         "copy",
         "--from-lakefs-config",
-        str(pg_scenario.config_path),
+        str(scenario.config_path),
         "--to-lakefs-config",
         str(target.config_path),
     )
     assert target_db.store_url is not None
-    lakekv("verify", "--from", pg_scenario.url, "--to", target_db.store_url)
+    lakekv("verify", "--from", scenario.url, "--to", target_db.store_url)
     with target:
-        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
-        keeps_working(target, pg_scenario.facts)
+        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == scenario.observed
+        keeps_working(target, scenario.facts)
+
+
+def test_postgres_to_dynamodb(pg_scenario: Scenario, make_database: MakeDatabase) -> None:
+    copied_by_config_shows_the_same(pg_scenario, make_database("dynamodb", "from_pg"), "pg-to-ddb")
 
 
 def test_dynamodb_to_postgres(ddb_scenario: Scenario, make_database: MakeDatabase) -> None:
@@ -284,20 +290,8 @@ def test_local_to_postgres_and_dynamodb(
     source = Path(local_scenario.url.removeprefix("badger:///"))
     before = dir_fingerprint(source)
     target_db = make_database(engine, f"from_local_{engine}")
-    target = local_scenario.lakefs(target_db, f"local-to-{engine}")
-    lakekv(
-        "copy",
-        "--from-lakefs-config",
-        str(local_scenario.config_path),
-        "--to-lakefs-config",
-        str(target.config_path),
-    )
-    assert target_db.store_url is not None
-    lakekv("verify", "--from", local_scenario.url, "--to", target_db.store_url)
-    assert dir_fingerprint(source) == before
-    with target:
-        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == local_scenario.observed
-        keeps_working(target, local_scenario.facts)
+    copied_by_config_shows_the_same(local_scenario, target_db, f"local-to-{engine}")
+    assert dir_fingerprint(source) == before  # lakeFS on the copy does not touch it either
 
 
 def test_postgres_to_local(
@@ -310,20 +304,9 @@ def test_postgres_to_local(
     pg_scenario = _scenario(
         lakefs_binary, lakefs_root, make_database("postgres", "for_local"), "pg-for-local"
     )
-    target_db = h.local_database(tmp_path / "metadata")
-    target = pg_scenario.lakefs(target_db, "pg-to-local")
-    lakekv(
-        "copy",
-        "--from-lakefs-config",
-        str(pg_scenario.config_path),
-        "--to-lakefs-config",
-        str(target.config_path),
+    copied_by_config_shows_the_same(
+        pg_scenario, h.local_database(tmp_path / "metadata"), "pg-to-local"
     )
-    assert target_db.store_url is not None
-    lakekv("verify", "--from", pg_scenario.url, "--to", target_db.store_url)
-    with target:
-        assert sc.observe(target.client(), h.ACCESS_KEY_ID) == pg_scenario.observed
-        keeps_working(target, pg_scenario.facts)
 
 
 def test_local_killed_mid_write_loses_no_acknowledged_write(
