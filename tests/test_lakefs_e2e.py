@@ -309,6 +309,13 @@ def test_postgres_to_local(
     )
 
 
+def local_lakefs(binary: Path, root: Path, metadata: Path, name: str) -> h.LakeFS:
+    """A lakeFS set up (not started) on its ``local`` database in ``metadata``."""
+    lf = h.LakeFS(binary, root / name, root / f"{name}-blocks", h.local_database(metadata))
+    lf.setup()
+    return lf
+
+
 def test_local_killed_mid_write_loses_no_acknowledged_write(
     lakefs_binary: Path, lakefs_root: Path, make_database: MakeDatabase, tmp_path: Path
 ) -> None:
@@ -317,13 +324,7 @@ def test_local_killed_mid_write_loses_no_acknowledged_write(
     lakeFS first"); afterwards every upload lakeFS acknowledged is in the copy, as lakeFS on
     the copy shows, and the directory is left as the crash left it."""
     source = tmp_path / "metadata"
-    lf = h.LakeFS(
-        lakefs_binary,
-        lakefs_root / "killed",
-        lakefs_root / "killed-blocks",
-        h.local_database(source),
-    )
-    lf.setup()
+    lf = local_lakefs(lakefs_binary, lakefs_root, source, "killed")
     acked: list[str] = []
     stop = threading.Event()
     lf.start()
@@ -395,13 +396,7 @@ def test_lakefs_listings_agree_on_merges_reverts_and_cherry_picks(
     uncommitted diff. Read from lakeFS's own ``local`` directory, which the read-only
     inspection leaves as it was."""
     source = tmp_path / "metadata"
-    lf = h.LakeFS(
-        lakefs_binary,
-        lakefs_root / "listings",
-        lakefs_root / "listings-blocks",
-        h.local_database(source),
-    )
-    lf.setup()
+    lf = local_lakefs(lakefs_binary, lakefs_root, source, "listings")
     repos = ("order", "order-b", "other")
     api: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     with lf:

@@ -156,6 +156,16 @@ func (r *reader) field() []byte {
 	return v
 }
 
+// fields reads a count, then that many fields (a list of keys).
+func (r *reader) fields() [][]byte {
+	n := int(r.u32())
+	out := make([][]byte, 0, min(n, len(r.b)/4))
+	for i := 0; i < n && !r.bad; i++ {
+		out = append(out, r.field())
+	}
+	return out
+}
+
 func putU32(b []byte, v int) []byte { return binary.LittleEndian.AppendUint32(b, uint32(v)) }
 
 func putField(b, f []byte) []byte { return append(putU32(b, len(f)), f...) }
@@ -262,21 +272,13 @@ func (s *server) handle(op byte, r *reader) ([]byte, error) {
 		}
 		return nil, s.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
 	case opDeleteMany:
-		n := int(r.u32())
-		keys := make([][]byte, 0, n)
-		for i := 0; i < n && !r.bad; i++ {
-			keys = append(keys, r.field())
-		}
+		keys := r.fields()
 		if r.bad {
 			break
 		}
 		return nil, s.deleteMany(keys)
 	case opGetMany:
-		n := int(r.u32())
-		keys := make([][]byte, 0, n)
-		for i := 0; i < n && !r.bad; i++ {
-			keys = append(keys, r.field())
-		}
+		keys := r.fields()
 		if r.bad {
 			break
 		}
