@@ -66,8 +66,12 @@ Digests
     or an estimate cheaper than a digest pass (any value is correct; it only changes the
     speed; larger partitions get more bits, so callers may use it to order work).
     ``digest_rows(partition, bits, buckets)`` returns ``(key, row hash)`` for the entries of
-    the given buckets. ``H`` and the row hash are the scheme's; ``digest_probe()`` hashes a
-    fixed input, so a caller can check two stores really agree before trusting a comparison.
+    the given buckets. ``digest_partition(partition)`` hashes a whole partition as a set
+    (:class:`PartitionDigest`: count, bytes, XOR of a 64-bit *entry hash* of
+    ``len(key) key value``, a function other than the row hash, so a comparison by buckets
+    and one by partitions fail independently). ``H``, the row hash and the entry hash are the
+    scheme's; ``digest_probe()`` hashes a fixed input, so a caller can check two stores
+    really agree before trusting a comparison.
     ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
     (every driver has them; a native one is one round trip).
 
@@ -162,6 +166,7 @@ from lakekv.kv.types import (
     FeedBatch,
     OnConflict,
     OpenOptions,
+    PartitionDigest,
     RangeDigest,
     RawChunk,
     ScanPaging,
@@ -374,6 +379,10 @@ class StoreContract(ABC):
         """``(key, row hash)`` of every entry in ``buckets`` (a non-empty list)."""
         raise store_cannot(self.scheme, "digests")
 
+    def _digest_partition(self, partition: bytes) -> PartitionDigest:
+        """Count, bytes and XOR of entry hashes of the whole partition (zeros when absent)."""
+        raise store_cannot(self.scheme, "digests")
+
     # --- capability raw_rows (see *Raw rows*) ----------------------------------------------
 
     def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
@@ -458,6 +467,9 @@ class SnapshotReads(ABC):
     def digest_rows(
         self, partition: bytes, bits: int, buckets: list[int]
     ) -> list[tuple[bytes, int]]:
+        raise cannot("this snapshot", "digests")
+
+    def digest_partition(self, partition: bytes) -> PartitionDigest:
         raise cannot("this snapshot", "digests")
 
     def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:

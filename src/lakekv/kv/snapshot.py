@@ -17,6 +17,7 @@ from lakekv.kv.types import (
     BatchResult,
     Entry,
     OnConflict,
+    PartitionDigest,
     RangeDigest,
     RawChunk,
     ValueWithPredicate,
@@ -100,6 +101,9 @@ class SnapshotView(StoreWrapper):
         self, partition: bytes, bits: int, buckets: list[int]
     ) -> list[tuple[bytes, int]]:
         return self._reads.digest_rows(partition, bits, buckets)
+
+    def _digest_partition(self, partition: bytes) -> PartitionDigest:
+        return self._reads.digest_partition(partition)
 
     def _open_snapshot(self) -> SnapshotReads:
         return self._reads  # never called: snapshot() of a view is the view

@@ -45,6 +45,7 @@ from lakekv.kv.types import (
     FeedBatch,
     OnConflict,
     OpenOptions,
+    PartitionDigest,
     Predicate,
     RangeDigest,
     RawChunk,
@@ -68,6 +69,7 @@ __all__ = [
     "OnConflict",
     "OpenOptions",
     "PagedIterator",
+    "PartitionDigest",
     "Predicate",
     "RangeDigest",
     "RawChunk",
@@ -547,6 +549,14 @@ class Store(StoreContract):
         if not wanted:
             return []
         return self._call(self._digest_rows, p, bits, wanted)
+
+    def digest_partition(self, partition: BytesLike) -> PartitionDigest:
+        """The whole of ``partition`` hashed as a set, by the engine: its entry count, key and
+        value bytes, and the XOR of every entry's 64-bit entry hash; see *Digests*. An absent
+        partition gives ``PartitionDigest(0, 0, 0)``."""
+        p = self._check_partition(partition)
+        self._check_digests()
+        return self._call(self._digest_partition, p)
 
     def _check_digests(self) -> None:
         if self.capabilities.digests is None:

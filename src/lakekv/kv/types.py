@@ -122,6 +122,19 @@ class RangeDigest:
     reaches the end of the partition."""
 
 
+@dataclass(frozen=True)
+class PartitionDigest:
+    """What ``digest_partition`` returns: a whole partition, hashed as a set by the engine."""
+
+    entries: int
+    payload_bytes: int
+    """The key and value bytes of the partition."""
+    hash: int
+    """The XOR over the entries of the digest scheme's 64-bit *entry hash* of
+    ``len(key) key value`` (a function of its own, not the row hash of ``digest_buckets``).
+    Comparable only between stores whose scheme and ``digest_probe()`` agree."""
+
+
 @dataclass
 class BatchResult:
     """Outcome of ``write_batch``. Every input entry is counted in exactly one field."""

@@ -34,7 +34,7 @@ from lakekv.errors import (
     UnsupportedError,
 )
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import MUST_EXIST, Entry, OnConflict, Store
+from lakekv.kv.store import MUST_EXIST, Entry, OnConflict, PartitionDigest, Store
 
 MakePartition = Callable[[str], bytes]
 
@@ -824,6 +824,7 @@ class StoreContractSuite:
                 lambda: store.digest_bits(part),
                 lambda: store.digest_buckets(part, 4),
                 lambda: store.digest_rows(part, 4, [0]),
+                lambda: store.digest_partition(part),
             ):
                 with pytest.raises(UnsupportedError):
                     call()
@@ -884,6 +885,58 @@ class StoreContractSuite:
             with store.snapshot() as view:
                 expected = sorted((b, c, x) for b, (c, x) in after.items())
                 assert sorted(view.digest_buckets(part, 3)) == expected
+
+    def test_digest_partition_hashes_a_partition_as_a_set(
+        self, plain_store: Store, make_partition: MakePartition
+    ) -> None:
+        """With ``capabilities.digests``: ``digest_partition`` counts a partition's entries and
+        bytes exactly, does not depend on the order entries were written in, changes with any
+        value, with a value moved to another key and with a byte moved between key and value,
+        and is not the bucket digests' row hash. (Without the capability the test above
+        checks the UnsupportedError.)"""
+        store = plain_store
+        if store.capabilities.digests is None:
+            pytest.skip(f"{store.scheme}:// declares no digests")
+        entries = [(b"\x00", b""), (b"ab", b"c"), (b"k1", b"\xff" * 300), (b"k2", b"v2")]
+        entries += [(b"d%04d" % i, b"v%d" % i) for i in range(100)]
+        part, twin = make_partition("pdigest"), make_partition("pdigest-twin")
+        store.write_batch([Entry(part, k, v) for k, v in entries])
+        store.write_batch([Entry(twin, k, v) for k, v in reversed(entries)])
+        whole = store.digest_partition(part)
+        assert (whole.entries, whole.payload_bytes) == (
+            len(entries),
+            sum(len(k) + len(v) for k, v in entries),
+        )
+        assert store.digest_partition(twin) == whole
+        assert whole.hash != store.digest_buckets(part, 0)[0][2]
+
+        def altered(name: str, put: list[tuple[bytes, bytes]], drop: bytes | None = None) -> int:
+            """The hash of a copy of ``part`` with ``put`` overwritten and ``drop`` deleted
+            (changes that keep the count)."""
+            copy = make_partition(name)
+            store.write_batch([Entry(copy, k, v) for k, v in entries])
+            if drop is not None:
+                store.delete(copy, drop)
+            store.write_batch([Entry(copy, k, v) for k, v in put], "overwrite")
+            got = store.digest_partition(copy)
+            assert got.entries == whole.entries
+            return got.hash
+
+        hashes = {
+            whole.hash,
+            altered("pdigest-value", [(b"d0007", b"v8")]),
+            altered("pdigest-moved", [(b"k1", b"v2"), (b"k2", b"\xff" * 300)]),
+            altered("pdigest-split", [(b"a", b"bc")], drop=b"ab"),
+            altered("pdigest-byte", [(b"\x00", b"\x00")]),
+        }
+        assert len(hashes) == 5
+        store.delete(twin, b"d0001")
+        less = store.digest_partition(twin)
+        assert (less.entries, less.payload_bytes) == (whole.entries - 1, whole.payload_bytes - 7)
+        assert store.digest_partition(make_partition("pdigest-none")) == PartitionDigest(0, 0, 0)
+        if store.capabilities.snapshot_reads:
+            with store.snapshot() as view:
+                assert view.digest_partition(part) == whole
 
     def test_raw_rows_round_trip_all_or_nothing(
         self, plain_store: Store, make_partition: MakePartition

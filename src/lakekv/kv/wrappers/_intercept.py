@@ -19,6 +19,7 @@ from lakekv.kv.store import (
     BatchResult,
     Entry,
     OnConflict,
+    PartitionDigest,
     RangeDigest,
     RawChunk,
     ValueWithPredicate,
@@ -79,7 +80,7 @@ def _pairs(result: object) -> tuple[int, int]:
 
 
 def _chunk(result: object) -> tuple[int, int]:
-    chunk: RawChunk | RangeDigest = result  # type: ignore[assignment]
+    chunk: RawChunk | RangeDigest | PartitionDigest = result  # type: ignore[assignment]
     return chunk.entries, chunk.payload_bytes
 
 
@@ -197,6 +198,12 @@ class InterceptingStore(StoreWrapper):
             "DigestRows", lambda: inner._call(inner._digest_rows, partition, bits, buckets), _rows
         )
 
+    def _digest_partition(self, partition: bytes) -> PartitionDigest:
+        inner = self.inner
+        return self._intercept(
+            "DigestPartition", lambda: inner._call(inner._digest_partition, partition), _chunk
+        )
+
     def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
         inner = self.inner
         return self._intercept(
@@ -256,6 +263,11 @@ class InterceptedReads(SnapshotReads):
     ) -> list[tuple[bytes, int]]:
         return self._wrapper._intercept(
             "DigestRows", lambda: self._reads.digest_rows(partition, bits, buckets), _rows
+        )
+
+    def digest_partition(self, partition: bytes) -> PartitionDigest:
+        return self._wrapper._intercept(
+            "DigestPartition", lambda: self._reads.digest_partition(partition), _chunk
         )
 
     def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:

@@ -20,6 +20,7 @@ from lakekv.kv.store import (
     FeedBatch,
     OnConflict,
     OpenOptions,
+    PartitionDigest,
     RangeDigest,
     RawChunk,
     Store,
@@ -194,6 +195,10 @@ class StoreWrapper(Store):
     ) -> list[tuple[bytes, int]]:
         inner = self.inner
         return inner._call(inner._digest_rows, partition, bits, buckets)
+
+    def _digest_partition(self, partition: bytes) -> PartitionDigest:
+        inner = self.inner
+        return inner._call(inner._digest_partition, partition)
 
     # --- raw rows --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 from lakekv.errors import StoreClosedError
 from lakekv.kv.contract import SnapshotReads
 from lakekv.kv.drivers.postgres.pool import Connection, fetchall, fetchone
-from lakekv.kv.store import RangeDigest, RawChunk, ValueWithPredicate
+from lakekv.kv.store import PartitionDigest, RangeDigest, RawChunk, ValueWithPredicate
 
 if TYPE_CHECKING:
     from lakekv.kv.drivers.postgres.store import PostgresStore
@@ -107,6 +107,9 @@ class Snapshot(SnapshotReads):
 
     def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
         return self._store._read_raw(partition, start, limit, self.execute)
+
+    def digest_partition(self, partition: bytes) -> PartitionDigest:
+        return self._store._digest_partition(partition, self.execute)
 
     def digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest:
         return self._store._digest_range(partition, start, limit, self.execute)

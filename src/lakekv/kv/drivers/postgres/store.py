@@ -89,6 +89,7 @@ from lakekv.kv.store import (
     FeedBatch,
     OnConflict,
     OpenOptions,
+    PartitionDigest,
     RangeDigest,
     RawChunk,
     ScanPaging,
@@ -111,7 +112,11 @@ DIGEST_SCHEME: Final = "postgres-hash-array-v1"
 """Digests (see the store contract): bucket ``hash_array(ARRAY[key]) & mask``, row hash
 ``hash_array_extended(ARRAY[key, value], 0)``, bucket digest their ``bit_xor`` (PostgreSQL
 14 or later). The hashes are PostgreSQL's own (platform-dependent), so two servers are only
-compared after their ``digest_probe()`` results agree."""
+compared after their ``digest_probe()`` results agree. ``digest_partition``'s entry hash
+is ``hash_array_extended(ARRAY[int4send(length(key)) || key || value], ENTRY_HASH_SEED)``:
+the entry's bytes hashed in one pass with another seed, not the row hash's combination of
+a key hash and a value hash."""
+ENTRY_HASH_SEED: Final = 0x6C616B656B76
 _DIGEST_ROWS_PER_BUCKET: Final = 16
 _FNV_OFFSET: Final = 0x811C9DC5
 _FNV_PRIME: Final = 0x01000193
@@ -240,6 +245,14 @@ class PostgresStore(Store):
             "ON (hash_array(ARRAY[t.key]) & %s::int4) = b.bucket WHERE t.partition_key = %s"
         )
         self._q_count = f"SELECT count(*) FROM {t} WHERE partition_key = %s"
+        # A sequential read of the partition, in any order: no index walk, no sort, no
+        # buffer (measured 0.5 s of one core per million 264-byte entries, against about
+        # 0.9 s for the same entries' ordered range digests).
+        self._q_digest_partition = (
+            "SELECT count(*), coalesce(sum(length(key) + length(value)), 0), "
+            "coalesce(bit_xor(hash_array_extended(ARRAY[int4send(length(key)) || key || value], "
+            f"{ENTRY_HASH_SEED})), 0) FROM {t} WHERE partition_key = %s"
+        )
         # The canonical encoding of RangeDigest, hashed by the server. The rows reach the
         # aggregate in the subquery's key order (a LIMIT over an index scan; an ORDER BY
         # inside string_agg would sort them again, measured 50% slower). Were they ever
@@ -702,6 +715,13 @@ class PostgresStore(Store):
             self._q_digest_rows, (buckets, (1 << bits) - 1, partition), fetchall
         )
         return rows
+
+    def _digest_partition(
+        self, partition: bytes, execute: Execute | None = None
+    ) -> PartitionDigest:
+        run = execute or self._reader()
+        row = run(self._q_digest_partition, (partition,), fetchone)
+        return PartitionDigest(int(row[0]), int(row[1]), int(row[2]))
 
     # --- listing partitions ------------------------------------------------------------------
 
