@@ -374,19 +374,29 @@ def test_copy_into_a_partly_filled_target_counts_every_entry(
 
 def test_verify_by_range_digests_finds_each_difference(backend: str, maker: StoreMaker) -> None:
     """Each difference is found once in a partition of several ranges (compared by digest
-    or raw chunk where both engines can), after equal ranges and after differing ones."""
+    or raw chunk where both engines can), after equal ranges and after differing ones, with
+    or without the partition digests first; equal partitions are proven equal by partition
+    digests only where both stores compute them."""
     a = maker.fresh(backend, "a")
     b = maker.fresh(backend, "b")
     rows = [Entry(b"big", b"k%06d" % i, b"v%d" % i) for i in range(30_000)]
-    a.write_batch(rows)
-    b.write_batch(rows)
+    same = [Entry(b"same", b"s%04d" % i, b"v%d" % i) for i in range(1000)]
+    a.write_batch(rows + same)
+    b.write_batch(rows + same)
     b.set(b"big", b"k000500", b"changed")  # in the first range
     b.delete(b"big", b"k025000")  # in the fourth range
     b.set(b"big", b"k029999", b"changed last")
-    report = verify(a, b)
-    assert (report.missing, report.extra, report.different) == (1, 0, 2)
-    assert (report.entries_a, report.entries_b) == (30_000, 29_999)
-    assert report.bytes_a == sum(len(e.key) + len(e.value) for e in rows)
+    digests = a.capabilities.digests is not None
+    for whole in (True, False):
+        report = verify(a, b, partition_digests=whole)
+        assert (report.missing, report.extra, report.different) == (1, 0, 2)
+        assert (report.entries_a, report.entries_b) == (31_000, 30_999)
+        assert report.bytes_a == sum(len(e.key) + len(e.value) for e in rows + same)
+        expected = "partition digests" if whole and digests else None
+        assert report.compared_by == expected or (
+            expected is None and report.compared_by != "partition digests"
+        )
+        assert [d.key for d in report.examples] == ["k000500", "k025000", "k029999"]
 
 
 # --- the catch-up by a change feed --------------------------------------------------------------

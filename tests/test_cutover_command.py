@@ -65,10 +65,14 @@ def test_plan_then_cutover_by_the_feed(feed_backend: str, maker: StoreMaker) -> 
         assert report.equal and report.verify is not None and report.verify.equal
         assert report.sync is not None and report.sync.inserted == 20
         names = [s.name for s in report.steps]
-        assert names[-4:] == ["quiet", "estimate", "catch-up", "verify"]
+        assert names[-5:] == ["quiet", "estimate", "catch-up", "verify", "still quiet"]
         assert names[0] == "process start"  # (Linux: from /proc)
+        still = report.steps[-1]
+        assert "no new change" in still.detail
+        assert sum(s.seconds for s in report.steps[-3:]) >= 0.2  # settle spans all three
         assert report.lakefs_env["LAKEFS_DATABASE_TYPE"] == "postgres"
-        assert not src.feed_exists(rehearsal_feed(src, dst))  # ended by the catch-up
+        assert not src.feed_exists(rehearsal_feed(src, dst))  # ended once still quiet
+        assert report.sync.change_feed_kept is False
     finally:
         untrack(src, dst)
 
@@ -112,6 +116,7 @@ def test_cutover_refuses_a_source_still_written(feed_backend: str, maker: StoreM
         finally:
             stop.set()
             thread.join()
+        assert src.feed_exists(feed_name(src, dst))  # kept for the next try
         assert cutover(src, dst, settle=0.2).equal
     finally:
         untrack(src, dst)

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from lakekv import __version__
-from lakekv.errors import InterruptedMigrationError, SameStoreError, StoreNotFoundError
+from lakekv.errors import (
+    InterruptedMigrationError,
+    LakekvError,
+    SameStoreError,
+    StoreNotFoundError,
+)
 from lakekv.kv.registry import open_store
 from lakekv.kv.snapshot import SnapshotView
 from lakekv.kv.store import OnConflict, Store
@@ -263,3 +268,15 @@ def interrupted(requested: threading.Event | None, what: str) -> InterruptedMigr
 
 class StoppedError(Exception):
     """Raised inside a worker when another worker failed."""
+
+
+def digests_agree(a: Store, b: Store) -> bool:
+    """Both stores compute the same digests (``Store.digest_buckets`` / ``digest_partition``):
+    same scheme, same probe result."""
+    scheme = a.capabilities.digests
+    if scheme is None or scheme != b.capabilities.digests:
+        return False
+    try:
+        return a.digest_probe() == b.digest_probe()
+    except LakekvError:  # e.g. a server too old for the functions the scheme needs
+        return False

@@ -5,14 +5,21 @@ change feeds lakekv holds on a server.
 A cutover (lakeFS stopped, after a first pass with :func:`~lakekv.migrate.copy`):
 
 1. **quiet**: nothing writes to the source any more. PostgreSQL: no client session other
-   than lakekv's is connected to the source database (``pg_stat_activity``), and, with a
-   change feed, the feed lists no new change during ``settle`` seconds. Other engines
-   cannot tell who is connected; the report says the check was not possible there.
+   than lakekv's is connected to the source database (``pg_stat_activity``). Other engines
+   cannot tell who is connected; the report says the check was not possible there. With a
+   change feed, the feed is read here.
 2. **catch-up**: :func:`~lakekv.migrate.sync`, by the method expected to be fastest (below),
-   with every check of the catch-up (direction, foreign writes, delete budget).
-3. **verify**: :func:`~lakekv.migrate.verify` of the whole store. The verdict is the result:
-   ``report.equal``; a caller exits 0 only on it.
-4. the lakeFS configuration for the new database, secrets masked.
+   with every check of the catch-up (direction, foreign writes, delete budget), from the
+   feed as read in step 1, which the pass keeps.
+3. **verify**: :func:`~lakekv.migrate.verify` of the whole store.
+4. **still quiet** (with a change feed): the feed, read again at least ``settle`` seconds
+   after step 1, lists no change made since step 1, so the verified target holds every
+   write the source ever received; the feed then ends. A change there is
+   UnsafeOperationError ("still writes to the source"), and the feed is kept for the next
+   try. (Checking after the verify, not before the catch-up, covers the whole cutover and
+   costs no waiting of its own.) The verdict is the result: ``report.equal``; a caller
+   exits 0 only on it.
+5. the lakeFS configuration for the new database, secrets masked.
 
 The method: by the change feed, by digests (both stores hash where the data lives) or by
 merge (both scanned). A plan times a dry run of each possible one and keeps the rates
@@ -34,13 +41,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lakekv.errors import LakekvError, UnsafeOperationError, UnsupportedError
-from lakekv.kv.store import Store
+from lakekv.kv.store import FeedBatch, Store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate._common import StoreLike, opened, refuse_same_store, url_of
+from lakekv.migrate._common import StoreLike, digests_agree, opened, refuse_same_store, url_of
 from lakekv.migrate._pair import (
     check_direction,
     feed_notes,
     foreign_writes,
+    forget_feed,
     load_plan,
     save_plan,
 )
@@ -48,7 +56,7 @@ from lakekv.migrate._progress import ProgressCallback
 from lakekv.migrate.feeds import feed_name, why_untrusted
 from lakekv.migrate.lakefs_config import LakeFSDatabase, lakefs_settings
 from lakekv.migrate.reports import SyncReport, VerifyReport
-from lakekv.migrate.sync import _digests_agree, sync
+from lakekv.migrate.sync import sync
 from lakekv.migrate.verify import verify
 
 METHODS = ("changes", "digests", "merge")
@@ -91,8 +99,8 @@ class Estimate:
     catch_up_seconds: float
     verify_seconds: float
     total_seconds: float
-    """The process's start (as the plan's own was measured), the quiet check (``settle``),
-    catch-up, verify and exit; not lakeFS's stop and start."""
+    """The process's start (as the plan's own was measured), catch-up, verify, what is left
+    of ``settle`` after them, and exit; not lakeFS's stop and start."""
     entries: int
     changes_waiting: int | None
     """Changes the source's change feed lists now (``None`` without a feed)."""
@@ -162,10 +170,10 @@ def cutover(
     verdict; anything that prevents proving it raises (UnsafeOperationError when the source
     is still being written: "stop lakeFS first") or leaves ``equal`` false.
 
-    ``method`` forces the catch-up's method (``auto``: by estimate). ``settle``: seconds the
-    source's change feed must stay still. ``force`` is the catch-up's (see :func:`sync`).
-    ``allow_sessions``: other client sessions on the source are listed, not refused (a
-    monitoring agent; lakeFS must still be stopped)."""
+    ``method`` forces the catch-up's method (``auto``: by estimate). ``settle``: the fewest
+    seconds over which the source's change feed must stay still (step 4). ``force`` is the
+    catch-up's (see :func:`sync`). ``allow_sessions``: other client sessions on the source
+    are listed, not refused (a monitoring agent; lakeFS must still be stopped)."""
     if method not in ("auto", *METHODS):
         raise ValueError(f"method must be auto, changes, digests or merge, not {method!r}")
     age = process_age()
@@ -180,8 +188,12 @@ def cutover(
         refuse_same_store(src, dst, "cutover")
         report.source, report.target = url_of(src), url_of(dst)
         with _timed(report, "quiet") as step:
-            report.quiet_checks, changes = _check_quiet(src, dst, settle, allow_sessions)
+            report.quiet_checks, first = _check_quiet(src, dst, allow_sessions)
             step.detail = "; ".join(report.quiet_checks)
+        first_read = time.monotonic()
+        changes = None
+        if first is not None and why_untrusted(src, dst, first) is None:
+            changes = first.changes
         with _timed(report, "estimate") as step:
             estimate = _estimate_now(src, dst, method, changes, settle)
             report.estimate = estimate
@@ -193,7 +205,14 @@ def cutover(
         report.method = estimate.method
         with _timed(report, "catch-up") as step:
             report.sync = sync(
-                src, dst, method=estimate.method, force=force, progress=progress, stop=stop
+                src,
+                dst,
+                method=estimate.method,
+                force=force,
+                progress=progress,
+                stop=stop,
+                keep_tracking=first is not None,
+                feed_batch=first,
             )
             r = report.sync
             step.detail = (
@@ -208,8 +227,13 @@ def cutover(
             v = report.verify
             step.detail = (
                 f"{'identical' if v.equal else 'DIFFERENT'}: {v.entries_a:,} / "
-                f"{v.entries_b:,} entries"
+                f"{v.entries_b:,} entries, compared by {v.compared_by}"
             )
+        if first is not None:
+            with _timed(report, "still quiet") as step:
+                step.detail = _check_still_quiet(src, dst, settle, first_read)
+                report.quiet_checks.append(step.detail)
+                report.sync.change_feed_kept = False
         report.equal = report.verify.equal
     report.lakefs_config, report.lakefs_env = _lakefs_for(target, dst_url=report.target)
     report.downtime_seconds = time.monotonic() - started
@@ -306,7 +330,7 @@ def _possible(src: Store, dst: Store, has_feed: bool) -> list[str]:
     methods = []
     if has_feed:
         methods.append("changes")
-    if _digests_agree(src, dst):
+    if digests_agree(src, dst):
         methods.append("digests")
     methods.append("merge")
     return methods
@@ -323,10 +347,11 @@ def _changes_waiting(src: Store, dst: Store) -> int | None:
 
 
 def _check_quiet(
-    src: Store, dst: Store, settle: float, allow_sessions: bool
-) -> tuple[list[str], int | None]:
-    """UnsafeOperationError unless the source looks unwritten; what was checked, and the
-    changes the pair's usable change feed lists (``None`` without one)."""
+    src: Store, dst: Store, allow_sessions: bool
+) -> tuple[list[str], FeedBatch | None]:
+    """UnsafeOperationError while other client sessions are connected to the source (unless
+    ``allow_sessions``); what was checked, and the pair's change feed as read now (``None``:
+    the source holds none)."""
     checks: list[str] = []
     writers = src.writers()
     if writers is None:
@@ -346,21 +371,29 @@ def _check_quiet(
     name = feed_name(src, dst)
     if not src.feed_exists(name):
         return checks, None
-    first = src.feed_read(name)
-    last = first
-    if settle > 0:
-        deadline = time.monotonic() + settle
-        while time.monotonic() < deadline:
-            time.sleep(min(_SETTLE_STEP, max(0.0, deadline - time.monotonic())))
-        last = src.feed_read(name)
-        if last.changes != first.changes:
-            raise UnsafeOperationError(
-                f"cutover: the source's change feed listed {last.changes - first.changes} new "
-                f"change(s) in {settle:g} s: something still writes to the source; stop "
-                "lakeFS first"
-            )
-        checks.append(f"the change feed listed no new change in {settle:g} s")
-    return checks, last.changes if why_untrusted(src, dst, last) is None else None
+    return checks, src.feed_read(name)
+
+
+def _check_still_quiet(src: Store, dst: Store, settle: float, first_read: float) -> str:
+    """Step 4: wait until ``settle`` seconds have passed since the feed was first read (at
+    ``first_read``, a ``time.monotonic()``), read it again, refuse any change since (the
+    catch-up confirmed the feed up to its first read), else end it. What was checked."""
+    name = feed_name(src, dst)
+    time.sleep(max(0.0, first_read + settle - time.monotonic()))
+    last = src.feed_read(name)
+    waited = time.monotonic() - first_read
+    if last.changes:
+        raise UnsafeOperationError(
+            f"cutover: the source's change feed listed {last.changes} new change(s) in the "
+            f"{waited:.2f} s of the catch-up and the verify: something still writes to the "
+            "source; stop lakeFS first, then run the cutover again (the change feed is kept)"
+        )
+    src.feed_drop(name)
+    forget_feed(name)
+    return (
+        f"the change feed listed no new change in the {waited:.2f} s from before the "
+        "catch-up to after the verify (then ended)"
+    )
 
 
 def _estimate_now(
@@ -420,7 +453,8 @@ def _estimate(
     verify_seconds = float(record.get("verify_rate") or 0.0) * entries
     catch_up = by_method.get(chosen, 0.0)
     start = float(record.get("start_seconds") or PROCESS_START)
-    fixed = start + settle + PROCESS_EXIT
+    # The settle time overlaps the catch-up and the verify (step 4 waits only for the rest).
+    fixed = start + max(0.0, settle - catch_up - verify_seconds) + PROCESS_EXIT
     return Estimate(
         method=chosen,
         catch_up_seconds=catch_up,

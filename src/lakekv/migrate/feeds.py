@@ -171,9 +171,13 @@ def read(
     method: str,
     partitions: Iterable[bytes] | None,
     retries: _retry.RetryCounter,
+    batch: FeedBatch | None = None,
 ) -> Tracked | None:
-    """Read this pair's change feed, if the source has one; whether it can be trusted."""
+    """Read this pair's change feed, if the source has one; whether it can be trusted.
+    ``batch``: the feed as the caller has just read it (not read again)."""
     name = feed_name(raw, dst)
+    if batch is not None:
+        return Tracked(name, batch, _why_not(raw, dst, batch, method, partitions))
     if not _retry.call(partial(raw.feed_exists, name), retries):
         if method == "changes":
             raise UnsupportedError(
@@ -182,6 +186,18 @@ def read(
             )
         return None
     batch = _retry.call(partial(raw.feed_read, name), retries)
+    return Tracked(name, batch, _why_not(raw, dst, batch, method, partitions))
+
+
+def _why_not(
+    raw: Store,
+    dst: Store,
+    batch: FeedBatch,
+    method: str,
+    partitions: Iterable[bytes] | None,
+) -> str | None:
+    """Why a pass with ``method`` over ``partitions`` must not go by ``batch`` (``None``: it
+    may); UnsafeOperationError where ``method`` is ``changes`` and it must not."""
     why_not = why_untrusted(raw, dst, batch)
     if why_not is None and partitions is not None:
         why_not = "only some partitions were asked for"
@@ -193,7 +209,7 @@ def read(
             "stores instead, and is as correct), or, to use a feed again, copy once more "
             "with --track-changes into an empty target"
         )
-    return Tracked(name, batch, why_not)
+    return why_not
 
 
 def after_pass(

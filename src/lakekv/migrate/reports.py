@@ -249,6 +249,11 @@ class VerifyReport(_Timed):
     a: str = ""
     b: str = ""
     quick: bool = False
+    compared_by: str = "entries"
+    """How equal partitions were proven equal: ``partition digests`` (64-bit, computed by
+    both servers), ``range digests`` (SHA-256 of key ranges, by both servers), ``raw chunks``,
+    ``entries``, or ``partition hashes (quick)``. Differences are always located by ranges
+    or entries."""
     partitions: int = 0
     entries_a: int = 0
     entries_b: int = 0

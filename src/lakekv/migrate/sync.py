@@ -30,11 +30,10 @@ from typing import TypeVar
 from lakekv.errors import (
     InterruptedMigrationError,
     InvalidArgumentError,
-    LakekvError,
     UnsafeOperationError,
     UnsupportedError,
 )
-from lakekv.kv.store import Entry, OnConflict, Store
+from lakekv.kv.store import Entry, FeedBatch, OnConflict, Store
 from lakekv.migrate import _retry, feeds
 from lakekv.migrate._batch import Batch
 from lakekv.migrate._common import (
@@ -46,6 +45,7 @@ from lakekv.migrate._common import (
     StoreLike,
     check_stop,
     consistent,
+    digests_agree,
     interrupted,
     is_snapshot,
     open_sides,
@@ -99,6 +99,7 @@ def sync(
     progress: ProgressCallback | None = None,
     max_delete: int | None = None,
     stop: threading.Event | None = None,
+    feed_batch: FeedBatch | None = None,
 ) -> SyncReport:
     """Make ``target`` identical to ``source`` (or only ``partitions`` of it): insert what is
     missing, overwrite what differs, delete what the source does not have (including whole
@@ -116,8 +117,11 @@ def sync(
 
     A change feed of this pair (from ``copy(track_changes=True)``) ends with the pass unless
     ``keep_tracking``; kept, it is marked ready again, so the next pass also goes by the feed
-    (a rehearsal while lakeFS still runs, then the real catch-up). ``changes`` trusts that
-    only lakekv wrote to the target since the first pass; ``verify`` afterwards checks it.
+    (a rehearsal while lakeFS still runs, then the real catch-up). ``feed_batch`` is that
+    feed as the caller has just read it (``Store.feed_read``; the cutover's quiet check), so
+    it is not read again: every value the pass reads is newer than it either way.
+    ``changes`` trusts that only lakekv wrote to the target since the first pass; ``verify``
+    afterwards checks it.
     ``method="changes"`` is UnsupportedError without a feed, UnsafeOperationError when the
     feed cannot be trusted (no ready note: the first pass was interrupted or met conflicts;
     a change not told by key, such as a ``TRUNCATE``), InvalidArgumentError with
@@ -141,7 +145,7 @@ def sync(
         sides = open_sides(stack, source, target, dry_run=dry_run, what="sync", snapshot=False)
         raw, dst = sides.source, sides.target
         stack.enter_context(pair_lock(raw.identity(), dst.identity(), "sync"))
-        if method == "digests" and not _digests_agree(raw, dst):
+        if method == "digests" and not digests_agree(raw, dst):
             raise UnsupportedError(
                 f"{url_of(raw)} and {sides.target_name} cannot compare digests (use method merge)"
             )
@@ -156,7 +160,7 @@ def sync(
                     "with --from and --to swapped, then verify) or, to discard the target's "
                     "writes, run this again with --force"
                 )
-        tracked = feeds.read(raw, dst, method, partitions, retries)
+        tracked = feeds.read(raw, dst, method, partitions, retries, feed_batch)
         src = stack.enter_context(consistent(raw))
         src_version = _retry.call(lambda: read_schema_version(src), retries)
         refuse_unversioned_source(src_version, url_of(src), "sync", force=force)
@@ -226,7 +230,7 @@ def _compare(
     started = time.monotonic()
     dry_run = opts.dry_run
     # (``sync`` refused ``method="digests"`` already when the stores cannot compare them.)
-    if method == "merge" or not _digests_agree(src, dst):
+    if method == "merge" or not digests_agree(src, dst):
         return _by_merge(src, dst, partitions, workers, force, opts, progress)
     retries = _retry.RetryCounter()
     dst_version = _retry.call(lambda: read_schema_version(dst), retries)
@@ -324,17 +328,6 @@ def _by_changes(
     report.partitions = len(batch.keys)
     report.retries = retries.count
     return report
-
-
-def _digests_agree(a: Store, b: Store) -> bool:
-    """Both stores compute the same digests: same scheme, same probe result."""
-    scheme = a.capabilities.digests
-    if scheme is None or scheme != b.capabilities.digests:
-        return False
-    try:
-        return a.digest_probe() == b.digest_probe()
-    except LakekvError:  # e.g. a server too old for the functions the scheme needs
-        return False
 
 
 def _by_merge(

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from lakekv.display import show_bytes
 from lakekv.kv.store import Entry, Store, entries_of
@@ -19,6 +19,7 @@ from lakekv.migrate._common import (
     FIRST_CHUNK,
     StoreLike,
     consistent,
+    digests_agree,
     is_snapshot,
     next_chunk_limit,
     opened,
@@ -31,6 +32,7 @@ from lakekv.migrate.dumpfile import partition_digest
 from lakekv.migrate.partitions import plan_partitions, union_plan
 from lakekv.migrate.reports import Difference, VerifyReport
 
+T = TypeVar("T")
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
 _PAGE = 5000
@@ -120,6 +122,7 @@ def verify(
     *,
     partitions: Iterable[bytes] | None = None,
     quick: bool = False,
+    partition_digests: bool = True,
     max_diffs: int = 20,
     workers: int = 4,
     progress: ProgressCallback | None = None,
@@ -129,6 +132,14 @@ def verify(
     The partitions compared are the union of both sides' (listed, or found by the lakeFS
     walk). Each is compared as a merge-join of two ordered scans: an entry only in ``a`` is
     *missing* (from ``b``), only in ``b`` *extra*, in both with different values *different*.
+    When both engines compute the same digests (``capabilities.digests`` and
+    ``digest_probe()`` agree, e.g. two PostgreSQL stores) and ``partition_digests``, each
+    partition is first compared whole by ``Store.digest_partition`` on both servers at once:
+    equal counts, byte totals and 64-bit entry-hash XORs are taken as equal partitions (two
+    different partitions agree so by chance with a probability of about 2**-64, short of
+    entries built on purpose to collide), and a partition whose digests differ is compared
+    as below; with ``partition_digests=False`` every partition is. ``report.compared_by``
+    names the way the equal partitions were proven equal.
     When both engines compute range digests (``capabilities.range_digests``, e.g. two
     PostgreSQL stores), each partition is first compared range by range by SHA-256 of the
     entries, both sides at once, and entry by entry only from the first differing range
@@ -177,7 +188,35 @@ def verify(
                 )
 
         chunks = _chunk_reader(sa, sb)
+        whole = partition_digests and not quick and digests_agree(store_a, store_b)
+        report.compared_by = (
+            "partition hashes (quick)"
+            if quick
+            else "partition digests"
+            if whole
+            else "range digests"
+            if chunks is _digest_chunk
+            else "raw chunks"
+            if chunks is _raw_chunk
+            else "entries"
+        )
         side = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="lakekv-side"))
+
+        def both(read: Callable[[Store], T]) -> tuple[T, T]:
+            """``read`` of each side, at once (with retries)."""
+            future = side.submit(_retry.call, partial(read, sa), retries)
+            try:
+                b_side = _retry.call(partial(read, sb), retries)
+            finally:
+                a_side = future.result()
+            return a_side, b_side
+
+        def equal_whole(n: int, nbytes: int) -> None:
+            with lock:
+                report.entries_a += n
+                report.entries_b += n
+                report.bytes_a += nbytes
+            tracker.add(n, nbytes, 1)
 
         def equal_chunk_prefix(p: bytes) -> tuple[bytes | None, int, int]:
             """Compare chunks of both sides (read at once) while they are equal: where the
@@ -187,11 +226,7 @@ def verify(
             start, n, nbytes = b"", 0, 0
             limit = FIRST_CHUNK
             while True:
-                future = side.submit(_retry.call, partial(chunks, sa, p, start, limit), retries)
-                try:
-                    cb = _retry.call(partial(chunks, sb, p, start, limit), retries)
-                finally:
-                    ca = future.result()
+                ca, cb = both(lambda store: chunks(store, p, start, limit))  # noqa: B023
                 if ca != cb:
                     return start, n, nbytes
                 n += ca.entries
@@ -204,16 +239,17 @@ def verify(
                 )
 
         def compare_full(p: bytes) -> None:
+            if whole:
+                da, db = both(lambda store: store.digest_partition(p))
+                if da == db:
+                    equal_whole(da.entries, da.payload_bytes)
+                    return
             start: bytes | None = b""
             na = bytes_a = 0
             if chunks is not None:
                 start, na, bytes_a = equal_chunk_prefix(p)
             if start is None:  # equal to the end
-                with lock:
-                    report.entries_a += na
-                    report.entries_b += na
-                    report.bytes_a += bytes_a
-                tracker.add(na, bytes_a, 1)
+                equal_whole(na, bytes_a)
                 return
             pages_a = _retry.retrying_pages(sa, p, start, page_size=_PAGE, counter=retries)
             pages_b = _retry.retrying_pages(sb, p, start, page_size=_PAGE, counter=retries)
