@@ -43,6 +43,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
@@ -327,9 +328,11 @@ class DeleteBudget:
             self._deferred.append((partition, list(keys)))
             return []
 
-    def apply(self, delete: Callable[[bytes, list[bytes]], None]) -> None:
+    def apply(self, delete: Callable[[bytes, list[bytes]], None], workers: int = 1) -> None:
         """Check the share, then make the deferred deletions with ``delete(partition, keys)``,
-        at most 2,000 keys a call; the list is emptied."""
+        at most 2,000 keys a call, ``workers`` calls at once (a catch-up's deletions are
+        small ones in many partitions: one at a time, they were a fifth of it); the list is
+        emptied."""
         with self._lock:
             todo, self._deferred = self._deferred, []
             pending = sum(len(keys) for _, keys in todo)
@@ -343,9 +346,14 @@ class DeleteBudget:
                         f"{self._done(pending)}. Check that --from and --to are the right way "
                         "round; if the deletions are intended, give --max-delete N or --force"
                     )
-        for partition, keys in todo:
-            for i in range(0, len(keys), 2000):
-                delete(partition, keys[i : i + 2000])
+        calls = [(p, keys[i : i + 2000]) for p, keys in todo for i in range(0, len(keys), 2000)]
+        if workers <= 1 or len(calls) <= 1:
+            for partition, keys in calls:
+                delete(partition, keys)
+            return
+        with ThreadPoolExecutor(min(workers, len(calls))) as pool:
+            for _ in pool.map(lambda call: delete(*call), calls):
+                pass
 
     def _reserve(self, n: int) -> None:
         total = self.deleted + n

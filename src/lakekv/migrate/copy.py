@@ -417,7 +417,10 @@ class _CopyJob:
     def apply_deletes(self) -> None:
         """Make the deletions the budget deferred (before the schema partition)."""
         dst, retries = self.dst, self.retries
-        self.budget.apply(lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries))
+        self.budget.apply(
+            lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries),
+            self.options.workers,
+        )
 
     def add_deleted(self, n: int) -> None:
         with self._lock:

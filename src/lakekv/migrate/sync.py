@@ -166,7 +166,7 @@ def sync(
         refuse_unversioned_source(src_version, url_of(src), "sync", force=force)
         by_feed = tracked is not None and tracked.usable
         budget = DeleteBudget("sync", max_delete, force, defer=not dry_run, share=not by_feed)
-        opts = _Options(dry_run, batch_entries, batch_bytes, budget, stop)
+        opts = _Options(dry_run, batch_entries, batch_bytes, budget, stop, workers)
         if tracked is not None and tracked.usable:
             dst_version = _retry.call(lambda: read_schema_version(dst), retries)
             check_schema_versions(src_version, dst_version, force=force)
@@ -371,6 +371,7 @@ class _Options:
     batch_bytes: int
     budget: DeleteBudget
     stop: threading.Event | None
+    workers: int = 1
 
     def check_stop(self) -> None:
         """InterruptedMigrationError once the caller asked to stop."""
@@ -421,7 +422,8 @@ class _Writes:
         """Make the deletions the budget deferred (once the pass found them all within it)."""
         dst, retries = self.dst, self.retries
         self.opts.budget.apply(
-            lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries)
+            lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries),
+            self.opts.workers,
         )
 
     def count(
