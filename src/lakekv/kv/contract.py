@@ -69,7 +69,9 @@ Digests
     the given buckets. ``digest_partition(partition)`` hashes a whole partition as a set
     (:class:`PartitionDigest`: count, bytes, XOR of a 64-bit *entry hash* of
     ``len(key) key value``, a function other than the row hash, so a comparison by buckets
-    and one by partitions fail independently). ``H``, the row hash and the entry hash are the
+    and one by partitions fail independently); ``digest_partitions()`` is every non-empty
+    partition's, in one pass of the engine where it can make one (the default asks
+    partition by partition). ``H``, the row hash and the entry hash are the
     scheme's; ``digest_probe()`` hashes a fixed input, so a caller can check two stores
     really agree before trusting a comparison.
     ``get_many`` and ``delete_many`` read and delete many keys of a partition in one call
@@ -383,6 +385,11 @@ class StoreContract(ABC):
         """Count, bytes and XOR of entry hashes of the whole partition (zeros when absent)."""
         raise store_cannot(self.scheme, "digests")
 
+    def _digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        """``_digest_partition`` of every non-empty partition. Default: one call per listed
+        partition; a driver overrides it when its engine can digest them all in one pass."""
+        return {p: self._digest_partition(p) for p in self._list_partitions()}
+
     # --- capability raw_rows (see *Raw rows*) ----------------------------------------------
 
     def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
@@ -470,6 +477,9 @@ class SnapshotReads(ABC):
         raise cannot("this snapshot", "digests")
 
     def digest_partition(self, partition: bytes) -> PartitionDigest:
+        raise cannot("this snapshot", "digests")
+
+    def digest_partitions(self) -> dict[bytes, PartitionDigest]:
         raise cannot("this snapshot", "digests")
 
     def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:

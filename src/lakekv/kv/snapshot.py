@@ -105,6 +105,9 @@ class SnapshotView(StoreWrapper):
     def _digest_partition(self, partition: bytes) -> PartitionDigest:
         return self._reads.digest_partition(partition)
 
+    def _digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        return self._reads.digest_partitions()
+
     def _open_snapshot(self) -> SnapshotReads:
         return self._reads  # never called: snapshot() of a view is the view
 

@@ -558,6 +558,15 @@ class Store(StoreContract):
         self._check_digests()
         return self._call(self._digest_partition, p)
 
+    def digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        """:meth:`digest_partition` of every non-empty partition, by name, computed in one
+        pass where the engine can (PostgreSQL reads each row once; partition by partition it
+        would read each hash partition of the table once per partition it holds)."""
+        self._check_digests()
+        if not self.capabilities.list_partitions:
+            raise store_cannot(self.scheme, "list_partitions")
+        return self._call(self._digest_partitions)
+
     def _check_digests(self) -> None:
         if self.capabilities.digests is None:
             raise store_cannot(self.scheme, "digests")

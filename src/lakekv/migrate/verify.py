@@ -13,7 +13,7 @@ from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 from lakekv.display import show_bytes
-from lakekv.kv.store import Entry, Store, entries_of
+from lakekv.kv.store import Entry, PartitionDigest, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
     FIRST_CHUNK,
@@ -29,7 +29,7 @@ from lakekv.migrate._common import (
 from lakekv.migrate._merge import merge_join
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import partition_digest
-from lakekv.migrate.partitions import plan_partitions, union_plan
+from lakekv.migrate.partitions import PartitionPlan, plan_partitions, union_plan
 from lakekv.migrate.reports import Difference, VerifyReport
 
 T = TypeVar("T")
@@ -161,9 +161,31 @@ def verify(
         sa = stack.enter_context(consistent(store_a))
         sb = stack.enter_context(consistent(store_b))
         given = list(partitions) if partitions is not None else None
-        plan = plan_partitions(sa, given)
-        if given is None:
-            plan = union_plan(plan, plan_partitions(sb))
+        lock = threading.Lock()
+        retries = _retry.RetryCounter()
+        side = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="lakekv-side"))
+
+        def both(read: Callable[[Store], T]) -> tuple[T, T]:
+            """``read`` of each side, at once (with retries)."""
+            future = side.submit(_retry.call, partial(read, sa), retries)
+            try:
+                b_side = _retry.call(partial(read, sb), retries)
+            finally:
+                a_side = future.result()
+            return a_side, b_side
+
+        chunks = _chunk_reader(sa, sb)
+        whole = partition_digests and not quick and digests_agree(store_a, store_b)
+        known: tuple[dict[bytes, PartitionDigest], dict[bytes, PartitionDigest]] | None = None
+        if whole and given is None:
+            # Every partition's digest from each side in one pass (the engine reads each row
+            # once); they name every partition with entries, so nothing is listed either.
+            known = both(lambda store: store.digest_partitions())
+            plan = PartitionPlan(sorted(known[0].keys() | known[1].keys()), "list_partitions")
+        else:  # partition by partition, below
+            plan = plan_partitions(sa, given)
+            if given is None:
+                plan = union_plan(plan, plan_partitions(sb))
         report = VerifyReport(
             a=url_of(sa),
             b=url_of(sb),
@@ -175,20 +197,6 @@ def verify(
         for url, snap in ((report.a, report.snapshot_a), (report.b, report.snapshot_b)):
             if not snap:
                 report.warnings.append(VERIFY_NO_SNAPSHOT.format(url=url))
-        tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
-        lock = threading.Lock()
-        retries = _retry.RetryCounter()
-
-        def example(kind: str, partition: bytes, key: bytes | None) -> None:
-            if len(report.examples) < max_diffs:
-                report.examples.append(
-                    Difference(
-                        kind, show_bytes(partition), None if key is None else show_bytes(key)
-                    )
-                )
-
-        chunks = _chunk_reader(sa, sb)
-        whole = partition_digests and not quick and digests_agree(store_a, store_b)
         report.compared_by = (
             "partition hashes (quick)"
             if quick
@@ -200,16 +208,16 @@ def verify(
             if chunks is _raw_chunk
             else "entries"
         )
-        side = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="lakekv-side"))
 
-        def both(read: Callable[[Store], T]) -> tuple[T, T]:
-            """``read`` of each side, at once (with retries)."""
-            future = side.submit(_retry.call, partial(read, sa), retries)
-            try:
-                b_side = _retry.call(partial(read, sb), retries)
-            finally:
-                a_side = future.result()
-            return a_side, b_side
+        def example(kind: str, partition: bytes, key: bytes | None) -> None:
+            if len(report.examples) < max_diffs:
+                report.examples.append(
+                    Difference(
+                        kind, show_bytes(partition), None if key is None else show_bytes(key)
+                    )
+                )
+
+        tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
 
         def equal_whole(n: int, nbytes: int) -> None:
             with lock:
@@ -240,7 +248,11 @@ def verify(
 
         def compare_full(p: bytes) -> None:
             if whole:
-                da, db = both(lambda store: store.digest_partition(p))
+                if known is not None:
+                    empty = PartitionDigest(0, 0, 0)
+                    da, db = known[0].get(p, empty), known[1].get(p, empty)
+                else:
+                    da, db = both(lambda store: store.digest_partition(p))
                 if da == db:
                     equal_whole(da.entries, da.payload_bytes)
                     return

@@ -825,6 +825,7 @@ class StoreContractSuite:
                 lambda: store.digest_buckets(part, 4),
                 lambda: store.digest_rows(part, 4, [0]),
                 lambda: store.digest_partition(part),
+                store.digest_partitions,
             ):
                 with pytest.raises(UnsupportedError):
                     call()
@@ -934,9 +935,14 @@ class StoreContractSuite:
         less = store.digest_partition(twin)
         assert (less.entries, less.payload_bytes) == (whole.entries - 1, whole.payload_bytes - 7)
         assert store.digest_partition(make_partition("pdigest-none")) == PartitionDigest(0, 0, 0)
+        every = store.digest_partitions()  # each partition's, in one pass
+        assert set(every) == set(store.list_partitions())
+        assert every == {p: store.digest_partition(p) for p in every}
+        assert every[part] == whole and every[twin] == less
         if store.capabilities.snapshot_reads:
             with store.snapshot() as view:
                 assert view.digest_partition(part) == whole
+                assert view.digest_partitions() == every
 
     def test_raw_rows_round_trip_all_or_nothing(
         self, plain_store: Store, make_partition: MakePartition

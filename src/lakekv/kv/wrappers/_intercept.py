@@ -89,6 +89,11 @@ def _buckets(result: object) -> tuple[int, int]:
     return sum(count for _, count, _ in rows), 0
 
 
+def _digests(result: object) -> tuple[int, int]:
+    found: dict[bytes, PartitionDigest] = result  # type: ignore[assignment]
+    return sum(d.entries for d in found.values()), sum(d.payload_bytes for d in found.values())
+
+
 def _rows(result: object) -> tuple[int, int]:
     return len(result), 0  # type: ignore[arg-type]
 
@@ -204,6 +209,12 @@ class InterceptingStore(StoreWrapper):
             "DigestPartition", lambda: inner._call(inner._digest_partition, partition), _chunk
         )
 
+    def _digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        inner = self.inner
+        return self._intercept(
+            "DigestPartitions", lambda: inner._call(inner._digest_partitions), _digests
+        )
+
     def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
         inner = self.inner
         return self._intercept(
@@ -269,6 +280,9 @@ class InterceptedReads(SnapshotReads):
         return self._wrapper._intercept(
             "DigestPartition", lambda: self._reads.digest_partition(partition), _chunk
         )
+
+    def digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        return self._wrapper._intercept("DigestPartitions", self._reads.digest_partitions, _digests)
 
     def read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:
         return self._wrapper._intercept(

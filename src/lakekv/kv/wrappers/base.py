@@ -200,6 +200,10 @@ class StoreWrapper(Store):
         inner = self.inner
         return inner._call(inner._digest_partition, partition)
 
+    def _digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        inner = self.inner
+        return inner._call(inner._digest_partitions)
+
     # --- raw rows --------------------------------------------------------------------------
 
     def _read_raw(self, partition: bytes, start: bytes, limit: int) -> RawChunk:

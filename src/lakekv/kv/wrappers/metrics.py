@@ -17,8 +17,8 @@ and two of lakekv's own, same labels:
 Operations are lakeFS's ``Get``, ``Set``, ``SetIf``, ``Delete``, ``Scan`` (one page of a
 scan) and lakekv's ``WriteBatch``, ``GetMany``, ``DeleteMany``, ``ListPartitions``,
 ``ReadRaw``, ``WriteRaw``, ``DigestRange``, ``DigestBuckets``, ``DigestRows``,
-``DigestPartition``, ``OpenSnapshot``. Reads through a ``snapshot()`` of the wrapper are
-recorded too.
+``DigestPartition``, ``DigestPartitions``, ``OpenSnapshot``. Reads through a
+``snapshot()`` of the wrapper are recorded too.
 
 Recording is plain arithmetic on totals kept per thread (no lock on the hot path); the
 Prometheus families are built only when scraped (:class:`KVMetrics` is a Prometheus

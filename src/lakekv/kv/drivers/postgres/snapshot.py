@@ -111,6 +111,9 @@ class Snapshot(SnapshotReads):
     def digest_partition(self, partition: bytes) -> PartitionDigest:
         return self._store._digest_partition(partition, self.execute)
 
+    def digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        return self._store._digest_partitions(self.execute)
+
     def digest_range(self, partition: bytes, start: bytes, limit: int) -> RangeDigest:
         return self._store._digest_range(partition, start, limit, self.execute)
 
