@@ -18,7 +18,8 @@ class Progress:
     """A snapshot of a running operation. Totals are ``None`` when not known in advance."""
 
     phase: str
-    """``"check"`` (pre-checking a file), ``"dump"``, ``"load"``, ``"copy"`` or ``"verify"``."""
+    """``"check"`` (pre-checking a file), ``"dump"``, ``"load"``, ``"copy"``, ``"sync"``,
+    ``"digests"`` (both sides' partition digests, before a ``"verify"``) or ``"verify"``."""
     entries: int
     bytes: int
     """Key and value bytes processed (for ``check``: input bytes read, see ``bytes_total``)."""

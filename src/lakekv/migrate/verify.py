@@ -180,7 +180,15 @@ def verify(
         if whole and given is None:
             # Every partition's digest from each side in one pass (the engine reads each row
             # once); they name every partition with entries, so nothing is listed either.
+            digesting = Tracker(progress, "digests")
+            digesting.finish()  # shown (with the time it takes) before the one long call
             known = both(lambda store: store.digest_partitions())
+            digesting.add(
+                sum(d.entries for d in known[0].values()),
+                sum(d.payload_bytes for d in known[0].values()),
+                len(known[0]),
+            )
+            digesting.finish()
             plan = PartitionPlan(sorted(known[0].keys() | known[1].keys()), "list_partitions")
         else:  # partition by partition, below
             plan = plan_partitions(sa, given)
