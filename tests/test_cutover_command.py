@@ -13,7 +13,7 @@ from _cli import run
 from _migrate_helpers import StoreMaker
 
 from lakekv import open_store
-from lakekv.errors import UnsafeOperationError
+from lakekv.errors import InterruptedMigrationError, UnsafeOperationError
 from lakekv.kv.store import Store
 from lakekv.kv.url import StoreURL
 from lakekv.migrate import (
@@ -118,6 +118,30 @@ def test_cutover_refuses_a_source_still_written(feed_backend: str, maker: StoreM
             thread.join()
         assert src.feed_exists(feed_name(src, dst))  # kept for the next try
         assert cutover(src, dst, settle=0.2).equal
+    finally:
+        untrack(src, dst)
+
+
+def test_a_stop_during_the_settle_wait_ends_the_cutover_and_keeps_the_feed(
+    feed_backend: str, maker: StoreMaker
+) -> None:
+    """The wait for ``settle`` after the verify ends at once on a stop request (Ctrl-C),
+    without ending the feed: the next cutover goes by it."""
+    src, dst = maker.fresh(feed_backend, "src"), maker.fresh(feed_backend, "dst")
+    _lakefs_like(src)
+    try:
+        copy(src, dst, track_changes=True)
+        src.set(b"graveler", b"late", b"x")
+        stop = threading.Event()
+        timer = threading.Timer(0.5, stop.set)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(InterruptedMigrationError):
+            cutover(src, dst, settle=60, stop=stop)
+        assert time.monotonic() - started < 10
+        assert src.feed_exists(feed_name(src, dst))
+        again = cutover(src, dst, settle=0)
+        assert again.equal and again.sync is not None and again.sync.method == "changes"
     finally:
         untrack(src, dst)
 

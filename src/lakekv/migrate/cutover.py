@@ -43,7 +43,14 @@ from typing import Any
 from lakekv.errors import LakekvError, UnsafeOperationError, UnsupportedError
 from lakekv.kv.store import FeedBatch, Store
 from lakekv.kv.url import StoreURL
-from lakekv.migrate._common import StoreLike, digests_agree, opened, refuse_same_store, url_of
+from lakekv.migrate._common import (
+    StoreLike,
+    check_stop,
+    digests_agree,
+    opened,
+    refuse_same_store,
+    url_of,
+)
 from lakekv.migrate._pair import (
     check_direction,
     feed_notes,
@@ -231,7 +238,7 @@ def cutover(
             )
         if first is not None:
             with _timed(report, "still quiet") as step:
-                step.detail = _check_still_quiet(src, dst, settle, first_read)
+                step.detail = _check_still_quiet(src, dst, settle, first_read, stop)
                 report.quiet_checks.append(step.detail)
                 report.sync.change_feed_kept = False
         report.equal = report.verify.equal
@@ -374,12 +381,20 @@ def _check_quiet(
     return checks, src.feed_read(name)
 
 
-def _check_still_quiet(src: Store, dst: Store, settle: float, first_read: float) -> str:
+def _check_still_quiet(
+    src: Store, dst: Store, settle: float, first_read: float, stop: threading.Event | None
+) -> str:
     """Step 4: wait until ``settle`` seconds have passed since the feed was first read (at
-    ``first_read``, a ``time.monotonic()``), read it again, refuse any change since (the
-    catch-up confirmed the feed up to its first read), else end it. What was checked."""
+    ``first_read``, a ``time.monotonic()``; a stop request ends the wait, the feed kept),
+    read it again, refuse any change since (the catch-up confirmed the feed up to its first
+    read), else end it. What was checked."""
     name = feed_name(src, dst)
-    time.sleep(max(0.0, first_read + settle - time.monotonic()))
+    wait = max(0.0, first_read + settle - time.monotonic())
+    if stop is None:
+        time.sleep(wait)
+    else:
+        stop.wait(wait)
+        check_stop(stop, "cutover")
     last = src.feed_read(name)
     waited = time.monotonic() - first_read
     if last.changes:
