@@ -49,10 +49,23 @@ for var in LAKEKV_TEST_REDIS LAKEKV_TEST_REDIS_CLUSTER LAKEKV_TEST_ETCD; do
     fi
 done
 
-echo "== pytest"
 # With CI set (as in .ci/run) a store that cannot be reached fails the run; locally it skips.
 # The 25 slowest tests are listed at the end: the suite's time is watched (≤ 15 minutes).
-.venv/bin/pytest "${stores[@]}" --durations=25 "$@"
+if [[ $# -eq 0 ]]; then
+    # The whole suite on LAKEKV_TEST_WORKERS processes (pytest-xdist; each has its own
+    # PostgreSQL database, see tests/conftest.py), then the tests that change a server for
+    # every client (marked serial) alone. Much of a test's time is spent waiting for a
+    # server, so two workers on two cores finish sooner than one.
+    workers="${LAKEKV_TEST_WORKERS:-2}"
+    echo "== pytest ($workers workers)"
+    .venv/bin/pytest "${stores[@]}" -n "$workers" --dist loadgroup -m "not serial" \
+        --durations=25
+    echo "== pytest (serial)"
+    .venv/bin/pytest "${stores[@]}" -m serial
+else
+    echo "== pytest"
+    .venv/bin/pytest "${stores[@]}" --durations=25 "$@"
+fi
 
 # The example's suite runs in the full run only: extra arguments select part of the project's.
 if [[ $# -eq 0 ]]; then

@@ -3,6 +3,8 @@ the fixtures here are shared by the project's own test modules."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,30 @@ from _migrate_helpers import StoreMaker
 from lakekv.kv.registry import driver_class
 from lakekv.kv.url import StoreURL
 from lakekv.testing.plugin import configured_stores
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``scripts/test.sh`` runs two workers), each worker gets its own
+    PostgreSQL database on the test server: the cutover's check that no other client is
+    connected to the source database, and the listing of the server's change feeds by
+    database, then see only the worker's own tests. Tests that change a server for everyone
+    (``serial``) run after the workers, alone."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = os.environ.get("LAKEKV_TEST_POSTGRES")
+    if not worker or not base:
+        return
+    url = StoreURL.parse(base)
+    database = f"{url.path.strip('/')}_{worker}"
+    own = dataclasses.replace(url, path=f"/{database}").render(reveal_password=True)
+    import psycopg  # noqa: PLC0415 (only under xdist, with a PostgreSQL server)
+
+    admin = url.without_params().render(reveal_password=True)  # libpq reads postgres:// too
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if exists.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    os.environ["LAKEKV_TEST_POSTGRES"] = own
+    config.option.store = [own if s == base else s for s in config.option.store]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -353,7 +353,9 @@ def start_postgres(workdir: Path) -> Server:
             "-c",
             "full_page_writes=off",
             "-c",
-            "max_connections=300",
+            "max_connections=500",
+            "-c",
+            "max_replication_slots=40",
             "-c",
             "wal_level=logical",
         ]

@@ -41,7 +41,8 @@ from lakekv.record.proto import catalog_pb2, graveler_pb2
 from lakekv.refs.store import RefStore
 from lakekv.testing.plugin import RUN_ID
 
-pytestmark = pytest.mark.lakefs
+# One worker runs them all (scripts/test.sh runs two): their lakeFS scenarios are built once.
+pytestmark = [pytest.mark.lakefs, pytest.mark.xdist_group("lakefs")]
 
 Entries = dict[bytes, dict[bytes, bytes]]
 """partition → key → value"""

@@ -262,6 +262,7 @@ def test_largest_items_fit(store: Store) -> None:
     assert store.write_batch([Entry(p, k, value)]).unchanged == 1
 
 
+@pytest.mark.serial  # SET GLOBAL: every other client's new connections see it
 def test_small_max_allowed_packet_is_refused(my_url: str, raw: Raw, table: str) -> None:
     cur = raw.cursor()
     cur.execute("SELECT @@global.max_allowed_packet")

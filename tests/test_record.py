@@ -140,6 +140,17 @@ def test_secondary_iterator_reads_lakefs_pull_index(fresh_store: Store) -> None:
 
 REPO_PART = f"my-repo-{new_instance_uid()}".encode()
 STAGING = new_staging_token("my-repo", "feature-x").encode()
+
+
+def _param_id(value: object) -> str | None:
+    """A test ID without the generated IDs above, so that every run (and every pytest-xdist
+    worker) collects the same test names; ``None``: pytest's own."""
+    if not isinstance(value, bytes):
+        return None
+    named = value.replace(STAGING, b"<staging-token>").replace(REPO_PART[8:], b"<uid>")
+    return named.decode("utf-8", "backslashreplace")
+
+
 NANO = b"V1StGXR8_Z5jdHi6B-myT"[:20]
 
 EXPECTED: list[tuple[bytes, bytes, type[Message] | None, str]] = [
@@ -218,7 +229,7 @@ EXPECTED: list[tuple[bytes, bytes, type[Message] | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("partition", "key", "msg_type", "rule"), EXPECTED)
+@pytest.mark.parametrize(("partition", "key", "msg_type", "rule"), EXPECTED, ids=_param_id)
 def test_registry_covers_every_lakefs_partition_and_key(
     partition: bytes, key: bytes, msg_type: type[Message] | None, rule: str
 ) -> None:
@@ -262,6 +273,7 @@ def test_unknown_fields_are_reported() -> None:
         (b"actions", b"runs/1"),
         (b"pulls", b"other"),
     ],
+    ids=_param_id,
 )
 def test_unknown_entries_are_never_decoded_as_staged(partition: bytes, key: bytes) -> None:
     value = graveler_pb2.StagedEntryData(key=b"k", identity=b"i").SerializeToString()

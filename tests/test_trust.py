@@ -503,6 +503,7 @@ def test_a_redis_cluster_reached_through_another_node_is_the_same_store(backend:
             verify(a, b)
 
 
+@pytest.mark.serial  # ALTER SYSTEM: every other test's change feeds could lose their WAL
 def test_a_feed_whose_wal_the_server_dropped_is_compared_instead(
     feed_backend: str, maker: StoreMaker
 ) -> None:
