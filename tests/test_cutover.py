@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -15,12 +16,14 @@ from lakekv.errors import (
     InvalidArgumentError,
     LakekvError,
     SameStoreError,
+    StoreError,
     StoreNotFoundError,
     UnsafeOperationError,
     UnsupportedError,
 )
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import Entry, Store
+from lakekv.kv.store import Entry, PartitionDigest, Store
+from lakekv.kv.wrappers import StoreWrapper
 from lakekv.migrate import (
     LAKEFS_SCHEMA_VERSION,
     SCHEMA_KEY,
@@ -397,6 +400,45 @@ def test_verify_by_range_digests_finds_each_difference(backend: str, maker: Stor
             expected is None and report.compared_by != "partition digests"
         )
         assert [d.key for d in report.examples] == ["k000500", "k025000", "k029999"]
+
+
+class _NoDigests(StoreWrapper):
+    """Digests fail as a statement_timeout would make them: the whole store's, or each
+    partition's too (``partitions``). Read directly, not through a snapshot of the inner
+    store (which would not fail)."""
+
+    def __init__(self, inner: Store, partitions: bool) -> None:
+        caps = dataclasses.replace(inner.capabilities, snapshot_reads=False)
+        super().__init__(inner, capabilities=caps)
+        self.partitions = partitions
+
+    def _digest_partitions(self) -> dict[bytes, PartitionDigest]:
+        raise StoreError("canceling statement due to statement timeout")
+
+    def _digest_partition(self, partition: bytes) -> PartitionDigest:
+        if self.partitions:
+            raise StoreError("canceling statement due to statement timeout")
+        return super()._digest_partition(partition)
+
+
+def test_verify_falls_back_when_the_servers_cannot_digest(backend: str, maker: StoreMaker) -> None:
+    """A digest the server refuses to finish (a statement_timeout) is no failed verify: the
+    partitions are compared one by one, then by ranges, with a warning; differences are
+    still found and named."""
+    a, b = maker.fresh(backend, "a"), maker.fresh(backend, "b")
+    if a.capabilities.digests is None:
+        pytest.skip(f"{a.scheme}:// declares no digests")
+    rows = [Entry(b"p%d" % (i % 3), b"k%05d" % i, b"v%d" % i) for i in range(3000)]
+    a.write_batch(rows)
+    b.write_batch(rows)
+    for each in (False, True):
+        report = verify(_NoDigests(a, each), _NoDigests(b, each))
+        assert report.equal and report.entries_a == report.entries_b == 3000
+        assert any("could not digest the whole store" in w for w in report.warnings)
+        assert any("its digests failed" in w for w in report.warnings) is each
+    b.set(b"p1", b"k00001", b"changed")
+    report = verify(_NoDigests(a, True), _NoDigests(b, True))
+    assert report.different == 1 and [d.key for d in report.examples] == ["k00001"]
 
 
 # --- the catch-up by a change feed --------------------------------------------------------------

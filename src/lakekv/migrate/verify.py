@@ -13,6 +13,7 @@ from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 from lakekv.display import show_bytes
+from lakekv.errors import StoreError
 from lakekv.kv.store import Entry, PartitionDigest, Store, entries_of
 from lakekv.migrate import _retry
 from lakekv.migrate._common import (
@@ -177,18 +178,27 @@ def verify(
         chunks = _chunk_reader(sa, sb)
         whole = partition_digests and not quick and digests_agree(store_a, store_b)
         known: tuple[dict[bytes, PartitionDigest], dict[bytes, PartitionDigest]] | None = None
+        fell_back: list[str] = []
         if whole and given is None:
             # Every partition's digest from each side in one pass (the engine reads each row
             # once); they name every partition with entries, so nothing is listed either.
             digesting = Tracker(progress, "digests")
             digesting.finish()  # shown (with the time it takes) before the one long call
-            known = both(lambda store: store.digest_partitions())
-            digesting.add(
-                sum(d.entries for d in known[0].values()),
-                sum(d.payload_bytes for d in known[0].values()),
-                len(known[0]),
-            )
-            digesting.finish()
+            try:
+                known = both(lambda store: store.digest_partitions())
+            except StoreError as exc:  # e.g. a statement_timeout shorter than the whole pass
+                fell_back.append(
+                    f"the servers could not digest the whole store at once ({exc}): "
+                    "compared partition by partition"
+                )
+            else:
+                digesting.add(
+                    sum(d.entries for d in known[0].values()),
+                    sum(d.payload_bytes for d in known[0].values()),
+                    len(known[0]),
+                )
+                digesting.finish()
+        if known is not None:
             plan = PartitionPlan(sorted(known[0].keys() | known[1].keys()), "list_partitions")
         else:  # partition by partition, below
             plan = plan_partitions(sa, given)
@@ -205,6 +215,7 @@ def verify(
         for url, snap in ((report.a, report.snapshot_a), (report.b, report.snapshot_b)):
             if not snap:
                 report.warnings.append(VERIFY_NO_SNAPSHOT.format(url=url))
+        report.warnings.extend(fell_back)
         report.compared_by = (
             "partition hashes (quick)"
             if quick
@@ -254,16 +265,27 @@ def verify(
                     limit, ca.entries, ca.payload_bytes, _CHUNK_MAX, _CHUNK_BYTES
                 )
 
-        def compare_full(p: bytes) -> None:
-            if whole:
-                if known is not None:
-                    empty = PartitionDigest(0, 0, 0)
-                    da, db = known[0].get(p, empty), known[1].get(p, empty)
-                else:
+        def equal_digests(p: bytes) -> PartitionDigest | None:
+            """Both sides' digest of ``p`` when they are equal, else ``None``."""
+            if known is not None:
+                empty = PartitionDigest(0, 0, 0)
+                da, db = known[0].get(p, empty), known[1].get(p, empty)
+            else:
+                try:
                     da, db = both(lambda store: store.digest_partition(p))
-                if da == db:
-                    equal_whole(da.entries, da.payload_bytes)
-                    return
+                except StoreError as exc:  # (as above): this partition by ranges instead
+                    with lock:
+                        report.warnings.append(
+                            f"partition {show_bytes(p)}: its digests failed ({exc}): "
+                            "compared by ranges"
+                        )
+                    return None
+            return da if da == db else None
+
+        def compare_full(p: bytes) -> None:
+            if whole and (same := equal_digests(p)) is not None:
+                equal_whole(same.entries, same.payload_bytes)
+                return
             start: bytes | None = b""
             na = bytes_a = 0
             if chunks is not None:
