@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-import contextlib
+import dataclasses
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -39,6 +38,7 @@ from lakekv.migrate._common import (
 from lakekv.migrate._limits import Limits, TargetLimitError
 from lakekv.migrate._merge import merge_join
 from lakekv.migrate._pair import DeleteBudget, pair_lock, save_record
+from lakekv.migrate._pass import Pass
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.checkpoint import Checkpoint
 from lakekv.migrate.partitions import (
@@ -48,10 +48,9 @@ from lakekv.migrate.partitions import (
     read_schema_version,
     refuse_unversioned_source,
     require_partitions,
-    schema_last,
     union_plan,
 )
-from lakekv.migrate.reports import CopyReport
+from lakekv.migrate.reports import CopyReport, SyncReport
 
 DEFAULT_WORKERS = min(8, max(2, os.cpu_count() or 2))
 """Partitions copied at once into a single-writer store: one per core (at least 2, so reads
@@ -84,8 +83,6 @@ def copy(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     track_changes: bool = False,
-    delete_budget: DeleteBudget | None = None,
-    record: bool = True,
 ) -> CopyReport:
     """Copy every partition of ``source`` (or only ``partitions``) into ``target``.
 
@@ -146,9 +143,7 @@ def copy(
     key the checkpoint recorded for a partition (or, without ``sync``, a finished partition):
     the progress it records is gone. Two runs on one pair at once are refused
     (UnsafeOperationError). A completed pass of the whole store leaves a pass record (see
-    :mod:`lakekv.migrate._pair`) for the catch-up's checks; ``record=False`` (a caller that
-    records itself, such as :func:`~lakekv.migrate.sync`) neither records nor takes the
-    pair's lock. ``delete_budget`` (``sync``) replaces ``max_delete``.
+    :mod:`lakekv.migrate._pair`) for the catch-up's checks.
 
     Memory is bounded by ``workers`` × one batch (``batch_entries`` / ``batch_bytes``).
     """
@@ -159,141 +154,180 @@ def copy(
         raise InvalidArgumentError("copy --track-changes: a dry run starts nothing on the source")
     if max_delete is not None and not sync:
         raise InvalidArgumentError("copy: --max-delete limits the deletions of --sync; add --sync")
-    started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        # The change feed must predate the snapshot, so the snapshot is taken below.
-        sides = open_sides(
-            stack,
-            source,
-            target,
-            dry_run=dry_run,
+    options = WriteOptions(
+        policy=policy,
+        dry_run=dry_run,
+        sync=sync,
+        force=force,
+        batch_entries=batch_entries,
+        batch_bytes=batch_bytes,
+        workers=workers or 0,  # 0: the target's default, once it is open
+        max_delete=max_delete,
+        stop=stop,
+    )
+    given = list(partitions) if partitions is not None else None
+    return _CopyPass(
+        source,
+        target,
+        given,
+        options,
+        checkpoint=checkpoint,
+        track_changes=track_changes,
+        progress=progress,
+    ).run()
+
+
+class _CopyPass(Pass[CopyReport]):
+    """``copy`` in the shape of every pass (:mod:`lakekv.migrate._pass`)."""
+
+    def __init__(
+        self,
+        source: StoreLike,
+        target: StoreLike,
+        given: list[bytes] | None,
+        options: WriteOptions,
+        *,
+        checkpoint: str | os.PathLike[str] | None,
+        track_changes: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.source, self.target, self.given, self.options = source, target, given, options
+        self.checkpoint, self.track_changes = checkpoint, track_changes
+        self.record = not options.dry_run
+        self.progress = progress
+        self.budget = DeleteBudget("copy --sync", options.max_delete, True)
+        self.retries = _retry.RetryCounter()
+        self.cp: Checkpoint | None = None
+        self.resuming = False
+        self.feed: str | None = None
+
+    def open(self) -> None:
+        # Without a snapshot yet: a change feed must predate it (prepare).
+        self.sides = open_sides(
+            self.stack,
+            self.source,
+            self.target,
+            dry_run=self.options.dry_run,
             what="copy",
-            snapshot=not track_changes,
-            check_source=feeds.can_track if track_changes else None,
+            snapshot=False,
+            check_source=feeds.can_track if self.track_changes else None,
         )
-        dst = sides.target
-        if record and not dry_run:
-            stack.enter_context(pair_lock(sides.source.identity(), dst.identity(), "copy"))
-        given = list(partitions) if partitions is not None else None
-        retries = _retry.RetryCounter()
-        # Refusals come before the feed is started, so none leaves a feed behind.
-        src_version = _retry.call(lambda: read_schema_version(sides.source), retries)
-        dst_version = _retry.call(lambda: read_schema_version(dst), retries)
-        check_schema_versions(src_version, dst_version, force=force)
-        if sync:
-            refuse_unversioned_source(src_version, url_of(sides.source), "copy --sync", force=force)
-        cp: Checkpoint | None = None
-        if checkpoint is not None and not dry_run:
-            cp = Checkpoint.open(
-                Path(checkpoint),
+        self.dst = self.sides.target
+
+    def versions(self) -> None:
+        raw, force, retries = self.sides.source, self.options.force, self.retries
+        self.src_version = _retry.call(lambda: read_schema_version(raw), retries)
+        self.target_version = _retry.call(lambda: read_schema_version(self.dst), retries)
+        check_schema_versions(self.src_version, self.target_version, force=force)
+        if self.options.sync:
+            refuse_unversioned_source(self.src_version, url_of(raw), "copy --sync", force=force)
+
+    def prepare(self) -> None:
+        raw, dst, options, given = self.sides.source, self.dst, self.options, self.given
+        if self.record:
+            self.stack.enter_context(pair_lock(raw.identity(), dst.identity(), "copy"))
+        if self.checkpoint is not None and not options.dry_run:
+            cp = self.cp = Checkpoint.open(
+                Path(self.checkpoint),
                 {
-                    "source": url_of(sides.source),
-                    "target": sides.target_name,
-                    "source_identity": sides.source.identity(),
+                    "source": url_of(raw),
+                    "target": self.sides.target_name,
+                    "source_identity": raw.identity(),
                     "target_identity": dst.identity(),
-                    "source_incarnation": sides.source.incarnation(),
+                    "source_incarnation": raw.incarnation(),
                     "target_incarnation": dst.incarnation(),
-                    "sync": sync,
-                    "on_conflict": policy.value,
+                    "sync": options.sync,
+                    "on_conflict": options.policy.value,
                     "partitions": None if given is None else sorted(_b64(p) for p in given),
                     "target_was_empty": _is_empty(dst),
                 },
             )
-            stack.callback(cp.close)
-        resuming = cp is not None and not cp.new_pass and bool(cp.done or cp.at)
-        if resuming:
-            assert cp is not None
-            _check_resume(cp, dst, sync, retries)
-        target_was_empty = (
-            bool(cp.header.get("target_was_empty")) if cp is not None else _is_empty(dst)
-        )
-        feed = None
-        if track_changes:
-            feed = feeds.start(sides.source, dst, sides.target_name, resuming=resuming)
-        try:
-            src = stack.enter_context(consistent(sides.source))
-            plan = plan_partitions(src, given)
-            if given is not None and not sync:
-                require_partitions(src, plan.partitions, retries)
-        except BaseException:
-            if feed is not None and not resuming:
-                feeds.abandon(sides.source, feed)
-            raise
-        workers = workers or default_workers(dst)
-        budget = delete_budget
-        if budget is None:
-            budget = DeleteBudget("copy --sync", max_delete, True)
-        options = WriteOptions(
-            policy=policy,
-            dry_run=dry_run,
-            sync=sync,
-            force=force,
-            batch_entries=batch_entries,
-            batch_bytes=batch_bytes,
-            workers=workers,
-            max_delete=max_delete,
-            stop=stop,
-        )
-        if sync and given is None:
+            self.stack.callback(cp.close)
+            self.resuming = not cp.new_pass and bool(cp.done or cp.at)
+            if self.resuming:
+                _check_resume(cp, dst, options.sync, self.retries)
+            self.target_was_empty = bool(cp.header.get("target_was_empty"))
+        else:
+            self.target_was_empty = _is_empty(dst)
+        if self.track_changes:
+            self.feed = feeds.start(raw, dst, self.sides.target_name, resuming=self.resuming)
+
+    def snapshot(self) -> None:
+        self.src = self.stack.enter_context(consistent(self.sides.source))
+
+    def abandon(self) -> None:
+        if self.feed is not None and not self.resuming:
+            feeds.abandon(self.sides.source, self.feed)
+
+    def plan(self) -> list[bytes]:
+        src, dst, options, given, cp = self.src, self.dst, self.options, self.given, self.cp
+        plan = plan_partitions(src, given)
+        if given is not None and not options.sync:
+            require_partitions(src, plan.partitions, self.retries)
+        if options.sync and given is None:
             plan = union_plan(plan, plan_partitions(dst))
-        report = CopyReport(
+        workers = options.workers or default_workers(dst)
+        self.options = options = dataclasses.replace(options, workers=workers)
+        self.report = report = CopyReport(
             source=url_of(src),
-            target=sides.target_name,
-            sync=sync,
-            dry_run=dry_run,
+            target=self.sides.target_name,
+            sync=options.sync,
+            dry_run=options.dry_run,
             workers=workers,
             partition_source=plan.source,
-            lakefs_schema_version=src_version,
-            checkpoint=os.fspath(checkpoint) if checkpoint is not None else None,
+            lakefs_schema_version=self.src_version,
+            checkpoint=os.fspath(self.checkpoint) if self.checkpoint is not None else None,
             snapshot=is_snapshot(src),
-            change_feed=feed,
+            change_feed=self.feed,
         )
         if not report.snapshot:
             report.warnings.append(NO_SNAPSHOT.format(url=report.source))
         report.new_pass = cp is not None and cp.new_pass
         todo = [p for p in plan.partitions if cp is None or p not in cp.done]
+        report.partitions = len(todo)
         report.resumed_partitions = len(plan.partitions) - len(todo)
         if report.resumed_partitions or (cp is not None and cp.at):
-            report.warnings.append(RESUMED_TRACKED if feed is not None else RESUMED)
+            report.warnings.append(RESUMED_TRACKED if self.feed is not None else RESUMED)
         report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
-        tracker = Tracker(progress, "copy", partitions_total=len(todo))
-        job = _CopyJob(src, dst, options, cp, report, tracker, retries, budget)
-        main, schema = schema_last(todo)
-        job.run(main, options.workers)
-        job.apply_deletes()
-        if schema:
-            if (report.conflicts or report.previous_conflicts) and dst_version is not None:
-                # Nothing to withhold: it was there before this pass.
-                report.warnings.append(
-                    "the target held lakeFS's schema version before this pass, so lakeFS would "
-                    "take it for complete although it differs from the source (the conflicts); "
-                    "resolve them before starting lakeFS on it"
-                )
-            elif report.conflicts or report.previous_conflicts:
-                report.schema_version_withheld = True
-            else:
-                job.run([SCHEMA_PARTITION], 1)
-                job.apply_deletes()
-        tracker.finish()
+        self.tracker = Tracker(self.progress, "copy", partitions_total=len(todo))
+        self.job = _CopyJob(src, dst, options, cp, report, self.tracker, self.retries, self.budget)
+        return todo
+
+    def move(self, partitions: list[bytes]) -> None:
+        self.job.run(partitions, self.options.workers)
+        self.job.apply_deletes()
+
+    def move_schema(self) -> None:
+        self.job.run([SCHEMA_PARTITION], 1)
+        self.job.apply_deletes()
+
+    def conflicts(self) -> int:
+        return self.report.conflicts + self.report.previous_conflicts
+
+    def withhold_schema(self) -> None:
+        self.report.schema_version_withheld = True
+
+    def finish(self) -> None:
+        report, cp = self.report, self.cp
+        self.tracker.finish()
         if cp is not None:  # the pass is complete (conflicts or not): next run is a new one
             cp.finish()
-        if feed is not None:
-            why_not = feeds.why_not_ready(report, given, sync, target_was_empty)
+        if self.feed is not None:
+            why_not = feeds.why_not_ready(
+                report, self.given, self.options.sync, self.target_was_empty
+            )
             if why_not is not None:
                 report.warnings.append(feeds.FEED_NOT_READY.format(why=why_not))
             else:
-                feeds.mark_ready(sides.source, dst, feed, retries)
+                feeds.mark_ready(self.sides.source, self.dst, self.feed, self.retries)
                 report.change_feed_ready = True
-        if record and not dry_run and given is None:
-            trouble = save_record(sides.source, dst, "copy", url_of)
+        if self.record and self.given is None:
+            trouble = save_record(self.sides.source, self.dst, "copy", url_of)
             if trouble is not None:
                 report.warnings.append(trouble)
-        report.partitions = len(todo)
-        report.entries = tracker.entries
-        report.bytes = tracker.bytes
-        report.retries = retries.count
-        report.seconds = time.monotonic() - started
-        return report
+        report.entries = self.tracker.entries
+        report.bytes = self.tracker.bytes
+        report.retries = self.retries.count
 
 
 def _is_empty(store: Store) -> bool:
@@ -353,11 +387,13 @@ class _CopyJob:
         dst: Store,
         options: WriteOptions,
         cp: Checkpoint | None,
-        report: CopyReport,
+        report: CopyReport | SyncReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
         budget: DeleteBudget,
+        what: str = "copy",
     ) -> None:
+        self.what = what
         self.src, self.dst, self.options, self.cp = src, dst, options, cp
         self.budget = budget
         self.report, self.tracker, self.retries = report, tracker, retries
@@ -408,11 +444,11 @@ class _CopyJob:
                 r = self.report
                 raise TargetLimitError(
                     f"{first}; {r.written:,} entries were written ({r.unchanged:,} found "
-                    "unchanged) before the copy stopped"
+                    f"unchanged) before the {self.what} stopped"
                 ) from first
             raise first
         if self.stop.requested:
-            raise interrupted(self.stop.requested_event, "copy")
+            raise interrupted(self.stop.requested_event, self.what)
 
     def apply_deletes(self) -> None:
         """Make the deletions the budget deferred (before the schema partition)."""

@@ -7,7 +7,6 @@ Store URLs appear without passwords.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -170,7 +169,7 @@ class CopyReport(WriteCounts, _Timed):
 
 
 @dataclass
-class SyncReport(_Timed):
+class SyncReport(WriteCounts, _Timed):
     """What ``sync`` (the catch-up pass) found and changed to make the target identical."""
 
     source: str = ""
@@ -184,8 +183,6 @@ class SyncReport(_Timed):
     """Partitions found identical (digests only)."""
     entries: int = 0
     """Source entries compared."""
-    written: int = 0
-    """Entries written to the target (``inserted + updated`` with digests)."""
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
@@ -206,14 +203,6 @@ class SyncReport(_Timed):
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, 0)}
-
-    @classmethod
-    def carrying(cls, other: object, **fields: Any) -> SyncReport:
-        """A sync report with every field ``other`` (a :class:`CopyReport` of the merge
-        catch-up) has of the same name, then ``fields``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        taken = {k: v for k, v in vars(other).items() if k in names}
-        return cls(**{**taken, **fields})
 
 
 @dataclass

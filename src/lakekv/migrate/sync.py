@@ -18,17 +18,15 @@ then stops the writers and runs this pass, so the downtime is this pass. Two way
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from lakekv.errors import (
-    InterruptedMigrationError,
     InvalidArgumentError,
     UnsafeOperationError,
     UnsupportedError,
@@ -43,6 +41,7 @@ from lakekv.migrate._common import (
     Stop,
     StoppedError,
     StoreLike,
+    WriteOptions,
     check_stop,
     consistent,
     digests_agree,
@@ -59,15 +58,15 @@ from lakekv.migrate._pair import (
     pair_lock,
     save_record,
 )
+from lakekv.migrate._pass import Pass
 from lakekv.migrate._progress import ProgressCallback, Tracker
-from lakekv.migrate.copy import DEFAULT_WORKERS, copy
+from lakekv.migrate.copy import DEFAULT_WORKERS, _CopyJob
 from lakekv.migrate.partitions import (
     SCHEMA_PARTITION,
     check_schema_versions,
     plan_partitions,
     read_schema_version,
     refuse_unversioned_source,
-    schema_last,
     union_plan,
 )
 from lakekv.migrate.reports import SyncReport
@@ -138,19 +137,75 @@ def sync(
         raise ValueError("workers must be >= 1")
     if method == "changes" and partitions is not None:
         raise InvalidArgumentError("sync --method changes covers the whole store, not partitions")
-    started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        # The feed is read before the snapshot is taken: every value read afterwards is at
-        # least as new as the feed's position.
-        sides = open_sides(stack, source, target, dry_run=dry_run, what="sync", snapshot=False)
-        raw, dst = sides.source, sides.target
-        stack.enter_context(pair_lock(raw.identity(), dst.identity(), "sync"))
-        if method == "digests" and not digests_agree(raw, dst):
+    given = list(partitions) if partitions is not None else None
+    return _SyncPass(
+        source,
+        target,
+        given,
+        method=method,
+        workers=workers,
+        dry_run=dry_run,
+        force=force,
+        keep_tracking=keep_tracking,
+        batch=(batch_entries, batch_bytes),
+        max_delete=max_delete,
+        stop=stop,
+        progress=progress,
+        feed_batch=feed_batch,
+    ).run()
+
+
+class _SyncPass(Pass[SyncReport]):
+    """``sync`` in the shape of every pass (:mod:`lakekv.migrate._pass`); ``job`` moves the
+    partitions by the method the plan chose."""
+
+    def __init__(
+        self,
+        source: StoreLike,
+        target: StoreLike,
+        given: list[bytes] | None,
+        *,
+        method: str,
+        workers: int,
+        dry_run: bool,
+        force: bool,
+        keep_tracking: bool,
+        batch: tuple[int, int],
+        max_delete: int | None,
+        stop: threading.Event | None,
+        progress: ProgressCallback | None,
+        feed_batch: FeedBatch | None,
+    ) -> None:
+        self.source, self.target, self.given, self.method = source, target, given, method
+        self.workers, self.dry_run, self.force = workers, dry_run, force
+        self.keep_tracking, self.batch, self.max_delete = keep_tracking, batch, max_delete
+        self.stop, self.progress, self.feed_batch = stop, progress, feed_batch
+        self.retries = _retry.RetryCounter()
+
+    def open(self) -> None:
+        # Without a snapshot yet: the feed is read first (prepare), so every value read
+        # afterwards is at least as new as the feed's position.
+        sides = open_sides(
+            self.stack, self.source, self.target, dry_run=self.dry_run, what="sync", snapshot=False
+        )
+        self.sides, self.raw, self.dst = sides, sides.source, sides.target
+        if self.method == "digests" and not digests_agree(self.raw, self.dst):
             raise UnsupportedError(
-                f"{url_of(raw)} and {sides.target_name} cannot compare digests (use method merge)"
+                f"{url_of(self.raw)} and {sides.target_name} cannot compare digests "
+                "(use method merge)"
             )
-        retries = _retry.RetryCounter()
-        if not force and sides.target_name == url_of(dst):
+
+    def versions(self) -> None:
+        raw, dst, force, retries = self.raw, self.dst, self.force, self.retries
+        self.src_version = _retry.call(lambda: read_schema_version(raw), retries)
+        refuse_unversioned_source(self.src_version, url_of(raw), "sync", force=force)
+        self.target_version = _retry.call(lambda: read_schema_version(dst), retries)
+        check_schema_versions(self.src_version, self.target_version, force=force)
+
+    def prepare(self) -> None:
+        raw, dst, retries = self.raw, self.dst, self.retries
+        self.stack.enter_context(pair_lock(raw.identity(), dst.identity(), "sync"))
+        if not self.force and self.sides.target_name == url_of(dst):
             _retry.call(partial(check_direction, raw, dst, "sync", feeds.feed_name), retries)
             evidence = _retry.call(partial(foreign_writes, raw, dst), retries)
             if evidence is not None:
@@ -160,33 +215,88 @@ def sync(
                     "with --from and --to swapped, then verify) or, to discard the target's "
                     "writes, run this again with --force"
                 )
-        tracked = feeds.read(raw, dst, method, partitions, retries, feed_batch)
-        src = stack.enter_context(consistent(raw))
-        src_version = _retry.call(lambda: read_schema_version(src), retries)
-        refuse_unversioned_source(src_version, url_of(src), "sync", force=force)
+        self.tracked = feeds.read(raw, dst, self.method, self.given, retries, self.feed_batch)
+
+    def snapshot(self) -> None:
+        self.src = self.stack.enter_context(consistent(self.raw))
+
+    def plan(self) -> list[bytes]:
+        src, dst, given, tracked, workers = (
+            self.src,
+            self.dst,
+            self.given,
+            self.tracked,
+            self.workers,
+        )
         by_feed = tracked is not None and tracked.usable
-        budget = DeleteBudget("sync", max_delete, force, defer=not dry_run, share=not by_feed)
-        opts = _Options(dry_run, batch_entries, batch_bytes, budget, stop, workers)
-        if tracked is not None and tracked.usable:
-            dst_version = _retry.call(lambda: read_schema_version(dst), retries)
-            check_schema_versions(src_version, dst_version, force=force)
-            report = _by_changes(raw, dst, tracked, workers, opts, retries, progress)
-            report.lakefs_schema_version = src_version
-        else:
-            report = _compare(
-                src,
-                src_version,
-                dst,
-                partitions,
-                workers,
-                force,
-                method,
-                opts,
-                progress,
+        budget = DeleteBudget(
+            "sync", self.max_delete, self.force, defer=not self.dry_run, share=not by_feed
+        )
+        opts = _Options(self.dry_run, *self.batch, budget, self.stop, workers)
+        report = SyncReport(
+            source=url_of(src),
+            target=self.sides.target_name,
+            dry_run=self.dry_run,
+            workers=workers,
+            lakefs_schema_version=self.src_version,
+        )
+        self.report = report
+        tracker = Tracker(self.progress, "sync")
+        self.tracker = tracker
+        if by_feed:
+            assert tracked is not None
+            partitions = list(tracked.batch.keys)
+            report.method, report.partition_source = "changes", "change-feed"
+            report.changes = tracked.batch.changes
+            self.job: _Job = _ChangesJob(
+                self.raw, dst, tracked.batch, report, tracker, self.retries, opts
             )
-            report.retries += retries.count
-            report.lakefs_schema_version = src_version
-        report.target = sides.target_name
+        else:
+            plan = plan_partitions(src, given)
+            if given is None:
+                plan = union_plan(plan, plan_partitions(dst))
+            partitions = plan.partitions
+            report.partition_source = plan.source
+            report.snapshot = is_snapshot(src)
+            if not report.snapshot:
+                report.warnings.append(NO_SNAPSHOT.format(url=report.source))
+            if self.method == "merge" or not digests_agree(src, dst):
+                report.method = "merge"
+                options = WriteOptions(
+                    policy=OnConflict.OVERWRITE,
+                    dry_run=self.dry_run,
+                    sync=True,
+                    force=self.force,
+                    batch_entries=self.batch[0],
+                    batch_bytes=self.batch[1],
+                    workers=workers,
+                    max_delete=self.max_delete,
+                    stop=self.stop,
+                )
+                self.job = _CopyJob(
+                    src, dst, options, None, report, tracker, self.retries, budget, "sync"
+                )
+            else:
+                report.method = "digests"
+                self.job = _DigestJob(src, dst, report, tracker, self.retries, opts, workers)
+                self.stack.callback(self.job.side.shutdown)
+        tracker.partitions_total = len(partitions)
+        report.partitions = len(partitions)
+        return partitions
+
+    def move(self, partitions: list[bytes]) -> None:
+        self.job.run(partitions, self.workers)
+        self.job.apply_deletes()
+
+    def move_schema(self) -> None:
+        self.job.run([SCHEMA_PARTITION], 1)
+        self.job.apply_deletes()
+
+    def finish(self) -> None:
+        report, tracked, raw, dst = self.report, self.tracked, self.raw, self.dst
+        self.tracker.finish()
+        report.entries = self.tracker.entries
+        report.retries = self.retries.count
         if tracked is not None:
             report.change_feed = tracked.name
             if tracked.why_not:
@@ -194,112 +304,69 @@ def sync(
                     f"the change feed was not used ({tracked.why_not}): the stores were "
                     "compared instead"
                 )
-            if not dry_run:
-                whole = partitions is None
+            if not self.dry_run:
+                whole = self.given is None
                 report.change_feed_kept = feeds.after_pass(
-                    raw, dst, tracked, keep_tracking, whole, retries
+                    raw, dst, tracked, self.keep_tracking, whole, self.retries
                 )
-        elif keep_tracking:
+        elif self.keep_tracking:
             report.warnings.append(
                 "--keep-tracking: the source holds no change feed of this pair, so there is "
                 "none to keep (start one with lakekv copy --track-changes)"
             )
-        report.seconds = time.monotonic() - started
-        if not dry_run and partitions is None:
+        if not self.dry_run and self.given is None:
             trouble = save_record(raw, dst, "sync", url_of)
             if trouble is not None:
                 report.warnings.append(trouble)
             amount = report.changes if report.method == "changes" else report.entries
-            observe_rate(raw.identity(), dst.identity(), report.method, report.seconds, amount)
-        return report
+            seconds = time.monotonic() - self.started
+            observe_rate(raw.identity(), dst.identity(), report.method, seconds, amount)
 
 
-def _compare(
-    src: Store,
-    src_version: str | None,
-    dst: Store,
-    partitions: Iterable[bytes] | None,
-    workers: int,
-    force: bool,
-    method: str,
-    opts: _Options,
-    progress: ProgressCallback | None,
-) -> SyncReport:
-    """The pass without a change feed: by digests where both stores compute the same ones,
-    else by merging scans."""
-    started = time.monotonic()
-    dry_run = opts.dry_run
-    # (``sync`` refused ``method="digests"`` already when the stores cannot compare them.)
-    if method == "merge" or not digests_agree(src, dst):
-        return _by_merge(src, dst, partitions, workers, force, opts, progress)
-    retries = _retry.RetryCounter()
-    dst_version = _retry.call(lambda: read_schema_version(dst), retries)
-    check_schema_versions(src_version, dst_version, force=force)
-    given = list(partitions) if partitions is not None else None
-    plan = plan_partitions(src, given)
-    if given is None:
-        plan = union_plan(plan, plan_partitions(dst))
-    report = SyncReport(
-        source=url_of(src),
-        target=url_of(dst),
-        method="digests",
-        dry_run=dry_run,
-        workers=workers,
-        partition_source=plan.source,
-        snapshot=is_snapshot(src),
-    )
-    if not report.snapshot:
-        report.warnings.append(NO_SNAPSHOT.format(url=report.source))
-    tracker = Tracker(progress, "sync", partitions_total=len(plan.partitions))
-    job = _DigestJob(src, dst, report, tracker, retries, opts, workers)
-    try:
-        main, schema = schema_last(plan.partitions)
-        job.run(main, workers)
-        job.writes.apply_deletes()
-        if schema:
-            job.run([SCHEMA_PARTITION], 1)
-            job.writes.apply_deletes()
-    finally:
-        job.side.shutdown()
-    tracker.finish()
-    report.partitions = len(plan.partitions)
-    report.retries = retries.count
-    report.seconds = time.monotonic() - started
-    return report
+class _Job(Protocol):
+    """How a sync pass moves partitions (by the feed, by digests or by merging scans)."""
+
+    def run(self, partitions: list[bytes], workers: int) -> None: ...
+
+    def apply_deletes(self) -> None: ...
 
 
-def _by_changes(
-    raw: Store,
-    dst: Store,
-    tracked: feeds.Tracked,
-    workers: int,
-    opts: _Options,
-    retries: _retry.RetryCounter,
-    progress: ProgressCallback | None,
-) -> SyncReport:
+class _ChangesJob:
     """Visit only the keys the feed lists: each one's value now (read after the feed's
     position) is written to the target, or, gone from the source, deleted there. Partitions
     in parallel; the writes of several partitions go in one bulk ``write_batch`` (one per
-    partition was 57 calls and 0.14 s of a 0.6 s catch-up); ``kv-internal-metadata``
-    last."""
-    batch = tracked.batch
-    report = SyncReport(
-        source=url_of(raw),
-        target=url_of(dst),
-        method="changes",
-        dry_run=opts.dry_run,
-        workers=workers,
-        partition_source="change-feed",
-        changes=batch.changes,
-    )
-    tracker = Tracker(progress, "sync", partitions_total=len(batch.keys))
-    writes = _Writes(dst, report, retries, opts)
+    partition was 57 calls and 0.14 s of a 0.6 s catch-up)."""
 
-    def one(p: bytes) -> None:
-        keys = sorted(batch.keys[p])
+    def __init__(
+        self,
+        raw: Store,
+        dst: Store,
+        batch: FeedBatch,
+        report: SyncReport,
+        tracker: Tracker,
+        retries: _retry.RetryCounter,
+        opts: _Options,
+    ) -> None:
+        self.raw, self.dst, self.batch, self.tracker = raw, dst, batch, tracker
+        self.retries, self.opts = retries, opts
+        self.writes = _Writes(dst, report, retries, opts)
+
+    def run(self, partitions: list[bytes], workers: int) -> None:
+        if partitions:
+            with ThreadPoolExecutor(max(1, min(workers, len(partitions)))) as pool:
+                list(pool.map(self._one, partitions))
+            self.writes.flush()
+
+    def apply_deletes(self) -> None:
+        self.opts.check_stop()
+        self.writes.apply_deletes()
+
+    def _one(self, p: bytes) -> None:
+        raw, dst, retries, writes = self.raw, self.dst, self.retries, self.writes
+        keys = sorted(self.batch.keys[p])
         inserted = updated = deleted = 0
         for i in range(0, len(keys), _KEYS_PER_CALL):
-            opts.check_stop()
+            self.opts.check_stop()
             chunk = keys[i : i + _KEYS_PER_CALL]
             mine = _retry.call(partial(raw.get_many, p, chunk), retries)
             theirs = _retry.call(partial(dst.get_many, p, chunk), retries)
@@ -310,56 +377,8 @@ def _by_changes(
             deleted += len(gone)
             writes.delete(p, gone)
             writes.queue(write)
-        writes.count(len(keys), inserted, updated, deleted)
-        tracker.add(len(keys), 0, 1)
-
-    main, schema = schema_last(batch.keys)
-    if main:
-        with ThreadPoolExecutor(max(1, min(workers, len(main)))) as pool:
-            list(pool.map(one, main))
-        writes.flush()
-    opts.check_stop()
-    writes.apply_deletes()
-    if schema:
-        one(SCHEMA_PARTITION)
-        writes.flush()
-        writes.apply_deletes()
-    tracker.finish()
-    report.partitions = len(batch.keys)
-    report.retries = retries.count
-    return report
-
-
-def _by_merge(
-    src: Store,
-    dst: Store,
-    partitions: Iterable[bytes] | None,
-    workers: int,
-    force: bool,
-    opts: _Options,
-    progress: ProgressCallback | None,
-) -> SyncReport:
-    """The generic way: ``copy(sync=True, on_conflict=overwrite)`` from the (snapshot) source."""
-    try:
-        r = copy(
-            src,
-            dst,
-            partitions=partitions,
-            on_conflict=OnConflict.OVERWRITE,
-            workers=workers,
-            dry_run=opts.dry_run,
-            sync=True,
-            force=force,
-            batch_entries=opts.batch_entries,
-            batch_bytes=opts.batch_bytes,
-            progress=progress,
-            stop=opts.stop,
-            delete_budget=opts.budget,
-            record=False,
-        )
-    except InterruptedMigrationError as exc:
-        raise interrupted(opts.stop, "sync") from exc
-    return SyncReport.carrying(r, method="merge", dry_run=opts.dry_run, workers=workers)
+        writes.count(inserted, updated, deleted)
+        self.tracker.add(len(keys), 0, 1)
 
 
 @dataclass(frozen=True)
@@ -426,13 +445,10 @@ class _Writes:
             self.opts.workers,
         )
 
-    def count(
-        self, entries: int, inserted: int, updated: int, deleted: int, *, unchanged: bool = False
-    ) -> None:
+    def count(self, inserted: int, updated: int, deleted: int, *, unchanged: bool = False) -> None:
         """Add one partition's counts (``unchanged``: the partition was found identical)."""
         with self._lock:
             r = self.report
-            r.entries += entries
             r.inserted += inserted
             r.updated += updated
             r.written += inserted + updated
@@ -499,6 +515,9 @@ class _DigestJob:
             raise interrupted(self.stop.requested_event, "sync")
         self.writes.flush()
 
+    def apply_deletes(self) -> None:
+        self.writes.apply_deletes()
+
     def _bits(self, p: bytes) -> int:
         return _retry.call(partial(self.src.digest_bits, p), self.retries)
 
@@ -546,7 +565,7 @@ class _DigestJob:
             if not self.dry_run:
                 gone.extend(self._write(p, sorted(write)))
                 self.writes.delete(p, gone)
-        self.writes.count(entries, inserted, updated, deleted, unchanged=not differing)
+        self.writes.count(inserted, updated, deleted, unchanged=not differing)
         self.tracker.add(entries, 0, 1)
 
     def _write(self, p: bytes, keys: list[bytes]) -> list[bytes]:
