@@ -3,6 +3,7 @@ conflict policies, sync, dry run, schema versions, the lakeFS walk, resume, repo
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from pathlib import Path
@@ -29,6 +30,8 @@ from lakekv.migrate import (
     load,
     verify,
 )
+from lakekv.migrate._pass import Pass
+from lakekv.migrate.reports import VerifyReport
 from lakekv.migrate.sample import sample
 
 N = 1500
@@ -303,3 +306,88 @@ def test_url_arguments_are_opened_and_closed(tmp_path: Path) -> None:
     assert verify(a, b).equal
     with open_store(b) as s:
         assert len(all_entries(s)) == 200
+
+
+# --- the one shape of a pass ------------------------------------------------------------------
+
+
+class _Recorded(Pass[VerifyReport]):
+    """A pass that records its steps; ``fail`` names the step that raises."""
+
+    def __init__(self, partitions: list[bytes] | None, fail: str = "") -> None:
+        self.partitions, self.fail, self.steps = partitions, fail, []
+
+    def _step(self, name: str) -> None:
+        self.steps.append(name)
+        if name == self.fail:
+            raise RuntimeError(name)
+
+    def open(self) -> None:
+        self._step("open")
+
+    def versions(self) -> None:
+        self._step("versions")
+
+    def prepare(self) -> None:
+        self._step("prepare")
+
+    def snapshot(self) -> None:
+        self._step("snapshot")
+
+    def plan(self) -> list[bytes] | None:
+        self._step("plan")
+        self.report = VerifyReport()
+        return self.partitions
+
+    def move(self, partitions: list[bytes]) -> None:
+        self._step(f"move {b','.join(partitions).decode()}")
+
+    def abandon(self) -> None:
+        self.steps.append("abandon")
+
+    def finish(self) -> None:
+        self._step("finish")
+
+
+def test_a_pass_runs_its_steps_in_one_order_with_the_schema_partition_last() -> None:
+    p = _Recorded([b"a", SCHEMA_PARTITION, b"b"])
+    report = p.run()
+    assert p.steps == [
+        "open",
+        "versions",
+        "prepare",
+        "snapshot",
+        "plan",
+        "move a,b",
+        f"move {SCHEMA_PARTITION.decode()}",
+        "finish",
+    ]
+    assert report.seconds > 0
+    # no schema partition in the plan: no schema step; a streamed plan moves once
+    plain = _Recorded([b"a"])
+    plain.run()
+    assert plain.steps[5:] == ["move a", "finish"]
+    streamed = _Recorded(None)
+    streamed.run()
+    assert streamed.steps[5:] == ["move ", "finish"]
+
+
+@pytest.mark.parametrize("fail", ["snapshot", "plan"])
+def test_a_pass_abandons_what_it_prepared_when_it_fails_before_moving(fail: str) -> None:
+    p = _Recorded([b"a"], fail=fail)
+    with pytest.raises(RuntimeError):
+        p.run()
+    assert p.steps[-2:] == [fail, "abandon"]
+    assert not any(s.startswith("move") for s in p.steps)
+
+
+def test_every_pass_has_the_one_shape() -> None:
+    for name, cls in [
+        ("copy", "_CopyPass"),
+        ("load", "_LoadPass"),
+        ("sync", "_SyncPass"),
+        ("verify", "_VerifyPass"),
+    ]:
+        cls_ = getattr(importlib.import_module(f"lakekv.migrate.{name}"), cls)
+        assert issubclass(cls_, Pass)
+        assert "run" not in vars(cls_), f"{cls} must not reorder the steps"

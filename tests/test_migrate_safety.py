@@ -32,6 +32,7 @@ from lakekv.kv.store import Entry, OpenOptions
 from lakekv.kv.url import ParamReader, StoreURL
 from lakekv.migrate import SCHEMA_KEY, SCHEMA_PARTITION, copy, dump, load, verify
 from lakekv.migrate.lakefs_config import lakefs_sides
+from lakekv.migrate.reports import CopyReport, LoadReport
 
 LAKEKV = [str(Path(sys.executable).with_name("lakekv"))]
 
@@ -375,6 +376,27 @@ def test_load_with_conflicts_does_not_write_the_schema_version(tmp_path: Path) -
     assert report.schema_version_withheld
     with open_store(dst, read_only=True) as s, pytest.raises(KeyError):
         _get_or_keyerror(s)
+
+
+@pytest.mark.parametrize("how", ["copy", "load"])
+def test_conflicts_on_a_target_that_held_a_schema_version_warn_alike(
+    tmp_path: Path, how: str
+) -> None:
+    """One rule for every pass (``Pass._schema_last``): nothing to withhold, so a warning."""
+    src = f"sqlite:///{tmp_path}/src.db"
+    dst = f"sqlite:///{tmp_path}/dst.db"
+    _lakefs_db(src, 10)
+    with open_store(dst) as s:
+        s.set(b"repo-1", b"k0001", b"a different value")
+        s.set(SCHEMA_PARTITION, SCHEMA_KEY, b"4")
+    if how == "copy":
+        report: CopyReport | LoadReport = copy(src, dst)
+    else:
+        dump(src, tmp_path / "d.lkv")
+        report = load(dst, tmp_path / "d.lkv")
+    assert report.conflicts == 1
+    assert not report.schema_version_withheld
+    assert any("held lakeFS's schema version before this pass" in w for w in report.warnings)
 
 
 def test_dry_runs_create_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

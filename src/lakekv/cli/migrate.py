@@ -424,6 +424,7 @@ def load_cmd(
             f"{report.target} in {report.seconds:.1f}s ({_rate(report.entries, report.seconds)})",
             *_write_lines(report, dry_run),
             *_withheld_lines(report),
+            *(f"  warning: {w}" for w in report.warnings),
         ],
     )
     return _conflict_exit(report)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from lakekv.migrate._common import (
 )
 from lakekv.migrate._io import describe, open_source, rereadable
 from lakekv.migrate._limits import Limits, TargetLimitError
+from lakekv.migrate._pass import Pass
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.formats import RepeatCheck, open_input
 from lakekv.migrate.lakefs_json import UnorderedError
@@ -187,86 +186,120 @@ def _load(
     progress: ProgressCallback | None,
     display: str | None = None,
 ) -> LoadReport:
-    started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        dst, standin = open_target(stack, target, dry_run=options.dry_run)
-        limits = Limits.of(dst)
-        retries = _retry.RetryCounter()
-        target_version = _retry.call(lambda: read_schema_version(dst), retries)
-        report = LoadReport(
-            source=display or describe(file),
-            target=standin or url_of(dst),
-            dry_run=options.dry_run,
-        )
-        src = stack.enter_context(open_source(file, display))
-        tracker = Tracker(progress, "load", partitions_total=info.partitions if info else None)
+    return _LoadPass(target, file, info, options, progress, display).run()
+
+
+class _LoadPass(Pass[LoadReport]):
+    """``load`` in the shape of every pass (:mod:`lakekv.migrate._pass`). The source is a
+    file, read once in its own order: there is no same-store check and no snapshot, the
+    partitions are met as they come (``plan`` is ``None``), and ``kv-internal-metadata``'s
+    entries are held back as they pass, to be written last."""
+
+    def __init__(
+        self,
+        target: StoreLike,
+        file: str | os.PathLike[str] | BinaryIO,
+        info: _FileInfo | None,
+        options: WriteOptions,
+        progress: ProgressCallback | None,
+        display: str | None,
+    ) -> None:
+        self.target, self.file, self.info, self.options = target, file, info, options
+        self.progress, self.display = progress, display
+        self.retries = _retry.RetryCounter()
+        self.held: Entry | None = None
+
+    def open(self) -> None:
+        info = self.info
+        self.dst, self.standin = open_target(self.stack, self.target, dry_run=self.options.dry_run)
+        self.src = src = self.stack.enter_context(open_source(self.file, self.display))
+        tracker = Tracker(self.progress, "load", partitions_total=info.partitions if info else None)
+        self.tracker = tracker
         # Streamed lakeFS JSON: repeats are found as the pre-check finds them; once the
         # entries leave lakeFS's order, from there on by remembering every key.
-        inp = open_input(
+        self.inp = open_input(
             src.stream,
             src.name,
             on_partition=lambda: tracker.add(0, 0, 1),
             repeats=None if info is not None else "adaptive",
         )
-        report.format = inp.format
-        report.prechecked = info is not None
+
+    def versions(self) -> None:
         # The dump's schema version as known before anything is written (the pre-check's
         # finding, else the header's), checked once; a version entry that says otherwise
         # (streamed input) is checked when it is met, before it is written last.
-        checked = info.schema_version if info is not None else inp.schema_version
+        dst = self.dst
+        self.target_version = _retry.call(lambda: read_schema_version(dst), self.retries)
+        info = self.info
+        self.checked = info.schema_version if info is not None else self.inp.schema_version
         check_schema_versions(
-            checked, target_version, force=options.force, what="the dump and the target"
+            self.checked, self.target_version, force=self.options.force, what=_VERSIONS
         )
-        report.lakefs_schema_version = checked
-        loader = _Loader(
-            dst,
-            options,
-            1 if inp.keys_may_repeat else max(1, options.workers),
-            report,
-            tracker,
-            retries,
+
+    def plan(self) -> None:
+        inp, options = self.inp, self.options
+        self.report = report = LoadReport(
+            source=self.display or describe(self.file),
+            target=self.standin or url_of(self.dst),
+            dry_run=options.dry_run,
+            format=inp.format,
+            prechecked=self.info is not None,
+            lakefs_schema_version=self.checked,
         )
+        workers = 1 if inp.keys_may_repeat else max(1, options.workers)
+        self.loader = _Loader(self.dst, options, workers, report, self.tracker, self.retries)
+        self.stack.callback(self.loader.shutdown)
+
+    def move(self, partitions: list[bytes]) -> None:
+        inp, loader, report = self.inp, self.loader, self.report
+        limits = Limits.of(self.dst)
+        streamed_limits = limits if self.info is None and not limits.unlimited else None
         held: Entry | None = None
-        streamed_limits = limits if info is None and not limits.unlimited else None
         try:
-            try:
-                for page in inp.pages():
-                    check_stop(options.stop, "load")
-                    rows = page
-                    if rows[0].partition == SCHEMA_PARTITION:
-                        rows, held = _hold_schema(rows, held)
-                    if streamed_limits is not None:
-                        _check_streamed(streamed_limits, rows, src.name, loader)
-                    loader.add_page(rows)
-            except CorruptInputError as exc:
-                loader.keep_only(inp.verified)
-                loader.close()
-                report.partitions = inp.partitions
-                raise PartialLoadError(
-                    f"{exc}{inp.loaded_before(report.entries)}; loading the same input again "
-                    "is safe",
-                    report,
-                ) from exc
-            report.partitions = inp.partitions
-            if held is not None:
-                version = held.value.decode("ascii", errors="backslashreplace")
-                report.lakefs_schema_version = version
-                if version != checked:
-                    check_schema_versions(
-                        version, target_version, force=options.force, what="the dump and the target"
-                    )
-                loader.flush()
-                loader.wait()
-                if report.conflicts:
-                    report.schema_version_withheld = True
-                else:
-                    loader.add(held)
+            for page in inp.pages():
+                check_stop(self.options.stop, "load")
+                rows = page
+                if rows[0].partition == SCHEMA_PARTITION:
+                    rows, held = _hold_schema(rows, held)
+                if streamed_limits is not None:
+                    _check_streamed(streamed_limits, rows, self.src.name, loader)
+                loader.add_page(rows)
+        except CorruptInputError as exc:
+            loader.keep_only(inp.verified)
             loader.close()
-        finally:
-            loader.shutdown()
-        report.retries = retries.count
-        report.seconds = time.monotonic() - started
-        return report
+            report.partitions = inp.partitions
+            raise PartialLoadError(
+                f"{exc}{inp.loaded_before(report.entries)}; loading the same input again is safe",
+                report,
+            ) from exc
+        report.partitions = inp.partitions
+        if held is not None:
+            version = held.value.decode("ascii", errors="backslashreplace")
+            report.lakefs_schema_version = version
+            if version != self.checked:
+                check_schema_versions(
+                    version, self.target_version, force=self.options.force, what=_VERSIONS
+                )
+            loader.flush()
+            loader.wait()  # every conflict counted before the schema step
+            self.held, self.schema_pending = held, True
+
+    def move_schema(self) -> None:
+        assert self.held is not None
+        self.loader.add(self.held)
+
+    def conflicts(self) -> int:
+        return self.report.conflicts
+
+    def withhold_schema(self) -> None:
+        self.report.schema_version_withheld = True
+
+    def finish(self) -> None:
+        self.loader.close()
+        self.report.retries = self.retries.count
+
+
+_VERSIONS = "the dump and the target"
 
 
 def _hold_schema(page: list[Entry], held: Entry | None) -> tuple[list[Entry], Entry | None]:

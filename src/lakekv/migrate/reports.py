@@ -119,6 +119,7 @@ class LoadReport(WriteCounts, _Timed):
     schema_version_withheld: bool = False
     """The dump's lakeFS schema-version entry was not written because of conflicts: a
     half-loaded target must not look like a complete lakeFS database."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), **self._rates(self.entries, self.bytes)}

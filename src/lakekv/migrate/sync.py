@@ -12,8 +12,10 @@ then stops the writers and runs this pass, so the downtime is this pass. Two way
     differ are read (``get_many``), written (bulk ``write_batch`` with overwrite) or deleted
     (``delete_many``). Values that did not change never leave either server.
 ``merge``
-    Anything else: ``copy(sync=True, on_conflict="overwrite")``, a merge of both sides'
-    ordered scans that writes only the differences.
+    Anything else: copy's job (:class:`~lakekv.migrate.copy._CopyJob`) with ``sync`` and
+    overwrite, a merge of both sides' ordered scans that writes only the differences.
+
+Whichever way, the pass has the shape of every pass (:mod:`lakekv.migrate._pass`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -28,6 +26,7 @@ from lakekv.migrate._common import (
     url_of,
 )
 from lakekv.migrate._merge import merge_join
+from lakekv.migrate._pass import Pass
 from lakekv.migrate._progress import ProgressCallback, Tracker
 from lakekv.migrate.dumpfile import partition_digest
 from lakekv.migrate.partitions import PartitionPlan, plan_partitions, union_plan
@@ -154,38 +153,69 @@ def verify(
     mistyped, hence empty, store proves nothing); one store given twice, however spelled, is
     SameStoreError.
     """
-    started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        store_a = stack.enter_context(opened(a, read_only=True))
-        store_b = stack.enter_context(opened(b, read_only=True))
-        refuse_same_store(store_a, store_b, "verify")
-        sa = stack.enter_context(consistent(store_a))
-        sb = stack.enter_context(consistent(store_b))
-        given = list(partitions) if partitions is not None else None
-        lock = threading.Lock()
-        retries = _retry.RetryCounter()
-        side = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="lakekv-side"))
+    return _VerifyPass(
+        a,
+        b,
+        list(partitions) if partitions is not None else None,
+        quick=quick,
+        partition_digests=partition_digests,
+        max_diffs=max_diffs,
+        workers=workers,
+        progress=progress,
+    ).run()
 
-        def both(read: Callable[[Store], T]) -> tuple[T, T]:
-            """``read`` of each side, at once (with retries)."""
-            future = side.submit(_retry.call, partial(read, sa), retries)
-            try:
-                b_side = _retry.call(partial(read, sb), retries)
-            finally:
-                a_side = future.result()
-            return a_side, b_side
 
-        chunks = _chunk_reader(sa, sb)
-        whole = partition_digests and not quick and digests_agree(store_a, store_b)
-        known: tuple[dict[bytes, PartitionDigest], dict[bytes, PartitionDigest]] | None = None
+class _VerifyPass(Pass[VerifyReport]):
+    """``verify`` in the shape of every pass (:mod:`lakekv.migrate._pass`): both sides are
+    read, nothing is written, no schema version is checked (a difference there is a
+    difference like any other)."""
+
+    def __init__(
+        self,
+        a: StoreLike,
+        b: StoreLike,
+        given: list[bytes] | None,
+        *,
+        quick: bool,
+        partition_digests: bool,
+        max_diffs: int,
+        workers: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.a, self.b, self.given, self.quick = a, b, given, quick
+        self.partition_digests, self.max_diffs = partition_digests, max_diffs
+        self.workers, self.progress = workers, progress
+        self.lock = threading.Lock()
+        self.retries = _retry.RetryCounter()
+
+    def open(self) -> None:
+        stack = self.stack
+        self.store_a = stack.enter_context(opened(self.a, read_only=True))
+        self.store_b = stack.enter_context(opened(self.b, read_only=True))
+        refuse_same_store(self.store_a, self.store_b, "verify")
+
+    def snapshot(self) -> None:
+        self.sa = self.stack.enter_context(consistent(self.store_a))
+        self.sb = self.stack.enter_context(consistent(self.store_b))
+
+    def plan(self) -> list[bytes]:
+        sa, sb, given = self.sa, self.sb, self.given
+        self.side = self.stack.enter_context(
+            ThreadPoolExecutor(self.workers, thread_name_prefix="lakekv-side")
+        )
+        self.chunks = _chunk_reader(sa, sb)
+        self.whole = whole = (
+            self.partition_digests and not self.quick and digests_agree(self.store_a, self.store_b)
+        )
+        self.known: tuple[dict[bytes, PartitionDigest], dict[bytes, PartitionDigest]] | None = None
         fell_back: list[str] = []
         if whole and given is None:
             # Every partition's digest from each side in one pass (the engine reads each row
             # once); they name every partition with entries, so nothing is listed either.
-            digesting = Tracker(progress, "digests")
+            digesting = Tracker(self.progress, "digests")
             digesting.finish()  # shown (with the time it takes) before the one long call
             try:
-                known = both(lambda store: store.digest_partitions())
+                self.known = known = self._both(lambda store: store.digest_partitions())
             except StoreError as exc:  # e.g. a statement_timeout shorter than the whole pass
                 fell_back.append(
                     f"the servers could not digest the whole store at once ({exc}): "
@@ -198,19 +228,21 @@ def verify(
                     len(known[0]),
                 )
                 digesting.finish()
-        if known is not None:
-            plan = PartitionPlan(sorted(known[0].keys() | known[1].keys()), "list_partitions")
+        if self.known is not None:
+            names = self.known[0].keys() | self.known[1].keys()
+            plan = PartitionPlan(sorted(names), "list_partitions")
         else:  # partition by partition, below
             plan = plan_partitions(sa, given)
             if given is None:
                 plan = union_plan(plan, plan_partitions(sb))
-        report = VerifyReport(
+        self.report = report = VerifyReport(
             a=url_of(sa),
             b=url_of(sb),
-            quick=quick,
+            quick=self.quick,
             partition_source=plan.source,
             snapshot_a=is_snapshot(sa),
             snapshot_b=is_snapshot(sb),
+            partitions=len(plan.partitions),
         )
         for url, snap in ((report.a, report.snapshot_a), (report.b, report.snapshot_b)):
             if not snap:
@@ -218,147 +250,159 @@ def verify(
         report.warnings.extend(fell_back)
         report.compared_by = (
             "partition hashes (quick)"
-            if quick
+            if self.quick
             else "partition digests"
             if whole
             else "range digests"
-            if chunks is _digest_chunk
+            if self.chunks is _digest_chunk
             else "raw chunks"
-            if chunks is _raw_chunk
+            if self.chunks is _raw_chunk
             else "entries"
         )
+        self.tracker = Tracker(self.progress, "verify", partitions_total=len(plan.partitions))
+        return plan.partitions
 
-        def example(kind: str, partition: bytes, key: bytes | None) -> None:
-            if len(report.examples) < max_diffs:
-                report.examples.append(
-                    Difference(
-                        kind, show_bytes(partition), None if key is None else show_bytes(key)
-                    )
-                )
-
-        tracker = Tracker(progress, "verify", partitions_total=len(plan.partitions))
-
-        def equal_whole(n: int, nbytes: int) -> None:
-            with lock:
-                report.entries_a += n
-                report.entries_b += n
-                report.bytes_a += nbytes
-            tracker.add(n, nbytes, 1)
-
-        def equal_chunk_prefix(p: bytes) -> tuple[bytes | None, int, int]:
-            """Compare chunks of both sides (read at once) while they are equal: where the
-            first differing chunk starts (``None``: none differs), and the entries and
-            bytes found equal before it."""
-            assert chunks is not None
-            start, n, nbytes = b"", 0, 0
-            limit = FIRST_CHUNK
-            while True:
-                ca, cb = both(lambda store: chunks(store, p, start, limit))  # noqa: B023
-                if ca != cb:
-                    return start, n, nbytes
-                n += ca.entries
-                nbytes += ca.payload_bytes
-                if ca.next_start is None:
-                    return None, n, nbytes
-                start = ca.next_start
-                limit = next_chunk_limit(
-                    limit, ca.entries, ca.payload_bytes, _CHUNK_MAX, _CHUNK_BYTES
-                )
-
-        def equal_digests(p: bytes) -> PartitionDigest | None:
-            """Both sides' digest of ``p`` when they are equal, else ``None``."""
-            if known is not None:
-                empty = PartitionDigest(0, 0, 0)
-                da, db = known[0].get(p, empty), known[1].get(p, empty)
-            else:
-                try:
-                    da, db = both(lambda store: store.digest_partition(p))
-                except StoreError as exc:  # (as above): this partition by ranges instead
-                    with lock:
-                        report.warnings.append(
-                            f"partition {show_bytes(p)}: its digests failed ({exc}): "
-                            "compared by ranges"
-                        )
-                    return None
-            return da if da == db else None
-
-        def compare_full(p: bytes) -> None:
-            if whole and (same := equal_digests(p)) is not None:
-                equal_whole(same.entries, same.payload_bytes)
-                return
-            start: bytes | None = b""
-            na = bytes_a = 0
-            if chunks is not None:
-                start, na, bytes_a = equal_chunk_prefix(p)
-            if start is None:  # equal to the end
-                equal_whole(na, bytes_a)
-                return
-            pages_a = _retry.retrying_pages(sa, p, start, page_size=_PAGE, counter=retries)
-            pages_b = _retry.retrying_pages(sb, p, start, page_size=_PAGE, counter=retries)
-            n_equal, bytes_equal, rest_a, rest_b = _equal_prefix(pages_a, pages_b)
-            na += n_equal
-            bytes_a += bytes_equal
-            nb = na
-            missing = extra = different = 0
-            if rest_a or rest_b:  # they differ from here on: compare entry by entry
-                ia = chain(entries_of(p, rest_a), _entries(p, pages_a))
-                ib = chain(entries_of(p, rest_b), _entries(p, pages_b))
-                for x, y in merge_join(ia, ib):
-                    if x is not None:
-                        na += 1
-                        bytes_a += len(x.key) + len(x.value)
-                        if y is None:
-                            missing += 1
-                            if len(report.examples) < max_diffs:
-                                with lock:
-                                    example("missing", p, x.key)
-                            continue
-                        nb += 1
-                        if x.value != y.value:
-                            different += 1
-                            if len(report.examples) < max_diffs:
-                                with lock:
-                                    example("different", p, x.key)
-                    else:
-                        assert y is not None
-                        nb += 1
-                        extra += 1
-                        if len(report.examples) < max_diffs:
-                            with lock:
-                                example("extra", p, y.key)
-            with lock:
-                report.entries_a += na
-                report.entries_b += nb
-                report.bytes_a += bytes_a
-                report.missing += missing
-                report.extra += extra
-                report.different += different
-            tracker.add(na, bytes_a, 1)
-
-        def digest(store: Store, p: bytes) -> tuple[int, int, str]:
-            return partition_digest(_retry.retrying_pages(store, p, counter=retries))
-
-        def compare_quick(p: bytes) -> None:
-            da = digest(sa, p)
-            db = digest(sb, p)
-            with lock:
-                report.entries_a += da[0]
-                report.entries_b += db[0]
-                report.bytes_a += da[1]
-                if da != db:
-                    report.different_partitions += 1
-                    example("partition", p, None)
-            tracker.add(da[0], da[1], 1)
-
-        compare = compare_quick if quick else compare_full
-        if workers <= 1 or len(plan.partitions) <= 1:
-            for p in plan.partitions:
+    def move(self, partitions: list[bytes]) -> None:
+        compare = self._compare_quick if self.quick else self._compare_full
+        if self.workers <= 1 or len(partitions) <= 1:
+            for p in partitions:
                 compare(p)
         else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="lakekv-verify") as pool:
-                for _ in pool.map(compare, plan.partitions):
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="lakekv-verify") as pool:
+                for _ in pool.map(compare, partitions):
                     pass
-        tracker.finish()
-        report.partitions = len(plan.partitions)
-        report.seconds = time.monotonic() - started
-        return report
+
+    def finish(self) -> None:
+        self.tracker.finish()
+
+    # --- comparing one partition -------------------------------------------------------
+
+    def _both(self, read: Callable[[Store], T]) -> tuple[T, T]:
+        """``read`` of each side, at once (with retries)."""
+        future = self.side.submit(_retry.call, partial(read, self.sa), self.retries)
+        try:
+            b_side = _retry.call(partial(read, self.sb), self.retries)
+        finally:
+            a_side = future.result()
+        return a_side, b_side
+
+    def _example(self, kind: str, partition: bytes, key: bytes | None) -> None:
+        """Keep one more example, up to ``max_diffs`` (the caller holds ``lock``)."""
+        examples = self.report.examples
+        if len(examples) < self.max_diffs:
+            examples.append(
+                Difference(kind, show_bytes(partition), None if key is None else show_bytes(key))
+            )
+
+    def _equal_whole(self, n: int, nbytes: int) -> None:
+        report = self.report
+        with self.lock:
+            report.entries_a += n
+            report.entries_b += n
+            report.bytes_a += nbytes
+        self.tracker.add(n, nbytes, 1)
+
+    def _equal_chunk_prefix(self, p: bytes) -> tuple[bytes | None, int, int]:
+        """Compare chunks of both sides (read at once) while they are equal: where the first
+        differing chunk starts (``None``: none differs), and the entries and bytes found
+        equal before it."""
+        chunks = self.chunks
+        assert chunks is not None
+        start, n, nbytes = b"", 0, 0
+        limit = FIRST_CHUNK
+        while True:
+            ca, cb = self._both(lambda store: chunks(store, p, start, limit))  # noqa: B023
+            if ca != cb:
+                return start, n, nbytes
+            n += ca.entries
+            nbytes += ca.payload_bytes
+            if ca.next_start is None:
+                return None, n, nbytes
+            start = ca.next_start
+            limit = next_chunk_limit(limit, ca.entries, ca.payload_bytes, _CHUNK_MAX, _CHUNK_BYTES)
+
+    def _equal_digests(self, p: bytes) -> PartitionDigest | None:
+        """Both sides' digest of ``p`` when they are equal, else ``None``."""
+        if self.known is not None:
+            empty = PartitionDigest(0, 0, 0)
+            da, db = self.known[0].get(p, empty), self.known[1].get(p, empty)
+        else:
+            try:
+                da, db = self._both(lambda store: store.digest_partition(p))
+            except StoreError as exc:  # (as in plan): this partition by ranges instead
+                with self.lock:
+                    self.report.warnings.append(
+                        f"partition {show_bytes(p)}: its digests failed ({exc}): compared by ranges"
+                    )
+                return None
+        return da if da == db else None
+
+    def _compare_full(self, p: bytes) -> None:
+        if self.whole and (same := self._equal_digests(p)) is not None:
+            self._equal_whole(same.entries, same.payload_bytes)
+            return
+        start: bytes | None = b""
+        na = bytes_a = 0
+        if self.chunks is not None:
+            start, na, bytes_a = self._equal_chunk_prefix(p)
+        if start is None:  # equal to the end
+            self._equal_whole(na, bytes_a)
+            return
+        sa, sb, retries, report, lock = self.sa, self.sb, self.retries, self.report, self.lock
+        pages_a = _retry.retrying_pages(sa, p, start, page_size=_PAGE, counter=retries)
+        pages_b = _retry.retrying_pages(sb, p, start, page_size=_PAGE, counter=retries)
+        n_equal, bytes_equal, rest_a, rest_b = _equal_prefix(pages_a, pages_b)
+        na += n_equal
+        bytes_a += bytes_equal
+        nb = na
+        missing = extra = different = 0
+        if rest_a or rest_b:  # they differ from here on: compare entry by entry
+            ia = chain(entries_of(p, rest_a), _entries(p, pages_a))
+            ib = chain(entries_of(p, rest_b), _entries(p, pages_b))
+            for x, y in merge_join(ia, ib):
+                if x is not None:
+                    na += 1
+                    bytes_a += len(x.key) + len(x.value)
+                    if y is None:
+                        missing += 1
+                        if len(report.examples) < self.max_diffs:
+                            with lock:
+                                self._example("missing", p, x.key)
+                        continue
+                    nb += 1
+                    if x.value != y.value:
+                        different += 1
+                        if len(report.examples) < self.max_diffs:
+                            with lock:
+                                self._example("different", p, x.key)
+                else:
+                    assert y is not None
+                    nb += 1
+                    extra += 1
+                    if len(report.examples) < self.max_diffs:
+                        with lock:
+                            self._example("extra", p, y.key)
+        with lock:
+            report.entries_a += na
+            report.entries_b += nb
+            report.bytes_a += bytes_a
+            report.missing += missing
+            report.extra += extra
+            report.different += different
+        self.tracker.add(na, bytes_a, 1)
+
+    def _digest(self, store: Store, p: bytes) -> tuple[int, int, str]:
+        return partition_digest(_retry.retrying_pages(store, p, counter=self.retries))
+
+    def _compare_quick(self, p: bytes) -> None:
+        da = self._digest(self.sa, p)
+        db = self._digest(self.sb, p)
+        report = self.report
+        with self.lock:
+            report.entries_a += da[0]
+            report.entries_b += db[0]
+            report.bytes_a += da[1]
+            if da != db:
+                report.different_partitions += 1
+                self._example("partition", p, None)
+        self.tracker.add(da[0], da[1], 1)
