@@ -31,6 +31,12 @@ revisions, so both sides read the revision first: ``get`` + ``set_if`` against `
     python tests/servers.py run --engines redis,redis-cluster,etcd -- \
         .venv/bin/python bench/ops.py --backend redis,redis-cluster,etcd
 
+For LMDB, three more ``get`` lines measure the floor of any Python ``get`` on that engine
+(``lmdb_get_floor``): the raw read plus only the result object, then plus the argument checks,
+then plus the in-flight registration ``close()`` relies on. The store's ``get`` does all of
+these and a little more (the driver hook, error translation, the map-resize guard), so it
+cannot be below the last of them.
+
 Exit status 0 even when a target is missed (it is a measurement, not a test); the ``ok``
 column says which targets were met.
 """
@@ -62,7 +68,7 @@ from lakekv.kv.drivers.postgres import PostgresStore
 from lakekv.kv.drivers.redis import RedisStore
 from lakekv.kv.drivers.redis._layout import SCRIPTS as REDIS_SCRIPTS
 from lakekv.kv.registry import open_store
-from lakekv.kv.store import Entry, Store
+from lakekv.kv.store import Entry, Store, ValueWithPredicate
 from lakekv.kv.url import StoreURL
 
 PARTITION = b"bench-partition"
@@ -466,7 +472,75 @@ def bench_mysql(url: str, n: int, scan_rows: int, rounds: int) -> list[Result]:
 def bench_lmdb(tmp: Path, n: int, scan_rows: int, rounds: int) -> list[Result]:
     with open_store(f"lmdb:///{tmp / 'ops.lmdb'}") as store:
         assert isinstance(store, LMDBStore)
-        return compare_backend("lmdb", store, RawLMDB(store), n, scan_rows, rounds, 1.3)
+        raw = RawLMDB(store)
+        results = compare_backend("lmdb", store, raw, n, scan_rows, rounds, 1.3)
+        return results + lmdb_get_floor(store, raw, n, rounds)
+
+
+def lmdb_get_floor(store: LMDBStore, raw: RawLMDB, n: int, rounds: int) -> list[Result]:
+    """What any ``get`` costs on LMDB, whoever writes it, against the raw read: the raw read
+    done the cheaper way (``begin``/``abort``, no context manager) plus, one at a time, the
+    parts the contract requires of every store: the result (a ``ValueWithPredicate``), the
+    argument checks (types, emptiness, size limits), and registering the call for
+    ``close()``. No driver hook, error translation or map-resize guard is included, so a
+    real ``get`` can only cost more than the last line."""
+    env, names, data = raw.env, raw.names, raw.data
+    begin, new = env.begin, tuple.__new__
+    caps = store.capabilities
+    p_limit, k_limit = caps.partition_limit, caps.key_limit
+    inflight: list[None] = []
+    order = keys(n)
+    random.Random(2).shuffle(order)
+
+    def read(p: bytes, k: bytes) -> bytes | None:
+        txn = begin()
+        try:
+            pid = txn.get(p, None, names)
+            return None if pid is None else txn.get(pid + k, None, data)
+        finally:
+            txn.abort()
+
+    def result(p: bytes, k: bytes) -> ValueWithPredicate:
+        v = read(p, k)
+        return new(ValueWithPredicate, (v, v))
+
+    def checked(p: bytes, k: bytes) -> ValueWithPredicate:
+        if not (
+            type(p) is bytes is type(k) and p and k and len(p) <= p_limit and len(k) <= k_limit
+        ):
+            raise ValueError("bad arguments")
+        v = read(p, k)
+        return new(ValueWithPredicate, (v, v))
+
+    def registered(p: bytes, k: bytes) -> ValueWithPredicate:
+        if not (
+            type(p) is bytes is type(k) and p and k and len(p) <= p_limit and len(k) <= k_limit
+        ):
+            raise ValueError("bad arguments")
+        inflight.append(None)
+        try:
+            v = read(p, k)
+        finally:
+            inflight.pop()
+        return new(ValueWithPredicate, (v, v))
+
+    def loop(fn: Callable[[bytes, bytes], object]) -> Callable[[], int]:
+        def run() -> int:
+            for k in order:
+                fn(PARTITION, k)
+            return n
+
+        return run
+
+    results = []
+    for label, fn in (
+        ("floor result", result),
+        ("+ checks", checked),
+        ("+ in-flight", registered),
+    ):
+        base, floor = race(loop(raw.get), loop(fn), rounds)
+        results.append(Result("lmdb get", label, "raw", base, floor, "point", 1.3))
+    return results
 
 
 class RawRedis:
