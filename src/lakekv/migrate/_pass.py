@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from typing import Generic, Protocol, TypeVar
 
 from lakekv.migrate.partitions import SCHEMA_PARTITION, schema_last
@@ -49,7 +50,7 @@ SCHEMA_ALREADY_THERE = (
 there is nothing to withhold."""
 
 
-class Pass(Generic[R]):
+class Pass(ABC, Generic[R]):
     """One migration pass; :meth:`run` runs the steps of the module docstring in order.
 
     A subclass implements ``open``, ``plan`` and ``move`` and whichever other step it needs;
@@ -101,8 +102,9 @@ class Pass(Generic[R]):
 
     # --- the steps ---------------------------------------------------------------------
 
+    @abstractmethod
     def open(self) -> None:
-        raise NotImplementedError
+        """Open both sides on ``stack`` and refuse one store on both."""
 
     def versions(self) -> None:
         """Read and check lakeFS's schema versions (refusals here leave no trace)."""
@@ -113,13 +115,13 @@ class Pass(Generic[R]):
     def snapshot(self) -> None:
         """See the side(s) read at one point in time."""
 
+    @abstractmethod
     def plan(self) -> list[bytes] | None:
         """The partitions to visit (``None``: streamed); sets ``report``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def move(self, partitions: list[bytes]) -> None:
         """Visit ``partitions`` (never ``kv-internal-metadata``)."""
-        raise NotImplementedError
 
     def move_schema(self) -> None:
         """Visit ``kv-internal-metadata``, once everything else is done."""

@@ -290,7 +290,7 @@ class _CopyPass(Pass[CopyReport]):
             report.warnings.append(RESUMED_TRACKED if self.feed is not None else RESUMED)
         report.previous_conflicts = cp.previous_conflicts if cp is not None else 0
         self.tracker = Tracker(self.progress, "copy", partitions_total=len(todo))
-        self.job = _CopyJob(src, dst, options, cp, report, self.tracker, self.retries, self.budget)
+        self.job = CopyJob(src, dst, options, cp, report, self.tracker, self.retries, self.budget)
         return todo
 
     def move(self, partitions: list[bytes]) -> None:
@@ -378,8 +378,9 @@ RESUMED_TRACKED = (
 """The note of a resumed tracked copy: the feed covers what one snapshot cannot."""
 
 
-class _CopyJob:
-    """Shared state of one copy; :meth:`run` processes partitions on worker threads."""
+class CopyJob:
+    """Moving partitions from a source to a target on worker threads (:meth:`run`): the move
+    step of ``copy``, and of ``sync`` by merging scans (``options.sync``, overwrite)."""
 
     def __init__(
         self,
@@ -466,7 +467,7 @@ class _CopyJob:
 class _Worker:
     """One thread's batch: entries from one or more partitions, flushed together."""
 
-    def __init__(self, job: _CopyJob) -> None:
+    def __init__(self, job: CopyJob) -> None:
         self.job = job
         self.batch = Batch(job.options.batch_entries, job.options.batch_bytes)
         self.pending = 0
@@ -709,9 +710,9 @@ def _chunk_entries(
             yield key, value
 
 
-def _too_large(job: _CopyJob, batch: list[Entry]) -> TargetLimitError | None:
+def _too_large(job: CopyJob, batch: list[Entry]) -> TargetLimitError | None:
     """The error naming the first entry of ``batch`` the target cannot hold, if any. What
-    was written is added once every worker has stopped (:meth:`_CopyJob.run`), so the count
+    was written is added once every worker has stopped (:meth:`CopyJob.run`), so the count
     is exact."""
     limits = Limits.of(job.dst)
     for e in batch:

@@ -12,7 +12,7 @@ then stops the writers and runs this pass, so the downtime is this pass. Two way
     differ are read (``get_many``), written (bulk ``write_batch`` with overwrite) or deleted
     (``delete_many``). Values that did not change never leave either server.
 ``merge``
-    Anything else: copy's job (:class:`~lakekv.migrate.copy._CopyJob`) with ``sync`` and
+    Anything else: copy's job (:class:`~lakekv.migrate.copy.CopyJob`) with ``sync`` and
     overwrite, a merge of both sides' ordered scans that writes only the differences.
 
 Whichever way, the pass has the shape of every pass (:mod:`lakekv.migrate._pass`).
@@ -62,7 +62,7 @@ from lakekv.migrate._pair import (
 )
 from lakekv.migrate._pass import Pass
 from lakekv.migrate._progress import ProgressCallback, Tracker
-from lakekv.migrate.copy import DEFAULT_WORKERS, _CopyJob
+from lakekv.migrate.copy import DEFAULT_WORKERS, CopyJob
 from lakekv.migrate.partitions import (
     SCHEMA_PARTITION,
     check_schema_versions,
@@ -275,7 +275,7 @@ class _SyncPass(Pass[SyncReport]):
                     max_delete=self.max_delete,
                     stop=self.stop,
                 )
-                self.job = _CopyJob(
+                self.job = CopyJob(
                     src, dst, options, None, report, tracker, self.retries, budget, "sync"
                 )
             else:
