@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -304,9 +303,12 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert len(acked) > 10
     assert any(p.suffix == ".mem" and p.stat().st_size for p in db.iterdir())
     before = dir_fingerprint(db)
-    scratch = Path(tempfile.gettempdir())
-    copies = set(scratch.glob("lakekv-badger-*"))
-    with open_store(_url(db), read_only=True) as s:
+    # A scratch directory of its own: under xdist another worker's read-only opens put their
+    # copies in the shared temporary directory at any moment.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    copies: set[Path] = set()
+    with open_store(f"{_url(db)}?tmpdir={scratch}", read_only=True) as s:
         assert isinstance(s, BadgerStore)
         assert s.opened_as.startswith("copy ")
         assert len(set(scratch.glob("lakekv-badger-*")) - copies) == 1
