@@ -262,7 +262,8 @@ class _SyncPass(Pass[SyncReport]):
             report.snapshot = is_snapshot(src)
             if not report.snapshot:
                 report.warnings.append(NO_SNAPSHOT.format(url=report.source))
-            if self.method == "merge" or not digests_agree(src, dst):
+            # (Method "digests" was proven possible in open: not asked twice.)
+            if self.method == "merge" or (self.method != "digests" and not digests_agree(src, dst)):
                 report.method = "merge"
                 options = WriteOptions(
                     policy=OnConflict.OVERWRITE,
