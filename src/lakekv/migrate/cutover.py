@@ -55,12 +55,11 @@ from lakekv.migrate._pair import (
     check_direction,
     feed_notes,
     foreign_writes,
-    forget_feed,
     load_plan,
     save_plan,
 )
 from lakekv.migrate._progress import ProgressCallback
-from lakekv.migrate.feeds import feed_name, why_untrusted
+from lakekv.migrate.feeds import end, feed_name, why_untrusted
 from lakekv.migrate.lakefs_config import LakeFSDatabase, lakefs_settings
 from lakekv.migrate.reports import SyncReport, VerifyReport
 from lakekv.migrate.sync import sync
@@ -402,8 +401,7 @@ def _check_still_quiet(
             f"{waited:.2f} s of the catch-up and the verify: something still writes to the "
             "source; stop lakeFS first, then run the cutover again (the change feed is kept)"
         )
-    src.feed_drop(name)
-    forget_feed(name)
+    end(src, name)
     return (
         f"the change feed listed no new change in the {waited:.2f} s from before the "
         "catch-up to after the verify (then ended)"

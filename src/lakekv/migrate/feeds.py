@@ -95,11 +95,16 @@ def start(src: Store, dst: Store, target_name: str, *, resuming: bool) -> str:
     return name
 
 
+def end(src: Store, name: str) -> None:
+    """End the feed ``name`` on ``src`` and forget its local notes (every way a feed ends)."""
+    src.feed_drop(name)
+    forget_feed(name)
+
+
 def abandon(src: Store, name: str) -> None:
     """End a feed this run started, after a refusal before anything was copied."""
     with contextlib.suppress(LakekvError):
-        src.feed_drop(name)
-        forget_feed(name)
+        end(src, name)
 
 
 def mark_ready(src: Store, dst: Store, name: str, retries: _retry.RetryCounter) -> None:
@@ -225,8 +230,7 @@ def after_pass(
     in it; values were read after that position). A pass over some partitions leaves a kept
     feed as it was. Whether kept."""
     if not keep:
-        _retry.call(partial(raw.feed_drop, tracked.name), retries)
-        forget_feed(tracked.name)
+        _retry.call(partial(end, raw, tracked.name), retries)
         return False
     if not whole:
         return True
