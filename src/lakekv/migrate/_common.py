@@ -49,7 +49,7 @@ def next_chunk_limit(
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """How ``copy`` and ``load`` write into their target, fixed for the whole operation."""
+    """How ``copy``, ``load`` and ``sync`` write into their target, fixed for the whole pass."""
 
     policy: OnConflict = OnConflict.FAIL
     """What to do with an entry the target holds with another value."""

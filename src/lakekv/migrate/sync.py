@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, TypeVar
 
@@ -234,7 +233,19 @@ class _SyncPass(Pass[SyncReport]):
         budget = DeleteBudget(
             "sync", self.max_delete, self.force, defer=not self.dry_run, share=not by_feed
         )
-        opts = _Options(self.dry_run, *self.batch, budget, self.stop, workers)
+        # How every method writes: the changes and digests jobs through _Writes, merging
+        # through copy's job.
+        options = WriteOptions(
+            policy=OnConflict.OVERWRITE,
+            dry_run=self.dry_run,
+            sync=True,
+            force=self.force,
+            batch_entries=self.batch[0],
+            batch_bytes=self.batch[1],
+            workers=workers,
+            max_delete=self.max_delete,
+            stop=self.stop,
+        )
         report = SyncReport(
             source=url_of(src),
             target=self.sides.target_name,
@@ -251,7 +262,7 @@ class _SyncPass(Pass[SyncReport]):
             report.method, report.partition_source = "changes", "change-feed"
             report.changes = tracked.batch.changes
             self.job: _Job = _ChangesJob(
-                self.raw, dst, tracked.batch, report, tracker, self.retries, opts
+                self.raw, dst, tracked.batch, report, tracker, self.retries, options, budget
             )
         else:
             plan = plan_partitions(src, given)
@@ -265,23 +276,12 @@ class _SyncPass(Pass[SyncReport]):
             # (Method "digests" was proven possible in open: not asked twice.)
             if self.method == "merge" or (self.method != "digests" and not digests_agree(src, dst)):
                 report.method = "merge"
-                options = WriteOptions(
-                    policy=OnConflict.OVERWRITE,
-                    dry_run=self.dry_run,
-                    sync=True,
-                    force=self.force,
-                    batch_entries=self.batch[0],
-                    batch_bytes=self.batch[1],
-                    workers=workers,
-                    max_delete=self.max_delete,
-                    stop=self.stop,
-                )
                 self.job = CopyJob(
                     src, dst, options, None, report, tracker, self.retries, budget, "sync"
                 )
             else:
                 report.method = "digests"
-                self.job = _DigestJob(src, dst, report, tracker, self.retries, opts, workers)
+                self.job = _DigestJob(src, dst, report, tracker, self.retries, options, budget)
                 self.stack.callback(self.job.side.shutdown)
         tracker.partitions_total = len(partitions)
         report.partitions = len(partitions)
@@ -348,11 +348,12 @@ class _ChangesJob:
         report: SyncReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
-        opts: _Options,
+        options: WriteOptions,
+        budget: DeleteBudget,
     ) -> None:
         self.raw, self.dst, self.batch, self.tracker = raw, dst, batch, tracker
-        self.retries, self.opts = retries, opts
-        self.writes = _Writes(dst, report, retries, opts)
+        self.retries, self.stop = retries, options.stop
+        self.writes = _Writes(dst, report, retries, options, budget)
 
     def run(self, partitions: list[bytes], workers: int) -> None:
         if partitions:
@@ -361,7 +362,7 @@ class _ChangesJob:
             self.writes.flush()
 
     def apply_deletes(self) -> None:
-        self.opts.check_stop()
+        check_stop(self.stop, "sync")
         self.writes.apply_deletes()
 
     def _one(self, p: bytes) -> None:
@@ -369,7 +370,7 @@ class _ChangesJob:
         keys = sorted(self.batch.keys[p])
         inserted = updated = deleted = 0
         for i in range(0, len(keys), _KEYS_PER_CALL):
-            self.opts.check_stop()
+            check_stop(self.stop, "sync")
             chunk = keys[i : i + _KEYS_PER_CALL]
             mine = _retry.call(partial(raw.get_many, p, chunk), retries)
             theirs = _retry.call(partial(dst.get_many, p, chunk), retries)
@@ -384,22 +385,6 @@ class _ChangesJob:
         self.tracker.add(len(keys), 0, 1)
 
 
-@dataclass(frozen=True)
-class _Options:
-    """How one sync pass writes, fixed for the pass."""
-
-    dry_run: bool
-    batch_entries: int
-    batch_bytes: int
-    budget: DeleteBudget
-    stop: threading.Event | None
-    workers: int = 1
-
-    def check_stop(self) -> None:
-        """InterruptedMigrationError once the caller asked to stop."""
-        check_stop(self.stop, "sync")
-
-
 class _Writes:
     """What a sync pass changes on the target, thread-safe: entries queued (from any
     partitions) and written together in one bulk ``write_batch`` with overwrite once
@@ -408,11 +393,17 @@ class _Writes:
     run only counts."""
 
     def __init__(
-        self, dst: Store, report: SyncReport, retries: _retry.RetryCounter, opts: _Options
+        self,
+        dst: Store,
+        report: SyncReport,
+        retries: _retry.RetryCounter,
+        options: WriteOptions,
+        budget: DeleteBudget,
     ) -> None:
-        self.dst, self.report, self.retries, self.opts = dst, report, retries, opts
+        self.dst, self.report, self.retries = dst, report, retries
+        self.options, self.budget = options, budget
         self._lock = threading.Lock()
-        self._pending = Batch(opts.batch_entries, opts.batch_bytes)
+        self._pending = Batch(options.batch_entries, options.batch_bytes)
 
     def queue(self, entries: list[Entry]) -> None:
         """Add ``entries``; write each batch they fill (outside the lock)."""
@@ -428,14 +419,14 @@ class _Writes:
         self._write(batch)
 
     def _write(self, batch: list[Entry]) -> None:
-        self.opts.check_stop()
-        if batch and not self.opts.dry_run:
+        check_stop(self.options.stop, "sync")
+        if batch and not self.options.dry_run:
             _retry.call(partial(self.dst.write_batch, batch, OnConflict.OVERWRITE), self.retries)
 
     def delete(self, partition: bytes, keys: list[bytes]) -> None:
-        if self.opts.dry_run or not keys:
+        if self.options.dry_run or not keys:
             return
-        keys = self.opts.budget.take(partition, keys)
+        keys = self.budget.take(partition, keys)
         for i in range(0, len(keys), _KEYS_PER_CALL):
             chunk = keys[i : i + _KEYS_PER_CALL]
             _retry.call(partial(self.dst.delete_many, partition, chunk), self.retries)
@@ -443,9 +434,9 @@ class _Writes:
     def apply_deletes(self) -> None:
         """Make the deletions the budget deferred (once the pass found them all within it)."""
         dst, retries = self.dst, self.retries
-        self.opts.budget.apply(
+        self.budget.apply(
             lambda p, keys: _retry.call(partial(dst.delete_many, p, keys), retries),
-            self.opts.workers,
+            self.options.workers,
         )
 
     def count(self, inserted: int, updated: int, deleted: int, *, unchanged: bool = False) -> None:
@@ -469,15 +460,15 @@ class _DigestJob:
         report: SyncReport,
         tracker: Tracker,
         retries: _retry.RetryCounter,
-        opts: _Options,
-        workers: int,
+        options: WriteOptions,
+        budget: DeleteBudget,
     ) -> None:
         self.src, self.dst = src, dst
         self.report, self.tracker, self.retries = report, tracker, retries
-        self.dry_run = opts.dry_run
-        self.stop = Stop(opts.stop)
-        self.writes = _Writes(dst, report, retries, opts)
-        self.side = ThreadPoolExecutor(workers, thread_name_prefix="lakekv-sync-side")
+        self.dry_run = options.dry_run
+        self.stop = Stop(options.stop)
+        self.writes = _Writes(dst, report, retries, options, budget)
+        self.side = ThreadPoolExecutor(options.workers, thread_name_prefix="lakekv-sync-side")
         """Runs the source's half of each pair of queries (:meth:`_both`)."""
 
     def run(self, partitions: list[bytes], workers: int) -> None:
@@ -542,7 +533,7 @@ class _DigestJob:
             partial(src.digest_buckets, p, bits), partial(dst.digest_buckets, p, bits)
         )
         entries = sum(count for _, count, _ in src_buckets)
-        self.writes.opts.budget.saw(sum(count for _, count, _ in dst_buckets))
+        self.writes.budget.saw(sum(count for _, count, _ in dst_buckets))
         theirs = {b: (count, x) for b, count, x in dst_buckets}
         differing = [b for b, count, x in src_buckets if theirs.pop(b, None) != (count, x)]
         differing.extend(theirs)  # buckets only the target has
